@@ -1,0 +1,14 @@
+// Package aggregate turns batches of parsed samples into per-interval series.
+//
+// Data path:
+//
+//	listener ──Push([]Sample)──▶ shard[hash(series) & mask] ──Flush──▶ []Point ─▶ sinks
+//	                                                         └────────▶ []ForwardSeries ─▶ forward
+//
+// A series is name + kind + sorted tags (+ host, + the scope set by the
+// veneurlocalonly/veneurglobalonly magic tags), encoded as one canonical key.
+// Push builds the keys and hashes them outside any lock, buckets the batch by
+// shard and takes each shard's lock once per batch. Flush swaps every shard's
+// map for a fresh one under the lock and does the expensive work (percentiles,
+// encoding) outside it, so ingestion never waits for a flush.
+package aggregate

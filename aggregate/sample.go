@@ -1,0 +1,127 @@
+package aggregate
+
+import "time"
+
+// Kind is the DogStatsD metric type of a sample or series.
+type Kind uint8
+
+// The metric kinds of DogStatsD. Distribution is aggregated exactly like a
+// histogram; Timer too, but keeps its own kind so the series identity of
+// "x:1|ms" and "x:1|h" stays distinct, as in the Datadog Agent.
+const (
+	KindInvalid Kind = iota
+	Counter
+	Gauge
+	Histogram
+	Timer
+	Distribution
+	Set
+)
+
+var kindNames = [...]string{"invalid", "counter", "gauge", "histogram", "timer", "distribution", "set"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// IsHistogram reports whether samples of kind k feed a t-digest.
+func (k Kind) IsHistogram() bool { return k == Histogram || k == Timer || k == Distribution }
+
+// Sample is one parsed DogStatsD value. It is the unit the listener hands to
+// the aggregator, in batches.
+//
+// Name, Tags and SetMember are sub-slices of the packet they were parsed
+// from: they are valid only until that read buffer is reused, so Push copies
+// what it keeps. Tags is the raw tag section of the line (without the
+// leading '#'), comma-separated, unsorted, possibly holding a "host:" tag and
+// the magic scope tags; the aggregator canonicalizes it.
+type Sample struct {
+	Name      []byte
+	Tags      []byte
+	SetMember []byte
+	Value     float64
+	// Rate is the client's sample rate in (0,1]; the parser replaces an
+	// absent or invalid rate with 1.
+	Rate float32
+	Kind Kind
+}
+
+// EventPriority and AlertType follow the DogStatsD event fields p: and t:.
+type Event struct {
+	Title          string
+	Text           string
+	Timestamp      int64 // unix seconds; 0 = time of arrival
+	Hostname       string
+	AggregationKey string
+	Priority       string // "normal" or "low"
+	SourceType     string
+	AlertType      string // "info", "error", "warning", "success"
+	Tags           []string
+}
+
+// CheckStatus is a service check status as DogStatsD numbers it.
+type CheckStatus uint8
+
+const (
+	CheckOK       CheckStatus = 0
+	CheckWarning  CheckStatus = 1
+	CheckCritical CheckStatus = 2
+	CheckUnknown  CheckStatus = 3
+)
+
+// ServiceCheck is one DogStatsD service check (_sc).
+type ServiceCheck struct {
+	Name      string
+	Status    CheckStatus
+	Timestamp int64 // unix seconds; 0 = time of arrival
+	Hostname  string
+	Tags      []string
+	Message   string
+}
+
+// Batch is what one read of the listener produces. The listener owns it and
+// reuses it after Push returns.
+type Batch struct {
+	Samples []Sample
+	Events  []Event
+	Checks  []ServiceCheck
+}
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() {
+	clear(b.Samples) // drop references to the old packet
+	b.Samples = b.Samples[:0]
+	b.Events = b.Events[:0]
+	b.Checks = b.Checks[:0]
+}
+
+// PointType is how a sink should report a flushed value.
+type PointType uint8
+
+const (
+	// GaugePoint is an instantaneous value.
+	GaugePoint PointType = iota
+	// RatePoint is a per-second rate over Point.Interval (Datadog "rate").
+	RatePoint
+)
+
+func (t PointType) String() string {
+	if t == RatePoint {
+		return "rate"
+	}
+	return "gauge"
+}
+
+// Point is one flushed value of one series, what sinks receive.
+type Point struct {
+	Name      string
+	Tags      []string // sorted, magic tags removed, extend_tags added
+	Host      string   // empty for fleet-wide series flushed by a global
+	Type      PointType
+	Value     float64
+	Timestamp int64         // unix seconds of the end of the interval
+	Interval  time.Duration // for RatePoint: the interval the rate is over
+}

@@ -1,0 +1,20 @@
+module github.com/veneur-lite/veneur-lite
+
+go 1.26.8
+
+require (
+	github.com/DataDog/datadog-go/v5 v5.9.1
+	github.com/axiomhq/hyperloglog v0.3.0
+	github.com/caio/go-tdigest/v4 v4.1.0
+	golang.org/x/net v0.62.0
+	golang.org/x/sync v0.24.0
+	golang.org/x/sys v0.49.0
+	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/Microsoft/go-winio v0.5.0 // indirect
+	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
+	github.com/kamstrup/intmap v0.5.2 // indirect
+	github.com/kr/text v0.2.0 // indirect
+)

@@ -1,0 +1,123 @@
+package sinks
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// Console writes one human-readable line per flushed point, event and
+// service check. It is the sink used when none is configured, so that
+// `echo "deploys:1|c" | nc -u -w0 127.0.0.1 8125` is visible on stdout.
+type Console struct {
+	name string
+	mu   sync.Mutex // one flush's lines stay together
+	out  io.Writer
+}
+
+var (
+	_ Sink      = (*Console)(nil)
+	_ EventSink = (*Console)(nil)
+)
+
+// NewConsole returns a console sink writing to out.
+func NewConsole(name string, out io.Writer) *Console {
+	return &Console{name: name, out: out}
+}
+
+// Name returns the configured sink name.
+func (c *Console) Name() string { return c.name }
+
+// Flush prints each point as
+//
+//	<name> <type> <value> host=<host> tags=<t1,t2> [interval=10s]
+//
+// A rate also shows the count it came from, since that is what was sent.
+func (c *Console) Flush(_ context.Context, points []aggregate.Point) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := bufio.NewWriter(c.out)
+	var line []byte
+	for i := range points {
+		line = AppendConsoleLine(line[:0], &points[i])
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return fmt.Errorf("console sink: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("console sink: %w", err)
+	}
+	return nil
+}
+
+// AppendConsoleLine appends the console rendering of p to dst.
+func AppendConsoleLine(dst []byte, p *aggregate.Point) []byte {
+	dst = append(dst, p.Name...)
+	dst = append(dst, ' ')
+	dst = append(dst, p.Type.String()...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendFloat(dst, p.Value, 'g', -1, 64)
+	dst = append(dst, " host="...)
+	dst = append(dst, p.Host...)
+	dst = append(dst, " tags="...)
+	for i, t := range p.Tags {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, t...)
+	}
+	if p.Type == aggregate.RatePoint {
+		dst = append(dst, " interval="...)
+		dst = append(dst, p.Interval.String()...)
+		dst = append(dst, " count="...)
+		dst = strconv.AppendFloat(dst, p.Value*p.Interval.Seconds(), 'g', -1, 64)
+	}
+	return dst
+}
+
+// FlushEvents prints events and service checks, one line each.
+func (c *Console) FlushEvents(_ context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := bufio.NewWriter(c.out)
+	for _, e := range events {
+		fmt.Fprintf(w, "event title=%q text=%q host=%s time=%s priority=%s alert_type=%s aggregation_key=%q source_type=%q tags=%s\n",
+			e.Title, e.Text, e.Hostname, unixOrNow(e.Timestamp), e.Priority, e.AlertType, e.AggregationKey, e.SourceType, strings.Join(e.Tags, ","))
+	}
+	for _, sc := range checks {
+		fmt.Fprintf(w, "service_check name=%s status=%s host=%s time=%s message=%q tags=%s\n",
+			sc.Name, statusName(sc.Status), sc.Hostname, unixOrNow(sc.Timestamp), sc.Message, strings.Join(sc.Tags, ","))
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("console sink: %w", err)
+	}
+	return nil
+}
+
+func unixOrNow(ts int64) string {
+	if ts == 0 {
+		return "arrival"
+	}
+	return time.Unix(ts, 0).UTC().Format(time.RFC3339)
+}
+
+func statusName(s aggregate.CheckStatus) string {
+	switch s {
+	case aggregate.CheckOK:
+		return "ok"
+	case aggregate.CheckWarning:
+		return "warning"
+	case aggregate.CheckCritical:
+		return "critical"
+	default:
+		return "unknown"
+	}
+}

@@ -1,0 +1,24 @@
+// Package sinks defines where flushed metrics go and holds the built-in
+// console sink. Each kind of sink lives in its own package below this one
+// (sinks/datadog) and is wired explicitly in cmd/veneur-lite.
+package sinks
+
+import (
+	"context"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// Sink receives the points of each flushed interval. Flush is called once
+// per interval from its own goroutine with a context that expires before the
+// next interval; a slow sink only delays itself.
+type Sink interface {
+	Name() string
+	Flush(ctx context.Context, points []aggregate.Point) error
+}
+
+// EventSink is implemented by sinks that also deliver DogStatsD events and
+// service checks. The flusher finds it by type assertion.
+type EventSink interface {
+	FlushEvents(ctx context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error
+}
