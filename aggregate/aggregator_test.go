@@ -1,0 +1,701 @@
+package aggregate
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// testNow is the flush time of every test; its points carry testNow.Unix().
+var testNow = time.Unix(1_700_000_000, 0)
+
+const testHost = "box1"
+
+// parseTestLine reads the subset of DogStatsD the tests need:
+// name:value|type[|@rate][|#tags].
+func parseTestLine(t testing.TB, line string) Sample {
+	t.Helper()
+	nameValue, rest, _ := strings.Cut(line, "|")
+	name, value, _ := strings.Cut(nameValue, ":")
+	fields := strings.Split(rest, "|")
+	kinds := map[string]Kind{"c": Counter, "g": Gauge, "h": Histogram, "ms": Timer, "d": Distribution, "s": Set}
+	s := Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
+	if s.Kind == KindInvalid {
+		t.Fatalf("test line %q: unknown type", line)
+	}
+	if s.Kind == Set {
+		s.SetMember = []byte(value)
+	} else {
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("test line %q: %v", line, err)
+		}
+		s.Value = v
+	}
+	for _, f := range fields[1:] {
+		switch f[0] {
+		case '@':
+			r, err := strconv.ParseFloat(f[1:], 32)
+			if err != nil {
+				t.Fatalf("test line %q: %v", line, err)
+			}
+			s.Rate = float32(r)
+		case '#':
+			s.Tags = []byte(f[1:])
+		}
+	}
+	return s
+}
+
+func parseTestLines(t testing.TB, lines ...string) []Sample {
+	t.Helper()
+	out := make([]Sample, len(lines))
+	for i, l := range lines {
+		out[i] = parseTestLine(t, l)
+	}
+	return out
+}
+
+func newTestAggregator(t testing.TB, cfg Config) *Aggregator {
+	t.Helper()
+	if cfg.Hostname == "" {
+		cfg.Hostname = testHost
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return a
+}
+
+// sortPoints orders points by name, tags, host and value so whole slices
+// compare.
+func sortPoints(points []Point) {
+	slices.SortFunc(points, func(x, y Point) int {
+		return cmp.Or(
+			cmp.Compare(x.Name, y.Name),
+			slices.Compare(x.Tags, y.Tags),
+			cmp.Compare(x.Host, y.Host),
+			cmp.Compare(x.Value, y.Value),
+		)
+	})
+}
+
+func formatPoints(points []Point) string {
+	var b strings.Builder
+	for _, p := range points {
+		fmt.Fprintf(&b, "\t%s %v host=%q %s %v ts=%d interval=%v\n", p.Name, p.Tags, p.Host, p.Type, p.Value, p.Timestamp, p.Interval)
+	}
+	return b.String()
+}
+
+func assertPoints(t *testing.T, got, want []Point) {
+	t.Helper()
+	sortPoints(got)
+	sortPoints(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("points:\ngot\n%swant\n%s", formatPoints(got), formatPoints(want))
+	}
+}
+
+func gauge(name string, value float64, tags ...string) Point {
+	return Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: GaugePoint, Value: value, Timestamp: testNow.Unix()}
+}
+
+func rate(name string, value float64, interval time.Duration, tags ...string) Point {
+	return Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: RatePoint, Value: value, Timestamp: testNow.Unix(), Interval: interval}
+}
+
+func nilIfEmpty(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	return tags
+}
+
+func TestFlushByKind(t *testing.T) {
+	a := newTestAggregator(t, Config{
+		Shards:      4,
+		Percentiles: []float64{0.5},
+		Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg, AggMedian},
+	})
+	a.Push(parseTestLines(t,
+		"hits:1|c|#a:1",
+		"hits:2.5|c|#a:1",
+		"hits:4|c|#a:2",
+		"temp:3|g",
+		"temp:-7|g",
+		"lat:1|h",
+		"lat:2|h",
+		"lat:3|h",
+		"users:alice|s",
+		"users:bob|s",
+		"users:alice|s",
+	))
+	got := a.Flush(testNow, 2*time.Second)
+	assertPoints(t, got.Points, []Point{
+		rate("hits", 1.75, 2*time.Second, "a:1"),
+		rate("hits", 2, 2*time.Second, "a:2"),
+		gauge("temp", -7),
+		gauge("lat.min", 1),
+		gauge("lat.max", 3),
+		rate("lat.count", 1.5, 2*time.Second),
+		gauge("lat.sum", 6),
+		gauge("lat.avg", 2),
+		gauge("lat.median", 2),
+		gauge("lat.50percentile", 2),
+		gauge("users", 2),
+	})
+	if len(got.Forward) != 0 {
+		t.Errorf("standalone instance forwarded %d series", len(got.Forward))
+	}
+}
+
+func TestSampleRatesAreExactWeights(t *testing.T) {
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg}})
+	var batch []Sample
+	for i := range 1000 {
+		batch = append(batch, parseTestLine(t, fmt.Sprintf("lat:%d|h|@0.1", i%10)))
+	}
+	batch = append(batch, parseTestLines(t,
+		"x:1|c|@0.1",
+		"y:3|c|@0.25",
+		"z:1|c|@0.3",
+	)...)
+	a.Push(batch)
+	got := a.Flush(testNow, time.Second)
+	// Values 0..9, 100 each, weight 10: sum 45*100*10.
+	assertPoints(t, got.Points, []Point{
+		gauge("lat.min", 0),
+		gauge("lat.max", 9),
+		rate("lat.count", 10_000, time.Second),
+		gauge("lat.sum", 45_000),
+		gauge("lat.avg", 4.5),
+		rate("x", 10, time.Second),
+		rate("y", 12, time.Second),
+		rate("z", 1/0.3, time.Second),
+	})
+}
+
+func TestSampleWeight(t *testing.T) {
+	for _, tc := range []struct {
+		rate float32
+		want float64
+	}{
+		{1, 1},
+		{0.5, 2},
+		{0.1, 10},
+		{0.01, 100},
+		{0.001, 1000},
+		{0.3, 1 / 0.3},
+		{0.125, 8},
+		{0, 1},                    // invalid: counts as 1
+		{-0.5, 1},                 // invalid
+		{1.5, 1},                  // invalid
+		{float32(math.NaN()), 1},  // invalid
+		{float32(math.Inf(1)), 1}, // invalid
+	} {
+		if got := sampleWeight(tc.rate); got != tc.want {
+			t.Errorf("sampleWeight(%v) = %v, want %v", tc.rate, got, tc.want)
+		}
+	}
+}
+
+func TestTagCanonicalization(t *testing.T) {
+	a := newTestAggregator(t, Config{ExtendTags: nil})
+	a.Push(parseTestLines(t,
+		"x:1|c|#a:1,b:2",
+		"x:1|c|#b:2,a:1",
+		"x:1|c|#b:2,,a:1,",
+		"x:1|c|#a:1,b:2,a:1",       // a tag set: duplicates collapse
+		"x:1|c|#host:box1,a:1,b:2", // the configured host is the default host
+		"x:100|c|#a:1",
+		"y:1|c|#host:other,env:prod",
+		"y:2|c|#env:prod",
+		"y:3|c|#host:,env:prod", // an empty host: tag makes a host-less series
+	))
+	got := a.Flush(testNow, time.Second)
+	want := []Point{
+		rate("x", 5, time.Second, "a:1", "b:2"),
+		rate("x", 100, time.Second, "a:1"),
+		rate("y", 2, time.Second, "env:prod"),
+	}
+	other := rate("y", 1, time.Second, "env:prod")
+	other.Host = "other"
+	noHost := rate("y", 3, time.Second, "env:prod")
+	noHost.Host = ""
+	assertPoints(t, got.Points, append(want, other, noHost))
+}
+
+func TestKindIsPartOfIdentity(t *testing.T) {
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
+	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h"))
+	got := a.Flush(testNow, time.Second)
+	assertPoints(t, got.Points, []Point{
+		rate("x.count", 2, time.Second),
+		rate("x.count", 1, time.Second),
+		rate("x.count", 1, time.Second),
+	})
+}
+
+func TestScoping(t *testing.T) {
+	type want struct {
+		local   []string // point names
+		forward []string // forward keys
+	}
+	cases := []struct {
+		line       string
+		standalone want
+		local      want
+	}{
+		{"c:1|c|#t:1", want{local: []string{"c"}}, want{local: []string{"c"}}},
+		{"c:1|c|#t:1,veneurglobalonly", want{local: []string{"c"}}, want{forward: []string{"counter|c|t:1"}}},
+		{"c:1|c|#veneurlocalonly,t:1", want{local: []string{"c"}}, want{local: []string{"c"}}},
+		{"g:1|g|#t:1", want{local: []string{"g"}}, want{local: []string{"g"}}},
+		{"g:1|g|#veneurglobalonly,t:1", want{local: []string{"g"}}, want{forward: []string{"gauge|g|t:1"}}},
+		{"h:1|h|#t:1", want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}},
+			want{local: []string{"h.count", "h.max", "h.median", "h.min"}, forward: []string{"histogram|h|t:1"}}},
+		{"h:1|h|#t:1,veneurlocalonly", want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}},
+			want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}}},
+		{"t:1|ms|#t:1,veneurglobalonly", want{local: []string{"t.count", "t.max", "t.median", "t.min", "t.50percentile"}},
+			want{local: []string{"t.count", "t.max", "t.median", "t.min"}, forward: []string{"timer|t|t:1"}}},
+		{"d:1|d|#t:1", want{local: []string{"d.count", "d.max", "d.median", "d.min", "d.50percentile"}},
+			want{local: []string{"d.count", "d.max", "d.median", "d.min"}, forward: []string{"distribution|d|t:1"}}},
+		{"s:m|s|#t:1", want{local: []string{"s"}}, want{forward: []string{"set|s|t:1"}}},
+		{"s:m|s|#t:1,veneurlocalonly", want{local: []string{"s"}}, want{local: []string{"s"}}},
+	}
+	for _, forwarding := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("forwarding=%v/%s", forwarding, tc.line), func(t *testing.T) {
+				a := newTestAggregator(t, Config{
+					Forwarding:  forwarding,
+					Percentiles: []float64{0.5},
+					Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggMedian},
+					ExtendTags:  []string{"region:x"},
+				})
+				a.Push(parseTestLines(t, tc.line))
+				got := a.Flush(testNow, time.Second)
+				w := tc.standalone
+				if forwarding {
+					w = tc.local
+				}
+				var names, keys []string
+				for _, p := range got.Points {
+					names = append(names, p.Name)
+					if !slices.Equal(p.Tags, []string{"region:x", "t:1"}) || p.Host != testHost {
+						t.Errorf("point %s: tags %q host %q, want [region:x t:1] host %q", p.Name, p.Tags, p.Host, testHost)
+					}
+				}
+				for _, f := range got.Forward {
+					keys = append(keys, f.Key)
+					if !slices.Equal(f.Tags, []string{"t:1"}) {
+						t.Errorf("forward %s: tags %q, want [t:1]", f.Key, f.Tags)
+					}
+					if f.Name != string(parseTestLine(t, tc.line).Name) {
+						t.Errorf("forward %s: name %q", f.Key, f.Name)
+					}
+				}
+				slices.Sort(names)
+				slices.Sort(w.local)
+				if !slices.Equal(names, w.local) {
+					t.Errorf("local points %q, want %q", names, w.local)
+				}
+				if !slices.Equal(keys, w.forward) {
+					t.Errorf("forwarded %q, want %q", keys, w.forward)
+				}
+			})
+		}
+	}
+}
+
+func TestForwardedState(t *testing.T) {
+	a := newTestAggregator(t, Config{Forwarding: true, Aggregates: []Aggregate{AggCount}})
+	a.Push(parseTestLines(t,
+		"c:1|c|@0.1|#veneurglobalonly",
+		"c:2|c|#veneurglobalonly",
+		"g:5|g|#veneurglobalonly",
+		"g:-6|g|#veneurglobalonly",
+		"h:1|h|@0.5",
+		"h:3|h",
+		"s:a|s",
+		"s:b|s",
+	))
+	got := a.Flush(testNow, time.Second)
+	slices.SortFunc(got.Forward, func(x, y ForwardSeries) int { return cmp.Compare(x.Key, y.Key) })
+	if len(got.Forward) != 4 {
+		t.Fatalf("forwarded %d series, want 4: %+v", len(got.Forward), got.Forward)
+	}
+	c, g, h, s := got.Forward[0], got.Forward[1], got.Forward[2], got.Forward[3]
+	if c.Key != "counter|c|" || c.Kind != Counter || c.Value != 12 {
+		t.Errorf("counter: %+v, want key counter|c| value 12", c)
+	}
+	if g.Key != "gauge|g|" || g.Kind != Gauge || g.Value != -6 {
+		t.Errorf("gauge: %+v, want key gauge|g| value -6", g)
+	}
+	if h.Key != "histogram|h|" || h.Digest == nil || h.Digest.Count() != 3 {
+		t.Errorf("histogram: %+v, want a digest of weight 3", h)
+	}
+	if s.Key != "set|s|" || s.Set == nil || s.Set.Estimate() != 2 {
+		t.Errorf("set: %+v, want a sketch of 2", s)
+	}
+	assertPoints(t, got.Points, []Point{rate("h.count", 3, time.Second)})
+}
+
+func TestEmptySeriesAreNotFlushed(t *testing.T) {
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: []float64{0.99}})
+	a.Push(parseTestLines(t, "a:1|c", "b:1|g", "c:1|h", "d:x|s"))
+	if got := a.Flush(testNow, time.Second); len(got.Points) != 5 {
+		t.Fatalf("first interval: %d points, want 5:\n%s", len(got.Points), formatPoints(got.Points))
+	}
+	if got := a.Flush(testNow, time.Second); len(got.Points) != 0 || len(got.Forward) != 0 {
+		t.Fatalf("empty interval flushed:\n%s", formatPoints(got.Points))
+	}
+	a.Push(parseTestLines(t, "a:2|c"))
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("a", 2, time.Second)})
+}
+
+func TestGaugeLastValueWins(t *testing.T) {
+	a := newTestAggregator(t, Config{Shards: 8})
+	a.Push(parseTestLines(t, "g:1|g", "g:-4|g", "h:9|g"))
+	a.Push(parseTestLines(t, "h:0.5|g", "g:-2.5|g"))
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{gauge("g", -2.5), gauge("h", 0.5)})
+}
+
+func TestExtendTags(t *testing.T) {
+	a := newTestAggregator(t, Config{ExtendTags: []string{"zone:z1", "env:prod", "", "env:prod", "team"}})
+	a.Push(parseTestLines(t,
+		"x:1|g|#env:dev,app:web,team:core,b",
+		"y:1|g",
+	))
+	a.PushEvents(
+		[]Event{{Title: "deploy", Tags: []string{"team:a", "k:v"}}, {Title: "other", Hostname: "h2"}},
+		[]ServiceCheck{{Name: "db", Status: CheckCritical, Tags: []string{"env:dev"}}},
+	)
+	got := a.Flush(testNow, time.Second)
+	// An extend tag replaces a series tag with the same key.
+	assertPoints(t, got.Points, []Point{
+		gauge("x", 1, "app:web", "b", "env:prod", "team", "zone:z1"),
+		gauge("y", 1, "env:prod", "team", "zone:z1"),
+	})
+	wantEvents := []Event{
+		{Title: "deploy", Hostname: testHost, Tags: []string{"env:prod", "k:v", "team", "zone:z1"}},
+		{Title: "other", Hostname: "h2", Tags: []string{"env:prod", "team", "zone:z1"}},
+	}
+	if !reflect.DeepEqual(got.Events, wantEvents) {
+		t.Errorf("events:\ngot  %+v\nwant %+v", got.Events, wantEvents)
+	}
+	wantChecks := []ServiceCheck{{Name: "db", Status: CheckCritical, Hostname: testHost, Tags: []string{"env:prod", "team", "zone:z1"}}}
+	if !reflect.DeepEqual(got.Checks, wantChecks) {
+		t.Errorf("checks:\ngot  %+v\nwant %+v", got.Checks, wantChecks)
+	}
+	if again := a.Flush(testNow, time.Second); len(again.Events)+len(again.Checks) != 0 {
+		t.Errorf("events flushed twice: %+v %+v", again.Events, again.Checks)
+	}
+}
+
+func TestPushEventsCopiesTags(t *testing.T) {
+	a := newTestAggregator(t, Config{})
+	tags := []string{"b", "a"}
+	a.PushEvents([]Event{{Title: "t", Tags: tags}}, nil)
+	tags[0] = "reused"
+	got := a.Flush(testNow, time.Second)
+	if want := []string{"a", "b"}; len(got.Events) != 1 || !slices.Equal(got.Events[0].Tags, want) {
+		t.Errorf("events %+v, want one with tags %q", got.Events, want)
+	}
+}
+
+func TestPushCopiesWhatItKeeps(t *testing.T) {
+	a := newTestAggregator(t, Config{})
+	buf := []byte("reqs#env:prod,a:1")
+	a.Push([]Sample{{Name: buf[:4], Tags: buf[5:], Value: 1, Rate: 1, Kind: Counter}})
+	copy(buf, "XXXXXXXXXXXXXXXXX") // the listener reuses its read buffer
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("reqs", 1, time.Second, "a:1", "env:prod")})
+}
+
+func TestBadSamplesAreDropped(t *testing.T) {
+	a := newTestAggregator(t, Config{})
+	a.Push([]Sample{
+		{Name: []byte("x"), Value: math.NaN(), Rate: 1, Kind: Counter},
+		{Name: []byte("x"), Value: math.Inf(1), Rate: 1, Kind: Gauge},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: KindInvalid},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: Set + 1},
+		{Name: nil, Value: 1, Rate: 1, Kind: Counter},
+		{Name: []byte("x"), Value: 1, Rate: 0, Kind: Counter}, // invalid rate counts as 1
+	})
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("x", 1, time.Second)})
+}
+
+func TestPercentileName(t *testing.T) {
+	for _, tc := range []struct {
+		p    float64
+		want string
+	}{
+		{0.5, "50percentile"},
+		{0.75, "75percentile"},
+		{0.99, "99percentile"},
+		{0.999, "999percentile"},
+		{0.995, "995percentile"},
+		{0.9999, "9999percentile"},
+		{0.05, "5percentile"},
+		{0.01, "1percentile"},
+		{0.001, "001percentile"},
+		{0.57, "57percentile"},
+		{0.1, "10percentile"},
+	} {
+		if got := PercentileName(tc.p); got != tc.want {
+			t.Errorf("PercentileName(%v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestParseAggregate(t *testing.T) {
+	for _, name := range []string{"min", "max", "count", "sum", "avg", "median"} {
+		g, err := ParseAggregate(name)
+		if err != nil || g.String() != name {
+			t.Errorf("ParseAggregate(%q) = %v, %v", name, g, err)
+		}
+		text, err := g.MarshalText()
+		if err != nil || string(text) != name {
+			t.Errorf("MarshalText(%v) = %q, %v", g, text, err)
+		}
+	}
+	for _, bad := range []string{"", "mean", "Min", "p99"} {
+		_, err := ParseAggregate(bad)
+		if err == nil || !strings.Contains(err.Error(), strconv.Quote(bad)) {
+			t.Errorf("ParseAggregate(%q) error = %v, want one naming the value", bad, err)
+		}
+	}
+	var g Aggregate
+	if err := g.UnmarshalText([]byte("avg")); err != nil || g != AggAvg {
+		t.Errorf("UnmarshalText(avg) = %v, %v", g, err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"percentile zero", Config{Percentiles: []float64{0}}, "percentile 0"},
+		{"percentile one", Config{Percentiles: []float64{1}}, "percentile 1"},
+		{"percentile NaN", Config{Percentiles: []float64{math.NaN()}}, "percentile NaN"},
+		{"percentile twice", Config{Percentiles: []float64{0.5, 0.9, 0.5}}, "percentile 0.5: listed twice"},
+		{"bad aggregate", Config{Aggregates: []Aggregate{AggMin | AggMax}}, "aggregate 3"},
+		{"too many shards", Config{Shards: 1 << 20}, "shards"},
+	} {
+		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: New error = %v, want one containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+	for _, tc := range []struct{ shards, want int }{{0, 1}, {-3, 1}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
+		a, err := New(Config{Shards: tc.shards})
+		if err != nil || len(a.shards) != tc.want {
+			t.Errorf("Shards %d: got %d shards (%v), want %d", tc.shards, len(a.shards), err, tc.want)
+		}
+	}
+}
+
+// TestConcurrentPushAndFlush pushes from many goroutines while another
+// flushes: no sample may be lost or counted twice across the interval
+// swaps. Run it with -race.
+func TestConcurrentPushAndFlush(t *testing.T) {
+	a := newTestAggregator(t, Config{Shards: 4, Aggregates: []Aggregate{AggCount}})
+	const (
+		pushers = 8
+		batches = 300
+	)
+	var pushed sync.WaitGroup
+	var wantCounter, wantCount float64
+	for g := range pushers {
+		rng := rand.New(rand.NewPCG(uint64(g), 1))
+		batchesOf := make([][]Sample, batches)
+		for b := range batchesOf {
+			for range 50 {
+				series := rng.IntN(40)
+				v := float64(rng.IntN(5))
+				line := fmt.Sprintf("c%d:%g|c|#g:%d,s:%d", series%7, v, g%3, series)
+				if rng.IntN(4) == 0 {
+					line = fmt.Sprintf("h%d:%g|h|@0.5|#s:%d", series%5, v, series)
+					wantCount += 2
+				} else {
+					wantCounter += v
+				}
+				batchesOf[b] = append(batchesOf[b], parseTestLine(t, line))
+			}
+		}
+		pushed.Add(1)
+		go func() {
+			defer pushed.Done()
+			for _, batch := range batchesOf {
+				a.Push(batch)
+			}
+		}()
+	}
+
+	var gotCounter, gotCount float64
+	var flushes int
+	collect := func(f Flushed) {
+		flushes++
+		for _, p := range f.Points {
+			if strings.HasSuffix(p.Name, ".count") {
+				gotCount += p.Value
+			} else {
+				gotCounter += p.Value
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() { pushed.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			collect(a.Flush(testNow, time.Second))
+		}
+	}
+	collect(a.Flush(testNow, time.Second))
+	if gotCounter != wantCounter || gotCount != wantCount {
+		t.Errorf("over %d flushes: counter total %v, want %v; histogram count %v, want %v",
+			flushes, gotCounter, wantCounter, gotCount, wantCount)
+	}
+}
+
+// TestPushAllocatesNothingInSteadyState pins the hot path: once its series
+// exist, a batch of counters and gauges costs no allocation at all.
+// Histograms are left out because the t-digest allocates as it grows and
+// recompresses; sets because the HyperLogLog's sparse form grows too.
+func TestPushAllocatesNothingInSteadyState(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items on purpose")
+	}
+	a := newTestAggregator(t, Config{Shards: 4})
+	var batch []Sample
+	for i := range 200 {
+		kind := "c"
+		if i%3 == 0 {
+			kind = "g"
+		}
+		batch = append(batch, parseTestLine(t, fmt.Sprintf("m%d:%d|%s|@0.5|#env:prod,host:h%d,svc:s%d,veneurlocalonly", i%25, i, kind, i%3, i%4)))
+	}
+	a.Push(batch) // create the series
+	if allocs := testing.AllocsPerRun(100, func() { a.Push(batch) }); allocs != 0 {
+		t.Errorf("Push of existing series: %v allocs per batch, want 0", allocs)
+	}
+}
+
+func TestFlushedStats(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	a := newTestAggregator(t, Config{Stats: reg})
+	a.Push(parseTestLines(t, "a:1|c", "b:1|c|#x", "c:1|h", "d:1|s"))
+	a.Push([]Sample{{Name: []byte("nan"), Value: math.NaN(), Kind: Gauge, Rate: 1}})
+	a.Flush(testNow, time.Second)
+	for _, c := range []struct {
+		name, tag string
+		want      uint64
+	}{
+		{"flush.series", "kind:counter", 2},
+		{"flush.series", "kind:histogram", 1},
+		{"flush.series", "kind:set", 1},
+		{"flush.series", "kind:gauge", 0},
+		{"aggregate.samples_dropped", "", 1},
+	} {
+		var tags []string
+		if c.tag != "" {
+			tags = []string{c.tag}
+		}
+		if got := reg.Counter(c.name, tags...).Load(); got != c.want {
+			t.Errorf("%s %s = %d, want %d", c.name, c.tag, got, c.want)
+		}
+	}
+	if reg.Gauge("aggregate.flush_duration_ms").Load() <= 0 {
+		t.Errorf("flush duration not set")
+	}
+}
+
+// TestHashCollisionsKeepSeriesApart forces distinct keys onto one 64-bit
+// hash, which maphash makes astronomically rare but not impossible.
+func TestHashCollisionsKeepSeriesApart(t *testing.T) {
+	a := newTestAggregator(t, Config{})
+	samples := parseTestLines(t, "x:1|c", "y:2|c", "x:3|c|#t", "x:4|c", "y:1|g")
+	sc := &pushScratch{}
+	var order []int32
+	for i := range samples {
+		start := len(sc.keys)
+		sc.keys, sc.tags = appendSeriesKey(sc.keys, &samples[i], a.hostname, sc.tags)
+		sc.entries = append(sc.entries, pushEntry{hash: 42, keyStart: uint32(start), keyEnd: uint32(len(sc.keys)), sample: int32(i), weight: 1})
+		order = append(order, int32(i))
+	}
+	a.pushShard(&a.shards[0], samples, sc, order)
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{
+		rate("x", 5, time.Second),
+		rate("y", 2, time.Second),
+		rate("x", 3, time.Second, "t"),
+		gauge("y", 1),
+	})
+}
+
+// TestPointTagsDoNotAlias checks that a sink appending to one point's tags
+// (they come from one shared array) cannot change another point's.
+func TestPointTagsDoNotAlias(t *testing.T) {
+	a := newTestAggregator(t, Config{ExtendTags: []string{"e:1"}, Aggregates: []Aggregate{AggMin, AggMax}})
+	a.Push(parseTestLines(t, "a:1|g|#x", "b:1|g|#y", "h:1|h|#z"))
+	points := a.Flush(testNow, time.Second).Points
+	sortPoints(points)
+	for i := range points {
+		_ = append(points[i].Tags, "added")
+	}
+	want := [][]string{{"e:1", "x"}, {"e:1", "y"}, {"e:1", "z"}, {"e:1", "z"}}
+	for i, p := range points {
+		if !slices.Equal(p.Tags, want[i]) {
+			t.Errorf("%s tags %q, want %q", p.Name, p.Tags, want[i])
+		}
+	}
+}
+
+// TestSeriesKeyIgnoresTagOrder shuffles random tag lists, long ones
+// included, with duplicates, empty tags, host: and magic tags mixed in: every
+// order must give the same key, and the series must get the sorted set of
+// plain tags.
+func TestSeriesKeyIgnoresTagOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := range 300 {
+		n := rng.IntN(25)
+		var tags []string
+		for range n {
+			tags = append(tags, fmt.Sprintf("k%d:v%d", rng.IntN(12), rng.IntN(3)))
+		}
+		wantTags := slices.Compact(slices.Sorted(slices.Values(tags)))
+		if len(wantTags) == 0 {
+			wantTags = nil
+		}
+		extras := []string{"", "host:h9", "veneurglobalonly"}
+		all := append(slices.Clone(tags), extras[:rng.IntN(len(extras)+1)]...)
+		var firstKey []byte
+		for range 5 {
+			rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			s := Sample{Name: []byte("m"), Tags: []byte(strings.Join(all, ",")), Kind: Histogram}
+			key, _ := appendSeriesKey(nil, &s, testHost, nil)
+			if firstKey == nil {
+				firstKey = key
+				ser := newSeries(string(key), testHost)
+				if !slices.Equal(ser.tags, wantTags) || ser.name != "m" || ser.kind != Histogram {
+					t.Fatalf("round %d: %q decodes to name %q kind %v tags %q, want tags %q", round, s.Tags, ser.name, ser.kind, ser.tags, wantTags)
+				}
+			} else if string(key) != string(firstKey) {
+				t.Fatalf("round %d: %q gives key %q, another order gave %q", round, s.Tags, key, firstKey)
+			}
+		}
+	}
+}

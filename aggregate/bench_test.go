@@ -1,0 +1,226 @@
+package aggregate
+
+// Reproduce, and compare runs with benchstat:
+//
+//	go test ./aggregate -run '^$' -bench . -benchmem -count 6
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+)
+
+const (
+	benchSeries    = 1000 // distinct series the batches cycle over
+	benchBatchSize = 20   // samples per Push, as one datagram of a busy client
+	benchBatches   = 1024 // distinct prebuilt batches, so caches see variety
+)
+
+// benchBatches builds batches of samples of the given kinds, each with three
+// tags in client order (not sorted), spread over benchSeries series.
+func makeBenchBatches(kinds []Kind) [][]Sample {
+	rng := rand.New(rand.NewPCG(1, 2))
+	batches := make([][]Sample, benchBatches)
+	for b := range batches {
+		batch := make([]Sample, benchBatchSize)
+		for i := range batch {
+			id := rng.IntN(benchSeries)
+			kind := kinds[id%len(kinds)]
+			s := Sample{
+				Name:  fmt.Appendf(nil, "app.requests.m%d", id%50),
+				Tags:  fmt.Appendf(nil, "service:svc-%d,env:production,az:us-east-1%c", id/50, 'a'+byte(id%3)),
+				Value: math.Exp(3 + rng.NormFloat64()),
+				Rate:  1,
+				Kind:  kind,
+			}
+			if kind == Set {
+				s.SetMember = fmt.Appendf(nil, "user-%d", rng.IntN(5000))
+			}
+			batch[i] = s
+		}
+		batches[b] = batch
+	}
+	return batches
+}
+
+func BenchmarkPush(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		kinds []Kind
+	}{
+		{"counter", []Kind{Counter}},
+		{"gauge", []Kind{Gauge}},
+		{"histogram", []Kind{Histogram}},
+		{"set", []Kind{Set}},
+		{"mixed", []Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batches := makeBenchBatches(bc.kinds)
+			for _, batch := range batches { // create the series: measure the steady state
+				a.Push(batch)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				a.Push(batches[i%len(batches)])
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatchSize), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkPushInterval is the all-in cost per sample of an interval: the
+// series are recreated after every flush, as they are in production (each
+// interval starts from empty maps), and each flush is timed too. With
+// benchBatches batches per interval, each series sees about 20 samples per
+// interval, so digests stay small, unlike in BenchmarkPush/histogram where
+// they grow for the whole run.
+func BenchmarkPushInterval(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		kinds []Kind
+	}{
+		{"counter", []Kind{Counter}},
+		{"histogram", []Kind{Histogram}},
+		{"mixed", []Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batches := makeBenchBatches(bc.kinds)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				a.Push(batches[i%len(batches)])
+				i++
+				if i%len(batches) == 0 {
+					a.Flush(time.Now(), 10*time.Second)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatchSize), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkPushParallel is BenchmarkPush/mixed from every P at once: the
+// cost of shard lock contention.
+func BenchmarkPushParallel(b *testing.B) {
+	a, err := New(Config{Shards: 8, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batches := makeBenchBatches([]Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set})
+	for _, batch := range batches {
+		a.Push(batch)
+	}
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(batches))
+		for pb.Next() {
+			a.Push(batches[i%len(batches)])
+			i++
+		}
+	})
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*benchBatchSize), "ns/sample")
+}
+
+// BenchmarkDigestAdd is the bare t-digest cost per histogram sample, for
+// comparison with BenchmarkPush/histogram.
+func BenchmarkDigestAdd(b *testing.B) {
+	td := emptyDigest.Clone()
+	rng := rand.New(rand.NewPCG(3, 4))
+	values := make([]float64, 4096)
+	for i := range values {
+		values[i] = math.Exp(3 + rng.NormFloat64())
+	}
+	for _, v := range values {
+		_ = td.Add(v)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_ = td.AddWeighted(values[i%len(values)], 1)
+		i++
+	}
+}
+
+// BenchmarkFlush flushes 100k series, each with a few samples.
+func BenchmarkFlush(b *testing.B) {
+	const series = 100_000
+	for _, bc := range []struct {
+		name string
+		kind Kind
+	}{
+		{"counter", Counter},
+		{"histogram", Histogram},
+	} {
+		b.Run(fmt.Sprintf("%s/series=%d", bc.name, series), func(b *testing.B) {
+			a, err := New(Config{
+				Shards: 2, Hostname: "bench-host", ExtendTags: []string{"region:us-east-1"},
+				Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]Sample, 0, 500)
+			fill := func() {
+				for id := range series {
+					for v := range 3 {
+						batch = append(batch, Sample{
+							Name:  fmt.Appendf(nil, "app.m%d", id%100),
+							Tags:  fmt.Appendf(nil, "service:svc-%d,env:production", id/100),
+							Value: float64(v), Rate: 1, Kind: bc.kind,
+						})
+					}
+					if len(batch) >= cap(batch)-3 {
+						a.Push(batch)
+						batch = batch[:0]
+					}
+				}
+				a.Push(batch)
+				batch = batch[:0]
+			}
+			b.ReportAllocs()
+			var points int
+			for b.Loop() {
+				b.StopTimer()
+				fill()
+				runtime.GC() // don't charge fill's garbage to Flush
+				b.StartTimer()
+				points = len(a.Flush(time.Now(), 10*time.Second).Points)
+			}
+			b.ReportMetric(float64(points), "points")
+		})
+	}
+}
+
+// BenchmarkSeriesKey is the canonicalization alone: split, classify and sort
+// three tags, build the key.
+func BenchmarkSeriesKey(b *testing.B) {
+	for _, bc := range []struct{ name, tags string }{
+		{"sorted", "az:us-east-1a,env:production,service:svc-7"},
+		{"unsorted", "service:svc-7,env:production,az:us-east-1a"},
+		{"magic", "service:svc-7,host:h1,env:production,veneurlocalonly,az:us-east-1a"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := Sample{Name: []byte("app.requests.m7"), Tags: []byte(bc.tags), Value: 1, Rate: 1, Kind: Counter}
+			var key []byte
+			var spans []tagSpan
+			b.ReportAllocs()
+			for b.Loop() {
+				key, spans = appendSeriesKey(key[:0], &s, "bench-host", spans)
+			}
+		})
+	}
+}
