@@ -1,0 +1,105 @@
+package listener
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// Pusher is where parsed batches go: the aggregator.
+type Pusher interface {
+	Push(samples []aggregate.Sample)
+	PushEvents(events []aggregate.Event, checks []aggregate.ServiceCheck)
+}
+
+// Options are what every listener needs besides its address.
+type Options struct {
+	Parser *Parser
+	Pusher Pusher
+	// NumReaders is how many goroutines (and, for UDP, SO_REUSEPORT sockets)
+	// read concurrently.
+	NumReaders int
+	// ReadBufferBytes is the SO_RCVBUF requested for datagram sockets.
+	ReadBufferBytes int
+	// TCPIdleTimeout closes a TCP connection that sent nothing for this long.
+	TCPIdleTimeout time.Duration
+	Stats          *telemetry.Registry
+	Log            *slog.Logger
+}
+
+// Listener is a bound socket set that reads until its context ends.
+type Listener interface {
+	// Run reads and pushes until ctx is done, then drains what the kernel
+	// already holds (bounded by drainTimeout), pushes it and returns.
+	Run(ctx context.Context) error
+	// Addr is the bound address (useful with port 0).
+	Addr() string
+}
+
+// Drain bounds: after shutdown starts, a reader keeps reading while data is
+// still queued, but gives up after a quiet drainQuiet or a total drainTimeout
+// so that a sender that never stops cannot hold the process open.
+const (
+	drainQuiet   = 50 * time.Millisecond
+	drainTimeout = 2 * time.Second
+)
+
+// MaxDatagramSize is the largest UDP or Unix datagram accepted.
+const MaxDatagramSize = 64 * 1024
+
+// New binds the listener for one statsd_listen_addresses entry.
+func New(network, address string, opts Options) (Listener, error) {
+	if opts.NumReaders < 1 {
+		opts.NumReaders = 1
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	switch network {
+	case "udp", "udp4", "udp6":
+		return newUDP(network, address, opts)
+	case "tcp", "tcp4", "tcp6":
+		return newTCP(network, address, opts)
+	case "unixgram":
+		return newUnixgram(address, opts)
+	default:
+		return nil, fmt.Errorf("listen %s://%s: unsupported network", network, address)
+	}
+}
+
+// counters are the per-listener self-metrics, bumped once per batch.
+type counters struct {
+	packets *telemetry.Counter
+	bytes   *telemetry.Counter
+	metrics *telemetry.Counter
+	events  *telemetry.Counter
+	errors  *telemetry.Counter
+}
+
+func newCounters(reg *telemetry.Registry, protocol string) counters {
+	tag := "protocol:" + protocol
+	return counters{
+		packets: reg.Counter("listener.packets_received", tag),
+		bytes:   reg.Counter("listener.bytes_received", tag),
+		metrics: reg.Counter("listener.metrics_received", tag),
+		events:  reg.Counter("listener.events_received", tag),
+		errors:  reg.Counter("listener.read_errors", tag),
+	}
+}
+
+// flushBatch hands a non-empty batch to the pusher, counts it and resets it.
+func flushBatch(b *aggregate.Batch, p Pusher, c *counters) {
+	if len(b.Samples) > 0 {
+		p.Push(b.Samples)
+		c.metrics.Add(uint64(len(b.Samples)))
+	}
+	if len(b.Events) > 0 || len(b.Checks) > 0 {
+		p.PushEvents(b.Events, b.Checks)
+		c.events.Add(uint64(len(b.Events) + len(b.Checks)))
+	}
+	b.Reset()
+}

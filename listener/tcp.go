@@ -1,0 +1,148 @@
+package listener
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// tcpReadBufferSize is the per-connection read buffer. It must hold at least
+// one maximal line; lines longer than the parser's limit are discarded up to
+// their newline without growing it.
+const tcpReadBufferSize = 64 * 1024
+
+// tcpListener accepts newline-delimited DogStatsD over TCP. Backpressure
+// policy: block — a connection's next read waits until its previous batch is
+// aggregated, so a fast TCP sender is slowed by the kernel's flow control
+// rather than losing data.
+type tcpListener struct {
+	ln   net.Listener
+	opts Options
+	c    counters
+}
+
+func newTCP(network, address string, opts Options) (*tcpListener, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %s: %w", address, err)
+	}
+	if opts.TCPIdleTimeout <= 0 {
+		opts.TCPIdleTimeout = 5 * time.Minute
+	}
+	return &tcpListener{ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp")}, nil
+}
+
+func (l *tcpListener) Addr() string { return l.ln.Addr().String() }
+
+// Run accepts until ctx ends, then keeps accepting connections already
+// queued in the backlog (they may hold data sent before the shutdown) until
+// none arrives for drainQuiet, and lets every open connection drain what it
+// already has before returning.
+func (l *tcpListener) Run(ctx context.Context) error {
+	defer l.ln.Close()
+	d := newDrainer(ctx, deadlineListener{l.ln})
+	defer d.stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if done, _ := d.readError(err); done {
+				return nil
+			}
+			// EMFILE and friends: wait a little instead of spinning.
+			l.c.errors.Inc()
+			l.opts.Log.Warn("tcp accept failed", "address", l.Addr(), "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		d.gotData()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.serve(ctx, conn)
+		}()
+	}
+}
+
+// serve reads one connection: it parses every complete line of each read,
+// keeps a partial last line for the next read, and at EOF parses a final
+// line that has no newline.
+func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	d := newDrainer(ctx, conn)
+	defer d.stop()
+
+	buf := make([]byte, tcpReadBufferSize)
+	var batch aggregate.Batch
+	filled := 0         // bytes of buf holding unparsed input
+	discarding := false // inside an overlong line, skipping to its newline
+	for {
+		if ctx.Err() == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(l.opts.TCPIdleTimeout))
+		}
+		n, err := conn.Read(buf[filled:])
+		if n > 0 {
+			l.c.bytes.Add(uint64(n))
+			l.c.packets.Inc()
+			chunk := buf[:filled+n]
+			if discarding {
+				i := bytes.IndexByte(chunk, '\n')
+				if i < 0 {
+					filled = 0
+					chunk = nil
+				} else {
+					chunk = chunk[i+1:]
+					discarding = false
+				}
+			}
+			end := bytes.LastIndexByte(chunk, '\n')
+			if end >= 0 {
+				l.opts.Parser.Parse(chunk[:end+1], &batch)
+				flushBatch(&batch, l.opts.Pusher, &l.c)
+				chunk = chunk[end+1:]
+			}
+			if len(chunk) == len(buf) {
+				// A whole buffer without a newline can only be an overlong line.
+				l.opts.Parser.countLineTooLong()
+				discarding = true
+				chunk = nil
+			}
+			filled = copy(buf, chunk)
+			d.gotData()
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && filled > 0 && !discarding {
+				l.opts.Parser.Parse(buf[:filled], &batch)
+				flushBatch(&batch, l.opts.Pusher, &l.c)
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+				l.c.errors.Inc()
+				l.opts.Log.Debug("tcp connection read failed", "remote", conn.RemoteAddr().String(), "error", err)
+			}
+			return
+		}
+	}
+}
+
+// deadlineListener lets the drainer bound Accept the way it bounds Read.
+type deadlineListener struct{ net.Listener }
+
+func (l deadlineListener) SetReadDeadline(t time.Time) error {
+	if tl, ok := l.Listener.(*net.TCPListener); ok {
+		return tl.SetDeadline(t)
+	}
+	return nil
+}

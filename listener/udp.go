@@ -1,0 +1,185 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// readBatchSize is how many datagrams one recvmmsg call may return. With
+// 64 KiB buffers that is 2 MiB per reader; more buys little because a
+// datadog-go datagram already carries ~20 metrics.
+const readBatchSize = 32
+
+// udpListener is num_readers UDP sockets bound to one port with
+// SO_REUSEPORT, so the kernel spreads datagrams across readers without any
+// user-space hand-off. Backpressure policy: none — when readers fall behind
+// the kernel drops datagrams (its RcvbufErrors), which is the DogStatsD
+// contract; the sender is never blocked.
+type udpListener struct {
+	conns []net.PacketConn
+	opts  Options
+	c     counters
+}
+
+func newUDP(network, address string, opts Options) (*udpListener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var sockErr error
+		err := rc.Control(func(fd uintptr) {
+			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return sockErr
+	}}
+	l := &udpListener{opts: opts, c: newCounters(opts.Stats, "udp")}
+	for i := range opts.NumReaders {
+		addr := address
+		if i > 0 {
+			addr = l.conns[0].LocalAddr().String() // same port when the first bound :0
+		}
+		pc, err := lc.ListenPacket(context.Background(), network, addr)
+		if err != nil {
+			l.closeAll()
+			return nil, fmt.Errorf("listen udp %s: %w", address, err)
+		}
+		l.conns = append(l.conns, pc)
+		if opts.ReadBufferBytes > 0 {
+			if err := pc.(*net.UDPConn).SetReadBuffer(opts.ReadBufferBytes); err != nil {
+				l.closeAll()
+				return nil, fmt.Errorf("set SO_RCVBUF on udp %s: %w", address, err)
+			}
+		}
+	}
+	if got := socketReadBuffer(l.conns[0]); got > 0 && got/2 < opts.ReadBufferBytes {
+		// Linux doubles the request and caps it at net.core.rmem_max.
+		opts.Log.Warn("kernel capped the UDP receive buffer; raise net.core.rmem_max to avoid drops",
+			"address", address, "requested_bytes", opts.ReadBufferBytes, "granted_bytes", got/2)
+	}
+	return l, nil
+}
+
+func socketReadBuffer(pc net.PacketConn) int {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	size := 0
+	_ = rc.Control(func(fd uintptr) {
+		size, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	return size
+}
+
+func (l *udpListener) closeAll() {
+	for _, c := range l.conns {
+		c.Close()
+	}
+}
+
+func (l *udpListener) Addr() string { return l.conns[0].LocalAddr().String() }
+
+func (l *udpListener) Run(ctx context.Context) error {
+	defer l.closeAll()
+	g := new(errgroup.Group)
+	for _, pc := range l.conns {
+		g.Go(func() error { return l.read(ctx, pc) })
+	}
+	return g.Wait()
+}
+
+// read is one reader: recvmmsg into reusable buffers, parse every datagram
+// into the reader's own batch, push the batch once per read.
+func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
+	bc := ipv4.NewPacketConn(pc) // ReadBatch uses recvmmsg for IPv6 sockets too
+	msgs := make([]ipv4.Message, readBatchSize)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagramSize)}
+	}
+	var batch aggregate.Batch
+	d := newDrainer(ctx, pc)
+	defer d.stop()
+	for {
+		n, err := bc.ReadBatch(msgs, 0)
+		if n > 0 {
+			var size int
+			for i := range msgs[:n] {
+				size += msgs[i].N
+				l.opts.Parser.Parse(msgs[i].Buffers[0][:msgs[i].N], &batch)
+			}
+			l.c.packets.Add(uint64(n))
+			l.c.bytes.Add(uint64(size))
+			flushBatch(&batch, l.opts.Pusher, &l.c)
+			d.gotData()
+		}
+		if err != nil {
+			if done, rerr := d.readError(err); done {
+				return rerr
+			}
+			l.c.errors.Inc()
+			l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err)
+		}
+	}
+}
+
+// drainer turns context cancellation into "read what is queued, then stop":
+// instead of closing the socket (which loses datagrams the kernel already
+// accepted) it sets a short read deadline and extends it while data keeps
+// arriving, up to drainTimeout.
+type drainer struct {
+	ctx      context.Context
+	conn     interface{ SetReadDeadline(time.Time) error }
+	stopFunc func() bool
+	deadline time.Time // set once shutdown begins
+}
+
+func newDrainer(ctx context.Context, conn interface{ SetReadDeadline(time.Time) error }) *drainer {
+	d := &drainer{ctx: ctx, conn: conn}
+	d.stopFunc = context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now().Add(drainQuiet)) })
+	return d
+}
+
+func (d *drainer) stop() { d.stopFunc() }
+
+// gotData extends the quiet window during a drain.
+func (d *drainer) gotData() {
+	if d.ctx.Err() == nil {
+		return
+	}
+	now := time.Now()
+	if d.deadline.IsZero() {
+		d.deadline = now.Add(drainTimeout)
+	}
+	if now.Before(d.deadline) {
+		_ = d.conn.SetReadDeadline(now.Add(drainQuiet))
+	}
+}
+
+// readError classifies a read error: done is true when the reader should
+// return (with rerr as its result).
+func (d *drainer) readError(err error) (done bool, rerr error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && d.ctx.Err() != nil:
+		return true, nil // drained
+	case errors.Is(err, net.ErrClosed):
+		return true, nil
+	case d.ctx.Err() != nil:
+		return true, nil // failing while shutting down: stop rather than spin
+	}
+	return false, nil
+}

@@ -1,0 +1,127 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// unixgramListener is DogStatsD over a Unix datagram socket, the transport
+// datadog-go uses for unix:// and unixgram:// addresses. Readers share one
+// socket. Like UDP, a full socket buffer is the kernel's to handle: the
+// sender blocks or gets EAGAIN depending on its own mode, we never stall.
+type unixgramListener struct {
+	conn *net.UnixConn
+	path string
+	opts Options
+	c    counters
+}
+
+func newUnixgram(path string, opts Options) (*unixgramListener, error) {
+	// A socket file left by a previous run that died would make bind fail;
+	// remove it, but never a file that is not a socket.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("listen unixgram %s: file exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
+	}
+	if opts.ReadBufferBytes > 0 {
+		if err := conn.SetReadBuffer(opts.ReadBufferBytes); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("set SO_RCVBUF on unixgram %s: %w", path, err)
+		}
+	}
+	return &unixgramListener{conn: conn, path: path, opts: opts, c: newCounters(opts.Stats, "unixgram")}, nil
+}
+
+func (l *unixgramListener) Addr() string { return l.path }
+
+// Run reads until ctx ends, then closes the socket and removes its file
+// (a datagram conn, unlike a stream listener, does not unlink on close).
+func (l *unixgramListener) Run(ctx context.Context) error {
+	defer func() {
+		l.conn.Close()
+		if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.opts.Log.Warn("remove unixgram socket file", "path", l.path, "error", err)
+		}
+	}()
+	rc, err := l.conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("unixgram %s: %w", l.path, err)
+	}
+	g := new(errgroup.Group)
+	for range l.opts.NumReaders {
+		g.Go(func() error { return l.read(ctx, rc) })
+	}
+	return g.Wait()
+}
+
+// read drains every datagram the socket holds per wake-up (non-blocking
+// recvfrom until EAGAIN, at most readBatchSize) so a batch, not a datagram,
+// is pushed; x/net's recvmmsg wrapper only speaks IP sockets.
+func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
+	bufs := make([][]byte, readBatchSize)
+	sizes := make([]int, readBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxDatagramSize)
+	}
+	var batch aggregate.Batch
+	d := newDrainer(ctx, l.conn)
+	defer d.stop()
+	for {
+		n := 0
+		var recvErr error
+		err := rc.Read(func(fd uintptr) bool {
+			for n < len(bufs) {
+				size, _, err := unix.Recvfrom(int(fd), bufs[n], unix.MSG_DONTWAIT)
+				if err != nil {
+					if !errors.Is(err, unix.EAGAIN) {
+						recvErr = err
+					}
+					break
+				}
+				sizes[n] = size
+				n++
+			}
+			// false asks the runtime poller to wait for readability.
+			return n > 0 || recvErr != nil
+		})
+		if n > 0 {
+			var total int
+			for i := range n {
+				total += sizes[i]
+				l.opts.Parser.Parse(bufs[i][:sizes[i]], &batch)
+			}
+			l.c.packets.Add(uint64(n))
+			l.c.bytes.Add(uint64(total))
+			flushBatch(&batch, l.opts.Pusher, &l.c)
+			d.gotData()
+		}
+		if err == nil {
+			err = recvErr
+		}
+		if err != nil {
+			if done, rerr := d.readError(err); done {
+				return rerr
+			}
+			l.c.errors.Inc()
+			l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err)
+		}
+	}
+}
