@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/config"
+	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// captureSink records everything flushed to it, for exact assertions.
+type captureSink struct {
+	mu      sync.Mutex
+	flushes int
+	points  []aggregate.Point
+	events  []aggregate.Event
+	checks  []aggregate.ServiceCheck
+}
+
+var (
+	_ sinks.Sink      = (*captureSink)(nil)
+	_ sinks.EventSink = (*captureSink)(nil)
+)
+
+func (c *captureSink) Name() string { return "capture" }
+
+func (c *captureSink) Flush(_ context.Context, points []aggregate.Point) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushes++
+	c.points = append(c.points, points...)
+	return nil
+}
+
+func (c *captureSink) FlushEvents(_ context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, events...)
+	c.checks = append(c.checks, checks...)
+	return nil
+}
+
+// userPoints returns the flushed points minus self-metrics and the
+// datadog-go client's own telemetry, sorted by name, host and tags.
+func (c *captureSink) userPoints() []aggregate.Point {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []aggregate.Point
+	for _, p := range c.points {
+		if strings.HasPrefix(p.Name, "veneur.") || strings.HasPrefix(p.Name, "datadog.dogstatsd.client.") {
+			continue
+		}
+		out = append(out, p)
+	}
+	sortPoints(out)
+	return out
+}
+
+func sortPoints(ps []aggregate.Point) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Name != ps[j].Name {
+			return ps[i].Name < ps[j].Name
+		}
+		if ps[i].Host != ps[j].Host {
+			return ps[i].Host < ps[j].Host
+		}
+		return strings.Join(ps[i].Tags, ",") < strings.Join(ps[j].Tags, ",")
+	})
+}
+
+// testDaemon is an in-process veneur-lite with a capture sink.
+type testDaemon struct {
+	*daemon
+	sink   *captureSink
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// testConfig listens on UDP, TCP and a Unix datagram socket on free ports,
+// with an interval long enough that only the shutdown flush happens, so
+// every assertion sees exactly one interval.
+func testConfig(t *testing.T) config.Config {
+	cfg := config.Default()
+	cfg.StatsdListenAddresses = []string{
+		"udp://127.0.0.1:0",
+		"tcp://127.0.0.1:0",
+		"unixgram://" + t.TempDir() + "/dsd.sock",
+	}
+	cfg.HTTPAddress = "127.0.0.1:0"
+	cfg.Hostname = "test-host"
+	cfg.Interval = config.Duration(time.Hour)
+	cfg.NumReaders = 2
+	cfg.NumWorkers = 2
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startDaemon(t *testing.T, cfg config.Config) *testDaemon {
+	t.Helper()
+	sink := &captureSink{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	d, err := newDaemon(cfg, []sinks.Sink{sink}, telemetry.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	td := &testDaemon{daemon: d, sink: sink, cancel: cancel, done: make(chan error, 1)}
+	go func() { td.done <- d.Run(ctx) }()
+	t.Cleanup(func() { td.stop(t) })
+	return td
+}
+
+// stop shuts the daemon down (final flush included) and waits for it.
+func (td *testDaemon) stop(t *testing.T) {
+	t.Helper()
+	td.cancel()
+	select {
+	case err, ok := <-td.done:
+		if ok && err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+		if ok {
+			close(td.done)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop within 15s")
+	}
+}
+
+func (td *testDaemon) udpAddr() string  { return td.ListenAddrs()[0] }
+func (td *testDaemon) tcpAddr() string  { return td.ListenAddrs()[1] }
+func (td *testDaemon) unixPath() string { return td.ListenAddrs()[2] }
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// pt builds an expected point; timestamps are not compared.
+func pt(name string, typ aggregate.PointType, value float64, host string, tags ...string) aggregate.Point {
+	slices.Sort(tags)
+	if tags == nil {
+		tags = []string{}
+	}
+	return aggregate.Point{Name: name, Type: typ, Value: value, Host: host, Tags: tags}
+}
+
+// comparePoints checks got against want exactly (length included). Rates
+// are compared as counts over interval, with float tolerance.
+func comparePoints(t *testing.T, got, want []aggregate.Point, interval time.Duration) {
+	t.Helper()
+	sortPoints(want)
+	render := func(ps []aggregate.Point, isWant bool) []string {
+		var out []string
+		for _, p := range ps {
+			v := p.Value
+			if p.Type == aggregate.RatePoint {
+				if !isWant && p.Interval != interval {
+					t.Errorf("%s: rate interval %s, want %s", p.Name, p.Interval, interval)
+				}
+				if !isWant {
+					v = p.Value * interval.Seconds()
+				}
+			}
+			tags := p.Tags
+			if tags == nil {
+				tags = []string{}
+			}
+			out = append(out, fmt.Sprintf("%s %s %s host=%s tags=%v", p.Name, p.Type, roundish(v), p.Host, tags))
+		}
+		return out
+	}
+	g, w := render(got, false), render(want, true)
+	if !slices.Equal(g, w) {
+		t.Errorf("flushed points differ\n got (%d):\n  %s\nwant (%d):\n  %s", len(g), strings.Join(g, "\n  "), len(w), strings.Join(w, "\n  "))
+	}
+}
+
+// roundish prints v with 9 significant digits, so v*3600/3600 noise does not
+// make equal counts differ.
+func roundish(v float64) string {
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.9g", v)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/config"
+	"github.com/veneur-lite/veneur-lite/flusher"
+	"github.com/veneur-lite/veneur-lite/listener"
+	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// daemon is one veneur-lite process's components, bound and ready to run.
+type daemon struct {
+	cfg       config.Config
+	log       *slog.Logger
+	listeners []listener.Listener
+	http      *httpServer
+	flusher   *flusher.Flusher
+}
+
+// newDaemon binds every socket (so a port in use fails at start, not later)
+// and wires listeners → aggregator → flusher → sinks.
+func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry, log *slog.Logger) (*daemon, error) {
+	aggs := make([]aggregate.Aggregate, 0, len(cfg.Aggregates))
+	for _, a := range cfg.Aggregates {
+		ag, err := aggregate.ParseAggregate(a)
+		if err != nil {
+			return nil, fmt.Errorf("aggregates: %w", err)
+		}
+		aggs = append(aggs, ag)
+	}
+	agg, err := aggregate.New(aggregate.Config{
+		Shards:      cfg.NumWorkers,
+		Hostname:    cfg.Hostname,
+		ExtendTags:  cfg.ExtendTags,
+		Percentiles: cfg.Percentiles,
+		Aggregates:  aggs,
+		Forwarding:  len(cfg.ForwardAddress) > 0,
+		Stats:       reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build aggregator: %w", err)
+	}
+
+	d := &daemon{cfg: cfg, log: log}
+	parser := listener.NewParser(cfg.MetricMaxLength, reg)
+	for _, raw := range cfg.StatsdListenAddresses {
+		la, err := config.ParseListenAddress(raw)
+		if err != nil {
+			d.release()
+			return nil, err
+		}
+		l, err := listener.New(la.Network, la.Address, listener.Options{
+			Parser:          parser,
+			Pusher:          agg,
+			NumReaders:      cfg.NumReaders,
+			ReadBufferBytes: cfg.ReadBufferSizeBytes,
+			TCPIdleTimeout:  cfg.TCPIdleTimeout.D(),
+			Stats:           reg,
+			Log:             log,
+		})
+		if err != nil {
+			d.release()
+			return nil, err
+		}
+		d.listeners = append(d.listeners, l)
+	}
+	d.http, err = newHTTPServer(cfg.HTTPAddress, log)
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	d.flusher = flusher.New(flusher.Config{
+		Aggregator: agg,
+		Sinks:      outputs,
+		Interval:   cfg.Interval.D(),
+		Stats:      reg,
+		Log:        log,
+	})
+	return d, nil
+}
+
+// release closes listeners that will never run.
+func (d *daemon) release() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, l := range d.listeners {
+		_ = l.Run(ctx)
+	}
+	if d.http != nil {
+		d.http.ln.Close()
+	}
+}
+
+// ListenAddrs returns the bound statsd addresses, in config order.
+func (d *daemon) ListenAddrs() []string {
+	addrs := make([]string, len(d.listeners))
+	for i, l := range d.listeners {
+		addrs[i] = l.Addr()
+	}
+	return addrs
+}
+
+// Run serves until ctx ends, then stops in the order data flows: the
+// listeners drain what the kernel holds and stop, the final flush goes out
+// to every output (bounded by shutdownBudget), and the HTTP server — which
+// kept answering /healthcheck meanwhile — stops last.
+func (d *daemon) Run(ctx context.Context) error {
+	d.log.Info("veneur-lite started", "version", version, "statsd", d.ListenAddrs(), "http", d.http.Addr(),
+		"interval", d.cfg.Interval.D().String(), "hostname", d.cfg.Hostname,
+		"forward_address", d.cfg.ForwardAddress.String(), "readers", d.cfg.NumReaders, "workers", d.cfg.NumWorkers)
+
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- d.http.Run(httpCtx) }()
+
+	ingest, ingestCtx := errgroup.WithContext(ctx)
+	for _, l := range d.listeners {
+		ingest.Go(func() error { return l.Run(ingestCtx) })
+	}
+	ingest.Go(func() error { return d.flusher.Run(ingestCtx) })
+	ingest.Go(func() error {
+		// The HTTP server failing is fatal for the process: stop ingesting.
+		select {
+		case err := <-httpDone:
+			httpDone <- err
+			return err
+		case <-ingestCtx.Done():
+			return nil
+		}
+	})
+	ingestErr := ingest.Wait()
+
+	shutdownStart := time.Now()
+	if d.cfg.FlushOnShutdown {
+		d.log.Info("shutting down: final flush")
+		fctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+		d.flusher.Final(fctx)
+		cancel()
+	} else {
+		d.log.Info("shutting down without a final flush (flush_on_shutdown: false)")
+	}
+	stopHTTP()
+	httpErr := <-httpDone
+	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())
+	return errors.Join(ingestErr, httpErr)
+}

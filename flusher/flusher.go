@@ -1,0 +1,193 @@
+// Package flusher drives the interval: at every wall-clock-aligned tick it
+// ends the aggregator's interval and hands the result to the sinks and, on a
+// local instance, to the forwarder — each on its own goroutine with a
+// deadline before the next tick, so a slow sink or global tier delays only
+// itself, never ingestion or the next interval.
+//
+//	tick ──▶ Aggregator.Flush ──▶ sink₁.Flush ┐ (concurrent, deadline = next tick)
+//	                            ├▶ sinkₙ.Flush ┘
+//	                            └▶ Forwarder.Forward
+package flusher
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// Aggregator is the interval state the flusher ends.
+type Aggregator interface {
+	Push(samples []aggregate.Sample)
+	Flush(now time.Time, interval time.Duration) aggregate.Flushed
+}
+
+// Forwarder ships the series aggregation marked global. Forward must return
+// by ctx's deadline; what it could not deliver is its own to keep or drop.
+type Forwarder interface {
+	Forward(ctx context.Context, intervalStart time.Time, series []aggregate.ForwardSeries)
+}
+
+// Config wires a Flusher.
+type Config struct {
+	Aggregator Aggregator
+	Sinks      []sinks.Sink
+	Forwarder  Forwarder // nil on a standalone or global instance
+	Interval   time.Duration
+	Stats      *telemetry.Registry
+	Log        *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Flusher runs the flush loop.
+type Flusher struct {
+	cfg      Config
+	outputs  []*output
+	inFlight sync.WaitGroup
+
+	flushDuration *telemetry.Gauge
+	pointsFlushed *telemetry.Counter
+}
+
+// output is one destination with its own "still busy" flag, so a sink that
+// ignores its deadline skips intervals instead of piling up goroutines.
+type output struct {
+	name    string
+	busy    atomic.Bool
+	skipped *telemetry.Counter
+	errors  *telemetry.Counter
+	run     func(ctx context.Context, f *aggregate.Flushed, intervalStart time.Time) error
+}
+
+// New returns a flusher for cfg.
+func New(cfg Config) *Flusher {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	f := &Flusher{
+		cfg:           cfg,
+		flushDuration: cfg.Stats.Gauge("flush.duration_ms"),
+		pointsFlushed: cfg.Stats.Counter("flush.points"),
+	}
+	for _, s := range cfg.Sinks {
+		eventSink, _ := s.(sinks.EventSink)
+		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
+			if err := s.Flush(ctx, fl.Points); err != nil {
+				return err
+			}
+			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
+				return eventSink.FlushEvents(ctx, fl.Events, fl.Checks)
+			}
+			return nil
+		})
+	}
+	if cfg.Forwarder != nil {
+		f.addOutput("forward", func(ctx context.Context, fl *aggregate.Flushed, start time.Time) error {
+			if len(fl.Forward) > 0 {
+				cfg.Forwarder.Forward(ctx, start, fl.Forward)
+			}
+			return nil
+		})
+	}
+	return f
+}
+
+func (f *Flusher) addOutput(name string, run func(context.Context, *aggregate.Flushed, time.Time) error) {
+	f.outputs = append(f.outputs, &output{
+		name:    name,
+		run:     run,
+		skipped: f.cfg.Stats.Counter("flush.skipped", "output:"+name),
+		errors:  f.cfg.Stats.Counter("flush.errors", "output:"+name),
+	})
+}
+
+// NextTick returns the first multiple of interval (since the Unix epoch)
+// after now: flushes land on :00, :10, :20 for a 10s interval.
+func NextTick(now time.Time, interval time.Duration) time.Time {
+	return now.Truncate(interval).Add(interval)
+}
+
+// Run flushes at every tick until ctx ends. It does not flush on the way
+// out: the caller stops the listeners first and then calls Final.
+func (f *Flusher) Run(ctx context.Context) error {
+	for {
+		next := NextTick(f.cfg.Now(), f.cfg.Interval)
+		timer := time.NewTimer(next.Sub(f.cfg.Now()))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		f.flush(context.WithoutCancel(ctx), next, next.Add(f.cfg.Interval))
+	}
+}
+
+// Final flushes what the aggregator holds now and waits, until ctx's
+// deadline, for every output (including earlier flushes still running).
+func (f *Flusher) Final(ctx context.Context) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = f.cfg.Now().Add(f.cfg.Interval)
+	}
+	f.flush(ctx, f.cfg.Now(), deadline)
+	done := make(chan struct{})
+	go func() {
+		f.inFlight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.cfg.Log.Warn("shutdown deadline reached with outputs still flushing")
+	}
+}
+
+// flush ends the interval at now and starts every output with the given
+// deadline. It returns once the outputs are started, not finished.
+func (f *Flusher) flush(ctx context.Context, now, deadline time.Time) {
+	start := time.Now()
+	// Self-metrics of the interval just ended join it.
+	var self []aggregate.Sample
+	f.cfg.Stats.Collect(func(m telemetry.Measurement) {
+		kind := aggregate.Gauge
+		if m.Counter {
+			kind = aggregate.Counter
+		}
+		self = append(self, aggregate.Sample{Name: m.Name, Tags: m.Tags, Value: m.Value, Rate: 1, Kind: kind})
+	})
+	if len(self) > 0 {
+		f.cfg.Aggregator.Push(self)
+	}
+	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
+	f.pointsFlushed.Add(uint64(len(flushed.Points)))
+	intervalStart := now.Add(-f.cfg.Interval)
+	for _, o := range f.outputs {
+		if !o.busy.CompareAndSwap(false, true) {
+			o.skipped.Inc()
+			f.cfg.Log.Warn("output still flushing the previous interval; skipping this one", "output", o.name)
+			continue
+		}
+		f.inFlight.Add(1)
+		go func() {
+			defer f.inFlight.Done()
+			defer o.busy.Store(false)
+			octx, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			if err := o.run(octx, &flushed, intervalStart); err != nil {
+				o.errors.Inc()
+				f.cfg.Log.Error("flush failed", "output", o.name, "error", err)
+			}
+		}()
+	}
+	f.flushDuration.Set(float64(time.Since(start).Microseconds()) / 1000)
+}
