@@ -21,6 +21,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/sinks/datadog"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -112,6 +113,16 @@ func buildSink(sc config.SinkConfig, stdout io.Writer, reg *telemetry.Registry, 
 			return nil, err
 		}
 		return sinks.NewConsole(sc.SinkName(), stdout), nil
+	case "datadog":
+		var c datadog.Config
+		c.SetDefaults() // before decoding, so an explicit zero is not replaced
+		if err := config.DecodeNode(&sc.Config, &c); err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return datadog.New(sc.SinkName(), c, reg, log)
 	default:
 		return nil, fmt.Errorf("unknown sink kind %q", sc.Kind)
 	}
