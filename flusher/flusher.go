@@ -128,7 +128,9 @@ func (f *Flusher) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		f.flush(context.WithoutCancel(ctx), next, next.Add(f.cfg.Interval))
+		// Outputs must be done before the next tick, with a margin so the
+		// next flush never finds them still marked busy.
+		f.flush(context.WithoutCancel(ctx), next, next.Add(f.cfg.Interval-f.cfg.Interval/10))
 	}
 }
 

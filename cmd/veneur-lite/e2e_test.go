@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -299,5 +301,52 @@ func runNC(t *testing.T, input, nc string, args ...string) {
 	cmd.Stdin = stdin
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v: %s", nc, args, err, out)
+	}
+}
+
+// The process's own measurements go out through its own pipeline as
+// veneur.* series tagged veneur_internal_metric:true.
+func TestSelfMetricsFlowThroughPipeline(t *testing.T) {
+	td := startDaemon(t, testConfig(t))
+	c, err := net.Dial("udp", td.udpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if _, err := c.Write([]byte("ok:1|c\nbad:1|zz\nnan:NaN|g")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	td.stop(t)
+	got := map[string]float64{}
+	td.sink.mu.Lock()
+	for _, p := range td.sink.points {
+		if !strings.HasPrefix(p.Name, "veneur.") {
+			continue
+		}
+		if !slices.Contains(p.Tags, "veneur_internal_metric:true") {
+			t.Errorf("%s lacks veneur_internal_metric:true: %v", p.Name, p.Tags)
+		}
+		key := p.Name + "|" + strings.Join(slices.DeleteFunc(slices.Clone(p.Tags), func(s string) bool { return s == "veneur_internal_metric:true" }), ",")
+		v := p.Value
+		if p.Type == rate {
+			v *= p.Interval.Seconds()
+		}
+		got[key] = v
+	}
+	td.sink.mu.Unlock()
+	for key, want := range map[string]float64{
+		"veneur.listener.packets_received|protocol:udp": 3,
+		"veneur.listener.metrics_received|protocol:udp": 3,
+		"veneur.parse_errors|reason:unknown_type":       3,
+		"veneur.parse_errors|reason:bad_value":          3,
+	} {
+		if v, ok := got[key]; !ok || math.Abs(v-want) > 1e-6 {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("self-metrics flushed: %v", got)
 	}
 }
