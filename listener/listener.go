@@ -78,6 +78,7 @@ type counters struct {
 	metrics *telemetry.Counter
 	events  *telemetry.Counter
 	errors  *telemetry.Counter
+	dropped *telemetry.Counter // datagrams the kernel dropped (UDP only)
 }
 
 func newCounters(reg *telemetry.Registry, protocol string) counters {
@@ -88,6 +89,7 @@ func newCounters(reg *telemetry.Registry, protocol string) counters {
 		metrics: reg.Counter("listener.metrics_received", tag),
 		events:  reg.Counter("listener.events_received", tag),
 		errors:  reg.Counter("listener.read_errors", tag),
+		dropped: reg.Counter("listener.packets_dropped", tag),
 	}
 }
 

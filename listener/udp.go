@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +38,10 @@ func newUDP(network, address string, opts Options) (*udpListener, error) {
 		var sockErr error
 		err := rc.Control(func(fd uintptr) {
 			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			// Ask the kernel to report, with each datagram, how many it
+			// dropped on this socket for want of buffer: the loss an
+			// operator most needs to see. Best effort.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
 		})
 		if err != nil {
 			return err
@@ -110,7 +115,9 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 	msgs := make([]ipv4.Message, readBatchSize)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagramSize)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
+	var droppedSoFar uint32
 	var batch aggregate.Batch
 	d := newDrainer(ctx, pc)
 	defer d.stop()
@@ -124,6 +131,10 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 			}
 			l.c.packets.Add(uint64(n))
 			l.c.bytes.Add(uint64(size))
+			if total, ok := kernelDrops(msgs[n-1].OOB[:msgs[n-1].NN]); ok && total != droppedSoFar {
+				l.c.dropped.Add(uint64(total - droppedSoFar)) // wraps correctly at 2^32
+				droppedSoFar = total
+			}
 			flushBatch(&batch, l.opts.Pusher, &l.c)
 			d.gotData()
 		}
@@ -135,6 +146,23 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 			l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err)
 		}
 	}
+}
+
+// kernelDrops reads the SO_RXQ_OVFL control message: the socket's running
+// count of datagrams the kernel dropped because the receive buffer was
+// full. Parsed by hand because unix.ParseSocketControlMessage allocates.
+func kernelDrops(oob []byte) (uint32, bool) {
+	if len(oob) < unix.CmsgLen(4) {
+		return 0, false
+	}
+	// struct cmsghdr: a size_t length, then int level and int type.
+	const h = unix.SizeofCmsghdr
+	level := int32(binary.NativeEndian.Uint32(oob[h-8 : h-4]))
+	typ := int32(binary.NativeEndian.Uint32(oob[h-4 : h]))
+	if level != unix.SOL_SOCKET || typ != unix.SO_RXQ_OVFL {
+		return 0, false
+	}
+	return binary.NativeEndian.Uint32(oob[unix.SizeofCmsghdr:]), true
 }
 
 // drainer turns context cancellation into "read what is queued, then stop":
