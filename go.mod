@@ -6,6 +6,8 @@ require (
 	github.com/DataDog/datadog-go/v5 v5.9.1
 	github.com/axiomhq/hyperloglog v0.3.0
 	github.com/caio/go-tdigest/v4 v4.1.0
+	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f
 	golang.org/x/net v0.62.0
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0

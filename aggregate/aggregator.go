@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"golang.org/x/sys/cpu"
@@ -39,6 +40,15 @@ type Config struct {
 	// Stats receives the aggregator's self-measurements; nil measures
 	// nothing.
 	Stats *telemetry.Registry
+	// Interval is the flush interval (the interval key). A global needs it
+	// to place each imported batch into the global interval that contains
+	// the batch's interval before any Flush has run. Zero means the
+	// interval Flush is called with (and, before the first Flush, the
+	// batch's own interval).
+	Interval time.Duration
+	// Now is the clock Import reads to bound batches from the future and
+	// to start its interval bookkeeping; nil means time.Now.
+	Now func() time.Time
 }
 
 // maxShards bounds Config.Shards: more shards than this only cost memory.
@@ -67,6 +77,8 @@ type Aggregator struct {
 
 	flushMu sync.Mutex // serializes Flush
 	stats   aggregatorStats
+
+	imports imports // forwarded state merged on a global (import.go)
 }
 
 // shard is one lock and the series behind it. Shards sit side by side in an
@@ -155,6 +167,7 @@ func New(cfg Config) (*Aggregator, error) {
 		a.extendKeys = append(a.extendKeys, tagKey(tag))
 	}
 
+	a.imports.init(cfg, len(a.shards))
 	a.scratch.New = func() any { return &pushScratch{perShard: make([]int32, len(a.shards)+1), lastWeight: sampleWeight(0)} }
 	return a, nil
 }

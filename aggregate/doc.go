@@ -11,4 +11,12 @@
 // shard and takes each shard's lock once per batch. Flush swaps every shard's
 // map for a fresh one under the lock and does the expensive work (percentiles,
 // encoding) outside it, so ingestion never waits for a flush.
+//
+// On a global instance, Import merges the ForwardSeries that locals send
+// (decoded by forward/wire) into global intervals kept apart from the
+// series received directly; Flush emits each such interval one interval
+// after the locals finished it, as fleet-wide points without a host
+// (import.go):
+//
+//	importsrv ──Import(start, []ForwardSeries)──▶ interval[start] ──Flush (one interval later)──▶ []Point (no host)
 package aggregate

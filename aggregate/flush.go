@@ -14,7 +14,8 @@ import (
 // Flushed is the output of one interval.
 type Flushed struct {
 	// Points are the series flushed by this instance, in no particular
-	// order. The points of one series share one Tags slice, and may share
+	// order, including the fleet-wide points of imported series (Host
+	// empty) on a global instance. The points of one series share one Tags slice, and may share
 	// it with Forward: treat Tags as read-only.
 	Points []Point
 	// Forward is the mergeable state of the series that go upstream; empty
@@ -52,6 +53,10 @@ type ForwardSeries struct {
 //
 // Series with no samples in the interval are not flushed: they are simply
 // absent from the fresh state.
+//
+// Flush also takes the imported interval that is due (the one starting at
+// now-2×interval, see Import) and adds its fleet-wide points, or, with
+// Config.Forwarding, its merged state to Forward.
 func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
@@ -116,6 +121,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	}
 
 	out.Events, out.Checks = a.takeEvents()
+	a.flushImports(now, interval, &out, &byKind)
 
 	for k, n := range byKind {
 		if n > 0 {
@@ -271,7 +277,7 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 // forwardSeries hands a series' mergeable state to the forward stage; the
 // series is no longer used after the swap, so nothing is copied.
 func forwardSeries(ser *series) ForwardSeries {
-	fs := ForwardSeries{Key: forwardKey(ser), Name: ser.name, Tags: ser.tags, Kind: ser.kind}
+	fs := ForwardSeries{Key: SeriesKey(ser.kind, ser.name, ser.tags), Name: ser.name, Tags: ser.tags, Kind: ser.kind}
 	switch {
 	case ser.kind.IsHistogram():
 		fs.Digest = ser.hist.digest
@@ -281,28 +287,6 @@ func forwardSeries(ser *series) ForwardSeries {
 		fs.Value = ser.value
 	}
 	return fs
-}
-
-// forwardKey builds ForwardSeries.Key.
-func forwardKey(ser *series) string {
-	kind := ser.kind.String()
-	size := len(kind) + 1 + len(ser.name) + 1
-	for _, tag := range ser.tags {
-		size += len(tag) + 1
-	}
-	var b strings.Builder
-	b.Grow(size)
-	b.WriteString(kind)
-	b.WriteByte('|')
-	b.WriteString(ser.name)
-	b.WriteByte('|')
-	for i, tag := range ser.tags {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(tag)
-	}
-	return b.String()
 }
 
 // takeEvents empties the event and check queues and fills in the host and

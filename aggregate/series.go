@@ -228,7 +228,7 @@ func newSeries(key, defaultHost string) *series {
 	case s.kind.IsHistogram():
 		s.hist = &histogram{min: math.Inf(1), max: math.Inf(-1), digest: emptyDigest.Clone()}
 	case s.kind == Set:
-		s.set = hyperloglog.New14()
+		s.set = newSet()
 	}
 	return s
 }

@@ -1,0 +1,453 @@
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/telemetry"
+	"golang.org/x/sys/cpu"
+)
+
+// A global instance merges what locals forward (Import) into global
+// intervals kept apart from the series it receives directly, which flush
+// exactly as on any instance.
+//
+// Interval bookkeeping. With G the global interval, a local aggregates
+// [T, T+G), flushes at T+G and forwards during [T+G, T+2G) a batch that
+// carries T. Import merges it into the global interval containing T, and
+// Flush at T+2G flushes that interval: results lag one interval, and one
+// fleet interval is never split across two flushes, whichever local is
+// slow within its interval. Intervals are created on demand and at most
+// maxOpenIntervals are open:
+//
+//	flushed ... │ oldest open = horizon │ horizon+G │ (current)
+//	late batch ─┘──▶ redirected here        future batch ──▶ capped at the current one
+//
+// The horizon is the start of the oldest interval still open. A batch
+// older than that (held by a local through an outage, or a retry that
+// arrived after its interval was flushed) merges into the horizon's
+// interval, so it is flushed at the next flush rather than lost or
+// flushed alone. A batch for an interval beyond the one the wall clock is
+// in (clock skew) merges into the current one.
+//
+// Concurrency. Import finds its interval under imports.mu and read-locks
+// the interval before letting go of it; Flush detaches due intervals under
+// imports.mu, then write-locks each, which waits for the imports still
+// merging into it. Within an interval, series are spread over shards with
+// their own locks, so concurrent batches merge in parallel.
+
+// maxOpenIntervals bounds the imported intervals held at once: normally
+// two are open (the one locals are forwarding into and the current one),
+// three when a flush runs late. Past the bound a batch joins the nearest
+// later open interval.
+const maxOpenIntervals = 3
+
+// defaultImportInterval is the SPEC default interval, used only when
+// neither Config.Interval, a Flush nor the batch says otherwise.
+const defaultImportInterval = 10 * time.Second
+
+type imports struct {
+	mu       sync.Mutex
+	windows  []*importWindow // open intervals, oldest first
+	horizon  time.Time       // start of the oldest open interval; zero until known
+	interval time.Duration   // Config.Interval
+	learned  time.Duration   // Flush's interval, when Config.Interval is zero
+	drain    bool            // the next Flush takes every open interval
+
+	now       func() time.Time
+	seed      maphash.Seed
+	shardMask uint64
+	nShards   int
+	stats     importStats
+}
+
+// importWindow is one global interval's imported state.
+type importWindow struct {
+	start time.Time
+	// rw is read-held by every Import merging into the window and
+	// write-held by the Flush that takes it.
+	rw     sync.RWMutex
+	shards []importShard
+}
+
+type importShard struct {
+	mu     sync.Mutex
+	series map[string]*ForwardSeries // by Key; state owned by the window
+	_      cpu.CacheLinePad
+}
+
+type importStats struct {
+	batches        *telemetry.Counter
+	series         *telemetry.Counter
+	seriesRejected *telemetry.Counter
+	lateBatches    *telemetry.Counter
+	futureBatches  *telemetry.Counter
+	digestSamples  *telemetry.Counter
+	mergeDuration  *telemetry.Gauge
+	openIntervals  *telemetry.Gauge
+}
+
+func (im *imports) init(cfg Config, shards int) {
+	im.interval = max(cfg.Interval, 0)
+	im.now = cfg.Now
+	if im.now == nil {
+		im.now = time.Now
+	}
+	im.seed = maphash.MakeSeed()
+	im.nShards = shards
+	im.shardMask = uint64(shards - 1)
+	reg := cfg.Stats
+	im.stats = importStats{
+		batches:        reg.Counter("import.batches_merged"),
+		series:         reg.Counter("import.series_merged"),
+		seriesRejected: reg.Counter("import.series_rejected"),
+		lateBatches:    reg.Counter("import.late_batches"),
+		futureBatches:  reg.Counter("import.future_batches"),
+		digestSamples:  reg.Counter("import.digest_samples"),
+		mergeDuration:  reg.Gauge("import.merge_duration_ms"),
+		openIntervals:  reg.Gauge("import.open_intervals"),
+	}
+}
+
+// length is the global interval length; im.mu must be held.
+func (im *imports) length(batch time.Duration) time.Duration {
+	switch {
+	case im.interval > 0:
+		return im.interval
+	case im.learned > 0:
+		return im.learned
+	case batch > 0:
+		return batch
+	}
+	return defaultImportInterval
+}
+
+// Import merges series that a local aggregated in [intervalStart,
+// intervalStart+interval) into the global interval containing
+// intervalStart, to be flushed one interval later (see the bookkeeping
+// above). It is safe for concurrent use with Push, Flush and other
+// Imports, and returns once the series are merged.
+//
+// Series merge by Key: digests and sketches merge, counters add up, and
+// of gauges the last to arrive wins. Import keeps the series' strings and
+// tag slices and reads their digests and sketches without keeping or
+// changing them. A series that cannot merge (an unknown kind, a missing
+// or non-finite payload, a digest the library refuses) is skipped and
+// counted as import.series_rejected; wire.Decode rejects all of those
+// before they get here.
+func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, series []ForwardSeries) {
+	im := &a.imports
+	if len(series) == 0 {
+		return
+	}
+	began := time.Now()
+	w := im.acquire(intervalStart, interval)
+	defer w.rw.RUnlock()
+
+	var merged, rejected, samples uint64
+	for i := range series {
+		s := &series[i]
+		if err := im.merge(w, s); err != nil {
+			rejected++
+			continue
+		}
+		merged++
+		if s.Digest != nil {
+			samples += s.Digest.Count()
+		}
+	}
+	im.stats.batches.Inc()
+	im.stats.series.Add(merged)
+	if rejected > 0 {
+		im.stats.seriesRejected.Add(rejected)
+	}
+	im.stats.digestSamples.Add(samples)
+	im.stats.mergeDuration.Set(float64(time.Since(began)) / float64(time.Millisecond))
+}
+
+// acquire returns the open interval a batch starting at start merges
+// into, read-locked.
+func (im *imports) acquire(start time.Time, interval time.Duration) *importWindow {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	g := im.length(interval)
+	now := im.now()
+	current := now.Truncate(g)
+	if im.horizon.IsZero() {
+		// Nothing flushed yet: what the locals are forwarding right now
+		// is the interval before the current one.
+		im.horizon = current.Add(-g)
+	}
+	s := start.Truncate(g)
+	if s.After(current) {
+		s = current
+		im.stats.futureBatches.Inc()
+	}
+	if s.Before(im.horizon) {
+		s = im.horizon
+		im.stats.lateBatches.Inc()
+	}
+	w := im.window(s)
+	w.rw.RLock() // before im.mu is released, so Flush cannot take w in between
+	return w
+}
+
+// window finds or opens the interval starting at s; im.mu must be held.
+func (im *imports) window(s time.Time) *importWindow {
+	i, found := slices.BinarySearchFunc(im.windows, s, func(w *importWindow, s time.Time) int { return w.start.Compare(s) })
+	if found {
+		return im.windows[i]
+	}
+	if len(im.windows) >= maxOpenIntervals {
+		// Flushes have stalled. Never move data into an interval that
+		// flushes earlier than its own unless there is none later.
+		if i < len(im.windows) {
+			im.stats.lateBatches.Inc()
+			return im.windows[i]
+		}
+		im.stats.futureBatches.Inc()
+		return im.windows[len(im.windows)-1]
+	}
+	w := &importWindow{start: s, shards: make([]importShard, im.nShards)}
+	for j := range w.shards {
+		w.shards[j].series = make(map[string]*ForwardSeries)
+	}
+	im.windows = slices.Insert(im.windows, i, w)
+	im.stats.openIntervals.Set(float64(len(im.windows)))
+	return w
+}
+
+var errKindMismatch = errors.New("kind differs from the series' merged so far")
+
+// merge folds s into window w.
+func (im *imports) merge(w *importWindow, s *ForwardSeries) error {
+	if err := checkForward(s); err != nil {
+		return err
+	}
+	key := s.Key
+	if key == "" {
+		key = SeriesKey(s.Kind, s.Name, s.Tags)
+	}
+	sh := &w.shards[maphash.String(im.seed, key)&im.shardMask]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if cur := sh.series[key]; cur != nil {
+		return mergeForward(cur, s)
+	}
+	// A new series merges into state of our own rather than adopting the
+	// caller's: the window owns everything it flushes, and every merged
+	// digest has this instance's compression.
+	cur := &ForwardSeries{Key: key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
+	switch {
+	case s.Kind.IsHistogram():
+		cur.Digest = NewDigest()
+	case s.Kind == Set:
+		cur.Set = newSet()
+	}
+	if err := mergeForward(cur, s); err != nil {
+		return err
+	}
+	sh.series[key] = cur
+	return nil
+}
+
+// checkForward rejects a series that cannot merge.
+func checkForward(s *ForwardSeries) error {
+	switch {
+	case s.Name == "" || s.Kind <= KindInvalid || s.Kind > Set:
+		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
+	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == Set && s.Set == nil:
+		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
+	case (s.Kind == Counter || s.Kind == Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
+		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
+	}
+	return nil
+}
+
+// mergeForward folds src's state into dst's (same Key). A gauge takes
+// src's value: src is the later arrival.
+func mergeForward(dst, src *ForwardSeries) error {
+	if dst.Kind != src.Kind {
+		return fmt.Errorf("merge series %q: %w", dst.Key, errKindMismatch)
+	}
+	switch {
+	case src.Kind == Counter:
+		dst.Value += src.Value
+	case src.Kind == Gauge:
+		dst.Value = src.Value
+	case src.Kind == Set:
+		if err := dst.Set.Merge(src.Set); err != nil {
+			return fmt.Errorf("merge set %q: %w", dst.Key, err)
+		}
+	default:
+		if err := dst.Digest.Merge(src.Digest); err != nil {
+			return fmt.Errorf("merge digest %q: %w", dst.Key, err)
+		}
+	}
+	return nil
+}
+
+// DrainImports makes the next Flush also flush the imported intervals
+// that are not due yet, instead of dropping them with the process. Call
+// it on shutdown, once the import endpoint has stopped, before the final
+// flush; the fleet percentiles of those intervals then cover what had
+// arrived by then.
+func (a *Aggregator) DrainImports() {
+	a.imports.mu.Lock()
+	a.imports.drain = true
+	a.imports.mu.Unlock()
+}
+
+// flushImports takes the imported intervals due at now (those that
+// started at least two intervals ago, or all of them after DrainImports)
+// and adds their output to out: points on a global, forwarded state on a
+// global that forwards onward. Flush calls it with flushMu held.
+func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Flushed, byKind *[kindCount]uint64) {
+	im := &a.imports
+	im.mu.Lock()
+	if im.interval == 0 && interval > 0 {
+		im.learned = interval
+	}
+	g := im.length(interval)
+	dueBy := now.Add(-2 * g)
+	var due []*importWindow
+	open := im.windows[:0]
+	for _, w := range im.windows {
+		if im.drain || !w.start.After(dueBy) {
+			due = append(due, w)
+		} else {
+			open = append(open, w)
+		}
+	}
+	clear(im.windows[len(open):])
+	im.windows = open
+	// Whatever starts after dueBy is still open; from now on nothing
+	// merges into an interval before that.
+	horizon := dueBy.Truncate(g).Add(g)
+	if im.drain {
+		horizon = now.Truncate(g)
+		im.drain = false
+	}
+	if horizon.After(im.horizon) {
+		im.horizon = horizon
+	}
+	im.stats.openIntervals.Set(float64(len(open)))
+	im.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+
+	for _, w := range due {
+		w.rw.Lock() // waits for the imports still merging into w
+	}
+	// Several due intervals (flushes that ran late, or a drain) flush
+	// as one, later ones merged into the oldest: one point per series.
+	first := due[0]
+	for _, w := range due[1:] {
+		for i := range w.shards {
+			dst := first.shards[i].series
+			for key, s := range w.shards[i].series {
+				if cur := dst[key]; cur != nil {
+					if err := mergeForward(cur, s); err != nil {
+						im.stats.seriesRejected.Inc()
+					}
+				} else {
+					dst[key] = s
+				}
+			}
+		}
+	}
+	var all []*ForwardSeries
+	for i := range first.shards {
+		for _, s := range first.shards[i].series {
+			all = append(all, s)
+			byKind[s.Kind]++
+		}
+	}
+	if a.forwarding {
+		out.Forward = a.forwardImported(out.Forward, all)
+		return
+	}
+	out.Points = a.importedPoints(out.Points, all, now.Unix(), g)
+}
+
+// importedPoints appends the fleet-wide points of merged series: the
+// configured percentiles of digests (never aggregates: the locals flush
+// min, max, count and the rest from their exact samples, and doing it
+// here would count them twice), set estimates, summed counters as rates
+// over the global interval and gauges. None carries a host.
+func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64, g time.Duration) []Point {
+	n, tagSlots := 0, 0
+	for _, s := range all {
+		if s.Kind.IsHistogram() {
+			n += len(a.percentiles)
+		} else {
+			n++
+		}
+		if len(a.extendTags) > 0 {
+			tagSlots += len(s.Tags) + len(a.extendTags)
+		}
+	}
+	dst = slices.Grow(dst, n)
+	arena := make([]string, 0, tagSlots)
+	seconds := g.Seconds()
+	for _, s := range all {
+		var tags []string
+		arena, tags = a.outputTags(arena, s.Tags)
+		base := Point{Name: s.Name, Tags: tags, Type: GaugePoint, Timestamp: ts}
+		switch s.Kind {
+		case Counter:
+			pt := base
+			pt.Type, pt.Value, pt.Interval = RatePoint, s.Value/seconds, g
+			dst = append(dst, pt)
+		case Gauge:
+			pt := base
+			pt.Value = s.Value
+			dst = append(dst, pt)
+		case Set:
+			pt := base
+			pt.Value = float64(s.Set.Estimate())
+			dst = append(dst, pt)
+		default:
+			for i, p := range a.percentiles {
+				pt := base
+				pt.Name, pt.Value = s.Name+a.pctSuffixes[i], s.Digest.Quantile(p)
+				dst = append(dst, pt)
+			}
+		}
+	}
+	return dst
+}
+
+// forwardImported hands merged series upstream on a chained tier, merged
+// with this instance's own forwarded series of the same Key. Of a gauge,
+// the own value wins: it was set in the interval just ended, the imported
+// one an interval earlier.
+func (a *Aggregator) forwardImported(own []ForwardSeries, all []*ForwardSeries) []ForwardSeries {
+	var index map[string]int
+	if len(own) > 0 {
+		index = make(map[string]int, len(own))
+		for i := range own {
+			index[own[i].Key] = i
+		}
+	}
+	for _, s := range all {
+		i, ok := index[s.Key]
+		if !ok {
+			own = append(own, *s)
+			continue
+		}
+		if s.Kind == Gauge {
+			continue
+		}
+		if err := mergeForward(&own[i], s); err != nil {
+			a.imports.stats.seriesRejected.Inc()
+		}
+	}
+	return own
+}

@@ -1,0 +1,438 @@
+package aggregate
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// g is the interval of the import tests, t0 an interval boundary.
+const g = 10 * time.Second
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+// fakeClock is the clock Import reads; tests move it.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.set(t)
+	return c
+}
+func (c *fakeClock) set(t time.Time)                        { c.ns.Store(t.UnixNano()) }
+func (c *fakeClock) Now() time.Time                         { return time.Unix(0, c.ns.Load()) }
+func at(d time.Duration) time.Time                          { return t0.Add(d) }
+func counterOf(reg *telemetry.Registry, name string) uint64 { return reg.Counter(name).Load() }
+
+// newGlobal returns a global aggregator reading clock.
+func newGlobal(t testing.TB, clock *fakeClock, cfg Config) *Aggregator {
+	t.Helper()
+	cfg.Interval = g
+	cfg.Now = clock.Now
+	if cfg.Hostname == "" {
+		cfg.Hostname = "global1"
+	}
+	return newTestAggregator(t, cfg)
+}
+
+// localFlush aggregates lines on a fresh local instance and returns what
+// it forwards.
+func localFlush(t testing.TB, host string, lines ...string) []ForwardSeries {
+	t.Helper()
+	a := newTestAggregator(t, Config{Hostname: host, Forwarding: true, Percentiles: []float64{0.5}, Aggregates: []Aggregate{AggCount}})
+	a.Push(parseTestLines(t, lines...))
+	return a.Flush(t0, g).Forward
+}
+
+// fleet returns a fleet-wide (host-less) gauge point flushed at ts.
+func fleet(name string, value float64, ts time.Time, tags ...string) Point {
+	return Point{Name: name, Tags: nilIfEmpty(tags), Type: GaugePoint, Value: value, Timestamp: ts.Unix()}
+}
+
+func fleetRate(name string, value float64, ts time.Time, tags ...string) Point {
+	return Point{Name: name, Tags: nilIfEmpty(tags), Type: RatePoint, Value: value, Timestamp: ts.Unix(), Interval: g}
+}
+
+func TestImportLagsOneInterval(t *testing.T) {
+	clock := newClock(at(g))
+	glob := newGlobal(t, clock, Config{})
+	if f := glob.Flush(at(g), g); len(f.Points) != 0 {
+		t.Fatalf("nothing imported yet, flushed %s", formatPoints(f.Points))
+	}
+
+	// Locals aggregated [t0, t0+g) and forward it during [t0+g, t0+2g),
+	// one early, one late in that interval.
+	clock.set(at(g + time.Second))
+	glob.Import(t0, g, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	clock.set(at(2*g - time.Millisecond))
+	glob.Import(t0, g, localFlush(t, "b", "jobs:30|c|#veneurglobalonly"))
+	// A batch of the next interval arrives just after the flush at t0+2g,
+	// and must not be flushed with it however early it is.
+	clock.set(at(2*g + time.Millisecond))
+	glob.Import(t0.Add(g), g, localFlush(t, "c", "jobs:5|c|#veneurglobalonly"))
+
+	// The global's own direct samples flush at once, with its host.
+	glob.Push(parseTestLines(t, "direct:1|c"))
+	f := glob.Flush(at(2*g), g)
+	want := []Point{
+		fleetRate("jobs", 4, at(2*g)), // (10+30)/10s, both hosts, one flush
+		{Name: "direct", Host: "global1", Type: RatePoint, Value: 0.1, Timestamp: at(2 * g).Unix(), Interval: g},
+	}
+	assertPoints(t, f.Points, want)
+
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 0.5, at(3*g))})
+	if f := glob.Flush(at(4*g), g); len(f.Points) != 0 {
+		t.Fatalf("flushed twice: %s", formatPoints(f.Points))
+	}
+}
+
+func TestLateBatchGoesToOldestOpenInterval(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(2*g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg})
+	glob.Flush(at(2*g), g) // [t0, t0+g) is gone; t0+g is the oldest open
+
+	for _, start := range []time.Time{t0, t0.Add(-5 * g)} { // a retry, an outage's backlog
+		glob.Import(start, g, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	}
+	glob.Import(t0.Add(g), g, localFlush(t, "b", "jobs:1|c|#veneurglobalonly"))
+	if n := counterOf(reg, "import.late_batches"); n != 2 {
+		t.Errorf("late batches = %d, want 2", n)
+	}
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 2.1, at(3*g))})
+}
+
+func TestFutureBatchIsCapped(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg})
+	glob.Flush(at(g), g)
+	// A local whose clock runs an hour ahead.
+	glob.Import(t0.Add(time.Hour), g, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	if n := counterOf(reg, "import.future_batches"); n != 1 {
+		t.Errorf("future batches = %d, want 1", n)
+	}
+	if f := glob.Flush(at(2*g), g); len(f.Points) != 0 {
+		t.Fatalf("the capped batch belongs to the current interval: %s", formatPoints(f.Points))
+	}
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 1, at(3*g))})
+}
+
+func TestOpenIntervalsAreBounded(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg})
+	// No flush runs while the clock moves on through six intervals.
+	var want float64
+	for i := range 6 {
+		clock.set(at(time.Duration(i+1)*g + time.Second))
+		glob.Import(t0.Add(time.Duration(i)*g), g, localFlush(t, "a", fmt.Sprintf("jobs:%d|c|#veneurglobalonly", i+1)))
+		want += float64(i + 1)
+	}
+	if n := reg.Gauge("import.open_intervals").Load(); n > maxOpenIntervals {
+		t.Fatalf("%v intervals open, at most %d", n, maxOpenIntervals)
+	}
+	// One late flush takes every interval due, as one point per series;
+	// nothing is lost.
+	var got float64
+	for i := 7; i < 12; i++ {
+		for _, p := range glob.Flush(at(time.Duration(i)*g), g).Points {
+			got += p.Value * g.Seconds()
+		}
+	}
+	if got != want {
+		t.Fatalf("flushed %v jobs, imported %v", got, want)
+	}
+}
+
+func TestImportedOutput(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{
+		Percentiles: []float64{0.5, 0.99},
+		Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg, AggMedian},
+		ExtendTags:  []string{"env:prod", "region:eu"},
+	})
+	glob.Flush(at(g), g)
+	fwd := localFlush(t, "a",
+		"lat:1|ms|#env:dev,svc:api", "lat:2|ms|#env:dev,svc:api", "lat:3|ms|#env:dev,svc:api",
+		"users:alice|s", "users:bob|s", "users:alice|s",
+		"temp:20|g|#veneurglobalonly,room:1",
+	)
+	glob.Import(t0, g, fwd)
+	glob.Import(t0, g, localFlush(t, "b", "temp:25|g|#veneurglobalonly,room:1"))
+	glob.Push(parseTestLines(t, "lat:100|ms|#svc:api")) // direct: aggregates and percentiles with the host
+
+	got := glob.Flush(at(2*g), g).Points
+	var direct, imported []Point
+	for _, p := range got {
+		if p.Host == "" {
+			imported = append(imported, p)
+		} else {
+			direct = append(direct, p)
+		}
+	}
+	ts := at(2 * g)
+	// Percentiles only: min/max/count/… of forwarded samples come from
+	// the locals. Tags: the client's env:dev gives way to env:prod.
+	assertPoints(t, imported, []Point{
+		fleet("lat.50percentile", 2, ts, "env:prod", "region:eu", "svc:api"),
+		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:prod", "region:eu", "svc:api"),
+		fleet("users", 2, ts, "env:prod", "region:eu"),
+		fleet("temp", 25, ts, "env:prod", "region:eu", "room:1"),
+	})
+	if len(direct) != 8 { // 6 aggregates + 2 percentiles of lat:100
+		t.Errorf("direct points:\n%s", formatPoints(direct))
+	}
+	for _, p := range direct {
+		if p.Host != "global1" {
+			t.Errorf("direct point %s: host %q", p.Name, p.Host)
+		}
+	}
+}
+
+// TestMergedPercentiles: three hosts see three different distributions of
+// one timer; the global's percentiles are those of their union, within 1%
+// of rank.
+func TestMergedPercentiles(t *testing.T) {
+	const perHost = 50_000
+	rng := rand.New(rand.NewPCG(11, 12))
+	gens := []func() float64{
+		func() float64 { return rng.Float64() * 100 },
+		func() float64 { return 100 + rng.Float64()*900 },
+		func() float64 { return math.Exp(4 + rng.NormFloat64()) },
+	}
+	percentiles := []float64{0.5, 0.9, 0.99}
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Percentiles: percentiles, Stats: reg})
+	glob.Flush(at(g), g)
+
+	var all []float64
+	for h, gen := range gens {
+		local := newTestAggregator(t, Config{Hostname: "h" + strconv.Itoa(h), Forwarding: true})
+		batch := make([]Sample, 0, 1000)
+		for range perHost {
+			v := gen()
+			all = append(all, v)
+			batch = append(batch, Sample{Name: []byte("req"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: Timer})
+			if len(batch) == cap(batch) {
+				local.Push(batch)
+				batch = batch[:0]
+			}
+		}
+		glob.Import(t0, g, local.Flush(at(g), g).Forward)
+	}
+	if n := counterOf(reg, "import.digest_samples"); n != uint64(len(all)) {
+		t.Errorf("import.digest_samples = %d, want %d", n, len(all))
+	}
+	slices.Sort(all)
+	points := glob.Flush(at(2*g), g).Points
+	if len(points) != len(percentiles) {
+		t.Fatalf("points:\n%s", formatPoints(points))
+	}
+	for _, p := range points {
+		var q float64
+		for _, pc := range percentiles {
+			if p.Name == "req."+PercentileName(pc) {
+				q = pc
+			}
+		}
+		rank := float64(rankOf(all, p.Value)) / float64(len(all))
+		t.Logf("%s: %.3f (exact %.3f), rank error %.5f", p.Name, p.Value, all[int(q*float64(len(all)))], math.Abs(rank-q))
+		if math.Abs(rank-q) > 0.01 {
+			t.Errorf("%s = %v has rank %v, more than 0.01 from %v", p.Name, p.Value, rank, q)
+		}
+	}
+}
+
+func TestMergedSetUnion(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{})
+	glob.Flush(at(g), g)
+	// Overlapping member ranges: 0–30k, 20k–50k, 40k–70k.
+	for h := range 3 {
+		local := newTestAggregator(t, Config{Forwarding: true})
+		var batch []Sample
+		for i := h * 20_000; i < h*20_000+30_000; i++ {
+			batch = append(batch, Sample{Name: []byte("users"), SetMember: []byte("user-" + strconv.Itoa(i)), Rate: 1, Kind: Set})
+		}
+		local.Push(batch)
+		glob.Import(t0, g, local.Flush(at(g), g).Forward)
+	}
+	points := glob.Flush(at(2*g), g).Points
+	if len(points) != 1 {
+		t.Fatalf("points:\n%s", formatPoints(points))
+	}
+	const union = 70_000
+	relErr := math.Abs(points[0].Value-union) / union
+	t.Logf("union estimate %v of %d: error %.2f%%", points[0].Value, union, 100*relErr)
+	if relErr > 0.03 {
+		t.Errorf("union estimate %v, want %d within 3%%", points[0].Value, union)
+	}
+}
+
+func TestChainedTierForwardsImportedState(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: []float64{0.5}, Aggregates: []Aggregate{AggCount}})
+	mid.Flush(at(g), g)
+	mid.Import(t0, g, localFlush(t, "a", "lat:1|ms", "lat:2|ms", "users:x|s", "jobs:3|c|#veneurglobalonly", "temp:1|g|#veneurglobalonly"))
+	mid.Import(t0, g, localFlush(t, "b", "lat:3|ms", "users:y|s", "jobs:4|c|#veneurglobalonly"))
+	// The mid tier's own samples of the same series in its current interval.
+	mid.Push(parseTestLines(t, "lat:4|ms", "jobs:5|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly", "other:1|h"))
+
+	f := mid.Flush(at(2*g), g)
+	byKey := map[string]ForwardSeries{}
+	for _, s := range f.Forward {
+		if _, dup := byKey[s.Key]; dup {
+			t.Fatalf("series %q forwarded twice", s.Key)
+		}
+		byKey[s.Key] = s
+	}
+	if s := byKey["timer|lat|"]; s.Digest == nil || s.Digest.Count() != 4 {
+		t.Errorf("lat: want own and imported samples merged (4), got %+v", s)
+	}
+	if s := byKey["set|users|"]; s.Set == nil || s.Set.Estimate() != 2 {
+		t.Errorf("users: %+v", s)
+	}
+	if s := byKey["counter|jobs|"]; s.Value != 12 {
+		t.Errorf("jobs: %v, want 12", s.Value)
+	}
+	if s := byKey["gauge|temp|"]; s.Value != 9 {
+		t.Errorf("temp: %v, want the own, latest value 9", s.Value)
+	}
+	if _, ok := byKey["histogram|other|"]; !ok || len(byKey) != 5 {
+		t.Errorf("forwarded %d series: %v", len(byKey), byKey)
+	}
+	// Only the own histogram aggregates flush here; nothing imported does.
+	for _, p := range f.Points {
+		if p.Host == "" {
+			t.Errorf("fleet-wide point on a forwarding tier: %+v", p)
+		}
+	}
+}
+
+func TestDrainImports(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{})
+	glob.Flush(at(g), g)
+	glob.Import(t0, g, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	clock.set(at(2*g + time.Second))
+	glob.Import(t0.Add(g), g, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
+	glob.DrainImports()
+	assertPoints(t, glob.Flush(clock.Now(), g).Points, []Point{fleetRate("jobs", 3, clock.Now())})
+}
+
+func TestImportRejectsBrokenSeries(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg})
+	glob.Flush(at(g), g)
+	good := localFlush(t, "a", "jobs:1|c|#veneurglobalonly")
+	glob.Import(t0, g, append(good,
+		ForwardSeries{Name: "t", Kind: Timer}, // no digest
+		ForwardSeries{Name: "s", Kind: Set},   // no sketch
+		ForwardSeries{Name: "c", Kind: Counter, Value: math.NaN()},
+		ForwardSeries{Kind: Counter}, // no name
+		ForwardSeries{Name: "k", Kind: Kind(42)},
+	))
+	if n := counterOf(reg, "import.series_rejected"); n != 5 {
+		t.Errorf("rejected %d series, want 5", n)
+	}
+	if n := counterOf(reg, "import.series_merged"); n != 1 {
+		t.Errorf("merged %d series, want 1", n)
+	}
+	assertPoints(t, glob.Flush(at(2*g), g).Points, []Point{fleetRate("jobs", 0.1, at(2*g))})
+}
+
+// TestConcurrentImportPushFlush merges batches from many goroutines while
+// others push and a flusher runs: on a chained tier, so that everything
+// imported comes out in Flushed.Forward and can be counted. Under -race.
+func TestConcurrentImportPushFlush(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Shards: 4, Forwarding: true, Stats: reg})
+	const importers, batches = 4, 40
+	var wantJobs atomic.Int64
+	var work sync.WaitGroup
+	for w := range importers {
+		work.Add(1)
+		go func() {
+			defer work.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			for b := range batches {
+				var lines []string
+				for s := range 10 {
+					lines = append(lines, fmt.Sprintf("lat%d:%d|ms", s, rng.IntN(100)), fmt.Sprintf("u%d:%d|s", s%3, rng.IntN(50)))
+				}
+				n := rng.IntN(5) + 1
+				wantJobs.Add(int64(n))
+				lines = append(lines, fmt.Sprintf("jobs:%d|c|#veneurglobalonly", n))
+				// Intervals vary: current, previous, late, future.
+				start := clock.Now().Truncate(g).Add(time.Duration(b%4-2) * g)
+				glob.Import(start, g, localFlush(t, "h", lines...))
+			}
+		}()
+	}
+	work.Add(1)
+	go func() {
+		defer work.Done()
+		for i := range 200 {
+			glob.Push(parseTestLines(t, "direct:1|c", "dl:"+strconv.Itoa(i)+"|h"))
+		}
+	}()
+	var gotSamples uint64
+	var gotJobs float64
+	collect := func(f Flushed) {
+		for _, s := range f.Forward {
+			if s.Digest != nil {
+				gotSamples += s.Digest.Count()
+			}
+			if s.Kind == Counter {
+				gotJobs += s.Value
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() { work.Wait(); close(done) }()
+	now := at(g)
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			now = now.Add(g)
+			clock.set(now.Add(time.Second))
+			collect(glob.Flush(now, g))
+		}
+	}
+	glob.DrainImports()
+	collect(glob.Flush(now.Add(g), g))
+	if want := counterOf(reg, "import.digest_samples") + 200; gotSamples != want {
+		t.Errorf("forwarded %d digest samples, imported %d (+200 direct)", gotSamples, want-200)
+	}
+	if gotJobs != float64(wantJobs.Load()) {
+		t.Errorf("forwarded %v jobs, imported %v", gotJobs, wantJobs.Load())
+	}
+	if n := counterOf(reg, "import.batches_merged"); n != importers*batches {
+		t.Errorf("import.batches_merged = %d", n)
+	}
+	if n := reg.Gauge("import.open_intervals").Load(); n != 0 {
+		t.Errorf("%v intervals open after the drain", n)
+	}
+}
+
+func digestQuantile(q float64, values ...float64) float64 {
+	td := NewDigest()
+	for _, v := range values {
+		_ = td.Add(v)
+	}
+	return td.Quantile(q)
+}

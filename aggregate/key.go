@@ -1,0 +1,62 @@
+package aggregate
+
+import (
+	"strings"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/caio/go-tdigest/v4"
+)
+
+// SetPrecision is the HyperLogLog precision of every set sketch: 2^14
+// registers, about 0.8% standard error. Sketches only merge at equal
+// precision, so the wire format pins it and globals reject any other.
+const SetPrecision = 14
+
+// SeriesKey returns the fleet-wide identity of a series, the
+// ForwardSeries.Key format "<kind>|<name>|<tag>,<tag>…", for tags that are
+// already sorted and deduplicated. Host and scope are not part of it, so
+// every host's state for one series routes to, and merges on, one global
+// instance. Locals build it at flush and globals when decoding a batch; both
+// must use this function so their keys agree byte for byte.
+//
+// Names can hold '|' but tags cannot (DogStatsD ends the tag section at
+// '|'), so the name is everything between the first and the last '|' and
+// the key is unambiguous for tags without ','.
+func SeriesKey(kind Kind, name string, tags []string) string {
+	k := kind.String()
+	size := len(k) + 1 + len(name) + 1
+	for _, tag := range tags {
+		size += len(tag) + 1
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(k)
+	b.WriteByte('|')
+	b.WriteString(name)
+	b.WriteByte('|')
+	for i, tag := range tags {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(tag)
+	}
+	return b.String()
+}
+
+// NewDigest returns an empty t-digest configured like the aggregator's own
+// (same compression, the shared goroutine-safe random source) that starts
+// with no preallocated centroids. Decoders fill it with FromBytes, which
+// then allocates exactly the centroids the payload holds: tdigest.FromBytes
+// and tdigest.New would each allocate a per-digest random source (about
+// 5 KB) or a 16 KB centroid array whatever the payload's size.
+func NewDigest() *tdigest.TDigest { return emptyDigest.Clone() }
+
+// newSet returns an empty set sketch at SetPrecision, sparse so that a set
+// with a few members stays small.
+func newSet() *hyperloglog.Sketch {
+	sk, err := hyperloglog.NewSketch(SetPrecision, true)
+	if err != nil {
+		panic("aggregate: " + err.Error()) // constant, valid precision
+	}
+	return sk
+}

@@ -1,0 +1,312 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/caio/go-tdigest/v4"
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// Decode parses one encoded batch, checking it against lim (zero fields
+// take their DefaultLimits value). It returns either the whole batch,
+// every series validated, or an error wrapping one of ErrChecksum,
+// ErrMagic, ErrVersion, ErrLimit or ErrMalformed that says what was wrong
+// and where; never a partial batch.
+//
+// Every declared count and length is checked against the bytes that remain
+// before anything is allocated from it, so hostile input cannot make Decode
+// allocate more than a small constant times len(data). The result does not
+// refer to data, which the caller may reuse. Each series' Key is built with
+// aggregate.SeriesKey, as the aggregator builds it.
+func Decode(data []byte, lim Limits) (*Batch, error) {
+	b, err := decode(data, lim.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("decode batch: %w", err)
+	}
+	return b, nil
+}
+
+func decode(data []byte, lim Limits) (*Batch, error) {
+	// Magic and version are checked before the checksum so that a peer
+	// speaking another protocol or version is told so plainly.
+	if !bytes.HasPrefix(data, magic[:min(len(data), len(magic))]) || len(data) == 0 {
+		return nil, ErrMagic
+	}
+	if len(data) > len(magic) && data[len(magic)] != Version {
+		return nil, fmt.Errorf("version %d (this build reads %d): %w", data[len(magic)], Version, ErrVersion)
+	}
+	if len(data) < headerFixedLen+1+1+trailerLen { // + empty source, + series count
+		return nil, fmt.Errorf("%d bytes, shorter than the smallest batch: %w", len(data), ErrMalformed)
+	}
+	body := data[:len(data)-trailerLen]
+	want := binary.BigEndian.Uint32(data[len(body):])
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return nil, fmt.Errorf("crc32c %08x, trailer says %08x (truncated or corrupted): %w", got, want, ErrChecksum)
+	}
+
+	d := decoder{buf: body, off: headerFixedLen}
+	b := &Batch{}
+	start := int64(binary.BigEndian.Uint64(body[5:13]))
+	if start < 0 {
+		return nil, fmt.Errorf("interval start %d: negative: %w", start, ErrMalformed)
+	}
+	b.IntervalStart = time.Unix(0, start)
+	b.Interval = time.Duration(binary.BigEndian.Uint64(body[13:21]))
+	if b.Interval <= 0 || b.Interval > MaxInterval {
+		return nil, fmt.Errorf("interval %v: must be in (0, %v]: %w", b.Interval, MaxInterval, ErrMalformed)
+	}
+	source, err := d.bytes("source", MaxSourceBytes)
+	if err != nil {
+		return nil, err
+	}
+	b.Source = string(source)
+
+	n, err := d.uvarint("series count")
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(lim.MaxSeries) {
+		return nil, fmt.Errorf("%d series: at most %d: %w", n, lim.MaxSeries, ErrLimit)
+	}
+	if n > uint64(d.remaining()/minSeriesLen) {
+		return nil, fmt.Errorf("%d series declared in %d bytes: %w", n, d.remaining(), ErrMalformed)
+	}
+	b.Series = make([]aggregate.ForwardSeries, n)
+	for i := range b.Series {
+		if err := d.series(&b.Series[i], lim); err != nil {
+			return nil, fmt.Errorf("series %d: %w", i, err)
+		}
+	}
+	if d.remaining() != 0 {
+		return nil, fmt.Errorf("%d bytes after the last series: %w", d.remaining(), ErrMalformed)
+	}
+	return b, nil
+}
+
+// decoder reads the body of a batch whose checksum matched.
+type decoder struct {
+	buf []byte
+	off int
+}
+
+func (d *decoder) remaining() int { return len(d.buf) - d.off }
+
+// uvarint reads a minimally encoded uvarint: the format is canonical, so
+// an encoding is never re-read differently.
+func (d *decoder) uvarint(what string) (uint64, error) {
+	v, n := binary.Uvarint(d.buf[d.off:])
+	switch {
+	case n == 0:
+		return 0, fmt.Errorf("%s: truncated uvarint: %w", what, ErrMalformed)
+	case n < 0:
+		return 0, fmt.Errorf("%s: uvarint overflows 64 bits: %w", what, ErrMalformed)
+	case n != uvarintLen(v):
+		return 0, fmt.Errorf("%s: uvarint not minimally encoded: %w", what, ErrMalformed)
+	}
+	d.off += n
+	return v, nil
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// bytes reads a uvarint-length-prefixed field of at most limit bytes. The
+// result aliases the input.
+func (d *decoder) bytes(what string, limit int) ([]byte, error) {
+	n, err := d.uvarint(what + " length")
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%s of %d bytes: at most %d: %w", what, n, limit, ErrLimit)
+	}
+	if n > uint64(d.remaining()) {
+		return nil, fmt.Errorf("%s of %d bytes: only %d remain: %w", what, n, d.remaining(), ErrMalformed)
+	}
+	p := d.buf[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p, nil
+}
+
+// blob reads a uint32-length-prefixed payload of at most limit bytes.
+func (d *decoder) blob(what string, limit int) ([]byte, error) {
+	if d.remaining() < 4 {
+		return nil, fmt.Errorf("%s length: truncated: %w", what, ErrMalformed)
+	}
+	n := binary.BigEndian.Uint32(d.buf[d.off:])
+	d.off += 4
+	if uint64(n) > uint64(limit) {
+		return nil, fmt.Errorf("%s of %d bytes: at most %d: %w", what, n, limit, ErrLimit)
+	}
+	if uint64(n) > uint64(d.remaining()) {
+		return nil, fmt.Errorf("%s of %d bytes: only %d remain: %w", what, n, d.remaining(), ErrMalformed)
+	}
+	p := d.buf[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p, nil
+}
+
+func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
+	if d.remaining() < 1 {
+		return fmt.Errorf("kind: truncated: %w", ErrMalformed)
+	}
+	kb := d.buf[d.off]
+	d.off++
+	kind, ok := aggregateKind(kb)
+	if !ok {
+		return fmt.Errorf("unknown kind %d: %w", kb, ErrMalformed)
+	}
+	name, err := d.bytes("name", lim.MaxNameBytes)
+	if err != nil {
+		return err
+	}
+	if len(name) == 0 {
+		return fmt.Errorf("empty name: %w", ErrMalformed)
+	}
+	s.Kind, s.Name = kind, string(name)
+
+	nt, err := d.uvarint("tag count")
+	if err != nil {
+		return err
+	}
+	if nt > uint64(lim.MaxTags) {
+		return fmt.Errorf("%d tags: at most %d: %w", nt, lim.MaxTags, ErrLimit)
+	}
+	if nt > uint64(d.remaining()/2) { // a tag is at least a length byte and one byte
+		return fmt.Errorf("%d tags declared in %d bytes: %w", nt, d.remaining(), ErrMalformed)
+	}
+	if nt > 0 {
+		s.Tags = make([]string, nt)
+		tagBytes := 0
+		for i := range s.Tags {
+			tag, err := d.bytes("tag", lim.MaxTagBytes)
+			if err != nil {
+				return fmt.Errorf("tag %d: %w", i, err)
+			}
+			if tagBytes += len(tag); tagBytes > lim.MaxTagBytes {
+				return fmt.Errorf("tags of %d bytes or more: at most %d: %w", tagBytes, lim.MaxTagBytes, ErrLimit)
+			}
+			s.Tags[i] = string(tag)
+		}
+		if err := checkTags(s.Tags); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrMalformed)
+		}
+	}
+	s.Key = aggregate.SeriesKey(s.Kind, s.Name, s.Tags)
+
+	switch {
+	case kind == aggregate.Counter || kind == aggregate.Gauge:
+		if d.remaining() < 8 {
+			return fmt.Errorf("value: truncated: %w", ErrMalformed)
+		}
+		s.Value = math.Float64frombits(binary.BigEndian.Uint64(d.buf[d.off:]))
+		d.off += 8
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+			return fmt.Errorf("value %v: not finite: %w", s.Value, ErrMalformed)
+		}
+	case kind.IsHistogram():
+		p, err := d.blob("digest", lim.MaxDigestBytes)
+		if err != nil {
+			return err
+		}
+		if s.Digest, err = decodeDigest(p); err != nil {
+			return fmt.Errorf("digest: %w", err)
+		}
+	default: // Set
+		p, err := d.blob("set", lim.MaxSetBytes)
+		if err != nil {
+			return err
+		}
+		if s.Set, err = decodeSet(p); err != nil {
+			return fmt.Errorf("set: %w", err)
+		}
+	}
+	return nil
+}
+
+// decodeDigest checks the tdigest header against the payload's size before
+// handing it to the library, whose FromBytes sizes its centroid arrays
+// (16 bytes per centroid) from the declared count; after the check that is
+// at most 16/minCentroidLen times the payload. It then checks what the
+// library does not: compression in range, centroids sorted, finite, of
+// positive weight, and a total weight that does not overflow.
+func decodeDigest(p []byte) (*tdigest.TDigest, error) {
+	if len(p) < minDigestLen {
+		return nil, fmt.Errorf("%d bytes, shorter than its header: %w", len(p), ErrMalformed)
+	}
+	if enc := binary.BigEndian.Uint32(p); enc != digestEncoding {
+		return nil, fmt.Errorf("encoding %d (want %d): %w", enc, digestEncoding, ErrMalformed)
+	}
+	compression := math.Float64frombits(binary.BigEndian.Uint64(p[4:12]))
+	if !(compression >= minCompression && compression <= maxCompression) { // NaN fails too
+		return nil, fmt.Errorf("compression %v: must be in [%d, %d]: %w", compression, minCompression, maxCompression, ErrMalformed)
+	}
+	n := binary.BigEndian.Uint32(p[12:16])
+	if uint64(n) > uint64((len(p)-minDigestLen)/minCentroidLen) {
+		return nil, fmt.Errorf("%d centroids declared in %d bytes: %w", n, len(p), ErrMalformed)
+	}
+	td := aggregate.NewDigest()
+	if err := td.FromBytes(p); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
+	}
+	var (
+		total uint64
+		prev  = math.Inf(-1)
+		i     int
+		bad   error
+	)
+	td.ForEachCentroid(func(mean float64, count uint64) bool {
+		switch {
+		case math.IsNaN(mean) || math.IsInf(mean, 0):
+			bad = fmt.Errorf("centroid %d: mean %v: not finite: %w", i, mean, ErrMalformed)
+		case mean < prev:
+			bad = fmt.Errorf("centroid %d: mean %v below the previous %v: %w", i, mean, prev, ErrMalformed)
+		case count == 0:
+			bad = fmt.Errorf("centroid %d: zero count: %w", i, ErrMalformed)
+		case count > maxDigestCount-total:
+			bad = fmt.Errorf("centroid %d: total count beyond 2^53: %w", i, ErrMalformed)
+		}
+		prev, total = mean, total+count
+		i++
+		return bad == nil
+	})
+	if bad != nil {
+		return nil, bad
+	}
+	return td, nil
+}
+
+// decodeSet checks the precision before handing the payload to the
+// library: sketches of different precisions don't merge, and the merge on
+// the global must not fail after the batch was accepted. UnmarshalBinary
+// validates the rest and sizes its allocations from lengths it checks
+// against the payload first.
+func decodeSet(p []byte) (*hyperloglog.Sketch, error) {
+	if len(p) < minSetLen {
+		return nil, fmt.Errorf("%d bytes, shorter than its header: %w", len(p), ErrMalformed)
+	}
+	// Version 1 packs two registers per byte and would unpack to twice its
+	// size; no current writer produces it.
+	if p[0] != setEncoding {
+		return nil, fmt.Errorf("encoding version %d (want %d): %w", p[0], setEncoding, ErrMalformed)
+	}
+	if p[1] != aggregate.SetPrecision {
+		return nil, fmt.Errorf("precision %d (want %d): %w", p[1], aggregate.SetPrecision, ErrMalformed)
+	}
+	sk := new(hyperloglog.Sketch)
+	if err := sk.UnmarshalBinary(p); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
+	}
+	return sk, nil
+}

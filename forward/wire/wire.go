@@ -1,0 +1,202 @@
+// Package wire is the versioned binary format of one forwarded batch: the
+// mergeable state (t-digests, HyperLogLog sketches, veneurglobalonly counter
+// sums and gauge values) that a local instance sends to a global instance's
+// import endpoint for one of its intervals. ../FORMAT.md documents it byte by
+// byte.
+//
+//	local:  []aggregate.ForwardSeries ─AppendEncode─▶ bytes ─(gzip, POST)─▶
+//	global: bytes ─Decode(Limits)─▶ Batch ─▶ Aggregator.Import
+//
+// Digests and sketches travel in their libraries' own serialization
+// (tdigest ToBytes, hyperloglog MarshalBinary), framed by lengths and
+// checked by a CRC32-C trailer. Decode treats its input as hostile: it
+// rejects anything malformed with an error saying what was wrong, never
+// panics, and allocates at most a small constant times len(data) plus the
+// per-series overhead that Limits.MaxSeries bounds.
+package wire
+
+import (
+	"errors"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+)
+
+// ContentType is the media type of an encoded batch.
+const ContentType = "application/x-veneur-lite-batch"
+
+// HeaderIdempotencyKey carries the key that identifies a batch across its
+// retries, so the global merges it once however often it arrives.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// Version is the format version this package writes and reads.
+const Version = 1
+
+// magic opens every batch: "VLFB", veneur-lite forwarded batch.
+var magic = [4]byte{'V', 'L', 'F', 'B'}
+
+// Fixed sizes of the format, in bytes (see FORMAT.md).
+const (
+	headerFixedLen = len(magic) + 1 + 8 + 8 // magic, version, start, interval
+	trailerLen     = 4                      // CRC32-C
+	// minSeriesLen is the smallest encoded series: kind, a one-byte name
+	// with its length, a zero tag count, an 8-byte value. Decode checks a
+	// declared series count against it before allocating anything.
+	minSeriesLen = 1 + 1 + 1 + 1 + 8
+	// minDigestLen is tdigest's header: encoding, compression, centroid count.
+	minDigestLen = 16
+	// minCentroidLen is a centroid's smallest encoding: a float32 mean delta
+	// and a one-byte uvarint count.
+	minCentroidLen = 5
+	// minSetLen is hyperloglog's header.
+	minSetLen = 8
+)
+
+// Bounds that are properties of the format rather than tunables.
+const (
+	// MaxSourceBytes bounds Batch.Source, a hostname (at most 253 bytes
+	// in DNS) with room to spare.
+	MaxSourceBytes = 1024
+	// MaxInterval bounds Batch.Interval; flush intervals are seconds to
+	// minutes.
+	MaxInterval = 24 * time.Hour
+	// digestEncoding is the only tdigest serialization version there is.
+	digestEncoding = 2
+	// setEncoding is the hyperloglog serialization version accepted.
+	setEncoding = 2
+	// minCompression and maxCompression bound a digest's compression;
+	// veneur-lite uses 100.
+	minCompression = 1
+	maxCompression = 1000
+	// maxDigestCount bounds a digest's total weight. Counts stay exact in a
+	// float64 below 2^53, and one host's interval never comes near it.
+	maxDigestCount = 1 << 53
+)
+
+// Batch is one forwarded batch: series a local aggregated in one interval.
+type Batch struct {
+	IntervalStart time.Time     // start of the local interval the series were aggregated in
+	Interval      time.Duration // the local's interval length
+	Source        string        // sending instance's hostname (for logs/metrics only)
+	Series        []aggregate.ForwardSeries
+}
+
+// Limits bounds what Decode accepts. A zero field means its DefaultLimits
+// value, so Limits{} is usable.
+type Limits struct {
+	// MaxSeries bounds the series in one batch; with it the per-series
+	// overhead (a ForwardSeries, its key and tag slice, ~200 bytes) of a
+	// decoded batch is bounded whatever the series look like.
+	MaxSeries int
+	// MaxNameBytes bounds one series name.
+	MaxNameBytes int
+	// MaxTags bounds the tags of one series.
+	MaxTags int
+	// MaxTagBytes bounds the total bytes of one series' tags.
+	MaxTagBytes int
+	// MaxDigestBytes bounds one serialized t-digest.
+	MaxDigestBytes int
+	// MaxSetBytes bounds one serialized HyperLogLog sketch.
+	MaxSetBytes int
+}
+
+// DefaultLimits returns limits that every batch a veneur-lite local sends
+// fits comfortably.
+//
+// A digest at compression 100 holds at most ~2000 centroids before it
+// compresses itself: 16 + 2000×4 + 2000×(≤10) ≈ 28 KB. A precision-14
+// sketch is 16 KB dense and about as much sparse (it turns dense past
+// that). Names and tags come from DogStatsD lines of at most
+// metric_max_length (4096 by default) bytes.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxSeries:      100_000,
+		MaxNameBytes:   16 << 10,
+		MaxTags:        1000,
+		MaxTagBytes:    64 << 10,
+		MaxDigestBytes: 256 << 10,
+		MaxSetBytes:    128 << 10,
+	}
+}
+
+// withDefaults fills zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	pick := func(v, def int) int {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	return Limits{
+		MaxSeries:      pick(l.MaxSeries, d.MaxSeries),
+		MaxNameBytes:   pick(l.MaxNameBytes, d.MaxNameBytes),
+		MaxTags:        pick(l.MaxTags, d.MaxTags),
+		MaxTagBytes:    pick(l.MaxTagBytes, d.MaxTagBytes),
+		MaxDigestBytes: pick(l.MaxDigestBytes, d.MaxDigestBytes),
+		MaxSetBytes:    pick(l.MaxSetBytes, d.MaxSetBytes),
+	}
+}
+
+// The causes Decode's errors wrap, for callers that count rejects by cause
+// (errors.Is). Every Decode error wraps exactly one of them.
+var (
+	// ErrChecksum: the body is truncated, corrupted or not a batch at all
+	// (its CRC32-C trailer does not match).
+	ErrChecksum = errors.New("checksum mismatch")
+	// ErrMagic: the body does not start with the batch magic.
+	ErrMagic = errors.New("not a veneur-lite batch")
+	// ErrVersion: a format version this build does not read.
+	ErrVersion = errors.New("unsupported version")
+	// ErrLimit: well-formed but beyond a Limits bound.
+	ErrLimit = errors.New("limit exceeded")
+	// ErrMalformed: anything else that is wrong with the bytes.
+	ErrMalformed = errors.New("malformed")
+)
+
+// Wire kind codes. They are the format's own, not aggregate.Kind's values,
+// so reordering that enum can never change the format.
+const (
+	kindCounter      byte = 1
+	kindGauge        byte = 2
+	kindHistogram    byte = 3
+	kindTimer        byte = 4
+	kindDistribution byte = 5
+	kindSet          byte = 6
+)
+
+func wireKind(k aggregate.Kind) (byte, bool) {
+	switch k {
+	case aggregate.Counter:
+		return kindCounter, true
+	case aggregate.Gauge:
+		return kindGauge, true
+	case aggregate.Histogram:
+		return kindHistogram, true
+	case aggregate.Timer:
+		return kindTimer, true
+	case aggregate.Distribution:
+		return kindDistribution, true
+	case aggregate.Set:
+		return kindSet, true
+	}
+	return 0, false
+}
+
+func aggregateKind(b byte) (aggregate.Kind, bool) {
+	switch b {
+	case kindCounter:
+		return aggregate.Counter, true
+	case kindGauge:
+		return aggregate.Gauge, true
+	case kindHistogram:
+		return aggregate.Histogram, true
+	case kindTimer:
+		return aggregate.Timer, true
+	case kindDistribution:
+		return aggregate.Distribution, true
+	case kindSet:
+		return aggregate.Set, true
+	}
+	return aggregate.KindInvalid, false
+}

@@ -1,0 +1,396 @@
+// Package importsrv is the HTTP endpoint on a global instance that decodes
+// forwarded batches and merges them.
+//
+//	local ──POST /import (gzip, Idempotency-Key)──▶ Handler
+//	        method, media type, encoding, key ─▶ read body (bounded, decompressed bounded)
+//	        ─▶ dedup: merged already? 200 · in progress? 409
+//	        ─▶ wire.Decode (whole batch validated) ─▶ Importer.Import ─▶ key done ─▶ 200
+//
+// A batch is merged exactly once however often its sender retries it: the
+// handler remembers idempotency keys (bounded in number and in time),
+// acknowledges a key it has merged without merging again, answers 409 to a
+// key another request is merging right now, and records a key as merged
+// only once the merge is done. A batch is decoded and validated completely
+// before anything is merged, so a bad one is rejected whole, with a 4xx and
+// a short reason, and counted by cause.
+package importsrv
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/forward/wire"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// Path is where the handler is mounted.
+const Path = "/import"
+
+// Importer merges a decoded batch; *aggregate.Aggregator is one. Import
+// must be done merging when it returns: the handler acknowledges the batch
+// then.
+type Importer interface {
+	Import(intervalStart time.Time, interval time.Duration, series []aggregate.ForwardSeries)
+}
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultMaxBodyBytes    = 32 << 20
+	DefaultMaxDecodedBytes = 128 << 20
+	DefaultDedupWindow     = 15 * time.Minute
+	DefaultDedupMaxKeys    = 100_000
+)
+
+// MaxKeyBytes bounds an idempotency key; a UUID is 36 bytes.
+const MaxKeyBytes = 128
+
+// Config configures a Handler. Only Importer is required.
+type Config struct {
+	Importer Importer
+	// MaxBodyBytes bounds the request body as sent (compressed); beyond
+	// it the answer is 413.
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds the batch after decompression, which is what
+	// is held in memory while decoding; beyond it the answer is 413. gzip
+	// expands up to ~1000×, so this, not MaxBodyBytes, bounds memory.
+	MaxDecodedBytes int64
+	// DedupWindow is how long a merged key is remembered. It must outlast
+	// the time a sender keeps retrying one batch.
+	DedupWindow time.Duration
+	// DedupMaxKeys bounds the keys remembered; the oldest go first.
+	DedupMaxKeys int
+	// Limits bound what a batch may hold (wire.Decode).
+	Limits wire.Limits
+	// Stats receives the handler's measurements; nil measures nothing.
+	Stats *telemetry.Registry
+	// Log receives rejected batches (throttled); nil means slog.Default().
+	Log *slog.Logger
+	// Now is the clock of the dedup window; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves POST /import. It is safe for concurrent use.
+type Handler struct {
+	cfg   Config
+	keys  *dedup
+	stats handlerStats
+	// bufs holds decoded-body buffers for reuse: wire.Decode copies what
+	// it keeps, so a buffer is free again once the batch is decoded.
+	bufs sync.Pool
+	// Rejections are logged at most once per logEvery; the rest are
+	// counted and reported with the next log line.
+	lastLog    atomic.Int64 // unix nanoseconds
+	suppressed atomic.Uint64
+}
+
+// logEvery throttles logs about bad batches: a misbehaving sender retries
+// and must not flood the log.
+const logEvery = time.Second
+
+// maxPooledBuffer keeps one huge batch from pinning its buffer forever.
+const maxPooledBuffer = 4 << 20
+
+// New returns a handler for cfg; zero fields take their defaults.
+func New(cfg Config) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxDecodedBytes <= 0 {
+		cfg.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = DefaultDedupWindow
+	}
+	if cfg.DedupMaxKeys <= 0 {
+		cfg.DedupMaxKeys = DefaultDedupMaxKeys
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{
+		cfg:   cfg,
+		keys:  newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
+		stats: newHandlerStats(cfg.Stats),
+	}
+}
+
+// cause is why a request was refused; each is counted as
+// import.errors{cause:<name>}.
+type cause uint8
+
+const (
+	causeMethod cause = iota
+	causeContentType
+	causeEncoding
+	causeKey
+	causeBodyTooLarge
+	causeDecodedTooLarge
+	causeRead
+	causeDecompress
+	causeChecksum
+	causeMagic
+	causeVersion
+	causeLimit
+	causeMalformed
+	causeCount
+)
+
+var causeNames = [causeCount]string{
+	"method", "content_type", "encoding", "key", "body_too_large", "decoded_too_large",
+	"read", "decompress", "checksum", "magic", "version", "limit", "malformed",
+}
+
+// status is the HTTP status of each cause.
+var causeStatus = [causeCount]int{
+	http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusUnsupportedMediaType,
+	http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
+	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
+	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
+}
+
+type handlerStats struct {
+	batches      *telemetry.Counter
+	series       *telemetry.Counter
+	bytesBody    *telemetry.Counter
+	bytesDecoded *telemetry.Counter
+	duplicates   *telemetry.Counter
+	conflicts    *telemetry.Counter
+	errors       [causeCount]*telemetry.Counter
+	decodeMs     *telemetry.Gauge
+	mergeMs      *telemetry.Gauge
+}
+
+func newHandlerStats(reg *telemetry.Registry) handlerStats {
+	st := handlerStats{
+		batches:      reg.Counter("import.batches"),
+		series:       reg.Counter("import.series"),
+		bytesBody:    reg.Counter("import.bytes", "encoding:compressed"),
+		bytesDecoded: reg.Counter("import.bytes", "encoding:decoded"),
+		duplicates:   reg.Counter("import.duplicates"),
+		conflicts:    reg.Counter("import.conflicts"),
+		decodeMs:     reg.Gauge("import.duration_ms", "stage:decode"),
+		mergeMs:      reg.Gauge("import.duration_ms", "stage:merge"),
+	}
+	for c := range causeCount {
+		st.errors[c] = reg.Counter("import.errors", "cause:"+causeNames[c])
+	}
+	return st
+}
+
+// ServeHTTP handles one forwarded batch.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(w, r, causeMethod, fmt.Errorf("method %s: only POST", r.Method))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != wire.ContentType {
+		h.refuse(w, r, causeContentType, fmt.Errorf("content type %q: want %s", r.Header.Get("Content-Type"), wire.ContentType))
+		return
+	}
+	gzipped := false
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		gzipped = true
+	default:
+		h.refuse(w, r, causeEncoding, fmt.Errorf("content encoding %q: want gzip or identity", enc))
+		return
+	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if err := checkKey(key); err != nil {
+		h.refuse(w, r, causeKey, err)
+		return
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.refuse(w, r, causeBodyTooLarge, fmt.Errorf("body of %d bytes: at most %d", r.ContentLength, h.cfg.MaxBodyBytes))
+		return
+	}
+
+	// The body is read before the key is looked up, so that a sender is
+	// never cut off mid-request: it would retry what may be a success.
+	buf := h.getBuffer(r.ContentLength, gzipped)
+	defer h.putBuffer(buf)
+	if c, err := h.readBody(w, r, gzipped, buf); err != nil {
+		h.refuse(w, r, c, err)
+		return
+	}
+
+	state, claim := h.keys.begin(strings.Clone(key), h.cfg.Now())
+	switch state {
+	case keyDone:
+		h.stats.duplicates.Inc()
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "ok (duplicate, not merged again)\n")
+		return
+	case keyBusy:
+		h.stats.conflicts.Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "batch with this idempotency key is being merged; retry", http.StatusConflict)
+		return
+	}
+	merged := false
+	defer func() {
+		if !merged { // a failed decode, or a panicking importer
+			h.keys.abort(claim)
+		}
+	}()
+
+	began := time.Now()
+	batch, err := wire.Decode(buf.Bytes(), h.cfg.Limits)
+	if err != nil {
+		h.refuse(w, r, decodeCause(err), err)
+		return
+	}
+	decoded := time.Now()
+	h.cfg.Importer.Import(batch.IntervalStart, batch.Interval, batch.Series)
+	h.keys.complete(claim, h.cfg.Now())
+	merged = true
+
+	h.stats.batches.Inc()
+	h.stats.series.Add(uint64(len(batch.Series)))
+	h.stats.decodeMs.Set(float64(decoded.Sub(began)) / float64(time.Millisecond))
+	h.stats.mergeMs.Set(float64(time.Since(decoded)) / float64(time.Millisecond))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// checkKey accepts 1 to MaxKeyBytes bytes of visible ASCII, which covers
+// UUIDs and any hex or base64 form and keeps logs and memory sane.
+func checkKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("missing %s header", wire.HeaderIdempotencyKey)
+	}
+	if len(key) > MaxKeyBytes {
+		return fmt.Errorf("%s of %d bytes: at most %d", wire.HeaderIdempotencyKey, len(key), MaxKeyBytes)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < '!' || key[i] > '~' {
+			return fmt.Errorf("%s: byte %d is not visible ASCII", wire.HeaderIdempotencyKey, i)
+		}
+	}
+	return nil
+}
+
+// readBody reads the whole body into buf, decompressing it, within both
+// size bounds.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, gzipped bool, buf *bytes.Buffer) (cause, error) {
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	defer func() { h.stats.bytesBody.Add(uint64(body.n)) }()
+	var src io.Reader = body
+	if gzipped {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return readCause(err, causeDecompress), fmt.Errorf("decompress: %w", err)
+		}
+		src = zr
+	}
+	// One byte more than allowed tells "exactly at the bound" from "beyond".
+	n, err := buf.ReadFrom(io.LimitReader(src, h.cfg.MaxDecodedBytes+1))
+	h.stats.bytesDecoded.Add(uint64(n))
+	if err != nil {
+		c := causeRead
+		if gzipped {
+			c = causeDecompress
+		}
+		return readCause(err, c), fmt.Errorf("read body: %w", err)
+	}
+	if n > h.cfg.MaxDecodedBytes {
+		return causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
+	}
+	return 0, nil
+}
+
+// readCause tells a body over the size bound from other read failures.
+func readCause(err error, otherwise cause) cause {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return causeBodyTooLarge
+	}
+	return otherwise
+}
+
+func decodeCause(err error) cause {
+	switch {
+	case errors.Is(err, wire.ErrChecksum):
+		return causeChecksum
+	case errors.Is(err, wire.ErrMagic):
+		return causeMagic
+	case errors.Is(err, wire.ErrVersion):
+		return causeVersion
+	case errors.Is(err, wire.ErrLimit):
+		return causeLimit
+	}
+	return causeMalformed
+}
+
+// refuse answers a request that merged nothing, counts it and logs it
+// (throttled).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, c cause, err error) {
+	h.stats.errors[c].Inc()
+	http.Error(w, err.Error(), causeStatus[c])
+
+	now := h.cfg.Now().UnixNano()
+	last := h.lastLog.Load()
+	if now-last < int64(logEvery) || !h.lastLog.CompareAndSwap(last, now) {
+		h.suppressed.Add(1)
+		return
+	}
+	h.cfg.Log.Warn("import request refused",
+		"cause", causeNames[c], "status", causeStatus[c], "error", err,
+		"remote", r.RemoteAddr, "key", truncate(r.Header.Get(wire.HeaderIdempotencyKey), MaxKeyBytes),
+		"suppressed_since_last", h.suppressed.Swap(0))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (h *Handler) getBuffer(contentLength int64, gzipped bool) *bytes.Buffer {
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	// An uncompressed body's size is known: read it without regrowing.
+	if !gzipped && contentLength > 0 && contentLength <= h.cfg.MaxDecodedBytes {
+		buf.Grow(int(contentLength) + 1) // +1: ReadFrom wants room to see EOF
+	}
+	return buf
+}
+
+func (h *Handler) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledBuffer {
+		return
+	}
+	buf.Reset()
+	h.bufs.Put(buf)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

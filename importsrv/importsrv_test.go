@@ -1,0 +1,441 @@
+package importsrv
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/forward/wire"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// fakeImporter counts merges; release, when set, holds each merge until
+// it is closed.
+type fakeImporter struct {
+	mu      sync.Mutex
+	merges  int
+	series  int
+	last    time.Time
+	started chan struct{}
+	release chan struct{}
+}
+
+func (f *fakeImporter) Import(start time.Time, _ time.Duration, series []aggregate.ForwardSeries) {
+	if f.started != nil {
+		f.started <- struct{}{}
+	}
+	if f.release != nil {
+		<-f.release
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.merges++
+	f.series += len(series)
+	f.last = start
+}
+
+func (f *fakeImporter) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.merges
+}
+
+var intervalStart = time.Unix(1_700_000_000, 0)
+
+// batchBytes returns an encoded batch of n counter series.
+func batchBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Source: "local1"}
+	for i := range n {
+		name := fmt.Sprintf("jobs%d", i)
+		b.Series = append(b.Series, aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Counter, name, nil), Name: name, Kind: aggregate.Counter, Value: 1})
+	}
+	enc, err := wire.AppendEncode(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+func gzipped(t testing.TB, p []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type request struct {
+	method, contentType, encoding, key string
+	body                               []byte
+}
+
+func post(key string, body []byte) request {
+	return request{method: http.MethodPost, contentType: wire.ContentType, encoding: "gzip", key: key, body: body}
+}
+
+// do sends req to h and returns the status and body.
+func do(t testing.TB, h http.Handler, req request) (int, string) {
+	t.Helper()
+	r := httptest.NewRequest(req.method, Path, bytes.NewReader(req.body))
+	if req.contentType != "" {
+		r.Header.Set("Content-Type", req.contentType)
+	}
+	if req.encoding != "" {
+		r.Header.Set("Content-Encoding", req.encoding)
+	}
+	if req.key != "" {
+		r.Header.Set(wire.HeaderIdempotencyKey, req.key)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestGoodBatchMergedOnce(t *testing.T) {
+	imp := &fakeImporter{}
+	reg := telemetry.NewRegistry()
+	h := New(Config{Importer: imp, Stats: reg, Log: quietLog()})
+	body := gzipped(t, batchBytes(t, 3))
+
+	if code, msg := do(t, h, post("k1", body)); code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, msg)
+	}
+	if imp.merges != 1 || imp.series != 3 || !imp.last.Equal(intervalStart) {
+		t.Fatalf("importer saw %+v", imp)
+	}
+	// The retry of a batch whose response was lost: acknowledged, not merged.
+	if code, msg := do(t, h, post("k1", body)); code != http.StatusOK || !strings.Contains(msg, "duplicate") {
+		t.Fatalf("repeat: status %d: %s", code, msg)
+	}
+	if imp.merges != 1 {
+		t.Fatalf("merged %d times", imp.merges)
+	}
+	// Another key is another batch; identity encoding works too.
+	identity := post("k2", batchBytes(t, 1))
+	identity.encoding = ""
+	if code, msg := do(t, h, identity); code != http.StatusOK || imp.merges != 2 {
+		t.Fatalf("status %d (%s), merges %d", code, msg, imp.merges)
+	}
+	for name, want := range map[string]uint64{"import.batches": 2, "import.series": 4, "import.duplicates": 1} {
+		if got := reg.Counter(name).Load(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	if reg.Counter("import.bytes", "encoding:compressed").Load() == 0 || reg.Counter("import.bytes", "encoding:decoded").Load() == 0 {
+		t.Error("bytes not counted")
+	}
+}
+
+func TestConcurrentSameKey(t *testing.T) {
+	imp := &fakeImporter{started: make(chan struct{}, 1), release: make(chan struct{})}
+	h := New(Config{Importer: imp, Log: quietLog()})
+	body := gzipped(t, batchBytes(t, 2))
+
+	first := make(chan int)
+	go func() {
+		code, _ := do(t, h, post("same", body))
+		first <- code
+	}()
+	<-imp.started // the first request is merging
+	if code, _ := do(t, h, post("same", body)); code != http.StatusConflict {
+		t.Fatalf("while the first merges: status %d, want 409", code)
+	}
+	close(imp.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first: %d", code)
+	}
+	imp.started = nil
+	if code, _ := do(t, h, post("same", body)); code != http.StatusOK || imp.count() != 1 {
+		t.Fatalf("after: status %d, merges %d", code, imp.count())
+	}
+}
+
+// TestConcurrentSameKeyRace fires many copies of one batch at once: one
+// merge, every answer 200 or 409.
+func TestConcurrentSameKeyRace(t *testing.T) {
+	imp := &fakeImporter{}
+	h := New(Config{Importer: imp, Log: quietLog()})
+	body := gzipped(t, batchBytes(t, 50))
+	var wg sync.WaitGroup
+	var ok, conflict atomic.Int32
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch code, msg := do(t, h, post("race", body)); code {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusConflict:
+				conflict.Add(1)
+			default:
+				t.Errorf("status %d: %s", code, msg)
+			}
+		}()
+	}
+	wg.Wait()
+	if imp.count() != 1 || ok.Load() < 1 || ok.Load()+conflict.Load() != 16 {
+		t.Fatalf("merges %d, 200s %d, 409s %d", imp.count(), ok.Load(), conflict.Load())
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	good := batchBytes(t, 1)
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)/2] ^= 0xff
+	huge := make([]byte, 2<<20) // zeros: compresses ~1000×
+	for _, tc := range []struct {
+		name   string
+		req    request
+		status int
+		cause  string
+		reason string
+	}{
+		{"GET", request{method: http.MethodGet}, http.StatusMethodNotAllowed, "method", "only POST"},
+		{"PUT", request{method: http.MethodPut, contentType: wire.ContentType, key: "k", body: good}, http.StatusMethodNotAllowed, "method", "only POST"},
+		{"json", request{method: http.MethodPost, contentType: "application/json", key: "k", body: good}, http.StatusUnsupportedMediaType, "content_type", "want application/x-veneur-lite-batch"},
+		{"no content type", request{method: http.MethodPost, key: "k", body: good}, http.StatusUnsupportedMediaType, "content_type", "content type"},
+		{"zstd", request{method: http.MethodPost, contentType: wire.ContentType, encoding: "zstd", key: "k", body: good}, http.StatusUnsupportedMediaType, "encoding", "zstd"},
+		{"no key", post("", gzipped(t, good)), http.StatusBadRequest, "key", "missing Idempotency-Key"},
+		{"long key", post(strings.Repeat("k", MaxKeyBytes+1), gzipped(t, good)), http.StatusBadRequest, "key", "at most 128"},
+		{"key with space", post("a b", gzipped(t, good)), http.StatusBadRequest, "key", "not visible ASCII"},
+		{"not gzip", post("k", good), http.StatusBadRequest, "decompress", "decompress"},
+		{"truncated gzip", post("k", gzipped(t, good)[:20]), http.StatusBadRequest, "decompress", "read body"},
+		{"garbage", post("k", gzipped(t, []byte("hello, world"))), http.StatusBadRequest, "magic", "not a veneur-lite batch"},
+		{"corrupt", post("k", gzipped(t, corrupt)), http.StatusBadRequest, "checksum", "checksum mismatch"},
+		{"empty", post("k", gzipped(t, nil)), http.StatusBadRequest, "magic", "decode batch"},
+		{"too many series", post("k", gzipped(t, batchBytes(t, 11))), http.StatusBadRequest, "limit", "11 series: at most 10"},
+		{"body too large", post("k", make([]byte, 5000)), http.StatusRequestEntityTooLarge, "body_too_large", "at most 4096"},
+		{"gzip bomb", post("k", gzipped(t, huge)), http.StatusRequestEntityTooLarge, "decoded_too_large", "beyond 1048576 bytes decoded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			imp := &fakeImporter{}
+			reg := telemetry.NewRegistry()
+			h := New(Config{Importer: imp, Stats: reg, Log: quietLog(), MaxBodyBytes: 4096, MaxDecodedBytes: 1 << 20, Limits: wire.Limits{MaxSeries: 10}})
+			code, msg := do(t, h, tc.req)
+			if code != tc.status || !strings.Contains(msg, tc.reason) {
+				t.Fatalf("status %d %q, want %d containing %q", code, msg, tc.status, tc.reason)
+			}
+			if imp.merges != 0 {
+				t.Fatal("merged a refused batch")
+			}
+			if n := reg.Counter("import.errors", "cause:"+tc.cause).Load(); n != 1 {
+				t.Fatalf("import.errors{cause:%s} = %d", tc.cause, n)
+			}
+			// A refused key is not remembered: the sender may retry it.
+			if h.keys.len() != 0 {
+				t.Fatalf("%d keys remembered", h.keys.len())
+			}
+		})
+	}
+}
+
+// TestRefusedBatchCanBeRetried: a key whose batch was refused is not
+// marked merged; the same key with a good body is merged.
+func TestRefusedBatchCanBeRetried(t *testing.T) {
+	imp := &fakeImporter{}
+	h := New(Config{Importer: imp, Log: quietLog()})
+	if code, _ := do(t, h, post("k", gzipped(t, []byte("VLFB\x01 broken")))); code != http.StatusBadRequest {
+		t.Fatalf("status %d", code)
+	}
+	if code, _ := do(t, h, post("k", gzipped(t, batchBytes(t, 1)))); code != http.StatusOK || imp.merges != 1 {
+		t.Fatalf("status %d, merges %d", code, imp.merges)
+	}
+}
+
+// TestPanickingImporterReleasesKey: the key of a merge that blew up is
+// not left "in progress" for ever.
+func TestPanickingImporterReleasesKey(t *testing.T) {
+	h := New(Config{Importer: panicker{}, Log: quietLog()})
+	func() {
+		defer func() { _ = recover() }()
+		do(t, h, post("k", gzipped(t, batchBytes(t, 1))))
+	}()
+	if h.keys.len() != 0 {
+		t.Fatal("the key stayed claimed")
+	}
+}
+
+type panicker struct{}
+
+func (panicker) Import(time.Time, time.Duration, []aggregate.ForwardSeries) { panic("boom") }
+
+func TestDedupWindowExpires(t *testing.T) {
+	imp := &fakeImporter{}
+	now := time.Unix(1_700_000_000, 0)
+	h := New(Config{Importer: imp, Log: quietLog(), DedupWindow: time.Minute, Now: func() time.Time { return now }})
+	body := gzipped(t, batchBytes(t, 1))
+	do(t, h, post("k", body))
+	now = now.Add(59 * time.Second)
+	do(t, h, post("k", body))
+	if imp.merges != 1 {
+		t.Fatalf("within the window: %d merges", imp.merges)
+	}
+	now = now.Add(time.Minute)
+	do(t, h, post("k", body))
+	if imp.merges != 2 {
+		t.Fatalf("after the window: %d merges, want the key forgotten", imp.merges)
+	}
+}
+
+func TestDedupCountBound(t *testing.T) {
+	imp := &fakeImporter{}
+	h := New(Config{Importer: imp, Log: quietLog(), DedupMaxKeys: 3})
+	body := gzipped(t, batchBytes(t, 1))
+	for _, k := range []string{"a", "b", "c", "d"} {
+		do(t, h, post(k, body))
+	}
+	if n := h.keys.len(); n != 3 {
+		t.Fatalf("%d keys remembered, want 3", n)
+	}
+	do(t, h, post("d", body)) // still remembered
+	do(t, h, post("a", body)) // the oldest, forgotten
+	if imp.merges != 5 {
+		t.Fatalf("%d merges, want 5", imp.merges)
+	}
+}
+
+func TestDedupClaims(t *testing.T) {
+	now := time.Unix(0, 0)
+	d := newDedup(time.Minute, 2)
+	_, a := d.begin("a", now)
+	d.begin("b", now)
+	d.begin("c", now) // evicts a's claim
+	if st, _ := d.begin("a", now); st != keyNew {
+		t.Fatalf("evicted key: %v", st)
+	}
+	// a's first claim completes late: the newer claim of "a" decides.
+	d.complete(a, now)
+	if st, _ := d.begin("a", now); st != keyBusy {
+		t.Fatalf("want the newer claim in progress, got %v", st)
+	}
+	// An abort of a stale claim leaves the current one alone.
+	d.abort(a)
+	if st, _ := d.begin("a", now); st != keyBusy {
+		t.Fatalf("stale abort removed the current claim: %v", st)
+	}
+}
+
+func TestLogsAreThrottled(t *testing.T) {
+	var logs bytes.Buffer
+	now := time.Unix(1_700_000_000, 0)
+	h := New(Config{Importer: &fakeImporter{}, Log: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
+	for range 100 {
+		do(t, h, request{method: http.MethodGet})
+	}
+	now = now.Add(2 * time.Second)
+	do(t, h, request{method: http.MethodGet})
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed_since_last=99") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
+
+// TestOverRealHTTP goes through a real server and client, the way a local
+// posts, against a real aggregator.
+func TestOverRealHTTP(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	agg, err := aggregate.New(aggregate.Config{Interval: 10 * time.Second, Stats: reg, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(Path, New(Config{Importer: agg, Log: quietLog()}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
+	var samples []aggregate.Sample
+	for i := range 1000 {
+		samples = append(samples, aggregate.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: aggregate.Timer})
+	}
+	local.Push(samples)
+	enc, err := wire.AppendEncode(nil, &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Source: "l", Series: local.Flush(intervalStart.Add(10*time.Second), 10*time.Second).Forward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := gzipped(t, enc)
+	for range 3 { // a batch and two retries
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+Path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", wire.ContentType)
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set(wire.HeaderIdempotencyKey, "batch-1")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n := reg.Counter("import.digest_samples").Load(); n != 1000 {
+		t.Fatalf("merged %d samples, want 1000 (once)", n)
+	}
+}
+
+// BenchmarkServeImport measures the endpoint without the network: gunzip,
+// decode and merge of a batch of 1000 timer digests (500 samples each)
+// into a real aggregator.
+//
+//	go test ./importsrv -run '^$' -bench . -benchmem -count 6
+func BenchmarkServeImport(b *testing.B) {
+	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
+	var samples []aggregate.Sample
+	for s := range 1000 {
+		for i := range 500 {
+			samples = append(samples, aggregate.Sample{Name: []byte(fmt.Sprintf("lat%d", s)), Value: float64(i * s % 997), Rate: 1, Kind: aggregate.Timer})
+		}
+	}
+	local.Push(samples)
+	enc, err := wire.AppendEncode(nil, &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Series: local.Flush(intervalStart.Add(10*time.Second), 10*time.Second).Forward})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := gzipped(b, enc)
+	agg, _ := aggregate.New(aggregate.Config{Interval: 10 * time.Second, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
+	h := New(Config{Importer: agg, Log: quietLog()})
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if code, msg := do(b, h, post(fmt.Sprint(i), body)); code != http.StatusOK {
+			b.Fatalf("%d %s", code, msg)
+		}
+	}
+	b.ReportMetric(float64(i*1000)/b.Elapsed().Seconds(), "series/s")
+}
+
+// TestUnsizedBodyTooLarge: a body without Content-Length (chunked) is cut
+// at the bound while being read.
+func TestUnsizedBodyTooLarge(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	h := New(Config{Importer: &fakeImporter{}, Stats: reg, Log: quietLog(), MaxBodyBytes: 100})
+	r := httptest.NewRequest(http.MethodPost, Path, io.MultiReader(bytes.NewReader(make([]byte, 1000))))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", wire.ContentType)
+	r.Header.Set(wire.HeaderIdempotencyKey, "k")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusRequestEntityTooLarge || reg.Counter("import.errors", "cause:body_too_large").Load() != 1 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+}
