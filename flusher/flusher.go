@@ -91,10 +91,10 @@ func New(cfg Config) *Flusher {
 		})
 	}
 	if cfg.Forwarder != nil {
+		// Called every interval, even with nothing new: it also resends
+		// what an earlier interval could not deliver.
 		f.addOutput("forward", func(ctx context.Context, fl *aggregate.Flushed, start time.Time) error {
-			if len(fl.Forward) > 0 {
-				cfg.Forwarder.Forward(ctx, start, fl.Forward)
-			}
+			cfg.Forwarder.Forward(ctx, start, fl.Forward)
 			return nil
 		})
 	}

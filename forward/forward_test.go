@@ -1,0 +1,680 @@
+package forward
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/forward/wire"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// fakeGlobal is a minimal import endpoint: it decodes every batch, keeps
+// the keys it merged, merges a key once (answering 200 to repeats, as
+// importsrv does) and sums what it merged per series Key.
+type fakeGlobal struct {
+	t *testing.T
+	// act, if set, decides each request's fate from its key and how many
+	// requests with that key arrived so far (1 for the first).
+	act func(key string, nth int) action
+
+	mu        sync.Mutex
+	requests  map[string]int // by idempotency key
+	merged    map[string]bool
+	batches   []*wire.Batch // merged ones
+	counters  map[string]float64
+	gauges    map[string]float64
+	digests   map[string]uint64 // total digest weight
+	sets      map[string]*hyperloglog.Sketch
+	keyServer map[string]int // series Key → merges, to see it lands once
+}
+
+// action is a fake global's answer to one request.
+type action struct {
+	status int // non-zero: answer it without merging
+	// dropAfterMerge merges the batch, then closes the connection without
+	// an answer: the response is lost on the way back.
+	dropAfterMerge bool
+}
+
+func newFakeGlobal(t *testing.T) *fakeGlobal {
+	return &fakeGlobal{
+		t: t, requests: map[string]int{}, merged: map[string]bool{},
+		counters: map[string]float64{}, gauges: map[string]float64{}, digests: map[string]uint64{},
+		sets: map[string]*hyperloglog.Sketch{}, keyServer: map[string]int{},
+	}
+}
+
+func (g *fakeGlobal) start() *httptest.Server {
+	srv := httptest.NewServer(g)
+	g.t.Cleanup(srv.Close)
+	return srv
+}
+
+func (g *fakeGlobal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != importPath ||
+		r.Header.Get("Content-Type") != wire.ContentType || r.Header.Get("Content-Encoding") != "gzip" {
+		g.t.Errorf("fake global: unexpected request %s %s %v", r.Method, r.URL.Path, r.Header)
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if len(key) != 32 {
+		g.t.Errorf("fake global: idempotency key %q is not 128 bits of hex", key)
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	b, err := wire.Decode(data, wire.Limits{})
+	if err != nil {
+		g.t.Errorf("fake global: %v", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	g.mu.Lock()
+	g.requests[key]++
+	var act action
+	if g.act != nil {
+		act = g.act(key, g.requests[key])
+	}
+	if act.status == 0 && !g.merged[key] {
+		g.merge(key, b)
+	}
+	g.mu.Unlock()
+
+	switch {
+	case act.status != 0:
+		http.Error(w, http.StatusText(act.status), act.status)
+	case act.dropAfterMerge:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			g.t.Errorf("fake global: hijack: %v", err)
+			return
+		}
+		conn.Close()
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// merge is called with g.mu held.
+func (g *fakeGlobal) merge(key string, b *wire.Batch) {
+	g.merged[key] = true
+	g.batches = append(g.batches, b)
+	for _, s := range b.Series {
+		g.keyServer[s.Key]++
+		switch {
+		case s.Kind == aggregate.Counter:
+			g.counters[s.Key] += s.Value
+		case s.Kind == aggregate.Gauge:
+			g.gauges[s.Key] = s.Value
+		case s.Kind.IsHistogram():
+			g.digests[s.Key] += s.Digest.Count()
+		case s.Kind == aggregate.Set:
+			if have := g.sets[s.Key]; have != nil {
+				if err := have.Merge(s.Set); err != nil {
+					g.t.Errorf("fake global: %v", err)
+				}
+			} else {
+				g.sets[s.Key] = s.Set
+			}
+		}
+	}
+}
+
+func (g *fakeGlobal) snapshot(read func(g *fakeGlobal)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	read(g)
+}
+
+// newTestForwarder returns a forwarder with fast backoff for tests.
+func newTestForwarder(t *testing.T, addrs []string, change func(*Config)) (*Forwarder, *telemetry.Registry) {
+	t.Helper()
+	reg := telemetry.NewRegistry()
+	cfg := Config{Addresses: addrs, Source: "local-1", Interval: 10 * time.Second, Stats: reg, Log: testLogger(t)}
+	if change != nil {
+		change(&cfg)
+	}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.backoffBase, f.backoffMax = time.Millisecond, 5*time.Millisecond
+	return f, reg
+}
+
+func forwardWithin(t *testing.T, f *Forwarder, d time.Duration, start time.Time, series []aggregate.ForwardSeries) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	f.Forward(ctx, start, series)
+}
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func interval(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Second) }
+
+// heldCounts returns how many series are held, and how many ambiguous
+// batches.
+func heldCounts(f *Forwarder) (series, ambiguous int) {
+	f.heldMu.Lock()
+	defer f.heldMu.Unlock()
+	return len(f.held.series), len(f.held.ambiguous)
+}
+
+func TestForwardShardsBatchesAndDelivers(t *testing.T) {
+	g1, g2 := newFakeGlobal(t), newFakeGlobal(t)
+	s1, s2 := g1.start(), g2.start()
+	f, reg := newTestForwarder(t, []string{s1.URL, s2.URL}, func(c *Config) { c.MaxBatchSeries = 7 })
+
+	var series []aggregate.ForwardSeries
+	for i := range 40 {
+		series = append(series,
+			counterSeries(fmt.Sprintf("c%d", i), float64(i)),
+			gaugeSeries(fmt.Sprintf("g%d", i), float64(i)),
+			timerSeries(fmt.Sprintf("t%d", i), float64(i), float64(i+1), float64(i+2)),
+			setSeries(fmt.Sprintf("s%d", i), "a", "b", fmt.Sprint(i)))
+	}
+	series = append(series, counterSeries("c0", 100)) // the same Key from a second scope
+	forwardWithin(t, f, 5*time.Second, interval(0), series)
+
+	for _, g := range []*fakeGlobal{g1, g2} {
+		g.snapshot(func(g *fakeGlobal) {
+			if len(g.keyServer) < 40 {
+				t.Errorf("one global got only %d of 160 series: routing does not spread them", len(g.keyServer))
+			}
+			for _, b := range g.batches {
+				if len(b.Series) > 7 {
+					t.Errorf("batch of %d series, want at most MaxBatchSeries=7", len(b.Series))
+				}
+				if b.Source != "local-1" || !b.IntervalStart.Equal(interval(0)) || b.Interval != 10*time.Second {
+					t.Errorf("batch header: source %q start %v interval %v", b.Source, b.IntervalStart, b.Interval)
+				}
+			}
+			for key, n := range g.requests {
+				if n != 1 {
+					t.Errorf("key %s sent %d times without failures", key, n)
+				}
+			}
+		})
+	}
+	var total int
+	got := func(key string, read func(g *fakeGlobal)) {
+		t.Helper()
+		found := 0
+		for _, g := range []*fakeGlobal{g1, g2} {
+			g.snapshot(func(g *fakeGlobal) {
+				if n := g.keyServer[key]; n > 0 {
+					found += n
+					read(g)
+				}
+			})
+		}
+		if found != 1 {
+			t.Errorf("series %q merged %d times across the globals, want once", key, found)
+		}
+		total++
+	}
+	for i := range 40 {
+		want := float64(i)
+		if i == 0 {
+			want = 100
+		}
+		got(aggregate.SeriesKey(aggregate.Counter, fmt.Sprintf("c%d", i), nil), func(g *fakeGlobal) {
+			if v := g.counters[aggregate.SeriesKey(aggregate.Counter, fmt.Sprintf("c%d", i), nil)]; v != want {
+				t.Errorf("counter c%d = %v, want %v", i, v, want)
+			}
+		})
+		got(aggregate.SeriesKey(aggregate.Gauge, fmt.Sprintf("g%d", i), nil), func(g *fakeGlobal) {
+			if v := g.gauges[aggregate.SeriesKey(aggregate.Gauge, fmt.Sprintf("g%d", i), nil)]; v != float64(i) {
+				t.Errorf("gauge g%d = %v", i, v)
+			}
+		})
+		got(aggregate.SeriesKey(aggregate.Timer, fmt.Sprintf("t%d", i), nil), func(g *fakeGlobal) {
+			if c := g.digests[aggregate.SeriesKey(aggregate.Timer, fmt.Sprintf("t%d", i), nil)]; c != 3 {
+				t.Errorf("digest t%d count %d, want 3", i, c)
+			}
+		})
+		got(aggregate.SeriesKey(aggregate.Set, fmt.Sprintf("s%d", i), nil), func(g *fakeGlobal) {
+			if e := g.sets[aggregate.SeriesKey(aggregate.Set, fmt.Sprintf("s%d", i), nil)].Estimate(); e != 3 {
+				t.Errorf("set s%d estimate %d, want 3", i, e)
+			}
+		})
+	}
+	if s, a := heldCounts(f); s != 0 || a != 0 {
+		t.Errorf("held %d series, %d ambiguous batches after a clean forward", s, a)
+	}
+	if n := f.m.seriesSent.Load(); n != 160 {
+		t.Errorf("veneur.forward.series_sent = %d, want 160", n)
+	}
+	if f.m.bytesSent.Load() == 0 || f.m.batchesSent.Load() < 160/7 {
+		t.Errorf("bytes_sent %d, batches_sent %d", f.m.bytesSent.Load(), f.m.batchesSent.Load())
+	}
+	_ = reg
+}
+
+func TestIdempotencyKeyStableAcrossRetries(t *testing.T) {
+	g := newFakeGlobal(t)
+	g.act = func(_ string, nth int) action {
+		if nth <= 2 {
+			return action{status: http.StatusServiceUnavailable}
+		}
+		return action{}
+	}
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 5), timerSeries("lat", 1, 2)})
+
+	g.snapshot(func(g *fakeGlobal) {
+		if len(g.requests) != 1 {
+			t.Fatalf("saw %d idempotency keys, want one batch retried under one key: %v", len(g.requests), g.requests)
+		}
+		for key, n := range g.requests {
+			if n != 3 {
+				t.Errorf("key %s seen %d times, want 3 (503, 503, 200)", key, n)
+			}
+		}
+		if len(g.batches) != 1 || g.counters["counter|hits|"] != 5 || g.digests["timer|lat|"] != 2 {
+			t.Errorf("merged %d batches, hits=%v, lat count=%d; want one merge of 5 and 2",
+				len(g.batches), g.counters["counter|hits|"], g.digests["timer|lat|"])
+		}
+	})
+	if r, e := f.m.retries.Load(), f.m.errors[causeHTTP5xx].Load(); r != 2 || e != 2 {
+		t.Errorf("retries %d, http_5xx errors %d; want 2 and 2", r, e)
+	}
+	if s, a := heldCounts(f); s != 0 || a != 0 {
+		t.Errorf("held %d series, %d ambiguous batches after delivery", s, a)
+	}
+}
+
+func TestAmbiguousFailureResendsSameKey(t *testing.T) {
+	t.Run("within the interval", func(t *testing.T) {
+		g := newFakeGlobal(t)
+		g.act = func(_ string, nth int) action { return action{dropAfterMerge: nth == 1} }
+		srv := g.start()
+		f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+		forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 7), timerSeries("lat", 1, 2, 3)})
+
+		g.snapshot(func(g *fakeGlobal) {
+			if len(g.requests) != 1 {
+				t.Fatalf("saw keys %v, want one key for the batch and its retry", g.requests)
+			}
+			for key, n := range g.requests {
+				if n < 2 {
+					t.Errorf("key %s seen %d times, want the lost answer to force a resend", key, n)
+				}
+			}
+			if len(g.batches) != 1 || g.counters["counter|hits|"] != 7 || g.digests["timer|lat|"] != 3 {
+				t.Errorf("merged %d batches, hits=%v, lat=%d; want exactly one merge", len(g.batches), g.counters["counter|hits|"], g.digests["timer|lat|"])
+			}
+		})
+		if e := f.m.errors[causeNetwork].Load(); e < 1 {
+			t.Errorf("network errors %d, want the lost answer counted", e)
+		}
+	})
+
+	t.Run("across intervals", func(t *testing.T) {
+		g := newFakeGlobal(t)
+		var mu sync.Mutex
+		down := true // every answer is lost while down
+		g.act = func(string, int) action {
+			mu.Lock()
+			defer mu.Unlock()
+			return action{dropAfterMerge: down}
+		}
+		srv := g.start()
+		f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+		forwardWithin(t, f, 150*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 7)})
+
+		var firstKey string
+		g.snapshot(func(g *fakeGlobal) {
+			for key := range g.requests {
+				firstKey = key
+			}
+		})
+		if s, a := heldCounts(f); s != 0 || a != 1 {
+			t.Fatalf("held %d series and %d ambiguous batches, want the batch held as ambiguous (it may be merged)", s, a)
+		}
+
+		mu.Lock()
+		down = false
+		mu.Unlock()
+		forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+
+		g.snapshot(func(g *fakeGlobal) {
+			if len(g.requests) != 2 {
+				t.Errorf("saw %d keys, want the resent batch's and the new one's: %v", len(g.requests), g.requests)
+			}
+			if g.requests[firstKey] < 2 {
+				t.Errorf("first key seen %d times, want it resent", g.requests[firstKey])
+			}
+			if len(g.batches) != 2 || g.counters["counter|hits|"] != 10 {
+				t.Errorf("merged %d batches, hits=%v; want 2 merges totalling 10", len(g.batches), g.counters["counter|hits|"])
+			}
+			if !g.batches[0].IntervalStart.Equal(interval(0)) {
+				t.Errorf("resent batch carries interval %v, want its own %v", g.batches[0].IntervalStart, interval(0))
+			}
+		})
+		if n := f.m.ambiguousResent.Load(); n != 1 {
+			t.Errorf("ambiguous_resent = %d, want 1", n)
+		}
+		if s, a := heldCounts(f); s != 0 || a != 0 {
+			t.Errorf("still held: %d series, %d ambiguous", s, a)
+		}
+	})
+}
+
+// downGlobal reserves a loopback port that refuses connections (a global
+// that is down) and returns its base URL and a function that starts g on it.
+func downGlobal(t *testing.T, g *fakeGlobal) (string, func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr, func() {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("listen again on %s: %v", addr, err)
+		}
+		srv := httptest.NewUnstartedServer(g)
+		srv.Listener.Close()
+		srv.Listener = l
+		srv.Start()
+		t.Cleanup(srv.Close)
+	}
+}
+
+func TestNoLossAcrossOutage(t *testing.T) {
+	g := newFakeGlobal(t)
+	url, start := downGlobal(t, g)
+	f, _ := newTestForwarder(t, []string{url}, nil)
+
+	makeInterval := func(i int) []aggregate.ForwardSeries {
+		var values []float64
+		for j := range 100 {
+			values = append(values, float64(i*100+j))
+		}
+		var users []string
+		for j := range 50 {
+			users = append(users, fmt.Sprintf("user-%d-%d", i, j))
+		}
+		return []aggregate.ForwardSeries{
+			counterSeries("hits", float64(i+1)),
+			timerSeries("lat", values...),
+			setSeries("users", users...),
+			gaugeSeries("temp", float64(i)),
+		}
+	}
+	for i := range 3 {
+		forwardWithin(t, f, 100*time.Millisecond, interval(i), makeInterval(i))
+		if s, a := heldCounts(f); s != 4 || a != 0 {
+			t.Fatalf("interval %d: held %d series, %d ambiguous; want the 4 series held, merged", i, s, a)
+		}
+	}
+	if f.m.errors[causeDial].Load() == 0 {
+		t.Error("no dial errors counted during the outage")
+	}
+
+	start()
+	forwardWithin(t, f, 5*time.Second, interval(3), makeInterval(3))
+	g.snapshot(func(g *fakeGlobal) {
+		if v := g.counters["counter|hits|"]; v != 1+2+3+4 {
+			t.Errorf("counter = %v, want the sum of all 4 intervals, 10", v)
+		}
+		if c := g.digests["timer|lat|"]; c != 400 {
+			t.Errorf("digest count = %d, want 400", c)
+		}
+		if e := g.sets["set|users|"].Estimate(); math.Abs(float64(e)-200) > 6 {
+			t.Errorf("set estimate = %d, want about 200", e)
+		}
+		if v := g.gauges["gauge|temp|"]; v != 3 {
+			t.Errorf("gauge = %v, want the last, 3", v)
+		}
+		if len(g.batches) != 1 || !g.batches[0].IntervalStart.Equal(interval(3)) {
+			t.Errorf("held data should travel in the 4th interval's batch")
+		}
+	})
+	if s, a := heldCounts(f); s != 0 || a != 0 {
+		t.Errorf("still held: %d series, %d ambiguous", s, a)
+	}
+	if f.m.heldSeries.Load() != 0 || f.m.heldBytes.Load() != 0 {
+		t.Errorf("held gauges %v series, %v bytes after delivery", f.m.heldSeries.Load(), f.m.heldBytes.Load())
+	}
+}
+
+func TestMemoryBoundDropsOldest(t *testing.T) {
+	g := newFakeGlobal(t)
+	url, start := downGlobal(t, g)
+
+	const n = 100
+	batchOf := func(prefix string) []aggregate.ForwardSeries {
+		s := make([]aggregate.ForwardSeries, n)
+		for i := range s {
+			s[i] = counterSeries(fmt.Sprintf("%s.%04d", prefix, i), 1)
+		}
+		return s
+	}
+	// The forwarder estimates a held series at its batch's encoding over its
+	// series; room for 1.5 intervals' worth holds one interval and half of
+	// the other.
+	enc, err := wire.AppendEncode(nil, &wire.Batch{IntervalStart: interval(1), Interval: 10 * time.Second, Source: "local-1",
+		Series: append(batchOf("a"), batchOf("b")...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perSeries := int64(len(enc)) / (2 * n)
+	f, _ := newTestForwarder(t, []string{url}, func(c *Config) { c.MaxHeldBytes = perSeries * n * 3 / 2 })
+
+	forwardWithin(t, f, 50*time.Millisecond, interval(0), batchOf("a"))
+	if s, _ := heldCounts(f); s != n {
+		t.Fatalf("held %d series after the first interval, want %d", s, n)
+	}
+	forwardWithin(t, f, 50*time.Millisecond, interval(1), batchOf("b"))
+	dropped := int(f.m.heldDropped.Load())
+	if dropped != n/2 {
+		t.Errorf("held_dropped = %d, want %d: half of the older interval", dropped, n/2)
+	}
+	if s, _ := heldCounts(f); s != 2*n-dropped {
+		t.Errorf("held %d series, want %d", s, 2*n-dropped)
+	}
+	if b := f.m.heldBytes.Load(); b > float64(f.cfg.MaxHeldBytes) {
+		t.Errorf("held_bytes %v over MaxHeldBytes %d", b, f.cfg.MaxHeldBytes)
+	}
+
+	start()
+	forwardWithin(t, f, 5*time.Second, interval(2), nil)
+	g.snapshot(func(g *fakeGlobal) {
+		var a, b int
+		for key := range g.counters {
+			switch {
+			case strings.HasPrefix(key, "counter|a."):
+				a++
+			case strings.HasPrefix(key, "counter|b."):
+				b++
+			}
+		}
+		if b != n || a != n-dropped {
+			t.Errorf("delivered %d of the newer series and %d of the older, want %d and %d", b, a, n, n-dropped)
+		}
+	})
+}
+
+func TestPoisonBatchIsDroppedNotRetried(t *testing.T) {
+	g := newFakeGlobal(t)
+	g.act = func(string, int) action { return action{status: http.StatusBadRequest} }
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1), timerSeries("lat", 1)})
+
+	g.snapshot(func(g *fakeGlobal) {
+		if len(g.requests) != 1 {
+			t.Fatalf("keys %v, want one batch", g.requests)
+		}
+		for _, n := range g.requests {
+			if n != 1 {
+				t.Errorf("poison batch sent %d times, want once", n)
+			}
+		}
+	})
+	if s, a := heldCounts(f); s != 0 || a != 0 {
+		t.Errorf("held %d series, %d ambiguous: a rejected batch must not be held", s, a)
+	}
+	if d, e, r := f.m.poisonDropped.Load(), f.m.errors[causeHTTP4xx].Load(), f.m.retries.Load(); d != 2 || e != 1 || r != 0 {
+		t.Errorf("poison dropped %d series, http_4xx %d, retries %d; want 2, 1, 0", d, e, r)
+	}
+}
+
+func TestUnencodableSeriesDroppedAlone(t *testing.T) {
+	g := newFakeGlobal(t)
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{
+		counterSeries("ok1", 1), counterSeries("bad", math.Inf(1)), counterSeries("ok2", 2),
+	})
+	g.snapshot(func(g *fakeGlobal) {
+		if g.counters["counter|ok1|"] != 1 || g.counters["counter|ok2|"] != 2 || len(g.counters) != 2 {
+			t.Errorf("delivered %v, want ok1 and ok2 only", g.counters)
+		}
+	})
+	if d := f.m.encodeDropped.Load(); d != 1 {
+		t.Errorf("encode dropped %d series, want 1", d)
+	}
+}
+
+func TestHeldUntilMembersKnown(t *testing.T) {
+	g := newFakeGlobal(t)
+	srv := g.start()
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	r := newFakeResolver()
+	r.update(func(r *fakeResolver) { r.failing["globals.internal"] = true })
+	f, _ := newTestForwarder(t, []string{"http://globals.internal:" + port}, func(c *Config) { c.Resolver = r })
+
+	forwardWithin(t, f, time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	if s, _ := heldCounts(f); s != 1 {
+		t.Fatalf("held %d series with no member known, want 1", s)
+	}
+	r.update(func(r *fakeResolver) {
+		r.failing["globals.internal"] = false
+		r.hosts["globals.internal"] = []string{host}
+	})
+	f.resolve(t.Context())
+	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+	g.snapshot(func(g *fakeGlobal) {
+		if v := g.counters["counter|hits|"]; v != 5 {
+			t.Errorf("counter = %v, want 5", v)
+		}
+	})
+}
+
+func TestAmbiguousBatchExpires(t *testing.T) {
+	g := newFakeGlobal(t)
+	var mu sync.Mutex
+	lose := true
+	g.act = func(string, int) action {
+		mu.Lock()
+		defer mu.Unlock()
+		return action{dropAfterMerge: lose}
+	}
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	now := time.Now()
+	f.now = func() time.Time { return now }
+	forwardWithin(t, f, 100*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
+	if _, a := heldCounts(f); a != 1 {
+		t.Fatalf("held %d ambiguous batches, want 1", a)
+	}
+	mu.Lock()
+	lose = false
+	mu.Unlock()
+	now = now.Add(ambiguousTTL + time.Second)
+	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	if e := f.m.ambiguousExpired.Load(); e != 1 {
+		t.Errorf("ambiguous expired %d series, want 1", e)
+	}
+	g.snapshot(func(g *fakeGlobal) {
+		// The first batch was merged before its answer was lost; only the
+		// second interval's batch may be merged since.
+		if v := g.counters["counter|hits|"]; v != 3 || len(g.batches) != 2 {
+			t.Errorf("hits = %v over %d merges, want 3 over 2", v, len(g.batches))
+		}
+	})
+}
+
+func TestOversizedBatchIsSplit(t *testing.T) {
+	g := newFakeGlobal(t)
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	f.maxBatchBytes = 1000 // about 35 counters
+	var series []aggregate.ForwardSeries
+	for i := range 100 {
+		series = append(series, counterSeries(fmt.Sprintf("hits.%03d", i), 1))
+	}
+	forwardWithin(t, f, 5*time.Second, interval(0), series)
+	g.snapshot(func(g *fakeGlobal) {
+		if len(g.counters) != 100 {
+			t.Errorf("delivered %d of 100 series", len(g.counters))
+		}
+		if len(g.batches) < 3 {
+			t.Errorf("%d batches, want the 100 series split into 3 or more", len(g.batches))
+		}
+		for _, b := range g.batches {
+			if enc, _ := wire.AppendEncode(nil, b); len(enc) > 1000 {
+				t.Errorf("batch of %d bytes, over the bound", len(enc))
+			}
+		}
+	})
+}
+
+func TestConflictMeansMaybeMerged(t *testing.T) {
+	g := newFakeGlobal(t)
+	var mu sync.Mutex
+	conflict := true // another request holds the key
+	g.act = func(string, int) action {
+		mu.Lock()
+		defer mu.Unlock()
+		if conflict {
+			return action{status: http.StatusConflict}
+		}
+		return action{}
+	}
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	forwardWithin(t, f, 100*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
+	if s, a := heldCounts(f); s != 0 || a != 1 {
+		t.Fatalf("held %d series and %d ambiguous batches; a 409 means the key is being merged, so want 0 and 1", s, a)
+	}
+	if f.m.errors[causeConflict].Load() == 0 {
+		t.Error("no conflict counted")
+	}
+	mu.Lock()
+	conflict = false
+	mu.Unlock()
+	forwardWithin(t, f, 5*time.Second, interval(1), nil)
+	g.snapshot(func(g *fakeGlobal) {
+		if v := g.counters["counter|hits|"]; v != 1 || len(g.requests) != 1 {
+			t.Errorf("hits = %v under %d keys, want 1 under the one key", v, len(g.requests))
+		}
+	})
+}

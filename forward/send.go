@@ -1,0 +1,489 @@
+package forward
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/forward/wire"
+)
+
+const (
+	// maxAttemptsNoDeadline bounds retries when ctx has no deadline;
+	// normally the deadline (the next tick) ends them.
+	maxAttemptsNoDeadline = 10
+	// snippetLen is how much of a rejection's body is kept for the log:
+	// enough for importsrv's reason, bounded against a flood.
+	snippetLen = 256
+	// drainLen is read from an answer before closing it so the connection
+	// can be reused.
+	drainLen = 64 << 10
+	// maxPooledBuf is the largest buffer kept for reuse; a rare huge batch
+	// should not pin its memory for the life of the process.
+	maxPooledBuf = 8 << 20
+	// gzipLevel favours speed: t-digest centroids and HLL registers are
+	// nearly incompressible at any level, while names and tags compress
+	// well at all of them. On BenchmarkEncodeCompress/mixed the default
+	// level costs 2x the CPU of BestSpeed for 2% fewer bytes.
+	gzipLevel = gzip.BestSpeed
+	// defaultMaxBatchBytes bounds one batch's encoding, which
+	// MaxBatchSeries alone does not: a dense HLL encodes to about 5 KB and
+	// a busy series' digest to about 2 KB, so 5000 of them would make a
+	// 10-25 MB request for a global to buffer and decode at once.
+	defaultMaxBatchBytes = 4 << 20
+)
+
+// batch is one POST: a member's share of series, at most MaxBatchSeries.
+type batch struct {
+	member string // base URL; "" when no member is known
+	key    string // Idempotency-Key, the same for every attempt
+	// series and since are the batch's data until it is delivered or held
+	// as ambiguous, after which only body carries it.
+	series []aggregate.ForwardSeries
+	since  []time.Time
+	oldest time.Time // min(since): the batch's age for the memory bound
+	n      int       // series in the batch
+	rawLen int       // uncompressed encoding, the held-size estimate of its series
+	body   []byte    // gzip of the encoding
+	gz     *gzipBuf  // pooled buffer holding body; nil once body is owned
+
+	// maybeMerged is set once an attempt may have reached the global
+	// (written in full, answer lost; or 409): from then on only the global's
+	// answer for this key can settle the batch, and its data never travels
+	// under another key. firstReached starts the ambiguousTTL clock.
+	maybeMerged  bool
+	firstReached time.Time
+}
+
+// gzipBuf is a reusable compressor with its output buffer.
+type gzipBuf struct {
+	buf bytes.Buffer
+	zw  *gzip.Writer
+}
+
+func newGzipBuf() *gzipBuf {
+	zw, _ := gzip.NewWriterLevel(nil, gzipLevel) // constant, valid level
+	return &gzipBuf{zw: zw}
+}
+
+func (g *gzipBuf) compress(raw []byte) error {
+	g.buf.Reset()
+	g.zw.Reset(&g.buf)
+	if _, err := g.zw.Write(raw); err != nil {
+		return fmt.Errorf("compress: %w", err)
+	}
+	if err := g.zw.Close(); err != nil {
+		return fmt.Errorf("compress: %w", err)
+	}
+	return nil
+}
+
+func (f *Forwarder) putRaw(p *[]byte, raw []byte) {
+	if cap(raw) <= maxPooledBuf {
+		*p = raw[:0]
+		f.rawBufs.Put(p)
+	}
+}
+
+// release returns b's compressed body to the pool.
+func (f *Forwarder) release(b *batch) {
+	if b.gz != nil && b.gz.buf.Cap() <= maxPooledBuf {
+		f.gzipBufs.Put(b.gz)
+	}
+	b.gz, b.body = nil, nil
+}
+
+// ship encodes and compresses a fresh batch, then posts it.
+func (f *Forwarder) ship(ctx context.Context, intervalStart time.Time, b *batch, out *outcome) {
+	f.encodeParts(intervalStart, b, out, func(b *batch, raw []byte) {
+		if b.member == "" || ctx.Err() != nil {
+			out.undelivered(f, b) // encoded only to size it
+			return
+		}
+		gz := f.gzipBufs.Get().(*gzipBuf)
+		if err := gz.compress(raw); err != nil {
+			f.gzipBufs.Put(gz)
+			out.encodeFailed(f, b.n, err)
+			return
+		}
+		b.gz, b.body = gz, gz.buf.Bytes()
+		f.post(ctx, b, out)
+	})
+}
+
+// encodeParts encodes b and calls send with the encoding, valid during the
+// call, and b.rawLen set. A batch whose encoding exceeds maxBatchBytes is
+// split and each part sent on its own, one after the other: this is rare,
+// and MaxInFlight stays a bound.
+func (f *Forwarder) encodeParts(intervalStart time.Time, b *batch, out *outcome, send func(*batch, []byte)) {
+	rawp := f.rawBufs.Get().(*[]byte)
+	raw := f.encode((*rawp)[:0], intervalStart, b, out)
+	if b.n > 1 && len(raw) > f.maxBatchBytes {
+		f.putRaw(rawp, raw)
+		// One part more than the average needs, as series sizes vary; a
+		// part still too big splits again.
+		for _, part := range split(b, min(len(raw)/f.maxBatchBytes+2, b.n)) {
+			f.encodeParts(intervalStart, part, out, send)
+		}
+		return
+	}
+	defer f.putRaw(rawp, raw)
+	if b.n == 0 {
+		return // nothing encodable was left; encode counted it
+	}
+	b.rawLen = len(raw)
+	out.encoded(b.n, len(raw))
+	send(b, raw)
+}
+
+// split cuts an unsent batch into parts of about equal series counts, each
+// a batch of its own with its own key.
+func split(b *batch, parts int) []*batch {
+	size := (b.n + parts - 1) / parts
+	var out []*batch
+	for lo := 0; lo < b.n; lo += size {
+		hi := min(lo+size, b.n)
+		out = append(out, newBatch(b.member, b.series[lo:hi:hi], b.since[lo:hi:hi]))
+	}
+	return out
+}
+
+// encode appends b's wire encoding to dst. A series the encoder refuses
+// (a non-finite counter sum, say) is dropped and counted on its own rather
+// than taking its whole batch down with it; b.n is what is left.
+func (f *Forwarder) encode(dst []byte, intervalStart time.Time, b *batch, out *outcome) []byte {
+	wb := wire.Batch{IntervalStart: intervalStart, Interval: f.cfg.Interval, Source: f.cfg.Source, Series: b.series}
+	enc, err := wire.AppendEncode(dst, &wb)
+	if err == nil {
+		return enc
+	}
+	if len(b.series) <= 1 {
+		out.encodeFailed(f, b.n, err)
+		b.series, b.since, b.n = nil, nil, 0
+		return enc
+	}
+	keep := b.series[:0:len(b.series)] // filtered in place: the batch owns its window
+	since := b.since[:0:len(b.since)]
+	var one [1]aggregate.ForwardSeries
+	for i, s := range b.series {
+		one[0] = s
+		wb.Series = one[:]
+		var serr error
+		if enc, serr = wire.AppendEncode(enc[:0], &wb); serr != nil {
+			out.encodeFailed(f, 1, serr)
+			continue
+		}
+		keep, since = append(keep, s), append(since, b.since[i])
+	}
+	b.series, b.since, b.n = keep, since, len(keep)
+	if len(keep) == 0 {
+		return enc[:0]
+	}
+	wb.Series = keep
+	if enc, err = wire.AppendEncode(enc[:0], &wb); err != nil { // each encoded alone; cannot fail together
+		out.encodeFailed(f, b.n, err)
+		b.series, b.since, b.n = nil, nil, 0
+	}
+	return enc
+}
+
+// post sends b, retrying transient failures with exponential backoff and
+// full jitter until the global accepts or rejects it, or ctx leaves no time
+// for another attempt; an undelivered batch is held for the next Forward.
+func (f *Forwarder) post(ctx context.Context, b *batch, out *outcome) {
+	deadline, hasDeadline := ctx.Deadline()
+	for attempt := 0; ; attempt++ {
+		res := f.attempt(ctx, b)
+		out.attempted(f, res)
+		switch {
+		case res.ok:
+			out.delivered(f, b)
+			return
+		case res.poison:
+			out.poisoned(f, b, res)
+			return
+		}
+		if !res.retry || ctx.Err() != nil || (!hasDeadline && attempt+1 >= maxAttemptsNoDeadline) {
+			break
+		}
+		wait := f.backoff(attempt, res.retryAfter)
+		if hasDeadline && time.Until(deadline) <= wait {
+			break // sleeping past the deadline only to fail would hold Forward to its very end
+		}
+		f.m.retries.Inc()
+		if !sleep(ctx, wait) {
+			break
+		}
+	}
+	out.undelivered(f, b)
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether it slept
+// the full time.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff is the wait before retry attempt+1: uniform in (0, min(base·2^attempt,
+// max)] ("full jitter", so the hosts a global outage hit together do not
+// come back together), or longer if the global asked for it.
+func (f *Forwarder) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	ceil := f.backoffMax
+	if attempt < 30 {
+		ceil = min(f.backoffBase<<attempt, f.backoffMax)
+	}
+	return max(rand.N(ceil)+1, retryAfter)
+}
+
+// result is what one attempt learned.
+type result struct {
+	ok, poison, retry bool
+	status            int
+	cause             cause // why it failed, when it did
+	err               error
+	retryAfter        time.Duration
+	took              time.Duration
+}
+
+// statusError is a non-2xx answer from a global.
+type statusError struct {
+	member string
+	code   int
+	reason string // the start of the answer's body
+}
+
+func (e *statusError) Error() string {
+	msg := fmt.Sprintf("post %s%s: global answered %d %s", e.member, importPath, e.code, http.StatusText(e.code))
+	if e.reason != "" {
+		msg += ": " + e.reason
+	}
+	return msg
+}
+
+// attempt makes one request and classifies its outcome.
+func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
+	if err := ctx.Err(); err != nil {
+		return result{cause: causeTimeout, err: fmt.Errorf("post %s: %w", b.member, err)}
+	}
+	actx, cancel := context.WithTimeout(ctx, f.attemptTimeout)
+	defer cancel()
+	// Whether the request left in full decides, on a failure without an
+	// answer, between "certainly not merged" (a global merges only a
+	// complete body) and "maybe merged".
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) {
+		if info.Err == nil {
+			wrote.Store(true)
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace),
+		http.MethodPost, b.member+importPath, bytes.NewReader(b.body))
+	if err != nil {
+		return result{cause: causeEncode, err: fmt.Errorf("post %s: build request: %w", b.member, err)}
+	}
+	req.Header.Set("Content-Type", wire.ContentType)
+	req.Header.Set("Content-Encoding", "gzip")
+	// Besides the global's dedup, this header makes net/http itself treat
+	// the POST as idempotent and retry it on a stale keep-alive connection.
+	req.Header.Set(wire.HeaderIdempotencyKey, b.key)
+	req.Header.Set("User-Agent", "veneur-lite")
+	f.m.bytesSent.Add(uint64(len(b.body)))
+
+	began := time.Now()
+	resp, err := f.client.Do(req)
+	took := time.Since(began)
+	if err != nil {
+		sent := wrote.Load()
+		if sent {
+			b.reached(f.now())
+		}
+		return result{retry: true, cause: classify(err, sent), err: err, took: took}
+	}
+	defer resp.Body.Close()
+
+	res := result{status: resp.StatusCode, took: took}
+	code := resp.StatusCode
+	switch {
+	case code/100 == 2:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
+		res.ok = true
+		return res
+	case code == http.StatusConflict:
+		// Another request of ours holds the key right now: it got there.
+		b.reached(f.now())
+		res.retry, res.cause = true, causeConflict
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
+		res.retry, res.cause = true, causeHTTP4xx
+	case code >= 500:
+		res.retry, res.cause = true, causeHTTP5xx
+	case code >= 400:
+		res.poison, res.cause = true, causeHTTP4xx
+	default:
+		res.cause = causeHTTPOther
+	}
+	res.retryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	reason := readSnippet(resp.Body)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
+	res.err = &statusError{member: b.member, code: code, reason: reason}
+	return res
+}
+
+// reached marks that an attempt of b may have been merged.
+func (b *batch) reached(now time.Time) {
+	if !b.maybeMerged {
+		b.maybeMerged, b.firstReached = true, now
+	}
+}
+
+// classify names the cause of a round trip that got no answer.
+func classify(err error, sent bool) cause {
+	var ne net.Error
+	var op *net.OpError
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return causeTimeout
+	case !sent && (errors.As(err, &op) && op.Op == "dial" || errors.As(err, &dns)):
+		return causeDial
+	}
+	return causeNetwork
+}
+
+// readSnippet reads the start of an answer's body for the log.
+func readSnippet(r io.Reader) string {
+	buf, _ := io.ReadAll(io.LimitReader(r, snippetLen+1))
+	s := strings.TrimSpace(strings.ToValidUTF8(string(buf[:min(len(buf), snippetLen)]), "\uFFFD"))
+	if len(buf) > snippetLen {
+		s += "…"
+	}
+	return s
+}
+
+// retryAfter parses Retry-After in its delay-seconds form; a date is not
+// worth honouring within one interval.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// outcome collects what the batches of one Forward became; the batches
+// report into it from their goroutines.
+type outcome struct {
+	mu sync.Mutex
+
+	held      []heldSeries // undelivered and certainly not merged
+	ambiguous []*batch     // undelivered and maybe merged
+
+	deliveredBatches, deliveredSeries int
+	poisonedSeries                    int
+	poisonReason                      string // the first, for the summary
+	encodeDropped                     int
+	causes                            [numCauses]int // failed attempts
+	lastErr                           error
+	slowest                           time.Duration
+	encodedSeries, encodedBytes       int
+}
+
+func (o *outcome) encoded(series, bytes int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.encodedSeries += series
+	o.encodedBytes += bytes
+}
+
+func (o *outcome) attempted(f *Forwarder, res result) {
+	if !res.ok {
+		f.m.errors[res.cause].Inc()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.slowest = max(o.slowest, res.took)
+	if !res.ok {
+		o.causes[res.cause]++
+		o.lastErr = res.err
+	}
+}
+
+func (o *outcome) delivered(f *Forwarder, b *batch) {
+	f.m.batchesSent.Inc()
+	f.m.seriesSent.Add(uint64(b.n))
+	f.release(b)
+	b.series, b.since = nil, nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.deliveredBatches++
+	o.deliveredSeries += b.n
+}
+
+// poisoned drops a batch the global rejected: sending it again would be
+// rejected again, and the log keeps the reason.
+func (o *outcome) poisoned(f *Forwarder, b *batch, res result) {
+	f.m.poisonDropped.Add(uint64(b.n))
+	f.release(b)
+	b.series, b.since = nil, nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.poisonedSeries += b.n
+	if o.poisonReason == "" {
+		o.poisonReason = res.err.Error()
+	}
+}
+
+func (o *outcome) encodeFailed(f *Forwarder, series int, err error) {
+	f.m.errors[causeEncode].Inc()
+	f.m.encodeDropped.Add(uint64(series))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.encodeDropped += series
+	o.causes[causeEncode]++
+	o.lastErr = err
+}
+
+// undelivered holds b for the next Forward, by what the global can have
+// seen of it.
+func (o *outcome) undelivered(f *Forwarder, b *batch) {
+	if b.maybeMerged || b.series == nil {
+		// Resent as is, so the body must outlive the pooled buffer.
+		if b.gz != nil {
+			body := bytes.Clone(b.body)
+			f.release(b)
+			b.body = body
+		}
+		b.series, b.since = nil, nil
+		o.mu.Lock()
+		o.ambiguous = append(o.ambiguous, b)
+		o.mu.Unlock()
+		return
+	}
+	f.release(b)
+	// The encoding is the size estimate, shared evenly by its series.
+	size := max(int64(b.rawLen)/int64(max(b.n, 1)), 1)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, s := range b.series {
+		o.held = append(o.held, heldSeries{series: s, since: b.since[i], size: size})
+	}
+}
