@@ -12,6 +12,8 @@ import (
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/flusher"
+	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/importsrv"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -21,9 +23,11 @@ import (
 type daemon struct {
 	cfg       config.Config
 	log       *slog.Logger
+	agg       *aggregate.Aggregator
 	listeners []listener.Listener
 	http      *httpServer
 	flusher   *flusher.Flusher
+	forwarder *forward.Forwarder // nil unless forward_address is set
 }
 
 // newDaemon binds every socket (so a port in use fails at start, not later)
@@ -44,13 +48,26 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		Percentiles: cfg.Percentiles,
 		Aggregates:  aggs,
 		Forwarding:  len(cfg.ForwardAddress) > 0,
+		Interval:    cfg.Interval.D(),
 		Stats:       reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build aggregator: %w", err)
 	}
 
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, log: log, agg: agg}
+	if len(cfg.ForwardAddress) > 0 {
+		d.forwarder, err = forward.New(forward.Config{
+			Addresses: cfg.ForwardAddress,
+			Source:    cfg.Hostname,
+			Interval:  cfg.Interval.D(),
+			Stats:     reg,
+			Log:       log.With("component", "forward"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("forward_address: %w", err)
+		}
+	}
 	parser := listener.NewParser(cfg.MetricMaxLength, reg)
 	for _, raw := range cfg.StatsdListenAddresses {
 		la, err := config.ParseListenAddress(raw)
@@ -78,13 +95,24 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		d.release()
 		return nil, err
 	}
-	d.flusher = flusher.New(flusher.Config{
+	// Every instance accepts imports: a middle tier of a chained global tier
+	// has forward_address set just like a local.
+	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
+		Importer: agg,
+		Stats:    reg,
+		Log:      log.With("component", "import"),
+	}))
+	fcfg := flusher.Config{
 		Aggregator: agg,
 		Sinks:      outputs,
 		Interval:   cfg.Interval.D(),
 		Stats:      reg,
 		Log:        log,
-	})
+	}
+	if d.forwarder != nil { // never a typed nil in the interface
+		fcfg.Forwarder = d.forwarder
+	}
+	d.flusher = flusher.New(fcfg)
 	return d, nil
 }
 
@@ -128,6 +156,9 @@ func (d *daemon) Run(ctx context.Context) error {
 		ingest.Go(func() error { return l.Run(ingestCtx) })
 	}
 	ingest.Go(func() error { return d.flusher.Run(ingestCtx) })
+	if d.forwarder != nil {
+		ingest.Go(func() error { return d.forwarder.Run(ingestCtx) })
+	}
 	ingest.Go(func() error {
 		// The HTTP server failing is fatal for the process: stop ingesting.
 		select {
@@ -141,16 +172,20 @@ func (d *daemon) Run(ctx context.Context) error {
 	ingestErr := ingest.Wait()
 
 	shutdownStart := time.Now()
-	if d.cfg.FlushOnShutdown {
-		d.log.Info("shutting down: final flush")
-		fctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
-		d.flusher.Final(fctx)
-		cancel()
-	} else {
+	if !d.cfg.FlushOnShutdown {
 		d.log.Info("shutting down without a final flush (flush_on_shutdown: false)")
+		stopHTTP()
+		return errors.Join(ingestErr, <-httpDone)
 	}
+	// Imports stop first, so that the final flush includes every batch a
+	// local managed to deliver, and the global intervals not yet due.
 	stopHTTP()
 	httpErr := <-httpDone
+	d.agg.DrainImports()
+	d.log.Info("shutting down: final flush")
+	fctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	d.flusher.Final(fctx)
+	cancel()
 	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())
 	return errors.Join(ingestErr, httpErr)
 }
