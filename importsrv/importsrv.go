@@ -49,7 +49,16 @@ const (
 	DefaultMaxBodyBytes    = 32 << 20
 	DefaultMaxDecodedBytes = 128 << 20
 	DefaultDedupWindow     = 15 * time.Minute
-	DefaultDedupMaxKeys    = 100_000
+	// DefaultDedupMaxKeys covers the forward client's ten-minute resend
+	// window for ~800 batches/s (thousands of locals); ~150 bytes a key.
+	DefaultDedupMaxKeys = 500_000
+	// DefaultMaxConcurrent bounds the batches decoded at once, since each
+	// may hold MaxDecodedBytes.
+	DefaultMaxConcurrent = 8
+	// admissionWait is how long a request waits for a slot before a 503
+	// sends it back to the client's backoff (and, failing that, its held
+	// data for the next interval).
+	admissionWait = time.Second
 )
 
 // MaxKeyBytes bounds an idempotency key; a UUID is 36 bytes.
@@ -70,6 +79,9 @@ type Config struct {
 	DedupWindow time.Duration
 	// DedupMaxKeys bounds the keys remembered; the oldest go first.
 	DedupMaxKeys int
+	// MaxConcurrent bounds the batches read and decoded at once; beyond it
+	// a request waits briefly, then gets 503 and retries.
+	MaxConcurrent int
 	// Limits bound what a batch may hold (wire.Decode).
 	Limits wire.Limits
 	// Stats receives the handler's measurements; nil measures nothing.
@@ -82,6 +94,7 @@ type Config struct {
 
 // Handler serves POST /import. It is safe for concurrent use.
 type Handler struct {
+	slots chan struct{} // admission: one token per batch being processed
 	cfg   Config
 	keys  *dedup
 	stats handlerStats
@@ -115,6 +128,9 @@ func New(cfg Config) *Handler {
 	if cfg.DedupMaxKeys <= 0 {
 		cfg.DedupMaxKeys = DefaultDedupMaxKeys
 	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -122,6 +138,7 @@ func New(cfg Config) *Handler {
 		cfg.Now = time.Now
 	}
 	return &Handler{
+		slots: make(chan struct{}, cfg.MaxConcurrent),
 		cfg:   cfg,
 		keys:  newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
 		stats: newHandlerStats(cfg.Stats),
@@ -146,12 +163,13 @@ const (
 	causeVersion
 	causeLimit
 	causeMalformed
+	causeBusy
 	causeCount
 )
 
 var causeNames = [causeCount]string{
 	"method", "content_type", "encoding", "key", "body_too_large", "decoded_too_large",
-	"read", "decompress", "checksum", "magic", "version", "limit", "malformed",
+	"read", "decompress", "checksum", "magic", "version", "limit", "malformed", "busy",
 }
 
 // status is the HTTP status of each cause.
@@ -160,6 +178,7 @@ var causeStatus = [causeCount]int{
 	http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
 	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
 	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
+	http.StatusServiceUnavailable,
 }
 
 type handlerStats struct {
@@ -192,6 +211,25 @@ func newHandlerStats(reg *telemetry.Registry) handlerStats {
 }
 
 // ServeHTTP handles one forwarded batch.
+// admit takes a processing slot, waiting up to admissionWait for one.
+func (h *Handler) admit(r *http.Request) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(admissionWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -220,6 +258,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, causeBodyTooLarge, fmt.Errorf("body of %d bytes: at most %d", r.ContentLength, h.cfg.MaxBodyBytes))
 		return
 	}
+
+	if !h.admit(r) {
+		w.Header().Set("Retry-After", "1")
+		h.refuse(w, r, causeBusy, fmt.Errorf("%d batches already being imported", cap(h.slots)))
+		return
+	}
+	defer func() { <-h.slots }()
 
 	// The body is read before the key is looked up, so that a sender is
 	// never cut off mid-request: it would retry what may be a success.

@@ -439,3 +439,28 @@ func TestUnsizedBodyTooLarge(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 }
+
+// Batches beyond MaxConcurrent wait for a slot and are turned away with a
+// retryable 503 when none frees up, so memory stays bounded under a burst.
+func TestAdmissionBound(t *testing.T) {
+	imp := &fakeImporter{started: make(chan struct{}, 1), release: make(chan struct{})}
+	h := New(Config{Importer: imp, Log: quietLog(), MaxConcurrent: 1})
+	first := make(chan int)
+	go func() {
+		code, _ := do(t, h, post("first", gzipped(t, batchBytes(t, 1))))
+		first <- code
+	}()
+	<-imp.started // holds the only slot
+	code, _ := do(t, h, post("second", gzipped(t, batchBytes(t, 1))))
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("second while the slot is held: status %d, want 503", code)
+	}
+	close(imp.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first: %d", code)
+	}
+	imp.started = nil
+	if code, _ := do(t, h, post("second", gzipped(t, batchBytes(t, 1)))); code != http.StatusOK || imp.count() != 2 {
+		t.Errorf("second once the slot is free: status %d, merges %d", code, imp.count())
+	}
+}
