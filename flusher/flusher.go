@@ -50,6 +50,7 @@ type Flusher struct {
 	cfg      Config
 	outputs  []*output
 	inFlight sync.WaitGroup
+	lastTick time.Time // of the last regular flush; owned by Run, then Final
 
 	flushDuration *telemetry.Gauge
 	pointsFlushed *telemetry.Counter
@@ -130,7 +131,8 @@ func (f *Flusher) Run(ctx context.Context) error {
 		}
 		// Outputs must be done before the next tick, with a margin so the
 		// next flush never finds them still marked busy.
-		f.flush(context.WithoutCancel(ctx), next, next.Add(f.cfg.Interval-f.cfg.Interval/10))
+		f.flush(context.WithoutCancel(ctx), next, next.Add(-f.cfg.Interval), next.Add(f.cfg.Interval-f.cfg.Interval/10))
+		f.lastTick = next
 	}
 }
 
@@ -141,7 +143,15 @@ func (f *Flusher) Final(ctx context.Context) {
 	if !ok {
 		deadline = f.cfg.Now().Add(f.cfg.Interval)
 	}
-	f.flush(ctx, f.cfg.Now(), deadline)
+	now := f.cfg.Now()
+	// Points are stamped in whole seconds, and Datadog keeps one point per
+	// series and second: a final flush in the same second as the last tick
+	// would overwrite that tick's values, so it moves to the next second.
+	if !f.lastTick.IsZero() && now.Unix() <= f.lastTick.Unix() {
+		now = time.Unix(f.lastTick.Unix()+1, 0)
+	}
+	// The data is the partial interval that began at the last tick.
+	f.flush(ctx, now, now.Truncate(f.cfg.Interval), deadline)
 	done := make(chan struct{})
 	go func() {
 		f.inFlight.Wait()
@@ -154,9 +164,10 @@ func (f *Flusher) Final(ctx context.Context) {
 	}
 }
 
-// flush ends the interval at now and starts every output with the given
-// deadline. It returns once the outputs are started, not finished.
-func (f *Flusher) flush(ctx context.Context, now, deadline time.Time) {
+// flush ends the interval that began at intervalStart, stamping its points
+// with now, and starts every output with the given deadline. It returns
+// once the outputs are started, not finished.
+func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.Time) {
 	start := time.Now()
 	// Self-metrics of the interval just ended join it.
 	var self []aggregate.Sample
@@ -172,7 +183,6 @@ func (f *Flusher) flush(ctx context.Context, now, deadline time.Time) {
 	}
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
 	f.pointsFlushed.Add(uint64(len(flushed.Points)))
-	intervalStart := now.Add(-f.cfg.Interval)
 	for _, o := range f.outputs {
 		if !o.busy.CompareAndSwap(false, true) {
 			o.skipped.Inc()

@@ -147,3 +147,41 @@ func TestFlushPushesSelfMetrics(t *testing.T) {
 		}
 	})
 }
+
+// A shutdown right after a tick must not reuse the tick's second (Datadog
+// keeps one point per series and second), and forwards the partial
+// interval under its own start.
+func TestFinalFlushAfterTickUsesNextSecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		agg := &fakeAggregator{}
+		fwd := &recordingForwarder{}
+		f := New(Config{Aggregator: agg, Forwarder: fwd, Interval: 10 * time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(10*time.Second + 300*time.Millisecond) // just past the 00:00:10 tick
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
+		defer fcancel()
+		f.Final(fctx)
+
+		agg.mu.Lock()
+		defer agg.mu.Unlock()
+		if len(agg.flushes) != 2 {
+			t.Fatalf("flushes %v, want the tick and the final one", agg.flushes)
+		}
+		tick, final := agg.flushes[0], agg.flushes[1]
+		if final.Unix() != tick.Unix()+1 {
+			t.Errorf("final flush stamped %s, tick %s: want the next second", final.Format(time.TimeOnly), tick.Format(time.TimeOnly))
+		}
+		fwd.mu.Lock()
+		defer fwd.mu.Unlock()
+		if len(fwd.starts) != 2 || !fwd.starts[1].Equal(tick) {
+			t.Errorf("forward interval starts %v, want the final one to start at the tick %s", fwd.starts, tick.Format(time.TimeOnly))
+		}
+	})
+}
