@@ -1,5 +1,5 @@
 # Convenience targets; CI runs .ci/run.
-.PHONY: build run test test-race bench fuzz lint
+.PHONY: build run test test-race bench bench-pipeline fuzz lint
 
 build:
 	go build -o bin/veneur-lite ./cmd/veneur-lite
@@ -14,10 +14,15 @@ test-race:
 	go test -race -count=1 ./...
 
 bench:
-	go test ./listener ./aggregate ./sinks/... ./bench -run '^$$' -bench . -benchmem -count 6
+	go test ./listener ./aggregate ./sinks/... ./forward/... ./importsrv ./bench -run '^$$' -bench 'Parse|Push|Flush|Encode|Import|Decode' -benchmem -count 6
+
+# End-to-end UDP throughput and loss sweep (a few minutes); see bench/RESULTS.md.
+bench-pipeline:
+	go test ./bench -run '^$$' -bench PipelineUDP -benchtime 1x -count 3
 
 fuzz:
-	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 5s
+	go test ./forward/wire -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
 
 lint:
 	gofmt -l . && go vet ./...

@@ -1,0 +1,26 @@
+// Package bench measures how much DogStatsD traffic veneur-lite absorbs, and
+// ships the load generator that produces it.
+//
+// What is measured (figures and the commands that produced them are in
+// RESULTS.md):
+//
+//   - BenchmarkPipelineUDP: the real in-process receive path
+//     (listener.New over UDP with SO_REUSEPORT readers → Parser → aggregate)
+//     fed by the raw sender over loopback at fixed offered rates. It reports
+//     the metrics/s that made it into the flushed aggregates, the loss
+//     (sent − aggregated) and the receiver's CPU per metric. Loss is counted
+//     from what aggregation flushed (counter sums and histogram counts), not
+//     from what the sender believes it sent, so a metric lost anywhere —
+//     kernel buffer, parser, aggregator — counts as lost.
+//   - BenchmarkParsePush: the CPU chain one datagram goes through once it
+//     is read: parse a ~1432-byte packet and Push its samples, per metric.
+//
+// The load generator (Config, Run, and the loadgen command in cmd/loadgen)
+// sends with the real datadog-go v5 client, or in raw mode writes prebuilt,
+// packed datagrams straight to a UDP socket: the cheapest sender possible,
+// so that on a small machine the receiver, not the sender, is what runs out
+// of CPU. Everything it generates comes from a seeded RNG, so two runs with
+// the same Config send the same bytes. It only ever sends to 127.0.0.1 and
+// always stops after a bounded duration and count: it is a benchmark tool,
+// not a way to flood a network.
+package bench

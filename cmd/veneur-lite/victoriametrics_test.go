@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/DataDog/datadog-go/v5/statsd"
+)
+
+// vmBinary is where Debian's victoria-metrics package installs the
+// single-node server.
+const vmBinary = "/usr/bin/victoria-metrics"
+
+// lockedBuffer collects a child process's output for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startVM runs VictoriaMetrics on a free loopback port with a throwaway
+// storage directory and returns its base URL once /health answers. It
+// skips when the binary is missing, except under CI, where the test must
+// run (.ci/run installs the package).
+func startVM(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(vmBinary); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI (apt-get install -y victoria-metrics): %v", vmBinary, err)
+		}
+		t.Skipf("%s not installed (apt-get install -y victoria-metrics)", vmBinary)
+	}
+	addr := freePort(t, "tcp")
+	out := &lockedBuffer{}
+	cmd := exec.Command(vmBinary, "-httpListenAddr", addr, "-storageDataPath", t.TempDir())
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("victoria-metrics output:\n%s", out)
+		}
+	})
+
+	base := "http://" + addr
+	poll(t, 10*time.Second, func() (bool, string) {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("victoria-metrics exited: %v\n%s", err, out)
+		default:
+		}
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/health: %d %s", resp.StatusCode, body)
+	})
+	return base
+}
+
+// poll checks cond every 50ms until it holds or timeout passes; last
+// describes the state for the failure message. The interval only paces
+// the polling: the condition is what the test waits for.
+func poll(t *testing.T, timeout time.Duration, cond func() (ok bool, last string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v; last: %s", timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// vmSeries is one line of /api/v1/export: a series and its raw samples,
+// oldest first.
+type vmSeries struct {
+	Metric     map[string]string `json:"metric"`
+	Values     []float64         `json:"values"`
+	Timestamps []int64           `json:"timestamps"`
+}
+
+// vmExport returns the stored samples of the series matching selector,
+// keyed by metric name (each name here has one label set).
+func vmExport(base, selector string) (map[string]vmSeries, error) {
+	// Make freshly ingested samples searchable now rather than within a
+	// second or so.
+	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
+		resp.Body.Close()
+	}
+	resp, err := http.Get(base + "/api/v1/export?" + url.Values{"match[]": {selector}}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("export: %d %s", resp.StatusCode, b)
+	}
+	out := map[string]vmSeries{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var s vmSeries
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, fmt.Errorf("export line %q: %w", sc.Text(), err)
+		}
+		name := s.Metric["__name__"]
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("two series named %s: %v and %v", name, out[name].Metric, s.Metric)
+		}
+		out[name] = s
+	}
+	return out, sc.Err()
+}
+
+func sum(vs []float64) float64 {
+	total := 0.0
+	for _, v := range vs {
+		total += v
+	}
+	return total
+}
+
+// percentilesOf returns the percentile values the flusher reports for the
+// whole numbers lo..hi: the t-digest interpolates, so p50 of 1..50 is 25.5.
+func percentilesOf(lo, hi int) map[string]float64 {
+	span := float64(hi - lo + 1)
+	at := func(p float64) float64 { return float64(lo) - 0.5 + p*span }
+	return map[string]float64{"50percentile": at(0.5), "75percentile": at(0.75), "99percentile": at(0.99)}
+}
+
+// The real binary, with a datadog sink pointed at VictoriaMetrics' Datadog
+// intake, delivers what the real datadog-go client sent, including what
+// only the SIGTERM flush carries.
+//
+// The first half of the samples is sent and seen stored (so a regular 1s
+// flush carried it); the second half, with the gauge, is sent just before
+// SIGTERM. Values are then checked over all stored points: counters and
+// counts as the sum of rate × interval (each point is a Datadog rate per
+// second, which VictoriaMetrics stores as is), min and max as extremes,
+// percentiles per flushed half. Order-dependent checks avoid relying on
+// the order of the two halves' points: the final flush is stamped with
+// the same second as the tick before it, and VictoriaMetrics does not keep
+// insertion order among equal timestamps.
+func TestBinaryDatadogSinkIntoVictoriaMetrics(t *testing.T) {
+	vm := startVM(t)
+	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
+	const hostname = "vm-e2e-host"
+	p := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
+http_address: %s
+interval: 1s
+hostname: %s
+metric_sinks:
+  - kind: datadog
+    name: vm
+    config: {api_key: test-key, api_hostname: %s/datadog}
+`, udp, httpAddr, hostname, vm))
+	waitHealthy(t, httpAddr)
+
+	// Without client-side aggregation every call is its own line, so that
+	// veneur-lite, not the client, does the summing and the last-value.
+	c, err := statsd.New(udp, statsd.WithoutTelemetry(), statsd.WithoutClientSideAggregation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("datadog-go: %v", err)
+		}
+	}
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i <= to; i++ {
+			check(c.Incr("vme2e.requests", []string{"env:test", "route:/users"}, 1))
+			check(c.Histogram("vme2e.payload_bytes", float64(i), []string{"env:test"}, 1))
+			check(c.Timing("vme2e.latency", time.Duration(i)*time.Millisecond, nil, 1))
+		}
+	}
+
+	send(1, n/2)
+	check(c.Flush()) // the client's buffers, now
+	poll(t, 5*time.Second, func() (bool, string) {
+		got, err := vmExport(vm, "vme2e.requests")
+		if err != nil {
+			return false, err.Error()
+		}
+		return sum(got["vme2e.requests"].Values) == n/2, fmt.Sprintf("%+v", got)
+	})
+	send(n/2+1, n)
+	check(c.Gauge("vme2e.queue_depth", 7, []string{"queue:emails", "canary"}, 1))
+	check(c.Gauge("vme2e.queue_depth", -4.5, []string{"queue:emails", "canary"}, 1))
+	check(c.Close())
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not exited 10s after SIGTERM")
+	}
+	if p.err != nil {
+		t.Fatalf("exit: %v, want status 0", p.err)
+	}
+
+	hist := []string{"min", "max", "count", "50percentile", "75percentile", "99percentile"}
+	want := map[string]map[string]string{ // name → labels besides __name__ and host
+		"vme2e.requests":    {"env": "test", "route": "/users"},
+		"vme2e.queue_depth": {"queue": "emails", "canary": "no_label_value"},
+	}
+	for _, suffix := range hist {
+		want["vme2e.payload_bytes."+suffix] = map[string]string{"env": "test"}
+		want["vme2e.latency."+suffix] = map[string]string{}
+	}
+	var got map[string]vmSeries
+	poll(t, 10*time.Second, func() (bool, string) {
+		got, err = vmExport(vm, `{__name__=~"vme2e\\..*"}`)
+		if err != nil {
+			return false, err.Error()
+		}
+		// The process has exited, so everything was sent; wait until it
+		// is all searchable (≥: too much is for the checks below to report).
+		done := len(got) >= len(want) &&
+			sum(got["vme2e.requests"].Values) >= n &&
+			sum(got["vme2e.payload_bytes.count"].Values) >= n &&
+			sum(got["vme2e.latency.count"].Values) >= n
+		return done, fmt.Sprintf("%d of %d series: %+v", len(got), len(want), got)
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("VictoriaMetrics holds: %+v\nveneur-lite stdout: %s", got, strings.Join(p.output(), "\n"))
+		}
+	}()
+
+	if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, slices.Sorted(maps.Keys(want))) {
+		t.Errorf("series %v, want %v", names, slices.Sorted(maps.Keys(want)))
+	}
+	for name, labels := range want {
+		wantLabels := maps.Clone(labels)
+		wantLabels["__name__"], wantLabels["host"] = name, hostname
+		if !maps.Equal(got[name].Metric, wantLabels) {
+			t.Errorf("%s labels %v, want %v", name, got[name].Metric, wantLabels)
+		}
+	}
+
+	// Counters and histogram counts: each point is a rate over the 1s
+	// interval, so rate × interval over the points adds up to what was
+	// sent, whichever flush carried it.
+	const intervalSeconds = 1
+	for _, name := range []string{"vme2e.requests", "vme2e.payload_bytes.count", "vme2e.latency.count"} {
+		vs := got[name].Values
+		if total := sum(vs) * intervalSeconds; total != n {
+			t.Errorf("%s: rates %v add up to %v over the 1s intervals, want %d", name, vs, total, n)
+		}
+		// One point per half, or three if a tick fell while the second
+		// half was in flight: the final flush must not have been lost.
+		if len(vs) < 2 || len(vs) > 3 {
+			t.Errorf("%s has %d points, want 2 or 3: %v", name, len(vs), vs)
+		}
+	}
+	// Both gauge samples went in one interval: one point, the last value.
+	if vs := got["vme2e.queue_depth"].Values; !slices.Equal(vs, []float64{-4.5}) {
+		t.Errorf("vme2e.queue_depth points %v, want [-4.5]", vs)
+	}
+	for _, h := range []string{"vme2e.payload_bytes", "vme2e.latency"} {
+		if lo := slices.Min(append([]float64{math.Inf(1)}, got[h+".min"].Values...)); lo != 1 {
+			t.Errorf("%s.min = %v, want 1", h, lo)
+		}
+		if hi := slices.Max(append([]float64{math.Inf(-1)}, got[h+".max"].Values...)); hi != n {
+			t.Errorf("%s.max = %v, want %d", h, hi, n)
+		}
+		// Each percentile point comes from one interval's t-digest, so it
+		// lies within the values sent. When the two halves went out in two
+		// flushes (the usual case), they are the percentiles of 1..50 and
+		// of 51..100, in either order.
+		first, second := percentilesOf(1, n/2), percentilesOf(n/2+1, n)
+		for _, suffix := range hist[3:] {
+			vs := slices.Sorted(slices.Values(got[h+"."+suffix].Values))
+			for _, v := range vs {
+				if v < 1 || v > n {
+					t.Errorf("%s.%s = %v, outside the values sent (1..%d)", h, suffix, v, n)
+				}
+			}
+			if len(vs) == 2 && (math.Abs(vs[0]-first[suffix]) > 1 || math.Abs(vs[1]-second[suffix]) > 1) {
+				t.Errorf("%s.%s = %v, want about [%v %v]", h, suffix, vs, first[suffix], second[suffix])
+			}
+		}
+	}
+}
