@@ -1,155 +1,34 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"net/http"
-	"net/url"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/DataDog/datadog-go/v5/statsd"
+	"github.com/veneur-lite/veneur-lite/internal/vmtest"
 )
-
-// vmBinary is where Debian's victoria-metrics package installs the
-// single-node server.
-const vmBinary = "/usr/bin/victoria-metrics"
-
-// lockedBuffer collects a child process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startVM runs VictoriaMetrics on a free loopback port with a throwaway
-// storage directory and returns its base URL once /health answers. It
-// skips when the binary is missing, except under CI, where the test must
-// run (.ci/run installs the package).
-func startVM(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(vmBinary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install -y victoria-metrics): %v", vmBinary, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y victoria-metrics)", vmBinary)
-	}
-	addr := freePort(t, "tcp")
-	out := &lockedBuffer{}
-	cmd := exec.Command(vmBinary, "-httpListenAddr", addr, "-storageDataPath", t.TempDir())
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("victoria-metrics output:\n%s", out)
-		}
-	})
-
-	base := "http://" + addr
-	poll(t, 10*time.Second, func() (bool, string) {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("victoria-metrics exited: %v\n%s", err, out)
-		default:
-		}
-		resp, err := http.Get(base + "/health")
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/health: %d %s", resp.StatusCode, body)
-	})
-	return base
-}
-
-// poll checks cond every 50ms until it holds or timeout passes; last
-// describes the state for the failure message. The interval only paces
-// the polling: the condition is what the test waits for.
-func poll(t *testing.T, timeout time.Duration, cond func() (ok bool, last string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v; last: %s", timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// vmSeries is one line of /api/v1/export: a series and its raw samples,
-// oldest first.
-type vmSeries struct {
-	Metric     map[string]string `json:"metric"`
-	Values     []float64         `json:"values"`
-	Timestamps []int64           `json:"timestamps"`
-}
 
 // vmExport returns the stored samples of the series matching selector,
 // keyed by metric name (each name here has one label set).
-func vmExport(base, selector string) (map[string]vmSeries, error) {
-	// Make freshly ingested samples searchable now rather than within a
-	// second or so.
-	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
-		resp.Body.Close()
-	}
-	resp, err := http.Get(base + "/api/v1/export?" + url.Values{"match[]": {selector}}.Encode())
+func vmExport(base, selector string) (map[string]vmtest.Series, error) {
+	series, err := vmtest.Export(base, selector)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("export: %d %s", resp.StatusCode, b)
-	}
-	out := map[string]vmSeries{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var s vmSeries
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			return nil, fmt.Errorf("export line %q: %w", sc.Text(), err)
-		}
+	out := map[string]vmtest.Series{}
+	for _, s := range series {
 		name := s.Metric["__name__"]
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("two series named %s: %v and %v", name, out[name].Metric, s.Metric)
+		if prev, dup := out[name]; dup {
+			return nil, fmt.Errorf("two series named %s: %v and %v", name, prev.Metric, s.Metric)
 		}
 		out[name] = s
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func sum(vs []float64) float64 {
@@ -177,12 +56,10 @@ func percentilesOf(lo, hi int) map[string]float64 {
 // SIGTERM. Values are then checked over all stored points: counters and
 // counts as the sum of rate × interval (each point is a Datadog rate per
 // second, which VictoriaMetrics stores as is), min and max as extremes,
-// percentiles per flushed half. Order-dependent checks avoid relying on
-// the order of the two halves' points: the final flush is stamped with
-// the same second as the tick before it, and VictoriaMetrics does not keep
-// insertion order among equal timestamps.
+// percentiles per flushed half, so nothing depends on how the halves'
+// points are ordered in storage.
 func TestBinaryDatadogSinkIntoVictoriaMetrics(t *testing.T) {
-	vm := startVM(t)
+	vm := vmtest.Start(t)
 	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
 	const hostname = "vm-e2e-host"
 	p := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
@@ -220,7 +97,7 @@ metric_sinks:
 
 	send(1, n/2)
 	check(c.Flush()) // the client's buffers, now
-	poll(t, 5*time.Second, func() (bool, string) {
+	vmtest.Poll(t, 5*time.Second, func() (bool, string) {
 		got, err := vmExport(vm, "vme2e.requests")
 		if err != nil {
 			return false, err.Error()
@@ -232,17 +109,7 @@ metric_sinks:
 	check(c.Gauge("vme2e.queue_depth", -4.5, []string{"queue:emails", "canary"}, 1))
 	check(c.Close())
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("not exited 10s after SIGTERM")
-	}
-	if p.err != nil {
-		t.Fatalf("exit: %v, want status 0", p.err)
-	}
+	p.stop(t)
 
 	hist := []string{"min", "max", "count", "50percentile", "75percentile", "99percentile"}
 	want := map[string]map[string]string{ // name → labels besides __name__ and host
@@ -253,8 +120,8 @@ metric_sinks:
 		want["vme2e.payload_bytes."+suffix] = map[string]string{"env": "test"}
 		want["vme2e.latency."+suffix] = map[string]string{}
 	}
-	var got map[string]vmSeries
-	poll(t, 10*time.Second, func() (bool, string) {
+	var got map[string]vmtest.Series
+	vmtest.Poll(t, 10*time.Second, func() (bool, string) {
 		got, err = vmExport(vm, `{__name__=~"vme2e\\..*"}`)
 		if err != nil {
 			return false, err.Error()
