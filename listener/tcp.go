@@ -92,6 +92,11 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 	for {
 		if ctx.Err() == nil {
 			_ = conn.SetReadDeadline(time.Now().Add(l.opts.TCPIdleTimeout))
+			if ctx.Err() != nil {
+				// Shutdown began between the check and the call, and the
+				// idle deadline just replaced the drainer's short one.
+				_ = conn.SetReadDeadline(time.Now().Add(drainQuiet))
+			}
 		}
 		n, err := conn.Read(buf[filled:])
 		if n > 0 {
