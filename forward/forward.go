@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/retry"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -71,12 +72,12 @@ type Forwarder struct {
 	resolver Resolver
 	m        metrics
 
-	// backoffBase and backoffMax shape the full-jitter backoff between
-	// attempts; attemptTimeout bounds one attempt so that a global that
-	// hangs leaves time to try again within the interval.
-	backoffBase, backoffMax time.Duration
-	attemptTimeout          time.Duration
-	maxBatchBytes           int // see defaultMaxBatchBytes
+	// backoff shapes the waits between attempts; attemptTimeout bounds
+	// one attempt so that a global that hangs leaves time to try again
+	// within the interval.
+	backoff        retry.Backoff
+	attemptTimeout time.Duration
+	maxBatchBytes  int // see defaultMaxBatchBytes
 	// bytesPerSeries is the average encoded size of a series in the last
 	// Forward. plan sizes batches by it so that they rarely exceed
 	// maxBatchBytes and need encoding twice (see encodeParts).
@@ -125,8 +126,7 @@ func New(cfg Config) (*Forwarder, error) {
 		client:         cfg.Client,
 		resolver:       cfg.Resolver,
 		m:              newMetrics(cfg.Stats),
-		backoffBase:    50 * time.Millisecond,
-		backoffMax:     2 * time.Second,
+		backoff:        retry.Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		attemptTimeout: min(max(cfg.Interval/2, time.Second), 30*time.Second),
 		maxBatchBytes:  defaultMaxBatchBytes,
 		now:            time.Now,

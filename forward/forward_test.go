@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/retry"
+
 	"github.com/axiomhq/hyperloglog"
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward/wire"
@@ -159,7 +161,7 @@ func newTestForwarder(t *testing.T, addrs []string, change func(*Config)) (*Forw
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.backoffBase, f.backoffMax = time.Millisecond, 5*time.Millisecond
+	f.backoff = retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
 	return f, reg
 }
 

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward/wire"
+	"github.com/veneur-lite/veneur-lite/internal/retry"
 )
 
 const (
@@ -204,7 +203,7 @@ func (f *Forwarder) encode(dst []byte, intervalStart time.Time, b *batch, out *o
 // full jitter until the global accepts or rejects it, or ctx leaves no time
 // for another attempt; an undelivered batch is held for the next Forward.
 func (f *Forwarder) post(ctx context.Context, b *batch, out *outcome) {
-	deadline, hasDeadline := ctx.Deadline()
+	_, hasDeadline := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
 		res := f.attempt(ctx, b)
 		out.attempted(f, res)
@@ -219,40 +218,12 @@ func (f *Forwarder) post(ctx context.Context, b *batch, out *outcome) {
 		if !res.retry || ctx.Err() != nil || (!hasDeadline && attempt+1 >= maxAttemptsNoDeadline) {
 			break
 		}
-		wait := f.backoff(attempt, res.retryAfter)
-		if hasDeadline && time.Until(deadline) <= wait {
-			break // sleeping past the deadline only to fail would hold Forward to its very end
-		}
-		f.m.retries.Inc()
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, f.backoff.Delay(attempt, res.retryAfter)) {
 			break
 		}
+		f.m.retries.Inc()
 	}
 	out.undelivered(f, b)
-}
-
-// sleep waits d, or less if ctx ends first; it reports whether it slept
-// the full time.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff is the wait before retry attempt+1: uniform in (0, min(base·2^attempt,
-// max)] ("full jitter", so the hosts a global outage hit together do not
-// come back together), or longer if the global asked for it.
-func (f *Forwarder) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceil := f.backoffMax
-	if attempt < 30 {
-		ceil = min(f.backoffBase<<attempt, f.backoffMax)
-	}
-	return max(rand.N(ceil)+1, retryAfter)
 }
 
 // result is what one attempt learned.
@@ -341,7 +312,7 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	default:
 		res.cause = causeHTTPOther
 	}
-	res.retryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	res.retryAfter = retry.After(resp.Header.Get("Retry-After"))
 	reason := readSnippet(resp.Body)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
 	res.err = &statusError{member: b.member, code: code, reason: reason}
@@ -377,16 +348,6 @@ func readSnippet(r io.Reader) string {
 		s += "…"
 	}
 	return s
-}
-
-// retryAfter parses Retry-After in its delay-seconds form; a date is not
-// worth honouring within one interval.
-func retryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }
 
 // outcome collects what the batches of one Forward became; the batches

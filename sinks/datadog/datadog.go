@@ -35,6 +35,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/retry"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
@@ -66,10 +68,9 @@ type Sink struct {
 
 	m metrics
 
-	// Retry backoff: full jitter over base·2^attempt, capped. Fields so
-	// tests can shorten them.
-	backoffBase, backoffMax time.Duration
-	now                     func() time.Time
+	// backoff is a field so tests can shorten it.
+	backoff retry.Backoff
+	now     func() time.Time
 }
 
 // endpoint is one API path and its request counters by status class.
@@ -132,10 +133,9 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 			// as the error it is for an intake.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		encoding:    cfg.Compression,
-		backoffBase: 100 * time.Millisecond,
-		backoffMax:  2 * time.Second,
-		now:         time.Now,
+		encoding: cfg.Compression,
+		backoff:  retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
+		now:      time.Now,
 	}
 	base := strings.TrimRight(cfg.APIHostname, "/")
 	if cfg.APIVersion == "v2" {

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/retry"
 )
 
 const (
@@ -49,44 +49,27 @@ func retryable(code int) bool {
 // no time for another attempt.
 func (s *Sink) post(ctx context.Context, ep *endpoint, payload []byte, encoding string) error {
 	for attempt := 0; ; attempt++ {
-		retry, err := s.attempt(ctx, ep, payload, encoding)
-		if err == nil || !retry || attempt+1 >= maxAttempts {
+		again, err := s.attempt(ctx, ep, payload, encoding)
+		if err == nil || !again || attempt+1 >= maxAttempts {
 			return err
 		}
-		wait := s.backoff(attempt, err)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
-			// Sleeping past the deadline only to fail would hold the
-			// flush to its very end; give up now.
+		var se *statusError
+		var after time.Duration
+		if errors.As(err, &se) {
+			after = se.retryAfter
+		}
+		wait := s.backoff.Delay(attempt, after)
+		if !retry.Sleep(ctx, wait) {
 			return err
 		}
 		s.m.retries.Inc()
-		s.log.Debug("retrying request", "endpoint", ep.name, "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
+		s.log.Debug("retried request", "endpoint", ep.name, "attempt", attempt+1, "waited", wait, "err", err)
 	}
-}
-
-func (s *Sink) backoff(attempt int, err error) time.Duration {
-	ceil := s.backoffMax
-	if attempt < 30 {
-		ceil = min(s.backoffBase<<attempt, s.backoffMax)
-	}
-	wait := rand.N(ceil) + 1 // full jitter; never zero, so attempts do not spin
-	var se *statusError
-	if errors.As(err, &se) && se.retryAfter > wait {
-		wait = se.retryAfter
-	}
-	return wait
 }
 
 // attempt makes one request. It reports whether a failure is worth
 // retrying.
-func (s *Sink) attempt(ctx context.Context, ep *endpoint, payload []byte, encoding string) (retry bool, err error) {
+func (s *Sink) attempt(ctx context.Context, ep *endpoint, payload []byte, encoding string) (again bool, err error) {
 	if err := ctx.Err(); err != nil {
 		s.m.errors[causeTimeout].Inc()
 		return false, fmt.Errorf("post %s: %w", ep.name, err)
@@ -123,7 +106,7 @@ func (s *Sink) attempt(ctx context.Context, ep *endpoint, payload []byte, encodi
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
 		return false, nil
 	}
-	serr := &statusError{endpoint: ep.name, code: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	serr := &statusError{endpoint: ep.name, code: resp.StatusCode, retryAfter: retry.After(resp.Header.Get("Retry-After"))}
 	switch {
 	case resp.StatusCode >= 500:
 		s.m.errors[causeHTTP5xx].Inc()
@@ -169,17 +152,4 @@ func classify(err error) cause {
 		return causeTimeout
 	}
 	return causeNetwork
-}
-
-// retryAfter parses a Retry-After header in its delay-seconds form; the
-// HTTP-date form is not worth honouring within one flush interval.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }

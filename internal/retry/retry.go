@@ -1,0 +1,57 @@
+// Package retry is the retry policy the HTTP clients share (the Datadog
+// sink and the forwarder): exponential backoff with full jitter, never
+// sleeping past the caller's deadline, and the Retry-After header.
+package retry
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Backoff shapes the waits between attempts.
+type Backoff struct {
+	Base, Max time.Duration
+}
+
+// Delay is the wait before attempt+1 (attempt counts from 0): uniform in
+// (0, min(Base·2^attempt, Max)] — "full jitter", so that the hosts an
+// outage hit together do not all come back at the same instant — or
+// retryAfter if the server asked for longer. It is never zero, so retries
+// cannot spin.
+func (b Backoff) Delay(attempt int, retryAfter time.Duration) time.Duration {
+	ceil := b.Max
+	if attempt < 30 { // beyond, the shift would overflow
+		ceil = min(b.Base<<attempt, b.Max)
+	}
+	return max(rand.N(ceil)+1, retryAfter)
+}
+
+// Sleep waits d and reports whether another attempt should follow. It
+// refuses at once when d would end past ctx's deadline (sleeping only to
+// fail would hold the caller to its very end), and stops early when ctx
+// ends.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// After parses a Retry-After header in its delay-seconds form. The
+// HTTP-date form is not worth honouring within one flush interval.
+func After(header string) time.Duration {
+	n, err := strconv.Atoi(header)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
