@@ -31,7 +31,8 @@ type Config struct {
 	// global's logs.
 	Source   string
 	Interval time.Duration
-	// MaxInFlight bounds concurrent POSTs; default 8.
+	// MaxInFlight bounds concurrent POSTs, shared evenly by the members
+	// (at least one each); default 8.
 	MaxInFlight int
 	// MaxBatchSeries bounds the series per POST; default 5000.
 	MaxBatchSeries int
@@ -179,22 +180,32 @@ func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series
 	v := f.view.Load()
 	batches := f.plan(v, p)
 
-	var g errgroup.Group
-	g.SetLimit(f.cfg.MaxInFlight)
+	// Each member gets its own lane of requests, so a global that refuses
+	// connections or hangs ties up only its own batches (retrying until
+	// the deadline), never the healthy members' share of MaxInFlight.
+	lanes := map[string][]func(){}
 	for _, b := range prev.ambiguous {
-		g.Go(func() error {
+		lanes[b.member] = append(lanes[b.member], func() {
 			f.m.ambiguousResent.Inc()
 			f.post(ctx, b, &out)
-			return nil
 		})
 	}
 	for _, b := range batches {
-		g.Go(func() error {
-			f.ship(ctx, intervalStart, b, &out)
-			return nil
+		lanes[b.member] = append(lanes[b.member], func() { f.ship(ctx, intervalStart, b, &out) })
+	}
+	perLane := max(1, f.cfg.MaxInFlight/max(len(lanes), 1))
+	var all sync.WaitGroup
+	for _, work := range lanes {
+		all.Go(func() {
+			var g errgroup.Group
+			g.SetLimit(perLane)
+			for _, w := range work {
+				g.Go(func() error { w(); return nil })
+			}
+			_ = g.Wait() // ship and post report through out, never an error
 		})
 	}
-	_ = g.Wait() // ship and post report through out, never an error
+	all.Wait()
 
 	if out.encodedSeries > 0 {
 		f.bytesPerSeries.Store(int64(max(out.encodedBytes/out.encodedSeries, 1)))

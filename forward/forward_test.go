@@ -680,3 +680,36 @@ func TestConflictMeansMaybeMerged(t *testing.T) {
 		}
 	})
 }
+
+// A global that refuses connections, however many batches it is owed and
+// wherever it sorts, does not starve the healthy globals of requests: each
+// member has its own lane.
+func TestDownMemberDoesNotStarveHealthyOnes(t *testing.T) {
+	healthy := newFakeGlobal(t)
+	srv := healthy.start()
+	down, _ := downGlobal(t, newFakeGlobal(t))
+	f, _ := newTestForwarder(t, []string{down, srv.URL}, func(c *Config) {
+		c.MaxInFlight = 2
+		c.MaxBatchSeries = 1
+	})
+	var series []aggregate.ForwardSeries
+	for i := range 200 {
+		series = append(series, counterSeries(fmt.Sprintf("c%d", i), 1))
+	}
+	v := f.view.Load()
+	owedHealthy := 0
+	for _, s := range series {
+		if v.members[v.route(s.Key)] == srv.URL {
+			owedHealthy++
+		}
+	}
+	forwardWithin(t, f, 500*time.Millisecond, interval(0), series)
+	healthy.snapshot(func(g *fakeGlobal) {
+		if len(g.counters) != owedHealthy {
+			t.Errorf("healthy global merged %d of the %d series routed to it while the other was down", len(g.counters), owedHealthy)
+		}
+	})
+	if s, _ := heldCounts(f); s != 200-owedHealthy {
+		t.Errorf("held %d series, want the down member's %d", s, 200-owedHealthy)
+	}
+}
