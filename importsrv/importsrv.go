@@ -46,8 +46,14 @@ type Importer interface {
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultMaxBodyBytes    = 32 << 20
-	DefaultMaxDecodedBytes = 128 << 20
+	// The forward client cuts batches at 4 MiB uncompressed; these leave
+	// room for other senders while keeping MaxConcurrent bodies in memory
+	// cheap.
+	DefaultMaxBodyBytes    = 16 << 20
+	DefaultMaxDecodedBytes = 16 << 20
+	// DefaultBodyReadTimeout bounds how long a request may take to send
+	// its body while it holds a processing slot.
+	DefaultBodyReadTimeout = 10 * time.Second
 	DefaultDedupWindow     = 15 * time.Minute
 	// DefaultDedupMaxKeys covers the forward client's ten-minute resend
 	// window for ~800 batches/s (thousands of locals); ~150 bytes a key.
@@ -79,6 +85,9 @@ type Config struct {
 	DedupWindow time.Duration
 	// DedupMaxKeys bounds the keys remembered; the oldest go first.
 	DedupMaxKeys int
+	// BodyReadTimeout bounds reading one request's body, so that stalled
+	// senders cannot hold every processing slot.
+	BodyReadTimeout time.Duration
 	// MaxConcurrent bounds the batches read and decoded at once; beyond it
 	// a request waits briefly, then gets 503 and retries.
 	MaxConcurrent int
@@ -127,6 +136,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.DedupMaxKeys <= 0 {
 		cfg.DedupMaxKeys = DefaultDedupMaxKeys
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
@@ -210,7 +222,6 @@ func newHandlerStats(reg *telemetry.Registry) handlerStats {
 	return st
 }
 
-// ServeHTTP handles one forwarded batch.
 // admit takes a processing slot, waiting up to admissionWait for one.
 func (h *Handler) admit(r *http.Request) bool {
 	select {
@@ -230,6 +241,7 @@ func (h *Handler) admit(r *http.Request) bool {
 	}
 }
 
+// ServeHTTP handles one forwarded batch.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -265,6 +277,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-h.slots }()
+	// Not every ResponseWriter supports deadlines (test recorders); the
+	// server's own does.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.BodyReadTimeout))
 
 	// The body is read before the key is looked up, so that a sender is
 	// never cut off mid-request: it would retry what may be a success.

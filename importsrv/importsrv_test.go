@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -462,5 +463,44 @@ func TestAdmissionBound(t *testing.T) {
 	imp.started = nil
 	if code, _ := do(t, h, post("second", gzipped(t, batchBytes(t, 1)))); code != http.StatusOK || imp.count() != 2 {
 		t.Errorf("second once the slot is free: status %d, merges %d", code, imp.count())
+	}
+}
+
+// Senders that stall mid-body lose their slot after BodyReadTimeout, so
+// they cannot lock every other sender out of the import endpoint.
+func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
+	imp := &fakeImporter{}
+	h := New(Config{Importer: imp, Log: quietLog(), MaxConcurrent: 2, BodyReadTimeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body := gzipped(t, batchBytes(t, 1))
+	for i := range 2 { // one stalled sender per slot
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Encoding: gzip\r\n%s: stalled-%d\r\nContent-Length: %d\r\n\r\n",
+			Path, wire.ContentType, wire.HeaderIdempotencyKey, i, len(body))
+		if _, err := c.Write(body[:5]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(h.slots) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // polling the handler's state, not synchronizing by time
+			t.Fatal("stalled senders never took the slots")
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+Path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", wire.ContentType)
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set(wire.HeaderIdempotencyKey, "healthy")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || imp.count() != 1 {
+		t.Errorf("healthy batch behind stalled senders: status %d, merges %d; want 200 and 1", resp.StatusCode, imp.count())
 	}
 }
