@@ -29,8 +29,11 @@ type Aggregator interface {
 
 // Forwarder ships the series aggregation marked global. Forward must return
 // by ctx's deadline; what it could not deliver is its own to keep or drop.
+// Hold takes an interval's series while a Forward is still running, to be
+// sent by the next one.
 type Forwarder interface {
 	Forward(ctx context.Context, intervalStart time.Time, series []aggregate.ForwardSeries)
+	Hold(intervalStart time.Time, series []aggregate.ForwardSeries)
 }
 
 // Config wires a Flusher.
@@ -64,6 +67,9 @@ type output struct {
 	skipped *telemetry.Counter
 	errors  *telemetry.Counter
 	run     func(ctx context.Context, f *aggregate.Flushed, intervalStart time.Time) error
+	// whileBusy, if set, takes the interval instead when the output is
+	// still busy with the previous one.
+	whileBusy func(f *aggregate.Flushed, intervalStart time.Time)
 }
 
 // New returns a flusher for cfg.
@@ -98,6 +104,11 @@ func New(cfg Config) *Flusher {
 			cfg.Forwarder.Forward(ctx, start, fl.Forward)
 			return nil
 		})
+		f.outputs[len(f.outputs)-1].whileBusy = func(fl *aggregate.Flushed, start time.Time) {
+			if len(fl.Forward) > 0 {
+				cfg.Forwarder.Hold(start, fl.Forward)
+			}
+		}
 	}
 	return f
 }
@@ -186,6 +197,11 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 	for _, o := range f.outputs {
 		if !o.busy.CompareAndSwap(false, true) {
 			o.skipped.Inc()
+			if o.whileBusy != nil {
+				o.whileBusy(&flushed, intervalStart)
+				f.cfg.Log.Warn("output still busy with the previous interval; holding this one for the next", "output", o.name)
+				continue
+			}
 			f.cfg.Log.Warn("output still flushing the previous interval; skipping this one", "output", o.name)
 			continue
 		}

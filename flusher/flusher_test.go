@@ -61,12 +61,25 @@ func (s *hangingSink) Flush(ctx context.Context, _ []aggregate.Point) error {
 type recordingForwarder struct {
 	mu     sync.Mutex
 	starts []time.Time
+	held   []time.Time
+	// block, when set, holds every Forward until it is closed: a
+	// forwarder that overruns its deadline.
+	block chan struct{}
+}
+
+func (f *recordingForwarder) Hold(start time.Time, _ []aggregate.ForwardSeries) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = append(f.held, start)
 }
 
 func (f *recordingForwarder) Forward(_ context.Context, start time.Time, _ []aggregate.ForwardSeries) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.starts = append(f.starts, start)
+	f.mu.Unlock()
+	if f.block != nil {
+		<-f.block
+	}
 }
 
 // Flushes land on multiples of the interval, and a sink that never returns
@@ -182,6 +195,32 @@ func TestFinalFlushAfterTickUsesNextSecond(t *testing.T) {
 		defer fwd.mu.Unlock()
 		if len(fwd.starts) != 2 || !fwd.starts[1].Equal(tick) {
 			t.Errorf("forward interval starts %v, want the final one to start at the tick %s", fwd.starts, tick.Format(time.TimeOnly))
+		}
+	})
+}
+
+// A tick that finds the previous Forward still running hands its series to
+// Hold instead of dropping them.
+func TestBusyForwarderHoldsTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		agg := &fakeAggregator{}
+		fwd := &recordingForwarder{block: make(chan struct{})}
+		f := New(Config{Aggregator: agg, Forwarder: fwd, Interval: 10 * time.Second,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(25 * time.Second) // ticks at :10 (Forward blocks) and :20
+		synctest.Wait()
+		cancel()
+		<-done
+		close(fwd.block)
+		synctest.Wait()
+
+		fwd.mu.Lock()
+		defer fwd.mu.Unlock()
+		if len(fwd.starts) != 1 || len(fwd.held) != 1 || !fwd.held[0].Equal(agg.flushes[1].Add(-10*time.Second)) {
+			t.Errorf("forwarded %v, held %v; want the second interval held while the first is still forwarding", fwd.starts, fwd.held)
 		}
 	})
 }

@@ -713,3 +713,20 @@ func TestDownMemberDoesNotStarveHealthyOnes(t *testing.T) {
 		t.Errorf("held %d series, want the down member's %d", s, 200-owedHealthy)
 	}
 }
+
+// Series handed to Hold travel with the next Forward.
+func TestHoldTravelsWithNextForward(t *testing.T) {
+	g := newFakeGlobal(t)
+	srv := g.start()
+	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+	f.Hold(interval(0), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	if s, _ := heldCounts(f); s != 1 {
+		t.Fatalf("held %d series after Hold, want 1", s)
+	}
+	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+	g.snapshot(func(g *fakeGlobal) {
+		if v := g.counters["counter|hits|"]; v != 5 {
+			t.Errorf("counter = %v, want held 2 + fresh 3", v)
+		}
+	})
+}

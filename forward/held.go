@@ -140,3 +140,15 @@ func dropMarked[T any](s []T, marks []bool) []T {
 	clear(s[len(kept):]) // let the dropped data be collected
 	return kept
 }
+
+// Hold keeps series for the next Forward without sending them now. The
+// flusher calls it when a tick finds the previous Forward still running,
+// so that the interval's sketches wait instead of being lost.
+func (f *Forwarder) Hold(intervalStart time.Time, series []aggregate.ForwardSeries) {
+	size := max(f.bytesPerSeries.Load(), 1) // the encoded size of recent series
+	var out outcome
+	for _, s := range series {
+		out.held = append(out.held, heldSeries{series: s, since: intervalStart, size: size})
+	}
+	f.keep(&out)
+}
