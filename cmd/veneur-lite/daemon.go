@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -138,13 +139,20 @@ func (d *daemon) ListenAddrs() []string {
 }
 
 // Run serves until ctx ends, then stops in the order data flows: the
-// listeners drain what the kernel holds and stop, the final flush goes out
-// to every output (bounded by shutdownBudget), and the HTTP server — which
-// kept answering /healthcheck meanwhile — stops last.
+// listeners drain what the kernel holds and stop; the HTTP server stops,
+// so no forwarded batch arrives after the imported intervals are drained;
+// and the final flush goes out to every output, all within shutdownBudget
+// of the signal.
 func (d *daemon) Run(ctx context.Context) error {
 	d.log.Info("veneur-lite started", "version", version, "statsd", d.ListenAddrs(), "http", d.http.Addr(),
 		"interval", d.cfg.Interval.D().String(), "hostname", d.cfg.Hostname,
 		"forward_address", d.cfg.ForwardAddress.String(), "readers", d.cfg.NumReaders, "workers", d.cfg.NumWorkers)
+
+	// The shutdown budget runs from the signal, not from whenever the
+	// listeners finish draining.
+	var signalled atomic.Int64
+	stopWatch := context.AfterFunc(ctx, func() { signalled.Store(time.Now().UnixNano()) })
+	defer stopWatch()
 
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
@@ -172,6 +180,10 @@ func (d *daemon) Run(ctx context.Context) error {
 	ingestErr := ingest.Wait()
 
 	shutdownStart := time.Now()
+	deadline := shutdownStart.Add(shutdownBudget)
+	if at := signalled.Load(); at != 0 {
+		deadline = time.Unix(0, at).Add(shutdownBudget)
+	}
 	if !d.cfg.FlushOnShutdown {
 		d.log.Info("shutting down without a final flush (flush_on_shutdown: false)")
 		stopHTTP()
@@ -183,7 +195,7 @@ func (d *daemon) Run(ctx context.Context) error {
 	httpErr := <-httpDone
 	d.agg.DrainImports()
 	d.log.Info("shutting down: final flush")
-	fctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	fctx, cancel := context.WithDeadline(context.Background(), deadline)
 	d.flusher.Final(fctx)
 	cancel()
 	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())

@@ -459,3 +459,26 @@ func TestShardedGlobalTier(t *testing.T) {
 		}
 	}
 }
+
+// With the global tier unreachable, SIGTERM still flushes the local part
+// and exits 0 within 10 s: forwarding retries stop at the shutdown budget.
+func TestShutdownWithDeadGlobalIsBounded(t *testing.T) {
+	local := startInstance(t, "local-0", "1h", "http://"+freePort(t, "tcp"))
+	c := statsdClient(t, local.udp)
+	for i := range 100 {
+		if err := c.Timing("dead.global", time.Duration(i)*time.Millisecond, nil, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	local.stop(t)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("exit took %s after SIGTERM, want within 10s", took)
+	}
+	if lines := local.metricLines("dead.global.count"); len(lines) != 1 || lines[0].count != 100 {
+		t.Errorf("local part not flushed: %+v", lines)
+	}
+}

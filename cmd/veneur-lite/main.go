@@ -4,8 +4,8 @@
 // into fleet-wide percentiles and unique counts.
 //
 // main only wires components; each one runs with Run(ctx) and they are
-// stopped in the order data flows: listeners, then the final flush, then the
-// HTTP server.
+// stopped in the order data flows: listeners, the import endpoint, then the
+// final flush.
 package main
 
 import (
