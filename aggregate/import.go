@@ -134,9 +134,17 @@ func (im *imports) length(batch time.Duration) time.Duration {
 // Imports, and returns once the series are merged.
 //
 // Series merge by Key: digests and sketches merge, counters add up, and
-// of gauges the last to arrive wins. Import keeps the series' strings and
-// tag slices and reads their digests and sketches without keeping or
-// changing them. A series that cannot merge (an unknown kind, a missing
+// of gauges the last to arrive wins.
+//
+// Import takes ownership of series: of its elements (it fills in an empty
+// Key), their strings and tag slices, and their digests and sketches,
+// which it may keep (the digest of a series new to the interval becomes
+// the interval's) or consume (a digest merged into one already there is
+// left shuffled). The caller must not use or change any of them after the
+// call, nor pass one digest or sketch twice; wire.Decode's batches fit.
+// Tags are read-only to Import too: it never changes a tag slice.
+//
+// A series that cannot merge (an unknown kind, a missing
 // or non-finite payload, a digest the library refuses) is skipped and
 // counted as import.series_rejected; wire.Decode rejects all of those
 // before they get here.
@@ -149,17 +157,42 @@ func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, ser
 	w := im.acquire(intervalStart, interval)
 	defer w.rw.RUnlock()
 
+	// Group the batch by shard, so that each shard is locked once: refs
+	// holds shard<<32 | index, sorted. Shards are at most maxShards and a
+	// batch is far below 2^32 series.
 	var merged, rejected, samples uint64
+	refs := make([]uint64, 0, len(series))
 	for i := range series {
 		s := &series[i]
-		if err := im.merge(w, s); err != nil {
+		if err := checkForward(s); err != nil {
 			rejected++
 			continue
 		}
-		merged++
-		if s.Digest != nil {
-			samples += s.Digest.Count()
+		if s.Key == "" {
+			s.Key = SeriesKey(s.Kind, s.Name, s.Tags)
 		}
+		sh := maphash.String(im.seed, s.Key) & im.shardMask
+		refs = append(refs, sh<<32|uint64(i))
+	}
+	slices.Sort(refs)
+	for j := 0; j < len(refs); {
+		shard := refs[j] >> 32
+		sh := &w.shards[shard]
+		sh.mu.Lock()
+		for ; j < len(refs) && refs[j]>>32 == shard; j++ {
+			s := &series[uint32(refs[j])]
+			var n uint64
+			if s.Digest != nil {
+				n = s.Digest.Count() // before the digest is adopted or consumed
+			}
+			if err := sh.merge(s); err != nil {
+				rejected++
+				continue
+			}
+			merged++
+			samples += n
+		}
+		sh.mu.Unlock()
 	}
 	im.stats.batches.Inc()
 	im.stats.series.Add(merged)
@@ -224,35 +257,33 @@ func (im *imports) window(s time.Time) *importWindow {
 
 var errKindMismatch = errors.New("kind differs from the series' merged so far")
 
-// merge folds s into window w.
-func (im *imports) merge(w *importWindow, s *ForwardSeries) error {
-	if err := checkForward(s); err != nil {
-		return err
+// merge folds s, which passed checkForward and has its Key, into the
+// shard, whose lock the caller holds. s is owned (see Import): a new
+// series adopts its digest if it has this instance's compression (every
+// merged digest has), and a digest merging into one already there is
+// consumed.
+func (sh *importShard) merge(s *ForwardSeries) error {
+	if cur := sh.series[s.Key]; cur != nil {
+		return mergeForward(cur, s, true)
 	}
-	key := s.Key
-	if key == "" {
-		key = SeriesKey(s.Kind, s.Name, s.Tags)
-	}
-	sh := &w.shards[maphash.String(im.seed, key)&im.shardMask]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if cur := sh.series[key]; cur != nil {
-		return mergeForward(cur, s)
-	}
-	// A new series merges into state of our own rather than adopting the
-	// caller's: the window owns everything it flushes, and every merged
-	// digest has this instance's compression.
-	cur := &ForwardSeries{Key: key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
+	cur := &ForwardSeries{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
 	case s.Kind.IsHistogram():
+		if s.Digest.Compression() == digestCompression {
+			cur.Digest = s.Digest
+			sh.series[s.Key] = cur
+			return nil
+		}
 		cur.Digest = NewDigest()
 	case s.Kind == Set:
+		// A set is never adopted: the sketch does not tell its precision,
+		// and Merge refuses any but SetPrecision.
 		cur.Set = newSet()
 	}
-	if err := mergeForward(cur, s); err != nil {
+	if err := mergeForward(cur, s, true); err != nil {
 		return err
 	}
-	sh.series[key] = cur
+	sh.series[s.Key] = cur
 	return nil
 }
 
@@ -270,8 +301,10 @@ func checkForward(s *ForwardSeries) error {
 }
 
 // mergeForward folds src's state into dst's (same Key). A gauge takes
-// src's value: src is the later arrival.
-func mergeForward(dst, src *ForwardSeries) error {
+// src's value: src is the later arrival. If owned, src's digest is
+// consumed: MergeDestructive leaves it shuffled but saves the copy of
+// its order that Merge allocates.
+func mergeForward(dst, src *ForwardSeries, owned bool) error {
 	if dst.Kind != src.Kind {
 		return fmt.Errorf("merge series %q: %w", dst.Key, errKindMismatch)
 	}
@@ -285,7 +318,18 @@ func mergeForward(dst, src *ForwardSeries) error {
 			return fmt.Errorf("merge set %q: %w", dst.Key, err)
 		}
 	default:
-		if err := dst.Digest.Merge(src.Digest); err != nil {
+		var err error
+		switch {
+		case dst.Digest == src.Digest:
+			// Passed twice despite Import's contract: merging a digest
+			// into itself would read it while it grows.
+			err = dst.Digest.MergeDestructive(src.Digest.Clone())
+		case owned:
+			err = dst.Digest.MergeDestructive(src.Digest)
+		default:
+			err = dst.Digest.Merge(src.Digest)
+		}
+		if err != nil {
 			return fmt.Errorf("merge digest %q: %w", dst.Key, err)
 		}
 	}
@@ -353,7 +397,7 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 			dst := first.shards[i].series
 			for key, s := range w.shards[i].series {
 				if cur := dst[key]; cur != nil {
-					if err := mergeForward(cur, s); err != nil {
+					if err := mergeForward(cur, s, true); err != nil { // w is dropped after this flush
 						im.stats.seriesRejected.Inc()
 					}
 				} else {
@@ -445,7 +489,7 @@ func (a *Aggregator) forwardImported(own []ForwardSeries, all []*ForwardSeries) 
 		if s.Kind == Gauge {
 			continue
 		}
-		if err := mergeForward(&own[i], s); err != nil {
+		if err := mergeForward(&own[i], s, true); err != nil { // s's window is dropped after this flush
 			a.imports.stats.seriesRejected.Inc()
 		}
 	}

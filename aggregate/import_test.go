@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caio/go-tdigest/v4"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -435,4 +436,53 @@ func digestQuantile(q float64, values ...float64) float64 {
 		_ = td.Add(v)
 	}
 	return td.Quantile(q)
+}
+
+// TestImportAdoptsOwnedDigests: a new series adopts the batch's digest
+// when its compression is this instance's, and otherwise merges it into
+// a digest of its own; a digest passed twice still merges once per pass;
+// many shards and series merge as one per key whatever the grouping.
+func TestImportAdoptsOwnedDigests(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Shards: 8, Forwarding: true})
+	glob.Flush(at(g), g)
+
+	adopted := NewDigest()
+	_ = adopted.Add(1)
+	other, err := tdigest.New(tdigest.Compression(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = other.Add(2)
+	twice := NewDigest()
+	_ = twice.Add(3)
+	batch := []ForwardSeries{
+		{Key: SeriesKey(Timer, "a", nil), Name: "a", Kind: Timer, Digest: adopted},
+		{Key: SeriesKey(Timer, "b", nil), Name: "b", Kind: Timer, Digest: other},
+		{Name: "c", Kind: Timer, Digest: twice}, // no Key: Import builds it
+		{Name: "c", Kind: Timer, Digest: twice},
+	}
+	for i := range 200 {
+		batch = append(batch, ForwardSeries{Name: "n" + strconv.Itoa(i%50), Kind: Counter, Value: 1})
+	}
+	glob.Import(t0, g, batch)
+
+	got := map[string]ForwardSeries{}
+	for _, s := range glob.Flush(at(2*g), g).Forward {
+		got[s.Key] = s
+	}
+	if s := got["timer|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
+		t.Errorf("a: want the batch's digest adopted, got %+v", s)
+	}
+	if s := got["timer|b|"]; s.Digest == other || s.Digest.Compression() != digestCompression || s.Digest.Count() != 1 {
+		t.Errorf("b: want a digest of compression %d holding 1 sample, got %+v", digestCompression, s)
+	}
+	if s := got["timer|c|"]; s.Digest == nil || s.Digest.Count() != 2 {
+		t.Errorf("c: want 2 samples, got %+v", s)
+	}
+	for i := range 50 {
+		if s := got["counter|n"+strconv.Itoa(i)+"|"]; s.Value != 4 {
+			t.Errorf("counter n%d = %v, want 4", i, s.Value)
+		}
+	}
 }

@@ -60,3 +60,41 @@ func newSet() *hyperloglog.Sketch {
 	}
 	return sk
 }
+
+// SeriesKeyBytes is SeriesKey for a name and tags still in a read buffer
+// (a decoder's): it returns the key and, as substrings of it, the name and
+// the tags, so the key is the one allocation for all the strings (plus
+// the tag slice when there are tags). tags must be sorted and
+// deduplicated, as for SeriesKey; the result does not refer to name or
+// tags.
+func SeriesKeyBytes(kind Kind, name []byte, tags [][]byte) (key, keyName string, keyTags []string) {
+	k := kind.String()
+	size := len(k) + 1 + len(name) + 1
+	for _, tag := range tags {
+		size += len(tag) + 1
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(k)
+	b.WriteByte('|')
+	b.Write(name)
+	b.WriteByte('|')
+	for i, tag := range tags {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(tag)
+	}
+	key = b.String()
+	off := len(k) + 1
+	keyName = key[off : off+len(name)]
+	off += len(name) + 1
+	if len(tags) > 0 {
+		keyTags = make([]string, len(tags))
+		for i, tag := range tags {
+			keyTags[i] = key[off : off+len(tag)]
+			off += len(tag) + 1
+		}
+	}
+	return key, keyName, keyTags
+}

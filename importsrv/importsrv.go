@@ -39,7 +39,9 @@ const Path = "/import"
 
 // Importer merges a decoded batch; *aggregate.Aggregator is one. Import
 // must be done merging when it returns: the handler acknowledges the batch
-// then.
+// then. Import takes ownership of the series, their strings and their
+// digests and sketches, which it may keep or consume: the handler drops
+// the decoded batch once Import returns, using only len(batch.Series).
 type Importer interface {
 	Import(intervalStart time.Time, interval time.Duration, series []aggregate.ForwardSeries)
 }

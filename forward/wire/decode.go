@@ -91,8 +91,9 @@ func decode(data []byte, lim Limits) (*Batch, error) {
 
 // decoder reads the body of a batch whose checksum matched.
 type decoder struct {
-	buf []byte
-	off int
+	buf  []byte
+	off  int
+	tags [][]byte // scratch: the current series' tags, aliasing buf
 }
 
 func (d *decoder) remaining() int { return len(d.buf) - d.off }
@@ -174,7 +175,7 @@ func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
 	if len(name) == 0 {
 		return fmt.Errorf("empty name: %w", ErrMalformed)
 	}
-	s.Kind, s.Name = kind, string(name)
+	s.Kind = kind
 
 	nt, err := d.uvarint("tag count")
 	if err != nil {
@@ -186,24 +187,25 @@ func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
 	if nt > uint64(d.remaining()/2) { // a tag is at least a length byte and one byte
 		return fmt.Errorf("%d tags declared in %d bytes: %w", nt, d.remaining(), ErrMalformed)
 	}
-	if nt > 0 {
-		s.Tags = make([]string, nt)
-		tagBytes := 0
-		for i := range s.Tags {
-			tag, err := d.bytes("tag", lim.MaxTagBytes)
-			if err != nil {
-				return fmt.Errorf("tag %d: %w", i, err)
-			}
-			if tagBytes += len(tag); tagBytes > lim.MaxTagBytes {
-				return fmt.Errorf("tags of %d bytes or more: at most %d: %w", tagBytes, lim.MaxTagBytes, ErrLimit)
-			}
-			s.Tags[i] = string(tag)
+	// The tags alias the input until SeriesKeyBytes copies them, with the
+	// name, into the key: name and tags are substrings of the key.
+	tags := d.tags[:0]
+	tagBytes := 0
+	for i := range int(nt) {
+		tag, err := d.bytes("tag", lim.MaxTagBytes)
+		if err != nil {
+			return fmt.Errorf("tag %d: %w", i, err)
 		}
-		if err := checkTags(s.Tags); err != nil {
-			return fmt.Errorf("%w: %w", err, ErrMalformed)
+		if tagBytes += len(tag); tagBytes > lim.MaxTagBytes {
+			return fmt.Errorf("tags of %d bytes or more: at most %d: %w", tagBytes, lim.MaxTagBytes, ErrLimit)
 		}
+		tags = append(tags, tag)
 	}
-	s.Key = aggregate.SeriesKey(s.Kind, s.Name, s.Tags)
+	d.tags = tags
+	if err := checkTagBytes(tags); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrMalformed)
+	}
+	s.Key, s.Name, s.Tags = aggregate.SeriesKeyBytes(kind, name, tags)
 
 	switch {
 	case kind == aggregate.Counter || kind == aggregate.Gauge:
@@ -309,4 +311,20 @@ func decodeSet(p []byte) (*hyperloglog.Sketch, error) {
 		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
 	}
 	return sk, nil
+}
+
+// checkTagBytes is checkTags for tags still in the read buffer.
+func checkTagBytes(tags [][]byte) error {
+	for i, tag := range tags {
+		if len(tag) == 0 {
+			return fmt.Errorf("tag %d: empty", i)
+		}
+		if bytes.IndexByte(tag, ',') >= 0 {
+			return fmt.Errorf("tag %d (%q): contains ','", i, tag)
+		}
+		if i > 0 && bytes.Compare(tags[i-1], tag) >= 0 {
+			return fmt.Errorf("tag %d (%q): not sorted after %q, or repeated", i, tag, tags[i-1])
+		}
+	}
+	return nil
 }
