@@ -406,6 +406,10 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 			}
 		}
 	}
+	// A counter's rate is over the time the merged windows cover, with
+	// the point's interval saying so, so that rate × interval is still
+	// the count summed across hosts.
+	span := due[len(due)-1].start.Add(g).Sub(first.start)
 	var all []*ForwardSeries
 	for i := range first.shards {
 		for _, s := range first.shards[i].series {
@@ -417,15 +421,16 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 		out.Forward = a.forwardImported(out.Forward, all)
 		return
 	}
-	out.Points = a.importedPoints(out.Points, all, now.Unix(), g)
+	out.Points = a.importedPoints(out.Points, all, now.Unix(), span)
 }
 
 // importedPoints appends the fleet-wide points of merged series: the
 // configured percentiles of digests (never aggregates: the locals flush
 // min, max, count and the rest from their exact samples, and doing it
 // here would count them twice), set estimates, summed counters as rates
-// over the global interval and gauges. None carries a host.
-func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64, g time.Duration) []Point {
+// over span (the global interval, or the intervals flushed together)
+// and gauges. None carries a host.
+func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64, span time.Duration) []Point {
 	n, tagSlots := 0, 0
 	for _, s := range all {
 		if s.Kind.IsHistogram() {
@@ -439,7 +444,7 @@ func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64,
 	}
 	dst = slices.Grow(dst, n)
 	arena := make([]string, 0, tagSlots)
-	seconds := g.Seconds()
+	seconds := span.Seconds()
 	for _, s := range all {
 		var tags []string
 		arena, tags = a.outputTags(arena, s.Tags)
@@ -447,7 +452,7 @@ func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64,
 		switch s.Kind {
 		case Counter:
 			pt := base
-			pt.Type, pt.Value, pt.Interval = RatePoint, s.Value/seconds, g
+			pt.Type, pt.Value, pt.Interval = RatePoint, s.Value/seconds, span
 			dst = append(dst, pt)
 		case Gauge:
 			pt := base

@@ -141,12 +141,15 @@ func TestOpenIntervalsAreBounded(t *testing.T) {
 	if n := reg.Gauge("import.open_intervals").Load(); n > maxOpenIntervals {
 		t.Fatalf("%v intervals open, at most %d", n, maxOpenIntervals)
 	}
-	// One late flush takes every interval due, as one point per series;
-	// nothing is lost.
+	// One late flush takes every interval due, as one point per series
+	// whose rate is over the intervals it covers; nothing is lost.
 	var got float64
 	for i := 7; i < 12; i++ {
 		for _, p := range glob.Flush(at(time.Duration(i)*g), g).Points {
-			got += p.Value * g.Seconds()
+			if p.Interval < g {
+				t.Errorf("point %+v: interval below the global's %v", p, g)
+			}
+			got += p.Value * p.Interval.Seconds()
 		}
 	}
 	if got != want {
@@ -328,7 +331,11 @@ func TestDrainImports(t *testing.T) {
 	clock.set(at(2*g + time.Second))
 	glob.Import(t0.Add(g), g, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
 	glob.DrainImports()
-	assertPoints(t, glob.Flush(clock.Now(), g).Points, []Point{fleetRate("jobs", 3, clock.Now())})
+	// Both intervals flush as one point: its rate is over the 20 s they
+	// cover, so that rate × interval is the 30 jobs imported.
+	want := fleetRate("jobs", 1.5, clock.Now())
+	want.Interval = 2 * g
+	assertPoints(t, glob.Flush(clock.Now(), g).Points, []Point{want})
 }
 
 func TestImportRejectsBrokenSeries(t *testing.T) {
