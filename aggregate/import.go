@@ -82,13 +82,11 @@ type importShard struct {
 }
 
 type importStats struct {
-	batches        *telemetry.Counter
 	series         *telemetry.Counter
 	seriesRejected *telemetry.Counter
 	lateBatches    *telemetry.Counter
 	futureBatches  *telemetry.Counter
 	digestSamples  *telemetry.Counter
-	mergeDuration  *telemetry.Gauge
 	openIntervals  *telemetry.Gauge
 }
 
@@ -103,13 +101,11 @@ func (im *imports) init(cfg Config, shards int) {
 	im.shardMask = uint64(shards - 1)
 	reg := cfg.Stats
 	im.stats = importStats{
-		batches:        reg.Counter("import.batches_merged"),
 		series:         reg.Counter("import.series_merged"),
 		seriesRejected: reg.Counter("import.series_rejected"),
 		lateBatches:    reg.Counter("import.late_batches"),
 		futureBatches:  reg.Counter("import.future_batches"),
 		digestSamples:  reg.Counter("import.digest_samples"),
-		mergeDuration:  reg.Gauge("import.merge_duration_ms"),
 		openIntervals:  reg.Gauge("import.open_intervals"),
 	}
 }
@@ -153,7 +149,6 @@ func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, ser
 	if len(series) == 0 {
 		return
 	}
-	began := time.Now()
 	w := im.acquire(intervalStart, interval)
 	defer w.rw.RUnlock()
 
@@ -194,13 +189,11 @@ func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, ser
 		}
 		sh.mu.Unlock()
 	}
-	im.stats.batches.Inc()
 	im.stats.series.Add(merged)
 	if rejected > 0 {
 		im.stats.seriesRejected.Add(rejected)
 	}
 	im.stats.digestSamples.Add(samples)
-	im.stats.mergeDuration.Set(float64(time.Since(began)) / float64(time.Millisecond))
 }
 
 // acquire returns the open interval a batch starting at start merges

@@ -429,9 +429,6 @@ func TestConcurrentImportPushFlush(t *testing.T) {
 	if gotJobs != float64(wantJobs.Load()) {
 		t.Errorf("forwarded %v jobs, imported %v", gotJobs, wantJobs.Load())
 	}
-	if n := counterOf(reg, "import.batches_merged"); n != importers*batches {
-		t.Errorf("import.batches_merged = %d", n)
-	}
 	if n := reg.Gauge("import.open_intervals").Load(); n != 0 {
 		t.Errorf("%v intervals open after the drain", n)
 	}
