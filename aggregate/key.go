@@ -1,8 +1,6 @@
 package aggregate
 
 import (
-	"strings"
-
 	"github.com/axiomhq/hyperloglog"
 	"github.com/caio/go-tdigest/v4"
 )
@@ -23,24 +21,27 @@ const SetPrecision = 14
 // '|'), so the name is everything between the first and the last '|' and
 // the key is unambiguous for tags without ','.
 func SeriesKey(kind Kind, name string, tags []string) string {
-	k := kind.String()
-	size := len(k) + 1 + len(name) + 1
-	for _, tag := range tags {
-		size += len(tag) + 1
-	}
-	var b strings.Builder
-	b.Grow(size)
-	b.WriteString(k)
-	b.WriteByte('|')
-	b.WriteString(name)
-	b.WriteByte('|')
+	var buf [keyBufSize]byte
+	return string(appendKey(buf[:0], kind, name, tags))
+}
+
+// keyBufSize fits most keys, so that building one on the stack leaves the
+// string as its only allocation.
+const keyBufSize = 256
+
+// appendKey appends the SeriesKey of name and tags, as strings or as bytes.
+func appendKey[T ~string | ~[]byte](dst []byte, kind Kind, name T, tags []T) []byte {
+	dst = append(dst, kind.String()...)
+	dst = append(dst, '|')
+	dst = append(dst, name...)
+	dst = append(dst, '|')
 	for i, tag := range tags {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		b.WriteString(tag)
+		dst = append(dst, tag...)
 	}
-	return b.String()
+	return dst
 }
 
 // NewDigest returns an empty t-digest configured like the aggregator's own
@@ -68,25 +69,9 @@ func newSet() *hyperloglog.Sketch {
 // deduplicated, as for SeriesKey; the result does not refer to name or
 // tags.
 func SeriesKeyBytes(kind Kind, name []byte, tags [][]byte) (key, keyName string, keyTags []string) {
-	k := kind.String()
-	size := len(k) + 1 + len(name) + 1
-	for _, tag := range tags {
-		size += len(tag) + 1
-	}
-	var b strings.Builder
-	b.Grow(size)
-	b.WriteString(k)
-	b.WriteByte('|')
-	b.Write(name)
-	b.WriteByte('|')
-	for i, tag := range tags {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(tag)
-	}
-	key = b.String()
-	off := len(k) + 1
+	var buf [keyBufSize]byte
+	key = string(appendKey(buf[:0], kind, name, tags))
+	off := len(kind.String()) + 1
 	keyName = key[off : off+len(name)]
 	off += len(name) + 1
 	if len(tags) > 0 {
