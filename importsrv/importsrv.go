@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -178,12 +179,14 @@ const (
 	causeLimit
 	causeMalformed
 	causeBusy
+	causeReadTimeout
 	causeCount
 )
 
 var causeNames = [causeCount]string{
 	"method", "content_type", "encoding", "key", "body_too_large", "decoded_too_large",
 	"read", "decompress", "checksum", "magic", "version", "limit", "malformed", "busy",
+	"read_timeout",
 }
 
 // status is the HTTP status of each cause.
@@ -193,6 +196,8 @@ var causeStatus = [causeCount]int{
 	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
 	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
 	http.StatusServiceUnavailable,
+	// The sender was too slow, the batch was fine: it may try again.
+	http.StatusRequestTimeout,
 }
 
 type handlerStats struct {
@@ -377,11 +382,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, gzipped bool,
 	return 0, nil
 }
 
-// readCause tells a body over the size bound from other read failures.
+// readCause tells a body over the size bound and a body that did not
+// arrive within BodyReadTimeout from other read failures.
 func readCause(err error, otherwise cause) cause {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return causeBodyTooLarge
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return causeReadTimeout
 	}
 	return otherwise
 }

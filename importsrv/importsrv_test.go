@@ -1,6 +1,7 @@
 package importsrv
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"fmt"
@@ -470,16 +471,19 @@ func TestAdmissionBound(t *testing.T) {
 // they cannot lock every other sender out of the import endpoint.
 func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
 	imp := &fakeImporter{}
-	h := New(Config{Importer: imp, Log: quietLog(), MaxConcurrent: 2, BodyReadTimeout: 200 * time.Millisecond})
+	reg := telemetry.NewRegistry()
+	h := New(Config{Importer: imp, Stats: reg, Log: quietLog(), MaxConcurrent: 2, BodyReadTimeout: 200 * time.Millisecond})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	body := gzipped(t, batchBytes(t, 1))
+	var stalled []net.Conn
 	for i := range 2 { // one stalled sender per slot
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		stalled = append(stalled, c)
 		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Encoding: gzip\r\n%s: stalled-%d\r\nContent-Length: %d\r\n\r\n",
 			Path, wire.ContentType, wire.HeaderIdempotencyKey, i, len(body))
 		if _, err := c.Write(body[:5]); err != nil {
@@ -502,5 +506,22 @@ func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || imp.count() != 1 {
 		t.Errorf("healthy batch behind stalled senders: status %d, merges %d; want 200 and 1", resp.StatusCode, imp.count())
+	}
+	// The stalled senders' batches were fine, only slow: they are told
+	// to try again (408), not that the batch is bad (a 4xx the
+	// forwarder would drop it for).
+	for i, c := range stalled {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("stalled sender %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("stalled sender %d: status %d, want 408", i, resp.StatusCode)
+		}
+	}
+	if n := reg.Counter("import.errors", "cause:read_timeout").Load(); n != 2 {
+		t.Errorf("import.errors{cause:read_timeout} = %d, want 2", n)
 	}
 }
