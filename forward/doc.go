@@ -28,13 +28,15 @@
 // global can have seen of it:
 //
 //   - Not merged: no attempt was ever written in full (refused or failed
-//     connection), or the global answered every attempt with a non-2xx.
+//     connection), or the global answered every attempt with 408, 429 or
+//     503.
 //     Its series are held and merged into the next Forward's series —
 //     t-digests and HLLs are mergeable, so held data costs no more than one
 //     interval's worth per series — and re-routed by the membership then
 //     current.
 //   - Ambiguous: some attempt was written and its answer lost (timeout,
-//     connection reset, 409 while another request holds the key). The
+//     connection reset, 409 while another request holds the key, a 5xx
+//     other than 503 that a proxy may answer for a global that merged). The
 //     global may have merged it, so its data must never travel again under
 //     a new key: the encoded batch is kept with its key and member and
 //     resent as is at the next Forward until the global acknowledges (2xx)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -610,7 +611,9 @@ func TestAmbiguousBatchExpires(t *testing.T) {
 	mu.Lock()
 	lose = false
 	mu.Unlock()
-	now = now.Add(ambiguousTTL + time.Second)
+	// Expired before ambiguousTTL itself: the resend could otherwise go
+	// on for most of an interval past it.
+	now = now.Add(ambiguousTTL - f.cfg.Interval/2)
 	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 2)})
 	if e := f.m.ambiguousExpired.Load(); e != 1 {
 		t.Errorf("ambiguous expired %d series, want 1", e)
@@ -649,36 +652,56 @@ func TestOversizedBatchIsSplit(t *testing.T) {
 	})
 }
 
-func TestConflictMeansMaybeMerged(t *testing.T) {
-	g := newFakeGlobal(t)
-	var mu sync.Mutex
-	conflict := true // another request holds the key
-	g.act = func(string, int) action {
-		mu.Lock()
-		defer mu.Unlock()
-		if conflict {
-			return action{status: http.StatusConflict}
-		}
-		return action{}
+// An answer that may follow a merge (409: another request of ours holds
+// the key; a 5xx other than 503, which a proxy can answer for a global
+// that merged) keeps the batch under its key; a 503 (the global is busy
+// and read nothing) holds its series for a new batch.
+func TestStatusDecidesMaybeMerged(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		cause      cause
+		wantKeys   int // keys the global saw, once the status clears
+		ambiguous  int
+		heldSeries int
+	}{
+		{http.StatusConflict, causeConflict, 1, 1, 0},
+		{http.StatusBadGateway, causeHTTP5xx, 1, 1, 0},
+		{http.StatusGatewayTimeout, causeHTTP5xx, 1, 1, 0},
+		{http.StatusInternalServerError, causeHTTP5xx, 1, 1, 0},
+		{http.StatusServiceUnavailable, causeHTTP5xx, 2, 0, 1},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			g := newFakeGlobal(t)
+			var mu sync.Mutex
+			failing := true
+			g.act = func(string, int) action {
+				mu.Lock()
+				defer mu.Unlock()
+				if failing {
+					return action{status: tc.status}
+				}
+				return action{}
+			}
+			srv := g.start()
+			f, _ := newTestForwarder(t, []string{srv.URL}, nil)
+			forwardWithin(t, f, 100*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
+			if s, a := heldCounts(f); s != tc.heldSeries || a != tc.ambiguous {
+				t.Fatalf("held %d series and %d ambiguous batches, want %d and %d", s, a, tc.heldSeries, tc.ambiguous)
+			}
+			if f.m.errors[tc.cause].Load() == 0 {
+				t.Errorf("no error of cause %d counted", tc.cause)
+			}
+			mu.Lock()
+			failing = false
+			mu.Unlock()
+			forwardWithin(t, f, 5*time.Second, interval(1), nil)
+			g.snapshot(func(g *fakeGlobal) {
+				if v := g.counters["counter|hits|"]; v != 1 || len(g.requests) != tc.wantKeys {
+					t.Errorf("hits = %v under %d keys, want 1 under %d", v, len(g.requests), tc.wantKeys)
+				}
+			})
+		})
 	}
-	srv := g.start()
-	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	forwardWithin(t, f, 100*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
-	if s, a := heldCounts(f); s != 0 || a != 1 {
-		t.Fatalf("held %d series and %d ambiguous batches; a 409 means the key is being merged, so want 0 and 1", s, a)
-	}
-	if f.m.errors[causeConflict].Load() == 0 {
-		t.Error("no conflict counted")
-	}
-	mu.Lock()
-	conflict = false
-	mu.Unlock()
-	forwardWithin(t, f, 5*time.Second, interval(1), nil)
-	g.snapshot(func(g *fakeGlobal) {
-		if v := g.counters["counter|hits|"]; v != 1 || len(g.requests) != 1 {
-			t.Errorf("hits = %v under %d keys, want 1 under the one key", v, len(g.requests))
-		}
-	})
 }
 
 // A global that refuses connections, however many batches it is owed and

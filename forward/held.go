@@ -35,10 +35,11 @@ func (f *Forwarder) takeHeld(now time.Time) heldState {
 
 	kept := h.ambiguous[:0]
 	for _, b := range h.ambiguous {
-		if now.Sub(b.firstReached) > ambiguousTTL {
-			// The global's dedup window may have forgotten the key:
-			// resending could merge twice, and re-encoding under a new
-			// key could too. Dropping is the only exactly-once choice.
+		// The Forward about to start may resend for up to an interval.
+		if now.Add(f.cfg.Interval).Sub(b.firstReached) > ambiguousTTL {
+			// The global's dedup window may have forgotten the key by
+			// then: resending could merge twice, and re-encoding under a
+			// new key could too. Dropping is the only exactly-once choice.
 			h.expired += b.n
 			f.m.ambiguousExpired.Add(uint64(b.n))
 			continue

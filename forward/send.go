@@ -229,7 +229,6 @@ func (f *Forwarder) post(ctx context.Context, b *batch, out *outcome) {
 // result is what one attempt learned.
 type result struct {
 	ok, poison, retry bool
-	status            int
 	cause             cause // why it failed, when it did
 	err               error
 	retryAfter        time.Duration
@@ -292,7 +291,7 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	}
 	defer resp.Body.Close()
 
-	res := result{status: resp.StatusCode, took: took}
+	res := result{took: took}
 	code := resp.StatusCode
 	switch {
 	case code/100 == 2:
@@ -306,6 +305,12 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
 		res.retry, res.cause = true, causeHTTP4xx
 	case code >= 500:
+		// Only a 503 (the global's "busy", answered before it reads the
+		// body) says the batch was not merged. Other 5xx may come from a
+		// proxy in front of a global that merged it and then failed.
+		if code != http.StatusServiceUnavailable {
+			b.reached(f.now())
+		}
 		res.retry, res.cause = true, causeHTTP5xx
 	case code >= 400:
 		res.poison, res.cause = true, causeHTTP4xx
@@ -426,7 +431,7 @@ func (o *outcome) encodeFailed(f *Forwarder, series int, err error) {
 // undelivered holds b for the next Forward, by what the global can have
 // seen of it.
 func (o *outcome) undelivered(f *Forwarder, b *batch) {
-	if b.maybeMerged || b.series == nil {
+	if b.maybeMerged {
 		// Resent as is, so the body must outlive the pooled buffer.
 		if b.gz != nil {
 			body := bytes.Clone(b.body)
