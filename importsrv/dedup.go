@@ -17,10 +17,12 @@ const (
 
 // dedup remembers recent idempotency keys: those being processed and those
 // merged. It is bounded twice: a key is forgotten DedupWindow after it was
-// last updated, and the oldest keys are forgotten first when there are more
-// than DedupMaxKeys. The window must outlast a client's retries of one
-// batch; the count bound caps memory at about (key length + 120 bytes) per
-// key whatever clients send.
+// last updated, and the oldest merged keys are forgotten first when there
+// are more than DedupMaxKeys. The window must outlast a client's retries of
+// one batch; the count bound caps memory at about (key length + 120 bytes)
+// per key whatever clients send. Keys being processed are not evicted by
+// count, or a retry could merge alongside its original; there are at most
+// as many as requests admitted at once.
 //
 // Entries sit in a list ordered by last update, oldest at the front, next
 // to a map for lookup, so every operation and every eviction is O(1).
@@ -59,15 +61,13 @@ func (d *dedup) begin(key string, now time.Time) (keyState, *list.Element) {
 	}
 	el := d.order.PushBack(&keyEntry{key: key, at: now})
 	d.byKey[key] = el
-	for d.order.Len() > d.maxKeys {
-		d.remove(d.order.Front())
-	}
+	d.evictOverflow()
 	return keyNew, el
 }
 
 // complete marks the claimed key as merged, restarting its window. If the
-// claim was evicted meanwhile (the count bound under a flood of keys), the
-// key is recorded again unless another request holds it now.
+// claim expired meanwhile (a merge slower than the window), the key is
+// recorded again unless another request holds it now.
 func (d *dedup) complete(el *list.Element, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -80,8 +80,18 @@ func (d *dedup) complete(el *list.Element, now time.Time) {
 		return // someone else's claim; theirs decides
 	}
 	d.byKey[e.key] = d.order.PushBack(e)
-	for d.order.Len() > d.maxKeys {
-		d.remove(d.order.Front())
+	d.evictOverflow()
+}
+
+// evictOverflow forgets the oldest merged keys beyond maxKeys, skipping
+// the few being processed.
+func (d *dedup) evictOverflow() {
+	for el := d.order.Front(); el != nil && d.order.Len() > d.maxKeys; {
+		next := el.Next()
+		if el.Value.(*keyEntry).done {
+			d.remove(el)
+		}
+		el = next
 	}
 }
 

@@ -317,10 +317,25 @@ func TestDedupClaims(t *testing.T) {
 	now := time.Unix(0, 0)
 	d := newDedup(time.Minute, 2)
 	_, a := d.begin("a", now)
-	d.begin("b", now)
-	d.begin("c", now) // evicts a's claim
+	for _, k := range []string{"b", "c", "d"} {
+		_, el := d.begin(k, now)
+		d.complete(el, now)
+	}
+	// The count bound forgets merged keys, never a claim in progress: a
+	// retry of "a" now would merge alongside it.
+	if st, _ := d.begin("a", now); st != keyBusy {
+		t.Fatalf("claim in progress beyond the count bound: %v, want busy", st)
+	}
+	if st, _ := d.begin("d", now); st != keyDone {
+		t.Fatalf("newest merged key: %v, want remembered", st)
+	}
+	if st, _ := d.begin("b", now); st != keyNew {
+		t.Fatalf("oldest merged key: %v, want forgotten", st)
+	}
+	// A merge slower than the window loses its claim to expiry.
+	now = now.Add(time.Minute)
 	if st, _ := d.begin("a", now); st != keyNew {
-		t.Fatalf("evicted key: %v", st)
+		t.Fatalf("expired claim: %v, want new", st)
 	}
 	// a's first claim completes late: the newer claim of "a" decides.
 	d.complete(a, now)
