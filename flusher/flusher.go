@@ -11,9 +11,9 @@ package flusher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
@@ -59,11 +59,14 @@ type Flusher struct {
 	pointsFlushed *telemetry.Counter
 }
 
-// output is one destination with its own "still busy" flag, so a sink that
+// output is one destination with its own "still busy" lock, so a sink that
 // ignores its deadline skips intervals instead of piling up goroutines.
 type output struct {
-	name    string
-	busy    atomic.Bool
+	name string
+	// busy holds a token while the output runs: a regular flush that
+	// cannot put one skips (or holds) its interval, the final one waits
+	// for room until its deadline.
+	busy    chan struct{}
 	skipped *telemetry.Counter
 	errors  *telemetry.Counter
 	run     func(ctx context.Context, f *aggregate.Flushed, intervalStart time.Time) error
@@ -88,13 +91,13 @@ func New(cfg Config) *Flusher {
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
 		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
-			if err := s.Flush(ctx, fl.Points); err != nil {
-				return err
-			}
+			// Events go out even when some series failed: one refused
+			// body must not cost the interval's events.
+			err := s.Flush(ctx, fl.Points)
 			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
-				return eventSink.FlushEvents(ctx, fl.Events, fl.Checks)
+				err = errors.Join(err, eventSink.FlushEvents(ctx, fl.Events, fl.Checks))
 			}
-			return nil
+			return err
 		})
 	}
 	if cfg.Forwarder != nil {
@@ -116,6 +119,7 @@ func New(cfg Config) *Flusher {
 func (f *Flusher) addOutput(name string, run func(context.Context, *aggregate.Flushed, time.Time) error) {
 	f.outputs = append(f.outputs, &output{
 		name:    name,
+		busy:    make(chan struct{}, 1),
 		run:     run,
 		skipped: f.cfg.Stats.Counter("flush.skipped", "output:"+name),
 		errors:  f.cfg.Stats.Counter("flush.errors", "output:"+name),
@@ -133,6 +137,11 @@ func NextTick(now time.Time, interval time.Duration) time.Time {
 func (f *Flusher) Run(ctx context.Context) error {
 	for {
 		next := NextTick(f.cfg.Now(), f.cfg.Interval)
+		if !f.lastTick.IsZero() && !next.After(f.lastTick) {
+			// The wall clock stepped back: the tick just flushed must not
+			// flush again, with a few milliseconds' data over its values.
+			next = f.lastTick.Add(f.cfg.Interval)
+		}
 		timer := time.NewTimer(next.Sub(f.cfg.Now()))
 		select {
 		case <-ctx.Done():
@@ -142,13 +151,15 @@ func (f *Flusher) Run(ctx context.Context) error {
 		}
 		// Outputs must be done before the next tick, with a margin so the
 		// next flush never finds them still marked busy.
-		f.flush(context.WithoutCancel(ctx), next, next.Add(-f.cfg.Interval), next.Add(f.cfg.Interval-f.cfg.Interval/10))
+		f.flush(context.WithoutCancel(ctx), next, next.Add(-f.cfg.Interval), next.Add(f.cfg.Interval-f.cfg.Interval/10), false)
 		f.lastTick = next
 	}
 }
 
 // Final flushes what the aggregator holds now and waits, until ctx's
 // deadline, for every output (including earlier flushes still running).
+// An output still busy with the last tick gets the final interval once it
+// is done, not never.
 func (f *Flusher) Final(ctx context.Context) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -162,7 +173,14 @@ func (f *Flusher) Final(ctx context.Context) {
 		now = time.Unix(f.lastTick.Unix()+1, 0)
 	}
 	// The data is the partial interval that began at the last tick.
-	f.flush(ctx, now, now.Truncate(f.cfg.Interval), deadline)
+	f.flush(ctx, now, now.Truncate(f.cfg.Interval), deadline, true)
+	f.Wait(ctx)
+}
+
+// Wait returns once no output is flushing, or when ctx ends. Without a
+// final flush (flush_on_shutdown: false), it still lets the last tick's
+// outputs finish before the process exits.
+func (f *Flusher) Wait(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		f.inFlight.Wait()
@@ -177,8 +195,9 @@ func (f *Flusher) Final(ctx context.Context) {
 
 // flush ends the interval that began at intervalStart, stamping its points
 // with now, and starts every output with the given deadline. It returns
-// once the outputs are started, not finished.
-func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.Time) {
+// once the outputs are started, not finished. An output still busy skips
+// the interval, unless final: then it runs when the output is free.
+func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.Time, final bool) {
 	start := time.Now()
 	// Self-metrics of the interval just ended join it.
 	var self []aggregate.Sample
@@ -195,7 +214,7 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
 	f.pointsFlushed.Add(uint64(len(flushed.Points)))
 	for _, o := range f.outputs {
-		if !o.busy.CompareAndSwap(false, true) {
+		if !final && !tryAcquire(o.busy) {
 			o.skipped.Inc()
 			if o.whileBusy != nil {
 				o.whileBusy(&flushed, intervalStart)
@@ -208,9 +227,18 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 		f.inFlight.Add(1)
 		go func() {
 			defer f.inFlight.Done()
-			defer o.busy.Store(false)
 			octx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
+			if final {
+				select {
+				case o.busy <- struct{}{}:
+				case <-octx.Done():
+					o.skipped.Inc()
+					f.cfg.Log.Warn("output still flushing the previous interval at the shutdown deadline; final interval not sent", "output", o.name)
+					return
+				}
+			}
+			defer func() { <-o.busy }()
 			if err := o.run(octx, &flushed, intervalStart); err != nil {
 				o.errors.Inc()
 				f.cfg.Log.Error("flush failed", "output", o.name, "error", err)
@@ -218,4 +246,14 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 		}()
 	}
 	f.flushDuration.Set(float64(time.Since(start).Microseconds()) / 1000)
+}
+
+// tryAcquire puts a token in busy if there is room.
+func tryAcquire(busy chan struct{}) bool {
+	select {
+	case busy <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }

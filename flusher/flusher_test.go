@@ -2,9 +2,11 @@ package flusher
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -37,6 +39,7 @@ func (a *fakeAggregator) Flush(now time.Time, _ time.Duration) aggregate.Flushed
 	a.flushes = append(a.flushes, now)
 	return aggregate.Flushed{
 		Points:  []aggregate.Point{{Name: "p", Timestamp: now.Unix()}},
+		Events:  []aggregate.Event{{Title: "e", Timestamp: now.Unix()}},
 		Forward: []aggregate.ForwardSeries{{Key: "k"}},
 	}
 }
@@ -221,6 +224,170 @@ func TestBusyForwarderHoldsTheInterval(t *testing.T) {
 		defer fwd.mu.Unlock()
 		if len(fwd.starts) != 1 || len(fwd.held) != 1 || !fwd.held[0].Equal(agg.flushes[1].Add(-10*time.Second)) {
 			t.Errorf("forwarded %v, held %v; want the second interval held while the first is still forwarding", fwd.starts, fwd.held)
+		}
+	})
+}
+
+// blockingSink records what it is given and, while block is open, does not
+// return: an intake slower than the interval. failSeries makes every
+// series flush fail.
+type blockingSink struct {
+	mu         sync.Mutex
+	points     []int64 // timestamps of the flushes' points
+	events     []int64
+	block      chan struct{}
+	failSeries bool
+}
+
+func (s *blockingSink) Name() string { return "blocking" }
+
+func (s *blockingSink) Flush(_ context.Context, points []aggregate.Point) error {
+	s.mu.Lock()
+	s.points = append(s.points, points[0].Timestamp)
+	s.mu.Unlock()
+	if s.block != nil {
+		<-s.block
+	}
+	if s.failSeries {
+		return errors.New("intake refused a body")
+	}
+	return nil
+}
+
+func (s *blockingSink) FlushEvents(_ context.Context, events []aggregate.Event, _ []aggregate.ServiceCheck) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, events[0].Timestamp)
+	return nil
+}
+
+// A shutdown while the outputs still send the last tick's interval waits
+// for them and then sends the final interval too: nothing is skipped or
+// left held with no Forward to come.
+func TestFinalWaitsForBusyOutputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		agg := &fakeAggregator{}
+		block := make(chan struct{})
+		sink := &blockingSink{block: block}
+		fwd := &recordingForwarder{block: block}
+		f := New(Config{Aggregator: agg, Sinks: []sinks.Sink{sink}, Forwarder: fwd, Interval: 10 * time.Second,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(12 * time.Second) // the :10 tick's outputs are blocked
+		synctest.Wait()
+		cancel()
+		<-done
+
+		finalDone := make(chan struct{})
+		go func() {
+			fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer fcancel()
+			f.Final(fctx)
+			close(finalDone)
+		}()
+		time.Sleep(time.Second)
+		close(block) // the tick's outputs finish, late
+		<-finalDone
+
+		agg.mu.Lock()
+		tick, final := agg.flushes[0].Unix(), agg.flushes[1].Unix()
+		agg.mu.Unlock()
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if len(sink.points) != 2 || sink.points[0] != tick || sink.points[1] != final {
+			t.Errorf("sink got flushes of %v, want the tick's %d and the final %d", sink.points, tick, final)
+		}
+		fwd.mu.Lock()
+		defer fwd.mu.Unlock()
+		if len(fwd.starts) != 2 || len(fwd.held) != 0 {
+			t.Errorf("forwarded %v, held %v; want both intervals forwarded, none held", fwd.starts, fwd.held)
+		}
+	})
+}
+
+// A sink whose series flush fails still gets the interval's events.
+func TestSeriesFailureKeepsEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := telemetry.NewRegistry()
+		sink := &blockingSink{failSeries: true}
+		f := New(Config{Aggregator: &fakeAggregator{}, Sinks: []sinks.Sink{sink}, Interval: 10 * time.Second, Stats: reg,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
+		defer fcancel()
+		f.Final(fctx)
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if len(sink.points) != 1 || len(sink.events) != 1 {
+			t.Errorf("sink got %d series flushes and %d event flushes, want 1 and 1", len(sink.points), len(sink.events))
+		}
+		if n := reg.Counter("flush.errors", "output:sink:blocking").Load(); n != 1 {
+			t.Errorf("flush.errors = %d, want 1", n)
+		}
+	})
+}
+
+// A wall clock that steps back after a tick does not flush that tick a
+// second time.
+func TestClockStepBackDoesNotRepeatTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var back atomic.Int64
+		agg := &fakeAggregator{}
+		f := New(Config{Aggregator: agg, Interval: 10 * time.Second,
+			Now: func() time.Time { return time.Now().Add(-time.Duration(back.Load())) }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(10*time.Second + 100*time.Millisecond) // the :10 tick
+		synctest.Wait()
+		back.Store(int64(2 * time.Second)) // an NTP step to :08.1
+		time.Sleep(15 * time.Second)       // to :25.1 real, :23.1 by the clock
+		synctest.Wait()
+		cancel()
+		<-done
+		agg.mu.Lock()
+		defer agg.mu.Unlock()
+		var got []string
+		for _, at := range agg.flushes {
+			got = append(got, at.Format(time.TimeOnly))
+		}
+		if len(got) != 2 || got[0] != "00:00:10" || got[1] != "00:00:20" {
+			t.Errorf("flushes stamped %v, want 00:00:10 and 00:00:20 once each", got)
+		}
+	})
+}
+
+// Wait (shutdown without a final flush) lets the last tick's outputs
+// finish, and gives up at its deadline.
+func TestWaitForInFlightOutputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		sink := &blockingSink{block: block}
+		f := New(Config{Aggregator: &fakeAggregator{}, Sinks: []sinks.Sink{sink}, Interval: 10 * time.Second,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(11 * time.Second) // the :10 tick's sink is blocked
+		cancel()
+		<-done
+
+		for _, tc := range []struct {
+			release, deadline, want time.Duration
+		}{
+			{time.Hour, time.Second, time.Second},               // still blocked: gives up at the deadline
+			{2 * time.Second, 5 * time.Second, 2 * time.Second}, // returns when the sink is done
+		} {
+			wctx, wcancel := context.WithTimeout(context.Background(), tc.deadline)
+			began := time.Now()
+			release := time.AfterFunc(tc.release, func() { close(block) })
+			f.Wait(wctx)
+			wcancel()
+			release.Stop()
+			if waited := time.Since(began); waited != tc.want {
+				t.Errorf("Wait returned after %v, want %v", waited, tc.want)
+			}
 		}
 	})
 }

@@ -187,7 +187,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	if !d.cfg.FlushOnShutdown {
 		d.log.Info("shutting down without a final flush (flush_on_shutdown: false)")
 		stopHTTP()
-		return errors.Join(ingestErr, <-httpDone)
+		httpErr := <-httpDone
+		wctx, cancel := context.WithDeadline(context.Background(), deadline)
+		d.flusher.Wait(wctx)
+		cancel()
+		return errors.Join(ingestErr, httpErr)
 	}
 	// Imports stop first, so that the final flush includes every batch a
 	// local managed to deliver, and the global intervals not yet due.

@@ -64,7 +64,10 @@ func (h *httpServer) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := h.srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		// A long request (a pprof profile, a slow import) must not turn
+		// a clean stop into a failed one: cut it off.
+		h.log.Warn("http requests still running at shutdown; closing them", "error", err)
+		_ = h.srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
