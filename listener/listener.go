@@ -78,7 +78,7 @@ type counters struct {
 	metrics *telemetry.Counter
 	events  *telemetry.Counter
 	errors  *telemetry.Counter
-	dropped *telemetry.Counter // datagrams the kernel dropped (UDP only)
+	dropped *telemetry.Counter // datagrams the kernel dropped (UDP), or over MaxDatagramSize (unixgram)
 }
 
 func newCounters(reg *telemetry.Registry, protocol string) counters {

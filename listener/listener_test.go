@@ -190,3 +190,40 @@ func TestTCPOverlongLineKeepsConnection(t *testing.T) {
 		t.Errorf("line_too_long = %d, want 2", n)
 	}
 }
+
+// A Unix datagram larger than MaxDatagramSize is dropped and counted
+// whole, never cut into a different last line; the datagrams around it
+// count.
+func TestUnixgramOversizedDatagramDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dsd.sock")
+	reg := telemetry.NewRegistry()
+	p := &countingPusher{sums: map[string]float64{}}
+	_, cancel, done := startListener(t, "unixgram", path, Options{Pusher: p, Stats: reg, NumReaders: 1})
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var big strings.Builder
+	for big.Len() < MaxDatagramSize-20 {
+		big.WriteString("filler:1|c\n")
+	}
+	// Cut at MaxDatagramSize, this line would read as "cut:1|c|#tag:lo…".
+	big.WriteString("cut:1|c|#tag:longvalue_past_the_end\n")
+	for _, msg := range []string{"before:1|c", big.String(), "after:1|c"} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatalf("write %d bytes: %v", len(msg), err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.sum("before") != 1 || p.sum("after") != 1 || p.sum("cut") != 0 || p.sum("filler") != 0 {
+		t.Errorf("before %v after %v cut %v filler %v; want 1, 1 and nothing of the oversized datagram",
+			p.sum("before"), p.sum("after"), p.sum("cut"), p.sum("filler"))
+	}
+	if n := reg.Counter("listener.packets_dropped", "protocol:unixgram").Load(); n != 1 {
+		t.Errorf("listener.packets_dropped{protocol:unixgram} = %d, want 1", n)
+	}
+}

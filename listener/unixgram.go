@@ -89,12 +89,19 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 		var recvErr error
 		err := rc.Read(func(fd uintptr) bool {
 			for n < len(bufs) {
-				size, _, err := unix.Recvfrom(int(fd), bufs[n], unix.MSG_DONTWAIT)
+				// MSG_TRUNC returns a datagram's full size: a Unix datagram
+				// can outgrow the buffer, and its cut-off last line would
+				// otherwise parse as a different series.
+				size, _, err := unix.Recvfrom(int(fd), bufs[n], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 				if err != nil {
 					if !errors.Is(err, unix.EAGAIN) {
 						recvErr = err
 					}
 					break
+				}
+				if size > len(bufs[n]) {
+					l.c.dropped.Inc()
+					continue
 				}
 				sizes[n] = size
 				n++
