@@ -257,7 +257,7 @@ var errKindMismatch = errors.New("kind differs from the series' merged so far")
 // consumed.
 func (sh *importShard) merge(s *ForwardSeries) error {
 	if cur := sh.series[s.Key]; cur != nil {
-		return mergeForward(cur, s, true)
+		return mergeForward(cur, s)
 	}
 	cur := &ForwardSeries{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
@@ -273,7 +273,7 @@ func (sh *importShard) merge(s *ForwardSeries) error {
 		// and Merge refuses any but SetPrecision.
 		cur.Set = newSet()
 	}
-	if err := mergeForward(cur, s, true); err != nil {
+	if err := mergeForward(cur, s); err != nil {
 		return err
 	}
 	sh.series[s.Key] = cur
@@ -294,10 +294,10 @@ func checkForward(s *ForwardSeries) error {
 }
 
 // mergeForward folds src's state into dst's (same Key). A gauge takes
-// src's value: src is the later arrival. If owned, src's digest is
-// consumed: MergeDestructive leaves it shuffled but saves the copy of
-// its order that Merge allocates.
-func mergeForward(dst, src *ForwardSeries, owned bool) error {
+// src's value: src is the later arrival. src's digest is consumed
+// (every caller owns it): MergeDestructive leaves it shuffled but saves
+// the copy of its order that Merge allocates.
+func mergeForward(dst, src *ForwardSeries) error {
 	if dst.Kind != src.Kind {
 		return fmt.Errorf("merge series %q: %w", dst.Key, errKindMismatch)
 	}
@@ -311,18 +311,13 @@ func mergeForward(dst, src *ForwardSeries, owned bool) error {
 			return fmt.Errorf("merge set %q: %w", dst.Key, err)
 		}
 	default:
-		var err error
-		switch {
-		case dst.Digest == src.Digest:
+		from := src.Digest
+		if from == dst.Digest {
 			// Passed twice despite Import's contract: merging a digest
 			// into itself would read it while it grows.
-			err = dst.Digest.MergeDestructive(src.Digest.Clone())
-		case owned:
-			err = dst.Digest.MergeDestructive(src.Digest)
-		default:
-			err = dst.Digest.Merge(src.Digest)
+			from = from.Clone()
 		}
-		if err != nil {
+		if err := dst.Digest.MergeDestructive(from); err != nil {
 			return fmt.Errorf("merge digest %q: %w", dst.Key, err)
 		}
 	}
@@ -390,7 +385,7 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 			dst := first.shards[i].series
 			for key, s := range w.shards[i].series {
 				if cur := dst[key]; cur != nil {
-					if err := mergeForward(cur, s, true); err != nil { // w is dropped after this flush
+					if err := mergeForward(cur, s); err != nil { // w is dropped after this flush
 						im.stats.seriesRejected.Inc()
 					}
 				} else {
@@ -487,7 +482,7 @@ func (a *Aggregator) forwardImported(own []ForwardSeries, all []*ForwardSeries) 
 		if s.Kind == Gauge {
 			continue
 		}
-		if err := mergeForward(&own[i], s, true); err != nil { // s's window is dropped after this flush
+		if err := mergeForward(&own[i], s); err != nil { // s's window is dropped after this flush
 			a.imports.stats.seriesRejected.Inc()
 		}
 	}

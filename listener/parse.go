@@ -670,7 +670,7 @@ func parseLength(s []byte) (v, n int) {
 // unescapeNewlines copies s, turning the two bytes `\n` into a newline, the
 // escape clients use in event titles and texts.
 func unescapeNewlines(s []byte) string {
-	if bytes.Index(s, []byte(`\n`)) < 0 {
+	if !bytes.Contains(s, []byte(`\n`)) {
 		return string(s)
 	}
 	return strings.ReplaceAll(string(s), `\n`, "\n")
