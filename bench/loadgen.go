@@ -482,15 +482,17 @@ func runClient(cfg Config) (Result, error) {
 	}
 	var r Result
 	pc := newPacer(cfg.Rate, cfg.Duration)
-	for r.Metrics < cfg.MaxMetrics {
-		// Reading the clock once per 64 metrics keeps the pacer out of the
+	// attempts counts every call, failed ones too, so that a client that
+	// keeps failing still moves the pacer and its duration check on.
+	for attempts := int64(0); r.Metrics < cfg.MaxMetrics; attempts++ {
+		// Reading the clock once per 64 calls keeps the pacer out of the
 		// profile; at 1M/s that is a check every 64 µs.
-		if r.Metrics%64 == 0 && !pc.wait(r.Metrics) {
+		if attempts%64 == 0 && !pc.wait(r.Metrics) {
 			break
 		}
-		// A run of 64 metrics per client, so that each fills its buffers
+		// A run of 64 calls per client, so that each fills its buffers
 		// as one busy application would.
-		c := clients[(r.Metrics/64)%int64(len(clients))]
+		c := clients[(attempts/64)%int64(len(clients))]
 		m := g.next()
 		// The client may keep the tags (client-side aggregation), so it
 		// gets its own slice.
@@ -649,10 +651,9 @@ func newGenerator(cfg Config) (*generator, error) {
 func shareNames(n int, mix Mix) [NumTypes]int {
 	var out [NumTypes]int
 	total := mix.total()
-	used, given := 0, 0
+	given := 0
 	for t, w := range mix {
 		if w > 0 {
-			used++
 			out[t] = max(1, n*w/total)
 			given += out[t]
 		}

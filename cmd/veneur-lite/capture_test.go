@@ -21,11 +21,10 @@ import (
 
 // captureSink records everything flushed to it, for exact assertions.
 type captureSink struct {
-	mu      sync.Mutex
-	flushes int
-	points  []aggregate.Point
-	events  []aggregate.Event
-	checks  []aggregate.ServiceCheck
+	mu     sync.Mutex
+	points []aggregate.Point
+	events []aggregate.Event
+	checks []aggregate.ServiceCheck
 }
 
 var (
@@ -38,7 +37,6 @@ func (c *captureSink) Name() string { return "capture" }
 func (c *captureSink) Flush(_ context.Context, points []aggregate.Point) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.flushes++
 	c.points = append(c.points, points...)
 	return nil
 }

@@ -52,12 +52,11 @@ var (
 // Sink delivers to one Datadog API endpoint. Its methods are safe for
 // concurrent use.
 type Sink struct {
-	name     string
-	cfg      Config
-	log      *slog.Logger
-	client   *http.Client
-	encoding string // Content-Encoding of series bodies
-	lim      limits
+	name   string
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+	lim    limits
 	// appendSeries encodes one point in the configured API version.
 	appendSeries func([]byte, *aggregate.Point) []byte
 
@@ -133,9 +132,8 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 			// as the error it is for an intake.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		encoding: cfg.Compression,
-		backoff:  retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
-		now:      time.Now,
+		backoff: retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
+		now:     time.Now,
 	}
 	base := strings.TrimRight(cfg.APIHostname, "/")
 	if cfg.APIVersion == "v2" {
@@ -209,7 +207,7 @@ func (s *Sink) Flush(ctx context.Context, points []aggregate.Point) error {
 			out.fail(b.items, fmt.Errorf("post series: %w", err))
 			return false
 		}
-		if err := s.post(ctx, &s.series, b.buf.Bytes(), s.encoding); err != nil {
+		if err := s.post(ctx, &s.series, b.buf.Bytes(), s.cfg.Compression); err != nil {
 			out.fail(b.items, err)
 			return ctx.Err() == nil
 		}
