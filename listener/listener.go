@@ -27,6 +27,10 @@ type Options struct {
 	ReadBufferBytes int
 	// TCPIdleTimeout closes a TCP connection that sent nothing for this long.
 	TCPIdleTimeout time.Duration
+	// TCPMaxConnections bounds the open TCP connections (each holds a
+	// goroutine and a 64 KiB buffer); one more is closed at once and
+	// counted. Zero means DefaultTCPMaxConnections.
+	TCPMaxConnections int
 	Stats          *telemetry.Registry
 	Log            *slog.Logger
 }
@@ -50,6 +54,10 @@ const (
 
 // MaxDatagramSize is the largest UDP or Unix datagram accepted.
 const MaxDatagramSize = 64 * 1024
+
+// DefaultTCPMaxConnections is far more than the clients of one host open,
+// and caps the buffers a connection leak can pin at 64 MiB.
+const DefaultTCPMaxConnections = 1024
 
 // New binds the listener for one statsd_listen_addresses entry.
 func New(network, address string, opts Options) (Listener, error) {

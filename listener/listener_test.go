@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -225,5 +226,70 @@ func TestUnixgramOversizedDatagramDropped(t *testing.T) {
 	}
 	if n := reg.Counter("listener.packets_dropped", "protocol:unixgram").Load(); n != 1 {
 		t.Errorf("listener.packets_dropped{protocol:unixgram} = %d, want 1", n)
+	}
+}
+
+// Past TCPMaxConnections a new connection is closed at once and counted;
+// the open ones keep working, and a slot freed by a close is reused.
+func TestTCPConnectionCap(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	p := &countingPusher{sums: map[string]float64{}}
+	l, cancel, done := startListener(t, "tcp", "127.0.0.1:0", Options{Pusher: p, Stats: reg, TCPMaxConnections: 2})
+	awaitSum := func(name string, want float64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for p.sum(name) < want && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond) // polling a condition
+		}
+		if got := p.sum(name); got != want {
+			t.Fatalf("%s = %v, want %v", name, got, want)
+		}
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", l.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	open := []net.Conn{dial(), dial()}
+	for _, c := range open {
+		if _, err := c.Write([]byte("held:1|c\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitSum("held", 2) // both are being served
+
+	extra := dial()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("third connection: read %d, %v; want it closed by the listener", n, err)
+	}
+	if r := reg.Counter("listener.connections_refused", "protocol:tcp").Load(); r != 1 {
+		t.Errorf("connections_refused = %d, want 1", r)
+	}
+	if _, err := open[1].Write([]byte("held:1|c\n")); err != nil {
+		t.Fatal(err)
+	}
+	awaitSum("held", 3)
+
+	// Once a connection closes, its slot takes a new one; until the
+	// listener has seen the close, a dial may still be refused.
+	open[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.sum("freed") == 0 && time.Now().Before(deadline) {
+		c := dial()
+		_, _ = c.Write([]byte("freed:1|c\n"))
+		c.Close()
+		time.Sleep(5 * time.Millisecond) // pacing the retries
+	}
+	if p.sum("freed") == 0 {
+		t.Fatal("no connection accepted after one of the two closed")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

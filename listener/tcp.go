@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // tcpReadBufferSize is the per-connection read buffer. It must hold at least
@@ -27,6 +28,9 @@ type tcpListener struct {
 	ln   net.Listener
 	opts Options
 	c    counters
+	// refused counts connections closed at once because
+	// TCPMaxConnections were open.
+	refused *telemetry.Counter
 }
 
 func newTCP(network, address string, opts Options) (*tcpListener, error) {
@@ -37,7 +41,13 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 	if opts.TCPIdleTimeout <= 0 {
 		opts.TCPIdleTimeout = 5 * time.Minute
 	}
-	return &tcpListener{ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp")}, nil
+	if opts.TCPMaxConnections <= 0 {
+		opts.TCPMaxConnections = DefaultTCPMaxConnections
+	}
+	return &tcpListener{
+		ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp"),
+		refused: opts.Stats.Counter("listener.connections_refused", "protocol:tcp"),
+	}, nil
 }
 
 func (l *tcpListener) Addr() string { return l.ln.Addr().String() }
@@ -52,6 +62,11 @@ func (l *tcpListener) Run(ctx context.Context) error {
 	defer d.stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// slots holds a token per open connection. A connection over the cap
+	// is accepted and closed rather than left in the backlog, so that its
+	// client learns at once instead of writing into a socket nobody reads.
+	slots := make(chan struct{}, l.opts.TCPMaxConnections)
+	var lastRefusalLog time.Time
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -69,13 +84,30 @@ func (l *tcpListener) Run(ctx context.Context) error {
 			continue
 		}
 		d.gotData()
+		select {
+		case slots <- struct{}{}:
+		default:
+			conn.Close()
+			l.refused.Inc()
+			if time.Since(lastRefusalLog) >= refusalLogEvery {
+				lastRefusalLog = time.Now()
+				l.opts.Log.Warn("tcp connection refused: too many open", "address", l.Addr(),
+					"max_connections", l.opts.TCPMaxConnections, "refused_total", l.refused.Load())
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			l.serve(ctx, conn)
 		}()
 	}
 }
+
+// refusalLogEvery throttles the warning for refused connections: a client
+// retrying in a loop must not flood the log. The counter has every one.
+const refusalLogEvery = 10 * time.Second
 
 // serve reads one connection: it parses every complete line of each read,
 // keeps a partial last line for the next read, and at EOF parses a final
