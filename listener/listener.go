@@ -31,8 +31,8 @@ type Options struct {
 	// goroutine and a 64 KiB buffer); one more is closed at once and
 	// counted. Zero means DefaultTCPMaxConnections.
 	TCPMaxConnections int
-	Stats          *telemetry.Registry
-	Log            *slog.Logger
+	Stats             *telemetry.Registry
+	Log               *slog.Logger
 }
 
 // Listener is a bound socket set that reads until its context ends.
