@@ -24,5 +24,9 @@ fuzz:
 	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 5s
 	go test ./forward/wire -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
 
+# golangci-lint v2 with .golangci.yml; install it once with
+#   go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 lint:
-	gofmt -l . && go vet ./...
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	go vet ./...
+	golangci-lint run ./...

@@ -301,12 +301,12 @@ func mergeForward(dst, src *ForwardSeries) error {
 	if dst.Kind != src.Kind {
 		return fmt.Errorf("merge series %q: %w", dst.Key, errKindMismatch)
 	}
-	switch {
-	case src.Kind == Counter:
+	switch src.Kind {
+	case Counter:
 		dst.Value += src.Value
-	case src.Kind == Gauge:
+	case Gauge:
 		dst.Value = src.Value
-	case src.Kind == Set:
+	case Set:
 		if err := dst.Set.Merge(src.Set); err != nil {
 			return fmt.Errorf("merge set %q: %w", dst.Key, err)
 		}

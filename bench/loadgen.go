@@ -604,7 +604,7 @@ type generator struct {
 }
 
 // tagKeys are realistic keys for the first tags of a line, so that line
-// lengths resemble real traffic; more keys are named tag10, tag11, …
+// lengths resemble real traffic; more keys are named tag10, tag11 and on.
 var tagKeys = []string{"env", "service", "region", "route", "status", "method", "shard", "az", "team", "version"}
 
 func newGenerator(cfg Config) (*generator, error) {

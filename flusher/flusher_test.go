@@ -3,7 +3,6 @@ package flusher
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -95,7 +94,7 @@ func TestFlushAlignsToWallClockAndIgnoresHangingSink(t *testing.T) {
 		sink := &hangingSink{}
 		fwd := &recordingForwarder{}
 		f := New(Config{Aggregator: agg, Sinks: []sinks.Sink{sink}, Forwarder: fwd, Interval: 10 * time.Second,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- f.Run(ctx) }()
@@ -209,14 +208,16 @@ func TestBusyForwarderHoldsTheInterval(t *testing.T) {
 		agg := &fakeAggregator{}
 		fwd := &recordingForwarder{block: make(chan struct{})}
 		f := New(Config{Aggregator: agg, Forwarder: fwd, Interval: 10 * time.Second,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- f.Run(ctx) }()
 		time.Sleep(25 * time.Second) // ticks at :10 (Forward blocks) and :20
 		synctest.Wait()
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 		close(fwd.block)
 		synctest.Wait()
 
@@ -271,14 +272,16 @@ func TestFinalWaitsForBusyOutputs(t *testing.T) {
 		sink := &blockingSink{block: block}
 		fwd := &recordingForwarder{block: block}
 		f := New(Config{Aggregator: agg, Sinks: []sinks.Sink{sink}, Forwarder: fwd, Interval: 10 * time.Second,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- f.Run(ctx) }()
 		time.Sleep(12 * time.Second) // the :10 tick's outputs are blocked
 		synctest.Wait()
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 
 		finalDone := make(chan struct{})
 		go func() {
@@ -313,7 +316,7 @@ func TestSeriesFailureKeepsEvents(t *testing.T) {
 		reg := telemetry.NewRegistry()
 		sink := &blockingSink{failSeries: true}
 		f := New(Config{Aggregator: &fakeAggregator{}, Sinks: []sinks.Sink{sink}, Interval: 10 * time.Second, Stats: reg,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.DiscardHandler)})
 		fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
 		defer fcancel()
 		f.Final(fctx)
@@ -345,7 +348,9 @@ func TestClockStepBackDoesNotRepeatTick(t *testing.T) {
 		time.Sleep(15 * time.Second)       // to :25.1 real, :23.1 by the clock
 		synctest.Wait()
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 		agg.mu.Lock()
 		defer agg.mu.Unlock()
 		var got []string
@@ -365,13 +370,15 @@ func TestWaitForInFlightOutputs(t *testing.T) {
 		block := make(chan struct{})
 		sink := &blockingSink{block: block}
 		f := New(Config{Aggregator: &fakeAggregator{}, Sinks: []sinks.Sink{sink}, Interval: 10 * time.Second,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- f.Run(ctx) }()
 		time.Sleep(11 * time.Second) // the :10 tick's sink is blocked
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 
 		for _, tc := range []struct {
 			release, deadline, want time.Duration

@@ -55,7 +55,7 @@ func startListener(t *testing.T, network, addr string, opts Options) (Listener, 
 	if opts.Parser == nil {
 		opts.Parser = NewParser(4096, opts.Stats)
 	}
-	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Log = slog.New(slog.DiscardHandler)
 	l, err := New(network, addr, opts)
 	if err != nil {
 		t.Fatal(err)

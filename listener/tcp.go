@@ -138,7 +138,6 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 			if discarding {
 				i := bytes.IndexByte(chunk, '\n')
 				if i < 0 {
-					filled = 0
 					chunk = nil
 				} else {
 					chunk = chunk[i+1:]

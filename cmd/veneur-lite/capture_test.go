@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -109,7 +108,7 @@ func testConfig(t *testing.T) config.Config {
 func startDaemon(t *testing.T, cfg config.Config) *testDaemon {
 	t.Helper()
 	sink := &captureSink{}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}

@@ -54,9 +54,9 @@ func Start(t testing.TB) string {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		err := <-exited // "killed", unless it had died before
 		if t.Failed() {
-			t.Logf("victoria-metrics output:\n%s", out)
+			t.Logf("victoria-metrics (%v) output:\n%s", err, out)
 		}
 	})
 

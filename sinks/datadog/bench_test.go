@@ -123,7 +123,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 			buf = appendSeriesV1(buf, &points[i])
 		}
 		buf = append(buf, seriesSuffix...)
-		w.Write(buf)
+		_, _ = w.Write(buf)
 		return buf
 	}
 	report := func(b *testing.B) {
@@ -176,7 +176,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 func BenchmarkFlush(b *testing.B) {
 	points := benchPoints(100000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()

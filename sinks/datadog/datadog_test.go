@@ -498,7 +498,7 @@ func TestRetryNetworkError(t *testing.T) {
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
 			// Drop the connection without an answer.
-			io.Copy(io.Discard, r.Body)
+			_, _ = io.Copy(io.Discard, r.Body)
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				conn.Close()
@@ -544,7 +544,7 @@ func hangingIntake(t *testing.T) (url string, requests *atomic.Int32) {
 	requests = &atomic.Int32{}
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		<-release
 	}))
 	t.Cleanup(func() { close(release) }) // runs before srv.Close

@@ -98,7 +98,7 @@ func TestWorstCompressed(t *testing.T) {
 		}
 		var buf bytes.Buffer
 		zw, _ := zlib.NewWriterLevel(&buf, zlib.DefaultCompression)
-		zw.Write(data)
+		_, _ = zw.Write(data)
 		zw.Close()
 		if buf.Len() > worstCompressed(n) {
 			t.Errorf("%d random bytes compressed to %d, over the bound %d", n, buf.Len(), worstCompressed(n))

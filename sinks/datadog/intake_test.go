@@ -242,7 +242,7 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.mu.Unlock()
 	}
 	w.WriteHeader(code)
-	io.WriteString(w, msg)
+	_, _ = io.WriteString(w, msg)
 }
 
 func (in *intake) reject(w http.ResponseWriter, format string, args ...any) {
@@ -345,11 +345,11 @@ func (in *intake) decodeSeries(raw []byte) ([]gotSeries, error) {
 			}
 			ts, err := strconv.ParseInt(s.Points[0][0].String(), 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("%s: timestamp: %v", s.Metric, err)
+				return nil, fmt.Errorf("%s: timestamp: %w", s.Metric, err)
 			}
 			v, err := s.Points[0][1].Float64()
 			if err != nil {
-				return nil, fmt.Errorf("%s: value: %v", s.Metric, err)
+				return nil, fmt.Errorf("%s: value: %w", s.Metric, err)
 			}
 			g.TS, g.Value = ts, v
 			if !slices.Contains([]string{"gauge", "rate", "count"}, s.Type) {
