@@ -45,7 +45,10 @@ func newHTTPServer(addr string, log *slog.Logger) (*httpServer, error) {
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Forwarders reuse their connections every interval; one left
+			// idle longer (a client gone quiet) should not hold a descriptor.
+			IdleTimeout: 2 * time.Minute,
+			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}, nil
 }
