@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/veneur-lite/veneur-lite/internal/retry"
 
 	"github.com/axiomhq/hyperloglog"
@@ -730,27 +732,19 @@ func TestDownMemberDoesNotStarveHealthyOnes(t *testing.T) {
 		}
 	}
 	// The down member's batches retry until the context ends; the healthy
-	// member's must all be acknowledged before that, however slow this
-	// machine is. If they shared a lane they would wait out the deadline.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	// member's must all be acknowledged meanwhile. Were the lanes shared,
+	// they would queue behind those retries and the wait would time out.
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f.Forward(ctx, interval(0), series)
 	}()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for f.m.seriesSent.Load() < uint64(owedHealthy) && ctx.Err() == nil {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-		}
-	}
-	if ctx.Err() != nil {
-		t.Errorf("the healthy global's %d series were not all acknowledged (%d were) while the other was down",
-			owedHealthy, f.m.seriesSent.Load())
-	}
+	defer func() { cancel(); <-done }() // a failed wait too: Forward logs to t
+	await.Until(t, 10*time.Second, func() (bool, string) {
+		sent := f.m.seriesSent.Load()
+		return sent >= uint64(owedHealthy), fmt.Sprintf("the healthy global's %d series were not all acknowledged (%d were) while the other was down", owedHealthy, sent)
+	})
 	cancel()
 	<-done
 	healthy.snapshot(func(g *fakeGlobal) {

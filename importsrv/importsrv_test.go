@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward/wire"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -505,11 +507,9 @@ func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(h.slots) < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // polling the handler's state, not synchronizing by time
-			t.Fatal("stalled senders never took the slots")
-		}
-	}
+	await.Until(t, 5*time.Second, func() (bool, string) {
+		return len(h.slots) == 2, fmt.Sprintf("stalled senders took %d of the 2 slots", len(h.slots))
+	})
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+Path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", wire.ContentType)
 	req.Header.Set("Content-Encoding", "gzip")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -88,15 +90,15 @@ func TestUDPKernelDropsAreCounted(t *testing.T) {
 	}
 	close(p.gate)
 	// One more datagram after the stall carries the final drop count.
-	deadline := time.Now().Add(5 * time.Second)
 	dropped := reg.Counter("listener.packets_dropped", "protocol:udp")
 	received := reg.Counter("listener.packets_received", "protocol:udp")
-	for time.Now().Before(deadline) && received.Load()+dropped.Load() < sent+1 {
+	await.Until(t, 5*time.Second, func() (bool, string) {
 		if _, err := conn.Write(payload); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond) // pacing the probe, not synchronizing
-	}
+		return received.Load()+dropped.Load() >= sent+1,
+			fmt.Sprintf("received %d + dropped %d of %d sent (+ probes)", received.Load(), dropped.Load(), sent)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -237,13 +239,10 @@ func TestTCPConnectionCap(t *testing.T) {
 	l, cancel, done := startListener(t, "tcp", "127.0.0.1:0", Options{Pusher: p, Stats: reg, TCPMaxConnections: 2})
 	awaitSum := func(name string, want float64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for p.sum(name) < want && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond) // polling a condition
-		}
-		if got := p.sum(name); got != want {
-			t.Fatalf("%s = %v, want %v", name, got, want)
-		}
+		await.Until(t, 5*time.Second, func() (bool, string) {
+			got := p.sum(name)
+			return got == want, fmt.Sprintf("%s = %v, want %v", name, got, want)
+		})
 	}
 	dial := func() net.Conn {
 		t.Helper()
@@ -278,16 +277,12 @@ func TestTCPConnectionCap(t *testing.T) {
 	// Once a connection closes, its slot takes a new one; until the
 	// listener has seen the close, a dial may still be refused.
 	open[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.sum("freed") == 0 && time.Now().Before(deadline) {
+	await.Until(t, 5*time.Second, func() (bool, string) {
 		c := dial()
 		_, _ = c.Write([]byte("freed:1|c\n"))
 		c.Close()
-		time.Sleep(5 * time.Millisecond) // pacing the retries
-	}
-	if p.sum("freed") == 0 {
-		t.Fatal("no connection accepted after one of the two closed")
-	}
+		return p.sum("freed") > 0, "no connection accepted after one of the two closed"
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

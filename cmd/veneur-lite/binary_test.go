@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/await"
 )
 
 var (
@@ -152,19 +154,15 @@ func (p *proc) output() []string {
 // waitHealthy polls /healthcheck until the daemon serves.
 func waitHealthy(t *testing.T, httpAddr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	await.Until(t, 10*time.Second, func() (bool, string) {
 		resp, err := http.Get("http://" + httpAddr + "/healthcheck")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok" {
-				return
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronizing
-	}
-	t.Fatalf("%s/healthcheck never answered ok", httpAddr)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok", fmt.Sprintf("%d %q", resp.StatusCode, body)
+	})
 }
 
 // The README's promise: a line sent with nc shows up on stdout within one

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/DataDog/datadog-go/v5/statsd"
 )
 
@@ -412,8 +414,7 @@ func TestShardedGlobalTier(t *testing.T) {
 		}
 		local.stop(t)
 		owner := map[string]int{}
-		deadline := time.Now().Add(10 * time.Second)
-		for len(owner) < series && time.Now().Before(deadline) {
+		await.Until(t, 10*time.Second, func() (bool, string) {
 			for gi, g := range globals {
 				for s := range series {
 					name := fmt.Sprintf("shard.%02d", s)
@@ -428,11 +429,8 @@ func TestShardedGlobalTier(t *testing.T) {
 					}
 				}
 			}
-			time.Sleep(100 * time.Millisecond) // polling other processes' output
-		}
-		if len(owner) != series {
-			t.Fatalf("%d of %d series flushed by some global", len(owner), series)
-		}
+			return len(owner) == series, fmt.Sprintf("%d of %d series flushed by some global", len(owner), series)
+		})
 		return owner
 	}
 	before := send(addrs)

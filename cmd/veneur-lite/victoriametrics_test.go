@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/DataDog/datadog-go/v5/statsd"
 	"github.com/veneur-lite/veneur-lite/internal/vmtest"
 )
@@ -97,7 +99,7 @@ metric_sinks:
 
 	send(1, n/2)
 	check(c.Flush()) // the client's buffers, now
-	vmtest.Poll(t, 5*time.Second, func() (bool, string) {
+	await.Until(t, 5*time.Second, func() (bool, string) {
 		got, err := vmExport(vm, "vme2e.requests")
 		if err != nil {
 			return false, err.Error()
@@ -121,7 +123,7 @@ metric_sinks:
 		want["vme2e.latency."+suffix] = map[string]string{}
 	}
 	var got map[string]vmtest.Series
-	vmtest.Poll(t, 10*time.Second, func() (bool, string) {
+	await.Until(t, 10*time.Second, func() (bool, string) {
 		got, err = vmExport(vm, `{__name__=~"vme2e\\..*"}`)
 		if err != nil {
 			return false, err.Error()

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/await"
 )
 
 // Binary is where Debian's victoria-metrics package installs the
@@ -61,7 +63,7 @@ func Start(t testing.TB) string {
 	})
 
 	base := "http://" + addr
-	Poll(t, 20*time.Second, func() (bool, string) {
+	await.Until(t, 20*time.Second, func() (bool, string) {
 		select {
 		case err := <-exited:
 			exited <- err
@@ -77,24 +79,6 @@ func Start(t testing.TB) string {
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/health: %d %s", resp.StatusCode, body)
 	})
 	return base
-}
-
-// Poll checks cond every 50ms until it holds or timeout passes; last
-// describes the state for the failure message. The period only paces the
-// polling of another process: the condition is what is waited for.
-func Poll(t testing.TB, timeout time.Duration, cond func() (ok bool, last string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v; last: %s", timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Series is one line of /api/v1/export: a series and its raw samples,

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/await"
+
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/vmtest"
 )
@@ -55,7 +57,7 @@ func TestVictoriaMetrics(t *testing.T) {
 		{Metric: map[string]string{"__name__": "vltest.requests", "env": "prod", "route": "/users", "host": "web-1"}, Values: []float64{2.5}, Timestamps: []int64{ms}},
 	}
 	var got []vmtest.Series
-	vmtest.Poll(t, 20*time.Second, func() (bool, string) {
+	await.Until(t, 20*time.Second, func() (bool, string) {
 		got, err = vmtest.Export(base, `{__name__=~"vltest\\..*"}`)
 		if err != nil {
 			return false, err.Error()
