@@ -92,10 +92,8 @@ func post(key string, body []byte) request {
 	return request{method: http.MethodPost, contentType: wire.ContentType, encoding: "gzip", key: key, body: body}
 }
 
-// do sends req to h and returns the status and body.
-func do(t testing.TB, h http.Handler, req request) (int, string) {
-	t.Helper()
-	r := httptest.NewRequest(req.method, Path, bytes.NewReader(req.body))
+// setHeaders puts req's non-empty header fields on r.
+func (req request) setHeaders(r *http.Request) {
 	if req.contentType != "" {
 		r.Header.Set("Content-Type", req.contentType)
 	}
@@ -105,6 +103,20 @@ func do(t testing.TB, h http.Handler, req request) (int, string) {
 	if req.key != "" {
 		r.Header.Set(wire.HeaderIdempotencyKey, req.key)
 	}
+}
+
+// to returns req as a client request for the server at base.
+func (req request) to(base string) *http.Request {
+	r, _ := http.NewRequest(req.method, base+Path, bytes.NewReader(req.body))
+	req.setHeaders(r)
+	return r
+}
+
+// do sends req to h and returns the status and body.
+func do(t testing.TB, h http.Handler, req request) (int, string) {
+	t.Helper()
+	r := httptest.NewRequest(req.method, Path, bytes.NewReader(req.body))
+	req.setHeaders(r)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
@@ -391,11 +403,7 @@ func TestOverRealHTTP(t *testing.T) {
 	}
 	body := gzipped(t, enc)
 	for range 3 { // a batch and two retries
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+Path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", wire.ContentType)
-		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set(wire.HeaderIdempotencyKey, "batch-1")
-		resp, err := srv.Client().Do(req)
+		resp, err := srv.Client().Do(post("batch-1", body).to(srv.URL))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,11 +518,7 @@ func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
 	await.Until(t, 5*time.Second, func() (bool, string) {
 		return len(h.slots) == 2, fmt.Sprintf("stalled senders took %d of the 2 slots", len(h.slots))
 	})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+Path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", wire.ContentType)
-	req.Header.Set("Content-Encoding", "gzip")
-	req.Header.Set(wire.HeaderIdempotencyKey, "healthy")
-	resp, err := srv.Client().Do(req)
+	resp, err := srv.Client().Do(post("healthy", body).to(srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
