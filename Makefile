@@ -22,7 +22,7 @@ bench-pipeline:
 
 fuzz:
 	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 5s
-	go test ./forward/wire -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
+	go test ./wire -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
 
 # golangci-lint v2 with .golangci.yml; install it once with
 #   go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0

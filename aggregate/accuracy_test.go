@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // TestPercentileRankError checks the digest where users look: the value
@@ -23,9 +25,9 @@ func TestPercentileRankError(t *testing.T) {
 
 	for _, forwarding := range []bool{false, true} {
 		a := newTestAggregator(t, Config{Shards: 2, Percentiles: percentiles, Forwarding: forwarding})
-		batch := make([]Sample, 0, 500)
+		batch := make([]metric.Sample, 0, 500)
 		for _, v := range values {
-			batch = append(batch, Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: Timer})
+			batch = append(batch, metric.Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Timer})
 			if len(batch) == cap(batch) {
 				a.Push(batch)
 				batch = batch[:0]
@@ -78,12 +80,12 @@ func rankOf(sorted []float64, v float64) int {
 func TestSetCardinality(t *testing.T) {
 	const n = 100_000
 	a := newTestAggregator(t, Config{Shards: 4})
-	batch := make([]Sample, 0, 1000)
+	batch := make([]metric.Sample, 0, 1000)
 	for i := range n {
 		member := []byte("user-" + strconv.Itoa(i))
-		batch = append(batch, Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: Set})
+		batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: metric.Set})
 		// Every member twice: duplicates must not count.
-		batch = append(batch, Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: Set})
+		batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: metric.Set})
 		if len(batch) >= cap(batch)-1 {
 			a.Push(batch)
 			batch = batch[:0]

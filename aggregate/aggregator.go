@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"golang.org/x/sys/cpu"
 )
@@ -72,8 +73,8 @@ type Aggregator struct {
 	scratch sync.Pool // *pushScratch
 
 	eventsMu sync.Mutex
-	events   []Event
-	checks   []ServiceCheck
+	events   []metric.Event
+	checks   []metric.ServiceCheck
 
 	flushMu sync.Mutex // serializes Flush
 	stats   aggregatorStats
@@ -207,7 +208,7 @@ const maxScratchKeyBytes = 1 << 20
 // building the key, hashing, weighing) happens before any lock is taken;
 // then each shard's lock is taken once for all of the batch's samples in
 // that shard.
-func (a *Aggregator) Push(samples []Sample) {
+func (a *Aggregator) Push(samples []metric.Sample) {
 	if len(samples) == 0 {
 		return
 	}
@@ -273,7 +274,7 @@ func (a *Aggregator) Push(samples []Sample) {
 }
 
 // pushShard applies one shard's share of a batch under a single lock.
-func (a *Aggregator) pushShard(sh *shard, samples []Sample, sc *pushScratch, order []int32) {
+func (a *Aggregator) pushShard(sh *shard, samples []metric.Sample, sc *pushScratch, order []int32) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := &sh.state
@@ -312,13 +313,13 @@ func (a *Aggregator) newSeries(st *intervalState, hash uint64, key string) *seri
 }
 
 // add folds one sample into the series; weight is 1/rate.
-func (ser *series) add(s *Sample, weight float64) {
+func (ser *series) add(s *metric.Sample, weight float64) {
 	switch ser.kind {
-	case Counter:
+	case metric.Counter:
 		ser.value += s.Value * weight
-	case Gauge:
+	case metric.Gauge:
 		ser.value = s.Value
-	case Set:
+	case metric.Set:
 		ser.set.Insert(s.SetMember)
 	default: // histogram kinds
 		h := ser.hist
@@ -335,11 +336,11 @@ func (ser *series) add(s *Sample, weight float64) {
 // aggregatable rejects what the parser should already have rejected, so a
 // bad sample from any source can't poison a series (a NaN would make a
 // counter NaN for the rest of the interval).
-func aggregatable(s *Sample) bool {
-	if s.Kind <= KindInvalid || s.Kind > Set || len(s.Name) == 0 {
+func aggregatable(s *metric.Sample) bool {
+	if s.Kind <= metric.KindInvalid || s.Kind > metric.Set || len(s.Name) == 0 {
 		return false
 	}
-	return s.Kind == Set || !(math.IsNaN(s.Value) || math.IsInf(s.Value, 0))
+	return s.Kind == metric.Set || !(math.IsNaN(s.Value) || math.IsInf(s.Value, 0))
 }
 
 // sampleWeight returns 1/rate for a sample rate in (0,1]; any other rate
@@ -364,12 +365,12 @@ func sampleWeight(rate float32) float64 {
 }
 
 // forwards reports whether a series goes upstream (SPEC §3).
-func (a *Aggregator) forwards(k Kind, sc scope) bool {
+func (a *Aggregator) forwards(k metric.Kind, sc scope) bool {
 	if !a.forwarding {
 		return false
 	}
 	switch {
-	case k.IsHistogram(), k == Set:
+	case k.IsHistogram(), k == metric.Set:
 		return sc != scopeLocalOnly
 	default: // counter, gauge
 		return sc == scopeGlobalOnly
@@ -377,7 +378,7 @@ func (a *Aggregator) forwards(k Kind, sc scope) bool {
 }
 
 // localPoints is how many points a series of kind k flushes here.
-func (a *Aggregator) localPoints(k Kind, forward bool) int {
+func (a *Aggregator) localPoints(k metric.Kind, forward bool) int {
 	switch {
 	case k.IsHistogram():
 		if forward { // the global computes percentiles from merged digests
@@ -400,7 +401,7 @@ const maxQueuedEvents = 10_000
 // PushEvents queues events and service checks for the next flush. They are
 // copied by value and their Tags slices are copied, so the caller may reuse
 // its batch.
-func (a *Aggregator) PushEvents(events []Event, checks []ServiceCheck) {
+func (a *Aggregator) PushEvents(events []metric.Event, checks []metric.ServiceCheck) {
 	if len(events) == 0 && len(checks) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -23,17 +24,17 @@ const testHost = "box1"
 
 // parseTestLine reads the subset of DogStatsD the tests need:
 // name:value|type[|@rate][|#tags].
-func parseTestLine(t testing.TB, line string) Sample {
+func parseTestLine(t testing.TB, line string) metric.Sample {
 	t.Helper()
 	nameValue, rest, _ := strings.Cut(line, "|")
 	name, value, _ := strings.Cut(nameValue, ":")
 	fields := strings.Split(rest, "|")
-	kinds := map[string]Kind{"c": Counter, "g": Gauge, "h": Histogram, "ms": Timer, "d": Distribution, "s": Set}
-	s := Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
-	if s.Kind == KindInvalid {
+	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Timer, "d": metric.Distribution, "s": metric.Set}
+	s := metric.Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
+	if s.Kind == metric.KindInvalid {
 		t.Fatalf("test line %q: unknown type", line)
 	}
-	if s.Kind == Set {
+	if s.Kind == metric.Set {
 		s.SetMember = []byte(value)
 	} else {
 		v, err := strconv.ParseFloat(value, 64)
@@ -57,9 +58,9 @@ func parseTestLine(t testing.TB, line string) Sample {
 	return s
 }
 
-func parseTestLines(t testing.TB, lines ...string) []Sample {
+func parseTestLines(t testing.TB, lines ...string) []metric.Sample {
 	t.Helper()
-	out := make([]Sample, len(lines))
+	out := make([]metric.Sample, len(lines))
 	for i, l := range lines {
 		out[i] = parseTestLine(t, l)
 	}
@@ -80,8 +81,8 @@ func newTestAggregator(t testing.TB, cfg Config) *Aggregator {
 
 // sortPoints orders points by name, tags, host and value so whole slices
 // compare.
-func sortPoints(points []Point) {
-	slices.SortFunc(points, func(x, y Point) int {
+func sortPoints(points []metric.Point) {
+	slices.SortFunc(points, func(x, y metric.Point) int {
 		return cmp.Or(
 			cmp.Compare(x.Name, y.Name),
 			slices.Compare(x.Tags, y.Tags),
@@ -91,7 +92,7 @@ func sortPoints(points []Point) {
 	})
 }
 
-func formatPoints(points []Point) string {
+func formatPoints(points []metric.Point) string {
 	var b strings.Builder
 	for _, p := range points {
 		fmt.Fprintf(&b, "\t%s %v host=%q %s %v ts=%d interval=%v\n", p.Name, p.Tags, p.Host, p.Type, p.Value, p.Timestamp, p.Interval)
@@ -99,7 +100,7 @@ func formatPoints(points []Point) string {
 	return b.String()
 }
 
-func assertPoints(t *testing.T, got, want []Point) {
+func assertPoints(t *testing.T, got, want []metric.Point) {
 	t.Helper()
 	sortPoints(got)
 	sortPoints(want)
@@ -108,12 +109,12 @@ func assertPoints(t *testing.T, got, want []Point) {
 	}
 }
 
-func gauge(name string, value float64, tags ...string) Point {
-	return Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: GaugePoint, Value: value, Timestamp: testNow.Unix()}
+func gauge(name string, value float64, tags ...string) metric.Point {
+	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: metric.GaugePoint, Value: value, Timestamp: testNow.Unix()}
 }
 
-func rate(name string, value float64, interval time.Duration, tags ...string) Point {
-	return Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: RatePoint, Value: value, Timestamp: testNow.Unix(), Interval: interval}
+func rate(name string, value float64, interval time.Duration, tags ...string) metric.Point {
+	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: metric.RatePoint, Value: value, Timestamp: testNow.Unix(), Interval: interval}
 }
 
 func nilIfEmpty(tags []string) []string {
@@ -143,7 +144,7 @@ func TestFlushByKind(t *testing.T) {
 		"users:alice|s",
 	))
 	got := a.Flush(testNow, 2*time.Second)
-	assertPoints(t, got.Points, []Point{
+	assertPoints(t, got.Points, []metric.Point{
 		rate("hits", 1.75, 2*time.Second, "a:1"),
 		rate("hits", 2, 2*time.Second, "a:2"),
 		gauge("temp", -7),
@@ -163,7 +164,7 @@ func TestFlushByKind(t *testing.T) {
 
 func TestSampleRatesAreExactWeights(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg}})
-	var batch []Sample
+	var batch []metric.Sample
 	for i := range 1000 {
 		batch = append(batch, parseTestLine(t, fmt.Sprintf("lat:%d|h|@0.1", i%10)))
 	}
@@ -175,7 +176,7 @@ func TestSampleRatesAreExactWeights(t *testing.T) {
 	a.Push(batch)
 	got := a.Flush(testNow, time.Second)
 	// Values 0..9, 100 each, weight 10: sum 45*100*10.
-	assertPoints(t, got.Points, []Point{
+	assertPoints(t, got.Points, []metric.Point{
 		gauge("lat.min", 0),
 		gauge("lat.max", 9),
 		rate("lat.count", 10_000, time.Second),
@@ -225,7 +226,7 @@ func TestTagCanonicalization(t *testing.T) {
 		"y:3|c|#host:,env:prod", // an empty host: tag makes a host-less series
 	))
 	got := a.Flush(testNow, time.Second)
-	want := []Point{
+	want := []metric.Point{
 		rate("x", 5, time.Second, "a:1", "b:2"),
 		rate("x", 100, time.Second, "a:1"),
 		rate("y", 2, time.Second, "env:prod"),
@@ -241,7 +242,7 @@ func TestKindIsPartOfIdentity(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
 	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h"))
 	got := a.Flush(testNow, time.Second)
-	assertPoints(t, got.Points, []Point{
+	assertPoints(t, got.Points, []metric.Point{
 		rate("x.count", 2, time.Second),
 		rate("x.count", 1, time.Second),
 		rate("x.count", 1, time.Second),
@@ -331,15 +332,15 @@ func TestForwardedState(t *testing.T) {
 		"s:b|s",
 	))
 	got := a.Flush(testNow, time.Second)
-	slices.SortFunc(got.Forward, func(x, y ForwardSeries) int { return cmp.Compare(x.Key, y.Key) })
+	slices.SortFunc(got.Forward, func(x, y metric.Series) int { return cmp.Compare(x.Key, y.Key) })
 	if len(got.Forward) != 4 {
 		t.Fatalf("forwarded %d series, want 4: %+v", len(got.Forward), got.Forward)
 	}
 	c, g, h, s := got.Forward[0], got.Forward[1], got.Forward[2], got.Forward[3]
-	if c.Key != "counter|c|" || c.Kind != Counter || c.Value != 12 {
+	if c.Key != "counter|c|" || c.Kind != metric.Counter || c.Value != 12 {
 		t.Errorf("counter: %+v, want key counter|c| value 12", c)
 	}
-	if g.Key != "gauge|g|" || g.Kind != Gauge || g.Value != -6 {
+	if g.Key != "gauge|g|" || g.Kind != metric.Gauge || g.Value != -6 {
 		t.Errorf("gauge: %+v, want key gauge|g| value -6", g)
 	}
 	if h.Key != "histogram|h|" || h.Digest == nil || h.Digest.Count() != 3 {
@@ -348,7 +349,7 @@ func TestForwardedState(t *testing.T) {
 	if s.Key != "set|s|" || s.Set == nil || s.Set.Estimate() != 2 {
 		t.Errorf("set: %+v, want a sketch of 2", s)
 	}
-	assertPoints(t, got.Points, []Point{rate("h.count", 3, time.Second)})
+	assertPoints(t, got.Points, []metric.Point{rate("h.count", 3, time.Second)})
 }
 
 func TestEmptySeriesAreNotFlushed(t *testing.T) {
@@ -361,14 +362,14 @@ func TestEmptySeriesAreNotFlushed(t *testing.T) {
 		t.Fatalf("empty interval flushed:\n%s", formatPoints(got.Points))
 	}
 	a.Push(parseTestLines(t, "a:2|c"))
-	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("a", 2, time.Second)})
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("a", 2, time.Second)})
 }
 
 func TestGaugeLastValueWins(t *testing.T) {
 	a := newTestAggregator(t, Config{Shards: 8})
 	a.Push(parseTestLines(t, "g:1|g", "g:-4|g", "h:9|g"))
 	a.Push(parseTestLines(t, "h:0.5|g", "g:-2.5|g"))
-	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{gauge("g", -2.5), gauge("h", 0.5)})
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{gauge("g", -2.5), gauge("h", 0.5)})
 }
 
 func TestExtendTags(t *testing.T) {
@@ -378,23 +379,23 @@ func TestExtendTags(t *testing.T) {
 		"y:1|g",
 	))
 	a.PushEvents(
-		[]Event{{Title: "deploy", Tags: []string{"team:a", "k:v"}}, {Title: "other", Hostname: "h2"}},
-		[]ServiceCheck{{Name: "db", Status: CheckCritical, Tags: []string{"env:dev"}}},
+		[]metric.Event{{Title: "deploy", Tags: []string{"team:a", "k:v"}}, {Title: "other", Hostname: "h2"}},
+		[]metric.ServiceCheck{{Name: "db", Status: metric.CheckCritical, Tags: []string{"env:dev"}}},
 	)
 	got := a.Flush(testNow, time.Second)
 	// An extend tag replaces a series tag with the same key.
-	assertPoints(t, got.Points, []Point{
+	assertPoints(t, got.Points, []metric.Point{
 		gauge("x", 1, "app:web", "b", "env:prod", "team", "zone:z1"),
 		gauge("y", 1, "env:prod", "team", "zone:z1"),
 	})
-	wantEvents := []Event{
+	wantEvents := []metric.Event{
 		{Title: "deploy", Hostname: testHost, Tags: []string{"env:prod", "k:v", "team", "zone:z1"}},
 		{Title: "other", Hostname: "h2", Tags: []string{"env:prod", "team", "zone:z1"}},
 	}
 	if !reflect.DeepEqual(got.Events, wantEvents) {
 		t.Errorf("events:\ngot  %+v\nwant %+v", got.Events, wantEvents)
 	}
-	wantChecks := []ServiceCheck{{Name: "db", Status: CheckCritical, Hostname: testHost, Tags: []string{"env:prod", "team", "zone:z1"}}}
+	wantChecks := []metric.ServiceCheck{{Name: "db", Status: metric.CheckCritical, Hostname: testHost, Tags: []string{"env:prod", "team", "zone:z1"}}}
 	if !reflect.DeepEqual(got.Checks, wantChecks) {
 		t.Errorf("checks:\ngot  %+v\nwant %+v", got.Checks, wantChecks)
 	}
@@ -406,7 +407,7 @@ func TestExtendTags(t *testing.T) {
 func TestPushEventsCopiesTags(t *testing.T) {
 	a := newTestAggregator(t, Config{})
 	tags := []string{"b", "a"}
-	a.PushEvents([]Event{{Title: "t", Tags: tags}}, nil)
+	a.PushEvents([]metric.Event{{Title: "t", Tags: tags}}, nil)
 	tags[0] = "reused"
 	got := a.Flush(testNow, time.Second)
 	if want := []string{"a", "b"}; len(got.Events) != 1 || !slices.Equal(got.Events[0].Tags, want) {
@@ -417,22 +418,22 @@ func TestPushEventsCopiesTags(t *testing.T) {
 func TestPushCopiesWhatItKeeps(t *testing.T) {
 	a := newTestAggregator(t, Config{})
 	buf := []byte("reqs#env:prod,a:1")
-	a.Push([]Sample{{Name: buf[:4], Tags: buf[5:], Value: 1, Rate: 1, Kind: Counter}})
+	a.Push([]metric.Sample{{Name: buf[:4], Tags: buf[5:], Value: 1, Rate: 1, Kind: metric.Counter}})
 	copy(buf, "XXXXXXXXXXXXXXXXX") // the listener reuses its read buffer
-	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("reqs", 1, time.Second, "a:1", "env:prod")})
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("reqs", 1, time.Second, "a:1", "env:prod")})
 }
 
 func TestBadSamplesAreDropped(t *testing.T) {
 	a := newTestAggregator(t, Config{})
-	a.Push([]Sample{
-		{Name: []byte("x"), Value: math.NaN(), Rate: 1, Kind: Counter},
-		{Name: []byte("x"), Value: math.Inf(1), Rate: 1, Kind: Gauge},
-		{Name: []byte("x"), Value: 1, Rate: 1, Kind: KindInvalid},
-		{Name: []byte("x"), Value: 1, Rate: 1, Kind: Set + 1},
-		{Name: nil, Value: 1, Rate: 1, Kind: Counter},
-		{Name: []byte("x"), Value: 1, Rate: 0, Kind: Counter}, // invalid rate counts as 1
+	a.Push([]metric.Sample{
+		{Name: []byte("x"), Value: math.NaN(), Rate: 1, Kind: metric.Counter},
+		{Name: []byte("x"), Value: math.Inf(1), Rate: 1, Kind: metric.Gauge},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.KindInvalid},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.Set + 1},
+		{Name: nil, Value: 1, Rate: 1, Kind: metric.Counter},
+		{Name: []byte("x"), Value: 1, Rate: 0, Kind: metric.Counter}, // invalid rate counts as 1
 	})
-	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{rate("x", 1, time.Second)})
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("x", 1, time.Second)})
 }
 
 func TestPercentileName(t *testing.T) {
@@ -519,7 +520,7 @@ func TestConcurrentPushAndFlush(t *testing.T) {
 	var wantCounter, wantCount float64
 	for g := range pushers {
 		rng := rand.New(rand.NewPCG(uint64(g), 1))
-		batchesOf := make([][]Sample, batches)
+		batchesOf := make([][]metric.Sample, batches)
 		for b := range batchesOf {
 			for range 50 {
 				series := rng.IntN(40)
@@ -581,7 +582,7 @@ func TestPushAllocatesNothingInSteadyState(t *testing.T) {
 		t.Skip("the race detector makes sync.Pool drop items on purpose")
 	}
 	a := newTestAggregator(t, Config{Shards: 4})
-	var batch []Sample
+	var batch []metric.Sample
 	for i := range 200 {
 		kind := "c"
 		if i%3 == 0 {
@@ -599,7 +600,7 @@ func TestFlushedStats(t *testing.T) {
 	reg := telemetry.NewRegistry()
 	a := newTestAggregator(t, Config{Stats: reg})
 	a.Push(parseTestLines(t, "a:1|c", "b:1|c|#x", "c:1|h", "d:1|s"))
-	a.Push([]Sample{{Name: []byte("nan"), Value: math.NaN(), Kind: Gauge, Rate: 1}})
+	a.Push([]metric.Sample{{Name: []byte("nan"), Value: math.NaN(), Kind: metric.Gauge, Rate: 1}})
 	a.Flush(testNow, time.Second)
 	for _, c := range []struct {
 		name, tag string
@@ -638,7 +639,7 @@ func TestHashCollisionsKeepSeriesApart(t *testing.T) {
 		order = append(order, int32(i))
 	}
 	a.pushShard(&a.shards[0], samples, sc, order)
-	assertPoints(t, a.Flush(testNow, time.Second).Points, []Point{
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{
 		rate("x", 5, time.Second),
 		rate("y", 2, time.Second),
 		rate("x", 3, time.Second, "t"),
@@ -685,12 +686,12 @@ func TestSeriesKeyIgnoresTagOrder(t *testing.T) {
 		var firstKey []byte
 		for range 5 {
 			rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-			s := Sample{Name: []byte("m"), Tags: []byte(strings.Join(all, ",")), Kind: Histogram}
+			s := metric.Sample{Name: []byte("m"), Tags: []byte(strings.Join(all, ",")), Kind: metric.Histogram}
 			key, _ := appendSeriesKey(nil, &s, testHost, nil)
 			if firstKey == nil {
 				firstKey = key
 				ser := newSeries(string(key), testHost)
-				if !slices.Equal(ser.tags, wantTags) || ser.name != "m" || ser.kind != Histogram {
+				if !slices.Equal(ser.tags, wantTags) || ser.name != "m" || ser.kind != metric.Histogram {
 					t.Fatalf("round %d: %q decodes to name %q kind %v tags %q, want tags %q", round, s.Tags, ser.name, ser.kind, ser.tags, wantTags)
 				}
 			} else if string(key) != string(firstKey) {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 const (
@@ -23,22 +25,22 @@ const (
 
 // benchBatches builds batches of samples of the given kinds, each with three
 // tags in client order (not sorted), spread over benchSeries series.
-func makeBenchBatches(kinds []Kind) [][]Sample {
+func makeBenchBatches(kinds []metric.Kind) [][]metric.Sample {
 	rng := rand.New(rand.NewPCG(1, 2))
-	batches := make([][]Sample, benchBatches)
+	batches := make([][]metric.Sample, benchBatches)
 	for b := range batches {
-		batch := make([]Sample, benchBatchSize)
+		batch := make([]metric.Sample, benchBatchSize)
 		for i := range batch {
 			id := rng.IntN(benchSeries)
 			kind := kinds[id%len(kinds)]
-			s := Sample{
+			s := metric.Sample{
 				Name:  fmt.Appendf(nil, "app.requests.m%d", id%50),
 				Tags:  fmt.Appendf(nil, "service:svc-%d,env:production,az:us-east-1%c", id/50, 'a'+byte(id%3)),
 				Value: math.Exp(3 + rng.NormFloat64()),
 				Rate:  1,
 				Kind:  kind,
 			}
-			if kind == Set {
+			if kind == metric.Set {
 				s.SetMember = fmt.Appendf(nil, "user-%d", rng.IntN(5000))
 			}
 			batch[i] = s
@@ -51,13 +53,13 @@ func makeBenchBatches(kinds []Kind) [][]Sample {
 func BenchmarkPush(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
-		kinds []Kind
+		kinds []metric.Kind
 	}{
-		{"counter", []Kind{Counter}},
-		{"gauge", []Kind{Gauge}},
-		{"histogram", []Kind{Histogram}},
-		{"set", []Kind{Set}},
-		{"mixed", []Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set}},
+		{"counter", []metric.Kind{metric.Counter}},
+		{"gauge", []metric.Kind{metric.Gauge}},
+		{"histogram", []metric.Kind{metric.Histogram}},
+		{"set", []metric.Kind{metric.Set}},
+		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
@@ -88,11 +90,11 @@ func BenchmarkPush(b *testing.B) {
 func BenchmarkPushInterval(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
-		kinds []Kind
+		kinds []metric.Kind
 	}{
-		{"counter", []Kind{Counter}},
-		{"histogram", []Kind{Histogram}},
-		{"mixed", []Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set}},
+		{"counter", []metric.Kind{metric.Counter}},
+		{"histogram", []metric.Kind{metric.Histogram}},
+		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
@@ -121,7 +123,7 @@ func BenchmarkPushParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batches := makeBenchBatches([]Kind{Counter, Counter, Counter, Gauge, Gauge, Histogram, Timer, Set})
+	batches := makeBenchBatches([]metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set})
 	for _, batch := range batches {
 		a.Push(batch)
 	}
@@ -140,7 +142,7 @@ func BenchmarkPushParallel(b *testing.B) {
 // BenchmarkDigestAdd is the bare t-digest cost per histogram sample, for
 // comparison with BenchmarkPush/histogram.
 func BenchmarkDigestAdd(b *testing.B) {
-	td := emptyDigest.Clone()
+	td := metric.NewDigest()
 	rng := rand.New(rand.NewPCG(3, 4))
 	values := make([]float64, 4096)
 	for i := range values {
@@ -162,10 +164,10 @@ func BenchmarkFlush(b *testing.B) {
 	const series = 100_000
 	for _, bc := range []struct {
 		name string
-		kind Kind
+		kind metric.Kind
 	}{
-		{"counter", Counter},
-		{"histogram", Histogram},
+		{"counter", metric.Counter},
+		{"histogram", metric.Histogram},
 	} {
 		b.Run(fmt.Sprintf("%s/series=%d", bc.name, series), func(b *testing.B) {
 			a, err := New(Config{
@@ -175,11 +177,11 @@ func BenchmarkFlush(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			batch := make([]Sample, 0, 500)
+			batch := make([]metric.Sample, 0, 500)
 			fill := func() {
 				for id := range series {
 					for v := range 3 {
-						batch = append(batch, Sample{
+						batch = append(batch, metric.Sample{
 							Name:  fmt.Appendf(nil, "app.m%d", id%100),
 							Tags:  fmt.Appendf(nil, "service:svc-%d,env:production", id/100),
 							Value: float64(v), Rate: 1, Kind: bc.kind,
@@ -216,7 +218,7 @@ func BenchmarkSeriesKey(b *testing.B) {
 		{"magic", "service:svc-7,host:h1,env:production,veneurlocalonly,az:us-east-1a"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := Sample{Name: []byte("app.requests.m7"), Tags: []byte(bc.tags), Value: 1, Rate: 1, Kind: Counter}
+			s := metric.Sample{Name: []byte("app.requests.m7"), Tags: []byte(bc.tags), Value: 1, Rate: 1, Kind: metric.Counter}
 			var key []byte
 			var spans []tagSpan
 			b.ReportAllocs()
@@ -236,26 +238,26 @@ func BenchmarkSeriesKey(b *testing.B) {
 func BenchmarkImport(b *testing.B) {
 	const hosts, perBatch = 8, 1000
 	rng := rand.New(rand.NewPCG(9, 9))
-	batches := make([][]ForwardSeries, hosts)
+	batches := make([][]metric.Series, hosts)
 	for h := range batches {
 		local, err := New(Config{Hostname: "h" + strconv.Itoa(h), Forwarding: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		var samples []Sample
+		var samples []metric.Sample
 		for s := range perBatch {
 			name := []byte("series" + strconv.Itoa(s))
 			switch s % 4 {
 			case 0, 1:
 				for range 500 {
-					samples = append(samples, Sample{Name: name, Value: rng.ExpFloat64() * 100, Rate: 1, Kind: Timer})
+					samples = append(samples, metric.Sample{Name: name, Value: rng.ExpFloat64() * 100, Rate: 1, Kind: metric.Timer})
 				}
 			case 2:
 				for range 200 {
-					samples = append(samples, Sample{Name: name, SetMember: []byte(strconv.Itoa(rng.IntN(10_000))), Rate: 1, Kind: Set})
+					samples = append(samples, metric.Sample{Name: name, SetMember: []byte(strconv.Itoa(rng.IntN(10_000))), Rate: 1, Kind: metric.Set})
 				}
 			case 3:
-				samples = append(samples, Sample{Name: name, Tags: []byte("veneurglobalonly"), Value: 1, Rate: 1, Kind: Counter})
+				samples = append(samples, metric.Sample{Name: name, Tags: []byte("veneurglobalonly"), Value: 1, Rate: 1, Kind: metric.Counter})
 			}
 		}
 		local.Push(samples)
@@ -281,7 +283,7 @@ func BenchmarkImport(b *testing.B) {
 }
 
 // cloneForward deep-copies forwarded series: digests and sketches.
-func cloneForward(series []ForwardSeries) []ForwardSeries {
+func cloneForward(series []metric.Series) []metric.Series {
 	out := slices.Clone(series)
 	for i := range out {
 		if out[i].Digest != nil {

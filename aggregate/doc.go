@@ -3,7 +3,7 @@
 // Data path:
 //
 //	listener ──Push([]Sample)──▶ shard[hash(series) & mask] ──Flush──▶ []Point ─▶ sinks
-//	                                                         └────────▶ []ForwardSeries ─▶ forward
+//	                                                         └────────▶ []metric.Series ─▶ forward
 //
 // A series is name + kind + sorted tags (+ host, + the scope set by the
 // veneurlocalonly/veneurglobalonly magic tags), encoded as one canonical key.
@@ -12,11 +12,11 @@
 // map for a fresh one under the lock and does the expensive work (percentiles,
 // encoding) outside it, so ingestion never waits for a flush.
 //
-// On a global instance, Import merges the ForwardSeries that locals send
-// (decoded by forward/wire) into global intervals kept apart from the
+// On a global instance, Import merges the metric.Series that locals send
+// (decoded by wire) into global intervals kept apart from the
 // series received directly; Flush emits each such interval one interval
 // after the locals finished it, as fleet-wide points without a host
 // (import.go):
 //
-//	importsrv ──Import(start, []ForwardSeries)──▶ interval[start] ──Flush (one interval later)──▶ []Point (no host)
+//	importsrv ──Import(start, []metric.Series)──▶ interval[start] ──Flush (one interval later)──▶ []Point (no host)
 package aggregate

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-	"github.com/caio/go-tdigest/v4"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -17,29 +16,12 @@ type Flushed struct {
 	// order, including the fleet-wide points of imported series (Host
 	// empty) on a global instance. The points of one series share one Tags slice, and may share
 	// it with Forward: treat Tags as read-only.
-	Points []Point
+	Points []metric.Point
 	// Forward is the mergeable state of the series that go upstream; empty
 	// unless Config.Forwarding. The receiver owns the digests and sketches.
-	Forward []ForwardSeries
-	Events  []Event
-	Checks  []ServiceCheck
-}
-
-// ForwardSeries is one series' mergeable state for the forward stage, which
-// builds the wire format from it.
-type ForwardSeries struct {
-	// Key is the series identity across the fleet: kind, name and tags,
-	// without host or scope, so every host's state for one series routes
-	// to (and merges on) the same global instance. Its format is
-	// "<kind>|<name>|<tag>,<tag>…".
-	Key  string
-	Name string
-	Tags []string // sorted; magic tags, host and extend_tags not included
-	Kind Kind
-	// Value is a Counter's weighted sum or a Gauge's last value.
-	Value  float64
-	Digest *tdigest.TDigest    // histogram kinds
-	Set    *hyperloglog.Sketch // Set
+	Forward []metric.Series
+	Events  []metric.Event
+	Checks  []metric.ServiceCheck
 }
 
 // Flush ends the current interval and returns what it produced.
@@ -74,8 +56,8 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 		totalPoints += st.points
 		totalForward += st.forwarded
 	}
-	points := make([]Point, totalPoints)
-	forward := make([]ForwardSeries, totalForward)
+	points := make([]metric.Point, totalPoints)
+	forward := make([]metric.Series, totalForward)
 
 	job := flushJob{timestamp: now.Unix(), interval: interval, seconds: interval.Seconds()}
 	if job.seconds <= 0 {
@@ -157,8 +139,8 @@ type flushJob struct {
 
 // shardFlush is one shard's output.
 type shardFlush struct {
-	points  []Point
-	forward []ForwardSeries
+	points  []metric.Point
+	forward []metric.Series
 	byKind  [kindCount]uint64 // series flushed, by kind
 	// tagArena is where the points' tags are carved from (outputTags).
 	tagArena []string
@@ -185,17 +167,17 @@ func (a *Aggregator) flushOne(ser *series, job flushJob, res *shardFlush) {
 	}
 	var tags []string
 	res.tagArena, tags = a.outputTags(res.tagArena, ser.tags)
-	base := Point{Tags: tags, Host: ser.host, Type: GaugePoint, Timestamp: job.timestamp}
+	base := metric.Point{Tags: tags, Host: ser.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
 	switch ser.kind {
-	case Counter:
+	case metric.Counter:
 		pt := base
-		pt.Name, pt.Type, pt.Value, pt.Interval = ser.name, RatePoint, ser.value/job.seconds, job.interval
+		pt.Name, pt.Type, pt.Value, pt.Interval = ser.name, metric.RatePoint, ser.value/job.seconds, job.interval
 		res.points = append(res.points, pt)
-	case Gauge:
+	case metric.Gauge:
 		pt := base
 		pt.Name, pt.Value = ser.name, ser.value
 		res.points = append(res.points, pt)
-	case Set:
+	case metric.Set:
 		pt := base
 		pt.Name, pt.Value = ser.name, float64(ser.set.Estimate())
 		res.points = append(res.points, pt)
@@ -206,7 +188,7 @@ func (a *Aggregator) flushOne(ser *series, job flushJob, res *shardFlush) {
 
 // appendHistogramPoints appends a histogram's aggregates and, unless its
 // digest is forwarded, its percentiles.
-func (a *Aggregator) appendHistogramPoints(dst []Point, ser *series, base Point, job flushJob) []Point {
+func (a *Aggregator) appendHistogramPoints(dst []metric.Point, ser *series, base metric.Point, job flushJob) []metric.Point {
 	withPercentiles := !ser.forward
 	names := a.histogramNames(ser.name, withPercentiles)
 	next := func(suffixLen int) string { // the next name cut from names
@@ -225,7 +207,7 @@ func (a *Aggregator) appendHistogramPoints(dst []Point, ser *series, base Point,
 		case AggMax:
 			pt.Value = h.max
 		case AggCount: // goes out like a counter (SPEC §3)
-			pt.Type, pt.Value, pt.Interval = RatePoint, h.count/job.seconds, job.interval
+			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.count/job.seconds, job.interval
 		case AggSum:
 			pt.Value = h.sum
 		case AggAvg:
@@ -276,12 +258,12 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 
 // forwardSeries hands a series' mergeable state to the forward stage; the
 // series is no longer used after the swap, so nothing is copied.
-func forwardSeries(ser *series) ForwardSeries {
-	fs := ForwardSeries{Key: SeriesKey(ser.kind, ser.name, ser.tags), Name: ser.name, Tags: ser.tags, Kind: ser.kind}
+func forwardSeries(ser *series) metric.Series {
+	fs := metric.Series{Key: metric.SeriesKey(ser.kind, ser.name, ser.tags), Name: ser.name, Tags: ser.tags, Kind: ser.kind}
 	switch {
 	case ser.kind.IsHistogram():
 		fs.Digest = ser.hist.digest
-	case ser.kind == Set:
+	case ser.kind == metric.Set:
 		fs.Set = ser.set
 	default:
 		fs.Value = ser.value
@@ -291,7 +273,7 @@ func forwardSeries(ser *series) ForwardSeries {
 
 // takeEvents empties the event and check queues and fills in the host and
 // extend tags.
-func (a *Aggregator) takeEvents() ([]Event, []ServiceCheck) {
+func (a *Aggregator) takeEvents() ([]metric.Event, []metric.ServiceCheck) {
 	a.eventsMu.Lock()
 	events, checks := a.events, a.checks
 	a.events, a.checks = nil, nil

@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"golang.org/x/sys/cpu"
 )
@@ -77,7 +77,7 @@ type importWindow struct {
 
 type importShard struct {
 	mu     sync.Mutex
-	series map[string]*ForwardSeries // by Key; state owned by the window
+	series map[string]*metric.Series // by Key; state owned by the window
 	_      cpu.CacheLinePad
 }
 
@@ -132,8 +132,9 @@ func (im *imports) length(batch time.Duration) time.Duration {
 // Series merge by Key: digests and sketches merge, counters add up, and
 // of gauges the last to arrive wins.
 //
-// Import takes ownership of series: of its elements (it fills in an empty
-// Key), their strings and tag slices, and their digests and sketches,
+// Every series must carry its Key (metric.SeriesKey), as the wire decoder
+// and a local's flush build it. Import takes ownership of series: of its
+// elements, their strings and tag slices, and their digests and sketches,
 // which it may keep (the digest of a series new to the interval becomes
 // the interval's) or consume (a digest merged into one already there is
 // left shuffled). The caller must not use or change any of them after the
@@ -144,7 +145,7 @@ func (im *imports) length(batch time.Duration) time.Duration {
 // or non-finite payload, a digest the library refuses) is skipped and
 // counted as import.series_rejected; wire.Decode rejects all of those
 // before they get here.
-func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, series []ForwardSeries) {
+func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, series []metric.Series) {
 	im := &a.imports
 	if len(series) == 0 {
 		return
@@ -162,9 +163,6 @@ func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, ser
 		if err := checkForward(s); err != nil {
 			rejected++
 			continue
-		}
-		if s.Key == "" {
-			s.Key = SeriesKey(s.Kind, s.Name, s.Tags)
 		}
 		sh := maphash.String(im.seed, s.Key) & im.shardMask
 		refs = append(refs, sh<<32|uint64(i))
@@ -241,39 +239,37 @@ func (im *imports) window(s time.Time) *importWindow {
 	}
 	w := &importWindow{start: s, shards: make([]importShard, im.nShards)}
 	for j := range w.shards {
-		w.shards[j].series = make(map[string]*ForwardSeries)
+		w.shards[j].series = make(map[string]*metric.Series)
 	}
 	im.windows = slices.Insert(im.windows, i, w)
 	im.stats.openIntervals.Set(float64(len(im.windows)))
 	return w
 }
 
-var errKindMismatch = errors.New("kind differs from the series' merged so far")
-
 // merge folds s, which passed checkForward and has its Key, into the
 // shard, whose lock the caller holds. s is owned (see Import): a new
 // series adopts its digest if it has this instance's compression (every
 // merged digest has), and a digest merging into one already there is
 // consumed.
-func (sh *importShard) merge(s *ForwardSeries) error {
+func (sh *importShard) merge(s *metric.Series) error {
 	if cur := sh.series[s.Key]; cur != nil {
-		return mergeForward(cur, s)
+		return cur.Merge(s)
 	}
-	cur := &ForwardSeries{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
+	cur := &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
 	case s.Kind.IsHistogram():
-		if s.Digest.Compression() == digestCompression {
+		if s.Digest.Compression() == metric.DigestCompression {
 			cur.Digest = s.Digest
 			sh.series[s.Key] = cur
 			return nil
 		}
-		cur.Digest = NewDigest()
-	case s.Kind == Set:
+		cur.Digest = metric.NewDigest()
+	case s.Kind == metric.Set:
 		// A set is never adopted: the sketch does not tell its precision,
 		// and Merge refuses any but SetPrecision.
-		cur.Set = newSet()
+		cur.Set = metric.NewSet()
 	}
-	if err := mergeForward(cur, s); err != nil {
+	if err := cur.Merge(s); err != nil {
 		return err
 	}
 	sh.series[s.Key] = cur
@@ -281,45 +277,16 @@ func (sh *importShard) merge(s *ForwardSeries) error {
 }
 
 // checkForward rejects a series that cannot merge.
-func checkForward(s *ForwardSeries) error {
+func checkForward(s *metric.Series) error {
 	switch {
-	case s.Name == "" || s.Kind <= KindInvalid || s.Kind > Set:
+	case s.Key == "":
+		return fmt.Errorf("import series %q: no key", s.Name)
+	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.Set:
 		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
-	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == Set && s.Set == nil:
+	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
 		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
-	case (s.Kind == Counter || s.Kind == Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
+	case (s.Kind == metric.Counter || s.Kind == metric.Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
 		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
-	}
-	return nil
-}
-
-// mergeForward folds src's state into dst's (same Key). A gauge takes
-// src's value: src is the later arrival. src's digest is consumed
-// (every caller owns it): MergeDestructive leaves it shuffled but saves
-// the copy of its order that Merge allocates.
-func mergeForward(dst, src *ForwardSeries) error {
-	if dst.Kind != src.Kind {
-		return fmt.Errorf("merge series %q: %w", dst.Key, errKindMismatch)
-	}
-	switch src.Kind {
-	case Counter:
-		dst.Value += src.Value
-	case Gauge:
-		dst.Value = src.Value
-	case Set:
-		if err := dst.Set.Merge(src.Set); err != nil {
-			return fmt.Errorf("merge set %q: %w", dst.Key, err)
-		}
-	default:
-		from := src.Digest
-		if from == dst.Digest {
-			// Passed twice despite Import's contract: merging a digest
-			// into itself would read it while it grows.
-			from = from.Clone()
-		}
-		if err := dst.Digest.MergeDestructive(from); err != nil {
-			return fmt.Errorf("merge digest %q: %w", dst.Key, err)
-		}
 	}
 	return nil
 }
@@ -385,7 +352,7 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 			dst := first.shards[i].series
 			for key, s := range w.shards[i].series {
 				if cur := dst[key]; cur != nil {
-					if err := mergeForward(cur, s); err != nil { // w is dropped after this flush
+					if err := cur.Merge(s); err != nil { // w is dropped after this flush
 						im.stats.seriesRejected.Inc()
 					}
 				} else {
@@ -398,7 +365,7 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 	// the point's interval saying so, so that rate × interval is still
 	// the count summed across hosts.
 	span := due[len(due)-1].start.Add(g).Sub(first.start)
-	var all []*ForwardSeries
+	var all []*metric.Series
 	for i := range first.shards {
 		for _, s := range first.shards[i].series {
 			all = append(all, s)
@@ -418,7 +385,7 @@ func (a *Aggregator) flushImports(now time.Time, interval time.Duration, out *Fl
 // here would count them twice), set estimates, summed counters as rates
 // over span (the global interval, or the intervals flushed together)
 // and gauges. None carries a host.
-func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64, span time.Duration) []Point {
+func (a *Aggregator) importedPoints(dst []metric.Point, all []*metric.Series, ts int64, span time.Duration) []metric.Point {
 	n, tagSlots := 0, 0
 	for _, s := range all {
 		if s.Kind.IsHistogram() {
@@ -436,17 +403,17 @@ func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64,
 	for _, s := range all {
 		var tags []string
 		arena, tags = a.outputTags(arena, s.Tags)
-		base := Point{Name: s.Name, Tags: tags, Type: GaugePoint, Timestamp: ts}
+		base := metric.Point{Name: s.Name, Tags: tags, Type: metric.GaugePoint, Timestamp: ts}
 		switch s.Kind {
-		case Counter:
+		case metric.Counter:
 			pt := base
-			pt.Type, pt.Value, pt.Interval = RatePoint, s.Value/seconds, span
+			pt.Type, pt.Value, pt.Interval = metric.RatePoint, s.Value/seconds, span
 			dst = append(dst, pt)
-		case Gauge:
+		case metric.Gauge:
 			pt := base
 			pt.Value = s.Value
 			dst = append(dst, pt)
-		case Set:
+		case metric.Set:
 			pt := base
 			pt.Value = float64(s.Set.Estimate())
 			dst = append(dst, pt)
@@ -465,7 +432,7 @@ func (a *Aggregator) importedPoints(dst []Point, all []*ForwardSeries, ts int64,
 // with this instance's own forwarded series of the same Key. Of a gauge,
 // the own value wins: it was set in the interval just ended, the imported
 // one an interval earlier.
-func (a *Aggregator) forwardImported(own []ForwardSeries, all []*ForwardSeries) []ForwardSeries {
+func (a *Aggregator) forwardImported(own []metric.Series, all []*metric.Series) []metric.Series {
 	var index map[string]int
 	if len(own) > 0 {
 		index = make(map[string]int, len(own))
@@ -479,10 +446,10 @@ func (a *Aggregator) forwardImported(own []ForwardSeries, all []*ForwardSeries) 
 			own = append(own, *s)
 			continue
 		}
-		if s.Kind == Gauge {
+		if s.Kind == metric.Gauge {
 			continue
 		}
-		if err := mergeForward(&own[i], s); err != nil { // s's window is dropped after this flush
+		if err := own[i].Merge(s); err != nil { // s's window is dropped after this flush
 			a.imports.stats.seriesRejected.Inc()
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caio/go-tdigest/v4"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -46,7 +47,7 @@ func newGlobal(t testing.TB, clock *fakeClock, cfg Config) *Aggregator {
 
 // localFlush aggregates lines on a fresh local instance and returns what
 // it forwards.
-func localFlush(t testing.TB, host string, lines ...string) []ForwardSeries {
+func localFlush(t testing.TB, host string, lines ...string) []metric.Series {
 	t.Helper()
 	a := newTestAggregator(t, Config{Hostname: host, Forwarding: true, Percentiles: []float64{0.5}, Aggregates: []Aggregate{AggCount}})
 	a.Push(parseTestLines(t, lines...))
@@ -54,12 +55,12 @@ func localFlush(t testing.TB, host string, lines ...string) []ForwardSeries {
 }
 
 // fleet returns a fleet-wide (host-less) gauge point flushed at ts.
-func fleet(name string, value float64, ts time.Time, tags ...string) Point {
-	return Point{Name: name, Tags: nilIfEmpty(tags), Type: GaugePoint, Value: value, Timestamp: ts.Unix()}
+func fleet(name string, value float64, ts time.Time, tags ...string) metric.Point {
+	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Type: metric.GaugePoint, Value: value, Timestamp: ts.Unix()}
 }
 
-func fleetRate(name string, value float64, ts time.Time, tags ...string) Point {
-	return Point{Name: name, Tags: nilIfEmpty(tags), Type: RatePoint, Value: value, Timestamp: ts.Unix(), Interval: g}
+func fleetRate(name string, value float64, ts time.Time, tags ...string) metric.Point {
+	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Type: metric.RatePoint, Value: value, Timestamp: ts.Unix(), Interval: g}
 }
 
 func TestImportLagsOneInterval(t *testing.T) {
@@ -83,13 +84,13 @@ func TestImportLagsOneInterval(t *testing.T) {
 	// The global's own direct samples flush at once, with its host.
 	glob.Push(parseTestLines(t, "direct:1|c"))
 	f := glob.Flush(at(2*g), g)
-	want := []Point{
+	want := []metric.Point{
 		fleetRate("jobs", 4, at(2*g)), // (10+30)/10s, both hosts, one flush
-		{Name: "direct", Host: "global1", Type: RatePoint, Value: 0.1, Timestamp: at(2 * g).Unix(), Interval: g},
+		{Name: "direct", Host: "global1", Type: metric.RatePoint, Value: 0.1, Timestamp: at(2 * g).Unix(), Interval: g},
 	}
 	assertPoints(t, f.Points, want)
 
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 0.5, at(3*g))})
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 0.5, at(3*g))})
 	if f := glob.Flush(at(4*g), g); len(f.Points) != 0 {
 		t.Fatalf("flushed twice: %s", formatPoints(f.Points))
 	}
@@ -108,7 +109,7 @@ func TestLateBatchGoesToOldestOpenInterval(t *testing.T) {
 	if n := counterOf(reg, "import.late_batches"); n != 2 {
 		t.Errorf("late batches = %d, want 2", n)
 	}
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 2.1, at(3*g))})
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 2.1, at(3*g))})
 }
 
 func TestFutureBatchIsCapped(t *testing.T) {
@@ -124,7 +125,7 @@ func TestFutureBatchIsCapped(t *testing.T) {
 	if f := glob.Flush(at(2*g), g); len(f.Points) != 0 {
 		t.Fatalf("the capped batch belongs to the current interval: %s", formatPoints(f.Points))
 	}
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []Point{fleetRate("jobs", 1, at(3*g))})
+	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 1, at(3*g))})
 }
 
 func TestOpenIntervalsAreBounded(t *testing.T) {
@@ -175,7 +176,7 @@ func TestImportedOutput(t *testing.T) {
 	glob.Push(parseTestLines(t, "lat:100|ms|#svc:api")) // direct: aggregates and percentiles with the host
 
 	got := glob.Flush(at(2*g), g).Points
-	var direct, imported []Point
+	var direct, imported []metric.Point
 	for _, p := range got {
 		if p.Host == "" {
 			imported = append(imported, p)
@@ -186,7 +187,7 @@ func TestImportedOutput(t *testing.T) {
 	ts := at(2 * g)
 	// Percentiles only: min/max/count/… of forwarded samples come from
 	// the locals. Tags: the client's env:dev gives way to env:prod.
-	assertPoints(t, imported, []Point{
+	assertPoints(t, imported, []metric.Point{
 		fleet("lat.50percentile", 2, ts, "env:prod", "region:eu", "svc:api"),
 		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:prod", "region:eu", "svc:api"),
 		fleet("users", 2, ts, "env:prod", "region:eu"),
@@ -222,11 +223,11 @@ func TestMergedPercentiles(t *testing.T) {
 	var all []float64
 	for h, gen := range gens {
 		local := newTestAggregator(t, Config{Hostname: "h" + strconv.Itoa(h), Forwarding: true})
-		batch := make([]Sample, 0, 1000)
+		batch := make([]metric.Sample, 0, 1000)
 		for range perHost {
 			v := gen()
 			all = append(all, v)
-			batch = append(batch, Sample{Name: []byte("req"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: Timer})
+			batch = append(batch, metric.Sample{Name: []byte("req"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Timer})
 			if len(batch) == cap(batch) {
 				local.Push(batch)
 				batch = batch[:0]
@@ -264,9 +265,9 @@ func TestMergedSetUnion(t *testing.T) {
 	// Overlapping member ranges: 0–30k, 20k–50k, 40k–70k.
 	for h := range 3 {
 		local := newTestAggregator(t, Config{Forwarding: true})
-		var batch []Sample
+		var batch []metric.Sample
 		for i := h * 20_000; i < h*20_000+30_000; i++ {
-			batch = append(batch, Sample{Name: []byte("users"), SetMember: []byte("user-" + strconv.Itoa(i)), Rate: 1, Kind: Set})
+			batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: []byte("user-" + strconv.Itoa(i)), Rate: 1, Kind: metric.Set})
 		}
 		local.Push(batch)
 		glob.Import(t0, g, local.Flush(at(g), g).Forward)
@@ -293,7 +294,7 @@ func TestChainedTierForwardsImportedState(t *testing.T) {
 	mid.Push(parseTestLines(t, "lat:4|ms", "jobs:5|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly", "other:1|h"))
 
 	f := mid.Flush(at(2*g), g)
-	byKey := map[string]ForwardSeries{}
+	byKey := map[string]metric.Series{}
 	for _, s := range f.Forward {
 		if _, dup := byKey[s.Key]; dup {
 			t.Fatalf("series %q forwarded twice", s.Key)
@@ -335,7 +336,7 @@ func TestDrainImports(t *testing.T) {
 	// cover, so that rate × interval is the 30 jobs imported.
 	want := fleetRate("jobs", 1.5, clock.Now())
 	want.Interval = 2 * g
-	assertPoints(t, glob.Flush(clock.Now(), g).Points, []Point{want})
+	assertPoints(t, glob.Flush(clock.Now(), g).Points, []metric.Point{want})
 }
 
 func TestImportRejectsBrokenSeries(t *testing.T) {
@@ -345,19 +346,20 @@ func TestImportRejectsBrokenSeries(t *testing.T) {
 	glob.Flush(at(g), g)
 	good := localFlush(t, "a", "jobs:1|c|#veneurglobalonly")
 	glob.Import(t0, g, append(good,
-		ForwardSeries{Name: "t", Kind: Timer}, // no digest
-		ForwardSeries{Name: "s", Kind: Set},   // no sketch
-		ForwardSeries{Name: "c", Kind: Counter, Value: math.NaN()},
-		ForwardSeries{Kind: Counter}, // no name
-		ForwardSeries{Name: "k", Kind: Kind(42)},
+		keyed(metric.Series{Name: "t", Kind: metric.Timer}),                      // no digest
+		keyed(metric.Series{Name: "s", Kind: metric.Set}),                        // no sketch
+		keyed(metric.Series{Name: "c", Kind: metric.Counter, Value: math.NaN()}), // not finite
+		keyed(metric.Series{Kind: metric.Counter}),                               // no name
+		keyed(metric.Series{Name: "k", Kind: metric.Kind(42)}),                   // no such kind
+		metric.Series{Name: "nokey", Kind: metric.Counter, Value: 1},             // no Key
 	))
-	if n := counterOf(reg, "import.series_rejected"); n != 5 {
-		t.Errorf("rejected %d series, want 5", n)
+	if n := counterOf(reg, "import.series_rejected"); n != 6 {
+		t.Errorf("rejected %d series, want 6", n)
 	}
 	if n := counterOf(reg, "import.series_merged"); n != 1 {
 		t.Errorf("merged %d series, want 1", n)
 	}
-	assertPoints(t, glob.Flush(at(2*g), g).Points, []Point{fleetRate("jobs", 0.1, at(2*g))})
+	assertPoints(t, glob.Flush(at(2*g), g).Points, []metric.Point{fleetRate("jobs", 0.1, at(2*g))})
 }
 
 // TestConcurrentImportPushFlush merges batches from many goroutines while
@@ -403,7 +405,7 @@ func TestConcurrentImportPushFlush(t *testing.T) {
 			if s.Digest != nil {
 				gotSamples += s.Digest.Count()
 			}
-			if s.Kind == Counter {
+			if s.Kind == metric.Counter {
 				gotJobs += s.Value
 			}
 		}
@@ -435,7 +437,7 @@ func TestConcurrentImportPushFlush(t *testing.T) {
 }
 
 func digestQuantile(q float64, values ...float64) float64 {
-	td := NewDigest()
+	td := metric.NewDigest()
 	for _, v := range values {
 		_ = td.Add(v)
 	}
@@ -451,35 +453,35 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 	glob := newGlobal(t, clock, Config{Shards: 8, Forwarding: true})
 	glob.Flush(at(g), g)
 
-	adopted := NewDigest()
+	adopted := metric.NewDigest()
 	_ = adopted.Add(1)
 	other, err := tdigest.New(tdigest.Compression(50))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = other.Add(2)
-	twice := NewDigest()
+	twice := metric.NewDigest()
 	_ = twice.Add(3)
-	batch := []ForwardSeries{
-		{Key: SeriesKey(Timer, "a", nil), Name: "a", Kind: Timer, Digest: adopted},
-		{Key: SeriesKey(Timer, "b", nil), Name: "b", Kind: Timer, Digest: other},
-		{Name: "c", Kind: Timer, Digest: twice}, // no Key: Import builds it
-		{Name: "c", Kind: Timer, Digest: twice},
+	batch := []metric.Series{
+		{Key: metric.SeriesKey(metric.Timer, "a", nil), Name: "a", Kind: metric.Timer, Digest: adopted},
+		{Key: metric.SeriesKey(metric.Timer, "b", nil), Name: "b", Kind: metric.Timer, Digest: other},
+		keyed(metric.Series{Name: "c", Kind: metric.Timer, Digest: twice}),
+		keyed(metric.Series{Name: "c", Kind: metric.Timer, Digest: twice}),
 	}
 	for i := range 200 {
-		batch = append(batch, ForwardSeries{Name: "n" + strconv.Itoa(i%50), Kind: Counter, Value: 1})
+		batch = append(batch, keyed(metric.Series{Name: "n" + strconv.Itoa(i%50), Kind: metric.Counter, Value: 1}))
 	}
 	glob.Import(t0, g, batch)
 
-	got := map[string]ForwardSeries{}
+	got := map[string]metric.Series{}
 	for _, s := range glob.Flush(at(2*g), g).Forward {
 		got[s.Key] = s
 	}
 	if s := got["timer|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
 		t.Errorf("a: want the batch's digest adopted, got %+v", s)
 	}
-	if s := got["timer|b|"]; s.Digest == other || s.Digest.Compression() != digestCompression || s.Digest.Count() != 1 {
-		t.Errorf("b: want a digest of compression %d holding 1 sample, got %+v", digestCompression, s)
+	if s := got["timer|b|"]; s.Digest == other || s.Digest.Compression() != metric.DigestCompression || s.Digest.Count() != 1 {
+		t.Errorf("b: want a digest of compression %d holding 1 sample, got %+v", metric.DigestCompression, s)
 	}
 	if s := got["timer|c|"]; s.Digest == nil || s.Digest.Count() != 2 {
 		t.Errorf("c: want 2 samples, got %+v", s)
@@ -489,4 +491,11 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 			t.Errorf("counter n%d = %v, want 4", i, s.Value)
 		}
 	}
+}
+
+// keyed sets a series' Key from its kind, name and tags, as locals and
+// the wire decoder do.
+func keyed(s metric.Series) metric.Series {
+	s.Key = metric.SeriesKey(s.Kind, s.Name, s.Tags)
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -117,11 +118,11 @@ type aggregatorStats struct {
 }
 
 // kindCount bounds the Kind values (KindInvalid included).
-const kindCount = int(Set) + 1
+const kindCount = int(metric.Set) + 1
 
 func newAggregatorStats(reg *telemetry.Registry) aggregatorStats {
 	var st aggregatorStats
-	for k := Counter; int(k) < kindCount; k++ {
+	for k := metric.Counter; int(k) < kindCount; k++ {
 		st.seriesFlushed[k] = reg.Counter("flush.series", "kind:"+k.String())
 	}
 	st.samplesDropped = reg.Counter("aggregate.samples_dropped")

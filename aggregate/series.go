@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/caio/go-tdigest/v4"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // scope is where a series' data goes, chosen by the magic tags. It is part
@@ -56,7 +56,7 @@ const keyHeaderLen = 3
 // call. This is the costliest step of Push, so the common cases are
 // short-cut: tags that arrive sorted are not sorted again, and when nothing
 // was taken out either, they are copied into the key in one piece.
-func appendSeriesKey(dst []byte, s *Sample, defaultHost string, scratch []tagSpan) ([]byte, []tagSpan) {
+func appendSeriesKey(dst []byte, s *metric.Sample, defaultHost string, scratch []tagSpan) ([]byte, []tagSpan) {
 	raw := s.Tags
 	spans := scratch[:0]
 	sc := scopeDefault
@@ -191,7 +191,7 @@ type series struct {
 	name string
 	host string
 	tags []string // sorted; no host, no magic tags
-	kind Kind
+	kind metric.Kind
 	// forward is whether the series goes upstream (Flushed.Forward), fixed
 	// at creation from its kind, scope and Config.Forwarding.
 	forward bool
@@ -211,7 +211,7 @@ type histogram struct {
 
 // newSeries decodes a key built by appendSeriesKey.
 func newSeries(key, defaultHost string) *series {
-	s := &series{key: key, kind: Kind(key[0]), host: defaultHost}
+	s := &series{key: key, kind: metric.Kind(key[0]), host: defaultHost}
 	mode := key[2]
 	rest := key[keyHeaderLen:]
 	s.name, rest = readLengthPrefixed(rest)
@@ -226,9 +226,9 @@ func newSeries(key, defaultHost string) *series {
 	}
 	switch {
 	case s.kind.IsHistogram():
-		s.hist = &histogram{min: math.Inf(1), max: math.Inf(-1), digest: emptyDigest.Clone()}
-	case s.kind == Set:
-		s.set = newSet()
+		s.hist = &histogram{min: math.Inf(1), max: math.Inf(-1), digest: metric.NewDigest()}
+	case s.kind == metric.Set:
+		s.set = metric.NewSet()
 	}
 	return s
 }
@@ -248,28 +248,3 @@ func readLengthPrefixed(s string) (value, rest string) {
 	}
 	panic("aggregate: corrupt series key") // keys are only built by appendSeriesKey
 }
-
-// emptyDigest is cloned for every new histogram series. tdigest.New
-// preallocates room for 10×compression centroids (16 KB at compression 100);
-// a clone of an empty digest starts at zero capacity and grows with the data,
-// which matters when most of 100k histogram series see a handful of samples.
-var emptyDigest = func() *tdigest.TDigest {
-	td, err := tdigest.New(tdigest.Compression(digestCompression), tdigest.RandomNumberGenerator(sharedRNG{}))
-	if err != nil {
-		panic("aggregate: " + err.Error()) // constant, valid options
-	}
-	return td
-}()
-
-// digestCompression trades digest size for accuracy; 100 keeps rank error
-// well under 1% at p50–p99 (see TestPercentileRankError).
-const digestCompression = 100
-
-// sharedRNG feeds the digests' randomized centroid choices from math/rand/v2's
-// goroutine-safe generator. The library's default is a math/rand source per
-// digest: about 5 KB each, and not safe to share between digests that are
-// used from different goroutines (shards, the forward stage).
-type sharedRNG struct{}
-
-func (sharedRNG) Float32() float32 { return rand.Float32() }
-func (sharedRNG) Intn(n int) int   { return rand.IntN(n) }

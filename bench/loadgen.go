@@ -582,8 +582,8 @@ func (p *pacer) wait(sent int64) bool {
 // elapsed is the time from the start to the last send allowed.
 func (p *pacer) elapsed() time.Duration { return p.last.Sub(p.start) }
 
-// metric is one generated line before formatting.
-type metric struct {
+// genMetric is one generated line before formatting.
+type genMetric struct {
 	typ    MetricType
 	name   string
 	tags   []string // the generator's scratch: valid until the next call
@@ -682,14 +682,14 @@ func shareNames(n int, mix Mix) [NumTypes]int {
 }
 
 // next draws one metric.
-func (g *generator) next() metric {
+func (g *generator) next() genMetric {
 	pick := g.rng.IntN(g.total)
 	t := MetricType(0)
 	for pick >= g.mix[t] {
 		pick -= g.mix[t]
 		t++
 	}
-	m := metric{typ: t, name: g.names[t][g.rng.IntN(len(g.names[t]))]}
+	m := genMetric{typ: t, name: g.names[t][g.rng.IntN(len(g.names[t]))]}
 	for k := range g.perLine {
 		g.tags[k] = g.tagVals[k][g.rng.IntN(len(g.tagVals[k]))]
 	}
@@ -711,7 +711,7 @@ func (g *generator) next() metric {
 
 // appendLine appends m as one DogStatsD line, "name:value|type|#tags\n",
 // formatted as datadog-go formats it.
-func appendLine(dst []byte, m *metric) []byte {
+func appendLine(dst []byte, m *genMetric) []byte {
 	dst = append(dst, m.name...)
 	dst = append(dst, ':')
 	if m.typ == Set {

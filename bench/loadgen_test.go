@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/listener"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // kindOf maps the generator's types to the parser's kinds.
-var kindOf = [NumTypes]aggregate.Kind{
-	Count: aggregate.Counter, Gauge: aggregate.Gauge, Histogram: aggregate.Histogram,
-	Timing: aggregate.Timer, Distribution: aggregate.Distribution, Set: aggregate.Set,
+var kindOf = [NumTypes]metric.Kind{
+	Count: metric.Counter, Gauge: metric.Gauge, Histogram: metric.Histogram,
+	Timing: metric.Timer, Distribution: metric.Distribution, Set: metric.Set,
 }
 
 // Every generated line is valid DogStatsD that our parser accepts, the
@@ -29,7 +29,7 @@ func TestBuildPackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := listener.NewParser(4096, nil)
-	var batch aggregate.Batch
+	var batch metric.Batch
 	names := map[string]bool{}
 	var lines, bytesTotal int
 	for i, pk := range pool {
@@ -50,7 +50,7 @@ func TestBuildPackets(t *testing.T) {
 					byKind[ty]++
 				}
 			}
-			if s.Kind == aggregate.Counter && s.Value != 1 {
+			if s.Kind == metric.Counter && s.Value != 1 {
 				t.Errorf("counter %s = %v, want 1 (loss accounting relies on it)", s.Name, s.Value)
 			}
 			if n := bytes.Count(s.Tags, []byte(",")) + 1; n != 3 {
@@ -281,8 +281,8 @@ func TestClientSender(t *testing.T) {
 		t.Fatalf("sent %d (errors %d), want 2000", res.Metrics, res.SendErrors)
 	}
 	p := listener.NewParser(4096, nil)
-	var batch aggregate.Batch
-	byKind := map[aggregate.Kind]int64{}
+	var batch metric.Batch
+	byKind := map[metric.Kind]int64{}
 	for _, d := range drain() {
 		if len(d) > 1432 {
 			t.Errorf("%d-byte datagram from datadog-go", len(d))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/listener"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -115,7 +116,7 @@ func runPipeline(tb testing.TB, cfg Config, pool []Packet, interval time.Duratio
 func countArrived(f aggregate.Flushed) float64 {
 	sum := 0.0
 	for _, p := range f.Points {
-		if p.Type == aggregate.RatePoint {
+		if p.Type == metric.RatePoint {
 			sum += p.Value * p.Interval.Seconds()
 		}
 	}
@@ -229,7 +230,7 @@ func BenchmarkPipelineUDP(b *testing.B) {
 // identifies them.
 func countSeries(tb testing.TB, pool []Packet) int {
 	parser := listener.NewParser(4096, nil)
-	var batch aggregate.Batch
+	var batch metric.Batch
 	series := map[string]bool{}
 	for _, p := range pool {
 		batch.Reset()
@@ -272,7 +273,7 @@ func BenchmarkParsePush(b *testing.B) {
 				b.Fatal(err)
 			}
 			parser := listener.NewParser(4096, nil)
-			var batch aggregate.Batch
+			var batch metric.Batch
 			var bytes, lines int
 			for _, p := range pool { // create every series first
 				batch.Reset()

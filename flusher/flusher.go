@@ -17,13 +17,14 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // Aggregator is the interval state the flusher ends.
 type Aggregator interface {
-	Push(samples []aggregate.Sample)
+	Push(samples []metric.Sample)
 	Flush(now time.Time, interval time.Duration) aggregate.Flushed
 }
 
@@ -32,8 +33,8 @@ type Aggregator interface {
 // Hold takes an interval's series while a Forward is still running, to be
 // sent by the next one.
 type Forwarder interface {
-	Forward(ctx context.Context, intervalStart time.Time, series []aggregate.ForwardSeries)
-	Hold(intervalStart time.Time, series []aggregate.ForwardSeries)
+	Forward(ctx context.Context, intervalStart time.Time, series []metric.Series)
+	Hold(intervalStart time.Time, series []metric.Series)
 }
 
 // Config wires a Flusher.
@@ -200,13 +201,13 @@ func (f *Flusher) Wait(ctx context.Context) {
 func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.Time, final bool) {
 	start := time.Now()
 	// Self-metrics of the interval just ended join it.
-	var self []aggregate.Sample
+	var self []metric.Sample
 	f.cfg.Stats.Collect(func(m telemetry.Measurement) {
-		kind := aggregate.Gauge
+		kind := metric.Gauge
 		if m.Counter {
-			kind = aggregate.Counter
+			kind = metric.Counter
 		}
-		self = append(self, aggregate.Sample{Name: m.Name, Tags: m.Tags, Value: m.Value, Rate: 1, Kind: kind})
+		self = append(self, metric.Sample{Name: m.Name, Tags: m.Tags, Value: m.Value, Rate: 1, Kind: kind})
 	})
 	if len(self) > 0 {
 		f.cfg.Aggregator.Push(self)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -19,10 +20,10 @@ import (
 type fakeAggregator struct {
 	mu      sync.Mutex
 	flushes []time.Time
-	pushed  []aggregate.Sample
+	pushed  []metric.Sample
 }
 
-func (a *fakeAggregator) Push(s []aggregate.Sample) {
+func (a *fakeAggregator) Push(s []metric.Sample) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, x := range s {
@@ -37,9 +38,9 @@ func (a *fakeAggregator) Flush(now time.Time, _ time.Duration) aggregate.Flushed
 	defer a.mu.Unlock()
 	a.flushes = append(a.flushes, now)
 	return aggregate.Flushed{
-		Points:  []aggregate.Point{{Name: "p", Timestamp: now.Unix()}},
-		Events:  []aggregate.Event{{Title: "e", Timestamp: now.Unix()}},
-		Forward: []aggregate.ForwardSeries{{Key: "k"}},
+		Points:  []metric.Point{{Name: "p", Timestamp: now.Unix()}},
+		Events:  []metric.Event{{Title: "e", Timestamp: now.Unix()}},
+		Forward: []metric.Series{{Key: "k"}},
 	}
 }
 
@@ -51,7 +52,7 @@ type hangingSink struct {
 
 func (s *hangingSink) Name() string { return "hanging" }
 
-func (s *hangingSink) Flush(ctx context.Context, _ []aggregate.Point) error {
+func (s *hangingSink) Flush(ctx context.Context, _ []metric.Point) error {
 	d, _ := ctx.Deadline()
 	s.mu.Lock()
 	s.deadlines = append(s.deadlines, time.Until(d))
@@ -69,13 +70,13 @@ type recordingForwarder struct {
 	block chan struct{}
 }
 
-func (f *recordingForwarder) Hold(start time.Time, _ []aggregate.ForwardSeries) {
+func (f *recordingForwarder) Hold(start time.Time, _ []metric.Series) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.held = append(f.held, start)
 }
 
-func (f *recordingForwarder) Forward(_ context.Context, start time.Time, _ []aggregate.ForwardSeries) {
+func (f *recordingForwarder) Forward(_ context.Context, start time.Time, _ []metric.Series) {
 	f.mu.Lock()
 	f.starts = append(f.starts, start)
 	f.mu.Unlock()
@@ -152,7 +153,7 @@ func TestFlushPushesSelfMetrics(t *testing.T) {
 		for _, s := range agg.pushed {
 			if string(s.Name) == "veneur.test.events" {
 				found = true
-				if s.Value != 5 || s.Kind != aggregate.Counter || string(s.Tags) != "k:v,veneur_internal_metric:true" {
+				if s.Value != 5 || s.Kind != metric.Counter || string(s.Tags) != "k:v,veneur_internal_metric:true" {
 					t.Errorf("self-metric sample = %+v (tags %q)", s, s.Tags)
 				}
 			}
@@ -242,7 +243,7 @@ type blockingSink struct {
 
 func (s *blockingSink) Name() string { return "blocking" }
 
-func (s *blockingSink) Flush(_ context.Context, points []aggregate.Point) error {
+func (s *blockingSink) Flush(_ context.Context, points []metric.Point) error {
 	s.mu.Lock()
 	s.points = append(s.points, points[0].Timestamp)
 	s.mu.Unlock()
@@ -255,7 +256,7 @@ func (s *blockingSink) Flush(_ context.Context, points []aggregate.Point) error 
 	return nil
 }
 
-func (s *blockingSink) FlushEvents(_ context.Context, events []aggregate.Event, _ []aggregate.ServiceCheck) error {
+func (s *blockingSink) FlushEvents(_ context.Context, events []metric.Event, _ []metric.ServiceCheck) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events = append(s.events, events[0].Timestamp)

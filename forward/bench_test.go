@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // BenchmarkEncodeCompress measures what Forward spends per interval before
@@ -22,8 +22,8 @@ func BenchmarkEncodeCompress(b *testing.B) {
 	const n = 10_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	lognormal := func() float64 { return math.Exp(3 + rng.NormFloat64()) }
-	timers := func(samples int) func(i int) aggregate.ForwardSeries {
-		return func(i int) aggregate.ForwardSeries {
+	timers := func(samples int) func(i int) metric.Series {
+		return func(i int) metric.Series {
 			values := make([]float64, samples)
 			for j := range values {
 				values[j] = lognormal()
@@ -31,8 +31,8 @@ func BenchmarkEncodeCompress(b *testing.B) {
 			return timerSeries(fmt.Sprintf("api.request.latency.%d", i), values...)
 		}
 	}
-	sets := func(members int) func(i int) aggregate.ForwardSeries {
-		return func(i int) aggregate.ForwardSeries {
+	sets := func(members int) func(i int) metric.Series {
+		return func(i int) metric.Series {
 			m := make([]string, members)
 			for j := range m {
 				m[j] = fmt.Sprintf("user-%d-%d", i, j)
@@ -42,16 +42,16 @@ func BenchmarkEncodeCompress(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		make func(i int) aggregate.ForwardSeries
+		make func(i int) metric.Series
 	}{
 		{"digest/10samples", timers(10)},
 		{"digest/1000samples", timers(1000)},
 		{"hll/10members", sets(10)},
 		{"hll/2000members", sets(2000)}, // past the sparse threshold: dense
-		{"counter", func(i int) aggregate.ForwardSeries {
+		{"counter", func(i int) metric.Series {
 			return counterSeries(fmt.Sprintf("api.requests.%d", i), float64(i))
 		}},
-		{"mixed", func(i int) aggregate.ForwardSeries {
+		{"mixed", func(i int) metric.Series {
 			switch i % 10 {
 			case 0:
 				return sets(100)(i)
@@ -63,7 +63,7 @@ func BenchmarkEncodeCompress(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			series := make([]aggregate.ForwardSeries, n)
+			series := make([]metric.Series, n)
 			for i := range series {
 				series[i] = bc.make(i)
 			}

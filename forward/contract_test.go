@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/importsrv"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // recordingImporter stands in for a global's aggregator behind the real
@@ -21,13 +21,13 @@ type recordingImporter struct {
 	digests  map[string]uint64
 }
 
-func (r *recordingImporter) Import(_ time.Time, _ time.Duration, series []aggregate.ForwardSeries) {
+func (r *recordingImporter) Import(_ time.Time, _ time.Duration, series []metric.Series) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.imports++
 	for _, s := range series {
 		switch {
-		case s.Kind == aggregate.Counter:
+		case s.Kind == metric.Counter:
 			r.counters[s.Key] += s.Value
 		case s.Kind.IsHistogram():
 			r.digests[s.Key] += s.Digest.Count()
@@ -61,7 +61,7 @@ func TestAgainstImportEndpoint(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 4), timerSeries("lat", 1, 2, 3)})
+	forwardWithin(t, f, 5*time.Second, interval(0), []metric.Series{counterSeries("hits", 4), timerSeries("lat", 1, 2, 3)})
 
 	imp.mu.Lock()
 	defer imp.mu.Unlock()

@@ -7,7 +7,7 @@
 // Data path, once per interval (Forward, on the flusher's goroutine, with a
 // deadline before the next tick):
 //
-//	flusher ──Forward(ctx, intervalStart, []ForwardSeries)──▶ coalesce ◀── held series (not merged last time)
+//	flusher ──Forward(ctx, intervalStart, []metric.Series)──▶ coalesce ◀── held series (not merged last time)
 //	                                                            │   same Key: digests and sets merged,
 //	                                                            │   counters summed, gauges last
 //	                                                            ▼
@@ -47,5 +47,5 @@
 //
 // Both kinds are bounded together by Config.MaxHeldBytes; beyond it the
 // oldest data is dropped and counted (veneur.forward.held_dropped). The
-// wire format is package forward/wire's, documented in FORMAT.md.
+// wire format is package wire's, documented in wire/FORMAT.md.
 package forward

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
-	"github.com/veneur-lite/veneur-lite/internal/retry"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -76,7 +76,7 @@ type Forwarder struct {
 	// backoff shapes the waits between attempts; attemptTimeout bounds
 	// one attempt so that a global that hangs leaves time to try again
 	// within the interval.
-	backoff        retry.Backoff
+	backoff        httpclient.Backoff
 	attemptTimeout time.Duration
 	maxBatchBytes  int // see defaultMaxBatchBytes
 	// bytesPerSeries is the average encoded size of a series in the last
@@ -127,7 +127,7 @@ func New(cfg Config) (*Forwarder, error) {
 		client:         cfg.Client,
 		resolver:       cfg.Resolver,
 		m:              newMetrics(cfg.Stats),
-		backoff:        retry.Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
+		backoff:        httpclient.Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		attemptTimeout: min(max(cfg.Interval/2, time.Second), 30*time.Second),
 		maxBatchBytes:  defaultMaxBatchBytes,
 		now:            time.Now,
@@ -169,7 +169,7 @@ func New(cfg Config) (*Forwarder, error) {
 // call — by ctx's deadline at the latest. It takes ownership of the series'
 // digests and sketches. Calls must not overlap (the flusher runs one at a
 // time).
-func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series []aggregate.ForwardSeries) {
+func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series []metric.Series) {
 	began := time.Now()
 	prev := f.takeHeld(f.now())
 	if len(series) == 0 && len(prev.series) == 0 && len(prev.ambiguous) == 0 && prev.expired == 0 {
@@ -220,18 +220,18 @@ func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series
 // the oldest interval whose data series[i] carries: the age by which held
 // data is dropped when it outgrows MaxHeldBytes.
 type pending struct {
-	series []aggregate.ForwardSeries
+	series []metric.Series
 	since  []time.Time
 }
 
 // coalesce merges held and fresh series into one entry per Key: two scopes
 // of one series produce the same Key, and held data joins the fresh data of
 // its series. Held series go first so a fresh gauge wins.
-func (f *Forwarder) coalesce(held []heldSeries, fresh []aggregate.ForwardSeries, intervalStart time.Time, out *outcome) pending {
+func (f *Forwarder) coalesce(held []heldSeries, fresh []metric.Series, intervalStart time.Time, out *outcome) pending {
 	n := len(held) + len(fresh)
-	p := pending{series: make([]aggregate.ForwardSeries, 0, n), since: make([]time.Time, 0, n)}
+	p := pending{series: make([]metric.Series, 0, n), since: make([]time.Time, 0, n)}
 	at := make(map[string]int, n)
-	add := func(s aggregate.ForwardSeries, since time.Time) {
+	add := func(s metric.Series, since time.Time) {
 		i, ok := at[s.Key]
 		if !ok {
 			at[s.Key] = len(p.series)
@@ -239,7 +239,7 @@ func (f *Forwarder) coalesce(held []heldSeries, fresh []aggregate.ForwardSeries,
 			p.since = append(p.since, since)
 			return
 		}
-		if err := mergeInto(&p.series[i], s); err != nil {
+		if err := p.series[i].Merge(&s); err != nil {
 			// Only mismatched sketches can fail (a precision or kind
 			// that one Key cannot have); the part that failed is lost.
 			out.encodeFailed(f, 1, err)
@@ -258,38 +258,6 @@ func (f *Forwarder) coalesce(held []heldSeries, fresh []aggregate.ForwardSeries,
 	return p
 }
 
-// mergeInto merges src, a later state of the same series, into dst: digests
-// and sets merge, counters sum, the later gauge wins. src's sketches are
-// consumed.
-func mergeInto(dst *aggregate.ForwardSeries, src aggregate.ForwardSeries) error {
-	if dst.Kind != src.Kind {
-		return fmt.Errorf("merge %s: kind %v into %v", src.Key, src.Kind, dst.Kind)
-	}
-	switch {
-	case dst.Kind == aggregate.Counter:
-		dst.Value += src.Value
-	case dst.Kind == aggregate.Gauge:
-		dst.Value = src.Value
-	case dst.Kind.IsHistogram():
-		if dst.Digest == nil {
-			dst.Digest = src.Digest
-		} else if src.Digest != nil {
-			if err := dst.Digest.MergeDestructive(src.Digest); err != nil {
-				return fmt.Errorf("merge digest %s: %w", src.Key, err)
-			}
-		}
-	case dst.Kind == aggregate.Set:
-		if dst.Set == nil {
-			dst.Set = src.Set
-		} else if src.Set != nil {
-			if err := dst.Set.Merge(src.Set); err != nil {
-				return fmt.Errorf("merge set %s: %w", src.Key, err)
-			}
-		}
-	}
-	return nil
-}
-
 // plan routes every series to its member and cuts each member's share into
 // batches of at most MaxBatchSeries, fewer when series are large. With no member known, everything goes
 // into batches for member "", which are encoded (to size them) and held.
@@ -306,7 +274,7 @@ func (f *Forwarder) plan(v *view, p pending) []*batch {
 		offs[m] += offs[m-1]
 	}
 	// Counting sort by member, so each batch is one contiguous window.
-	series := make([]aggregate.ForwardSeries, len(p.series))
+	series := make([]metric.Series, len(p.series))
 	since := make([]time.Time, len(p.series))
 	next := slices.Clone(offs[:groups])
 	for i, m := range dest {
@@ -334,7 +302,7 @@ func (f *Forwarder) plan(v *view, p pending) []*batch {
 }
 
 // newBatch returns an unsent batch of series for member, with a fresh key.
-func newBatch(member string, series []aggregate.ForwardSeries, since []time.Time) *batch {
+func newBatch(member string, series []metric.Series, since []time.Time) *batch {
 	return &batch{
 		member: member,
 		key:    newKey(),

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/metric"
 
-	"github.com/veneur-lite/veneur-lite/internal/retry"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 
 	"github.com/axiomhq/hyperloglog"
-	"github.com/veneur-lite/veneur-lite/aggregate"
-	"github.com/veneur-lite/veneur-lite/forward/wire"
 	"github.com/veneur-lite/veneur-lite/telemetry"
+	"github.com/veneur-lite/veneur-lite/wire"
 )
 
 // fakeGlobal is a minimal import endpoint: it decodes every batch, keeps
@@ -128,13 +128,13 @@ func (g *fakeGlobal) merge(key string, b *wire.Batch) {
 	for _, s := range b.Series {
 		g.keyServer[s.Key]++
 		switch {
-		case s.Kind == aggregate.Counter:
+		case s.Kind == metric.Counter:
 			g.counters[s.Key] += s.Value
-		case s.Kind == aggregate.Gauge:
+		case s.Kind == metric.Gauge:
 			g.gauges[s.Key] = s.Value
 		case s.Kind.IsHistogram():
 			g.digests[s.Key] += s.Digest.Count()
-		case s.Kind == aggregate.Set:
+		case s.Kind == metric.Set:
 			if have := g.sets[s.Key]; have != nil {
 				if err := have.Merge(s.Set); err != nil {
 					g.t.Errorf("fake global: %v", err)
@@ -164,11 +164,11 @@ func newTestForwarder(t *testing.T, addrs []string, change func(*Config)) (*Forw
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.backoff = retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
+	f.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
 	return f, reg
 }
 
-func forwardWithin(t *testing.T, f *Forwarder, d time.Duration, start time.Time, series []aggregate.ForwardSeries) {
+func forwardWithin(t *testing.T, f *Forwarder, d time.Duration, start time.Time, series []metric.Series) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
@@ -192,7 +192,7 @@ func TestForwardShardsBatchesAndDelivers(t *testing.T) {
 	s1, s2 := g1.start(), g2.start()
 	f, reg := newTestForwarder(t, []string{s1.URL, s2.URL}, func(c *Config) { c.MaxBatchSeries = 7 })
 
-	var series []aggregate.ForwardSeries
+	var series []metric.Series
 	for i := range 40 {
 		series = append(series,
 			counterSeries(fmt.Sprintf("c%d", i), float64(i)),
@@ -245,23 +245,23 @@ func TestForwardShardsBatchesAndDelivers(t *testing.T) {
 		if i == 0 {
 			want = 100
 		}
-		got(aggregate.SeriesKey(aggregate.Counter, fmt.Sprintf("c%d", i), nil), func(g *fakeGlobal) {
-			if v := g.counters[aggregate.SeriesKey(aggregate.Counter, fmt.Sprintf("c%d", i), nil)]; v != want {
+		got(metric.SeriesKey(metric.Counter, fmt.Sprintf("c%d", i), nil), func(g *fakeGlobal) {
+			if v := g.counters[metric.SeriesKey(metric.Counter, fmt.Sprintf("c%d", i), nil)]; v != want {
 				t.Errorf("counter c%d = %v, want %v", i, v, want)
 			}
 		})
-		got(aggregate.SeriesKey(aggregate.Gauge, fmt.Sprintf("g%d", i), nil), func(g *fakeGlobal) {
-			if v := g.gauges[aggregate.SeriesKey(aggregate.Gauge, fmt.Sprintf("g%d", i), nil)]; v != float64(i) {
+		got(metric.SeriesKey(metric.Gauge, fmt.Sprintf("g%d", i), nil), func(g *fakeGlobal) {
+			if v := g.gauges[metric.SeriesKey(metric.Gauge, fmt.Sprintf("g%d", i), nil)]; v != float64(i) {
 				t.Errorf("gauge g%d = %v", i, v)
 			}
 		})
-		got(aggregate.SeriesKey(aggregate.Timer, fmt.Sprintf("t%d", i), nil), func(g *fakeGlobal) {
-			if c := g.digests[aggregate.SeriesKey(aggregate.Timer, fmt.Sprintf("t%d", i), nil)]; c != 3 {
+		got(metric.SeriesKey(metric.Timer, fmt.Sprintf("t%d", i), nil), func(g *fakeGlobal) {
+			if c := g.digests[metric.SeriesKey(metric.Timer, fmt.Sprintf("t%d", i), nil)]; c != 3 {
 				t.Errorf("digest t%d count %d, want 3", i, c)
 			}
 		})
-		got(aggregate.SeriesKey(aggregate.Set, fmt.Sprintf("s%d", i), nil), func(g *fakeGlobal) {
-			if e := g.sets[aggregate.SeriesKey(aggregate.Set, fmt.Sprintf("s%d", i), nil)].Estimate(); e != 3 {
+		got(metric.SeriesKey(metric.Set, fmt.Sprintf("s%d", i), nil), func(g *fakeGlobal) {
+			if e := g.sets[metric.SeriesKey(metric.Set, fmt.Sprintf("s%d", i), nil)].Estimate(); e != 3 {
 				t.Errorf("set s%d estimate %d, want 3", i, e)
 			}
 		})
@@ -288,7 +288,7 @@ func TestIdempotencyKeyStableAcrossRetries(t *testing.T) {
 	}
 	srv := g.start()
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 5), timerSeries("lat", 1, 2)})
+	forwardWithin(t, f, 5*time.Second, interval(0), []metric.Series{counterSeries("hits", 5), timerSeries("lat", 1, 2)})
 
 	g.snapshot(func(g *fakeGlobal) {
 		if len(g.requests) != 1 {
@@ -318,7 +318,7 @@ func TestAmbiguousFailureResendsSameKey(t *testing.T) {
 		g.act = func(_ string, nth int) action { return action{dropAfterMerge: nth == 1} }
 		srv := g.start()
 		f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-		forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 7), timerSeries("lat", 1, 2, 3)})
+		forwardWithin(t, f, 5*time.Second, interval(0), []metric.Series{counterSeries("hits", 7), timerSeries("lat", 1, 2, 3)})
 
 		g.snapshot(func(g *fakeGlobal) {
 			if len(g.requests) != 1 {
@@ -349,7 +349,7 @@ func TestAmbiguousFailureResendsSameKey(t *testing.T) {
 		}
 		srv := g.start()
 		f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-		forwardWithin(t, f, 150*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 7)})
+		forwardWithin(t, f, 150*time.Millisecond, interval(0), []metric.Series{counterSeries("hits", 7)})
 
 		var firstKey string
 		g.snapshot(func(g *fakeGlobal) {
@@ -364,7 +364,7 @@ func TestAmbiguousFailureResendsSameKey(t *testing.T) {
 		mu.Lock()
 		down = false
 		mu.Unlock()
-		forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+		forwardWithin(t, f, 5*time.Second, interval(1), []metric.Series{counterSeries("hits", 3)})
 
 		g.snapshot(func(g *fakeGlobal) {
 			if len(g.requests) != 2 {
@@ -416,7 +416,7 @@ func TestNoLossAcrossOutage(t *testing.T) {
 	url, start := downGlobal(t, g)
 	f, _ := newTestForwarder(t, []string{url}, nil)
 
-	makeInterval := func(i int) []aggregate.ForwardSeries {
+	makeInterval := func(i int) []metric.Series {
 		var values []float64
 		for j := range 100 {
 			values = append(values, float64(i*100+j))
@@ -425,7 +425,7 @@ func TestNoLossAcrossOutage(t *testing.T) {
 		for j := range 50 {
 			users = append(users, fmt.Sprintf("user-%d-%d", i, j))
 		}
-		return []aggregate.ForwardSeries{
+		return []metric.Series{
 			counterSeries("hits", float64(i+1)),
 			timerSeries("lat", values...),
 			setSeries("users", users...),
@@ -474,8 +474,8 @@ func TestMemoryBoundDropsOldest(t *testing.T) {
 	url, start := downGlobal(t, g)
 
 	const n = 100
-	batchOf := func(prefix string) []aggregate.ForwardSeries {
-		s := make([]aggregate.ForwardSeries, n)
+	batchOf := func(prefix string) []metric.Series {
+		s := make([]metric.Series, n)
 		for i := range s {
 			s[i] = counterSeries(fmt.Sprintf("%s.%04d", prefix, i), 1)
 		}
@@ -531,7 +531,7 @@ func TestPoisonBatchIsDroppedNotRetried(t *testing.T) {
 	g.act = func(string, int) action { return action{status: http.StatusBadRequest} }
 	srv := g.start()
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1), timerSeries("lat", 1)})
+	forwardWithin(t, f, 5*time.Second, interval(0), []metric.Series{counterSeries("hits", 1), timerSeries("lat", 1)})
 
 	g.snapshot(func(g *fakeGlobal) {
 		if len(g.requests) != 1 {
@@ -555,7 +555,7 @@ func TestUnencodableSeriesDroppedAlone(t *testing.T) {
 	g := newFakeGlobal(t)
 	srv := g.start()
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	forwardWithin(t, f, 5*time.Second, interval(0), []aggregate.ForwardSeries{
+	forwardWithin(t, f, 5*time.Second, interval(0), []metric.Series{
 		counterSeries("ok1", 1), counterSeries("bad", math.Inf(1)), counterSeries("ok2", 2),
 	})
 	g.snapshot(func(g *fakeGlobal) {
@@ -576,7 +576,7 @@ func TestHeldUntilMembersKnown(t *testing.T) {
 	r.update(func(r *fakeResolver) { r.failing["globals.internal"] = true })
 	f, _ := newTestForwarder(t, []string{"http://globals.internal:" + port}, func(c *Config) { c.Resolver = r })
 
-	forwardWithin(t, f, time.Second, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	forwardWithin(t, f, time.Second, interval(0), []metric.Series{counterSeries("hits", 2)})
 	if s, _ := heldCounts(f); s != 1 {
 		t.Fatalf("held %d series with no member known, want 1", s)
 	}
@@ -585,7 +585,7 @@ func TestHeldUntilMembersKnown(t *testing.T) {
 		r.hosts["globals.internal"] = []string{host}
 	})
 	f.resolve(t.Context())
-	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+	forwardWithin(t, f, 5*time.Second, interval(1), []metric.Series{counterSeries("hits", 3)})
 	g.snapshot(func(g *fakeGlobal) {
 		if v := g.counters["counter|hits|"]; v != 5 {
 			t.Errorf("counter = %v, want 5", v)
@@ -606,7 +606,7 @@ func TestAmbiguousBatchExpires(t *testing.T) {
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
 	now := time.Now()
 	f.now = func() time.Time { return now }
-	forwardWithin(t, f, 100*time.Millisecond, interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
+	forwardWithin(t, f, 100*time.Millisecond, interval(0), []metric.Series{counterSeries("hits", 1)})
 	if _, a := heldCounts(f); a != 1 {
 		t.Fatalf("held %d ambiguous batches, want 1", a)
 	}
@@ -616,7 +616,7 @@ func TestAmbiguousBatchExpires(t *testing.T) {
 	// Expired before ambiguousTTL itself: the resend could otherwise go
 	// on for most of an interval past it.
 	now = now.Add(ambiguousTTL - f.cfg.Interval/2)
-	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	forwardWithin(t, f, 5*time.Second, interval(1), []metric.Series{counterSeries("hits", 2)})
 	if e := f.m.ambiguousExpired.Load(); e != 1 {
 		t.Errorf("ambiguous expired %d series, want 1", e)
 	}
@@ -634,7 +634,7 @@ func TestOversizedBatchIsSplit(t *testing.T) {
 	srv := g.start()
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
 	f.maxBatchBytes = 1000 // about 35 counters
-	var series []aggregate.ForwardSeries
+	var series []metric.Series
 	for i := range 100 {
 		series = append(series, counterSeries(fmt.Sprintf("hits.%03d", i), 1))
 	}
@@ -689,7 +689,7 @@ func TestStatusDecidesMaybeMerged(t *testing.T) {
 			// No deadline: the attempts are bounded by count, so every one
 			// gets its answer. A deadline could cut the last one after its
 			// body left, which is rightly ambiguous whatever the status.
-			f.Forward(t.Context(), interval(0), []aggregate.ForwardSeries{counterSeries("hits", 1)})
+			f.Forward(t.Context(), interval(0), []metric.Series{counterSeries("hits", 1)})
 			if s, a := heldCounts(f); s != tc.heldSeries || a != tc.ambiguous {
 				t.Fatalf("held %d series and %d ambiguous batches, want %d and %d", s, a, tc.heldSeries, tc.ambiguous)
 			}
@@ -720,7 +720,7 @@ func TestDownMemberDoesNotStarveHealthyOnes(t *testing.T) {
 		c.MaxInFlight = 2
 		c.MaxBatchSeries = 1
 	})
-	var series []aggregate.ForwardSeries
+	var series []metric.Series
 	for i := range 200 {
 		series = append(series, counterSeries(fmt.Sprintf("c%d", i), 1))
 	}
@@ -762,11 +762,11 @@ func TestHoldTravelsWithNextForward(t *testing.T) {
 	g := newFakeGlobal(t)
 	srv := g.start()
 	f, _ := newTestForwarder(t, []string{srv.URL}, nil)
-	f.Hold(interval(0), []aggregate.ForwardSeries{counterSeries("hits", 2)})
+	f.Hold(interval(0), []metric.Series{counterSeries("hits", 2)})
 	if s, _ := heldCounts(f); s != 1 {
 		t.Fatalf("held %d series after Hold, want 1", s)
 	}
-	forwardWithin(t, f, 5*time.Second, interval(1), []aggregate.ForwardSeries{counterSeries("hits", 3)})
+	forwardWithin(t, f, 5*time.Second, interval(1), []metric.Series{counterSeries("hits", 3)})
 	g.snapshot(func(g *fakeGlobal) {
 		if v := g.counters["counter|hits|"]; v != 5 {
 			t.Errorf("counter = %v, want held 2 + fresh 3", v)

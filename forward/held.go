@@ -5,13 +5,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // heldSeries is a series the global certainly did not merge, waiting to
 // join the next Forward's series.
 type heldSeries struct {
-	series aggregate.ForwardSeries
+	series metric.Series
 	since  time.Time // start of the oldest interval in it
 	size   int64     // estimated from its batch's encoding
 }
@@ -145,7 +145,7 @@ func dropMarked[T any](s []T, marks []bool) []T {
 // Hold keeps series for the next Forward without sending them now. The
 // flusher calls it when a tick finds the previous Forward still running,
 // so that the interval's sketches wait instead of being lost.
-func (f *Forwarder) Hold(intervalStart time.Time, series []aggregate.ForwardSeries) {
+func (f *Forwarder) Hold(intervalStart time.Time, series []metric.Series) {
 	size := max(f.bytesPerSeries.Load(), 1) // the encoded size of recent series
 	var out outcome
 	for _, s := range series {

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 func routeKeys(n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = aggregate.SeriesKey(aggregate.Timer, fmt.Sprintf("api.request.latency.%d", i), []string{"env:prod"})
+		keys[i] = metric.SeriesKey(metric.Timer, fmt.Sprintf("api.request.latency.%d", i), []string{"env:prod"})
 	}
 	return keys
 }
@@ -111,7 +111,7 @@ func TestCoalesceMergesSameKey(t *testing.T) {
 		{series: gaugeSeries("temp", 1), since: t0},
 		{series: timerSeries("lat", 1, 2, 3), since: t0},
 	}
-	fresh := []aggregate.ForwardSeries{
+	fresh := []metric.Series{
 		counterSeries("hits", 3),
 		counterSeries("hits", 5), // the same series from another scope
 		gaugeSeries("temp", 7),
@@ -123,7 +123,7 @@ func TestCoalesceMergesSameKey(t *testing.T) {
 	}
 	var out outcome
 	p := f.coalesce(held, fresh, t1, &out)
-	got := map[string]aggregate.ForwardSeries{}
+	got := map[string]metric.Series{}
 	since := map[string]time.Time{}
 	for i, s := range p.series {
 		if _, dup := got[s.Key]; dup {
@@ -155,31 +155,31 @@ func TestCoalesceMergesSameKey(t *testing.T) {
 	}
 }
 
-func counterSeries(name string, v float64) aggregate.ForwardSeries {
-	return aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Counter, name, nil), Name: name, Kind: aggregate.Counter, Value: v}
+func counterSeries(name string, v float64) metric.Series {
+	return metric.Series{Key: metric.SeriesKey(metric.Counter, name, nil), Name: name, Kind: metric.Counter, Value: v}
 }
 
-func gaugeSeries(name string, v float64) aggregate.ForwardSeries {
-	return aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Gauge, name, nil), Name: name, Kind: aggregate.Gauge, Value: v}
+func gaugeSeries(name string, v float64) metric.Series {
+	return metric.Series{Key: metric.SeriesKey(metric.Gauge, name, nil), Name: name, Kind: metric.Gauge, Value: v}
 }
 
-func timerSeries(name string, values ...float64) aggregate.ForwardSeries {
-	td := aggregate.NewDigest()
+func timerSeries(name string, values ...float64) metric.Series {
+	td := metric.NewDigest()
 	for _, v := range values {
 		if err := td.Add(v); err != nil {
 			panic(err)
 		}
 	}
-	return aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Timer, name, nil), Name: name, Kind: aggregate.Timer, Digest: td}
+	return metric.Series{Key: metric.SeriesKey(metric.Timer, name, nil), Name: name, Kind: metric.Timer, Digest: td}
 }
 
-func setSeries(name string, members ...string) aggregate.ForwardSeries {
-	sk, err := hyperloglog.NewSketch(aggregate.SetPrecision, true)
+func setSeries(name string, members ...string) metric.Series {
+	sk, err := hyperloglog.NewSketch(metric.SetPrecision, true)
 	if err != nil {
 		panic(err)
 	}
 	for _, m := range members {
 		sk.Insert([]byte(m))
 	}
-	return aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Set, name, nil), Name: name, Kind: aggregate.Set, Set: sk}
+	return metric.Series{Key: metric.SeriesKey(metric.Set, name, nil), Name: name, Kind: metric.Set, Set: sk}
 }

@@ -6,30 +6,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
-	"github.com/veneur-lite/veneur-lite/forward/wire"
-	"github.com/veneur-lite/veneur-lite/internal/retry"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/wire"
 )
 
 const (
 	// maxAttemptsNoDeadline bounds retries when ctx has no deadline;
 	// normally the deadline (the next tick) ends them.
 	maxAttemptsNoDeadline = 10
-	// snippetLen is how much of a rejection's body is kept for the log:
-	// enough for importsrv's reason, bounded against a flood.
-	snippetLen = 256
-	// drainLen is read from an answer before closing it so the connection
-	// can be reused.
-	drainLen = 64 << 10
 	// maxPooledBuf is the largest buffer kept for reuse; a rare huge batch
 	// should not pin its memory for the life of the process.
 	maxPooledBuf = 8 << 20
@@ -51,7 +42,7 @@ type batch struct {
 	key    string // Idempotency-Key, the same for every attempt
 	// series and since are the batch's data until it is delivered or held
 	// as ambiguous, after which only body carries it.
-	series []aggregate.ForwardSeries
+	series []metric.Series
 	since  []time.Time
 	oldest time.Time // min(since): the batch's age for the memory bound
 	n      int       // series in the batch
@@ -176,7 +167,7 @@ func (f *Forwarder) encode(dst []byte, intervalStart time.Time, b *batch, out *o
 	}
 	keep := b.series[:0:len(b.series)] // filtered in place: the batch owns its window
 	since := b.since[:0:len(b.since)]
-	var one [1]aggregate.ForwardSeries
+	var one [1]metric.Series
 	for i, s := range b.series {
 		one[0] = s
 		wb.Series = one[:]
@@ -218,7 +209,7 @@ func (f *Forwarder) post(ctx context.Context, b *batch, out *outcome) {
 		if !res.retry || ctx.Err() != nil || (!hasDeadline && attempt+1 >= maxAttemptsNoDeadline) {
 			break
 		}
-		if !retry.Sleep(ctx, f.backoff.Delay(attempt, res.retryAfter)) {
+		if !httpclient.Sleep(ctx, f.backoff.Delay(attempt, res.retryAfter)) {
 			break
 		}
 		f.m.retries.Inc()
@@ -233,21 +224,6 @@ type result struct {
 	err               error
 	retryAfter        time.Duration
 	took              time.Duration
-}
-
-// statusError is a non-2xx answer from a global.
-type statusError struct {
-	member string
-	code   int
-	reason string // the start of the answer's body
-}
-
-func (e *statusError) Error() string {
-	msg := fmt.Sprintf("post %s%s: global answered %d %s", e.member, importPath, e.code, http.StatusText(e.code))
-	if e.reason != "" {
-		msg += ": " + e.reason
-	}
-	return msg
 }
 
 // attempt makes one request and classifies its outcome.
@@ -292,12 +268,13 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	defer resp.Body.Close()
 
 	res := result{took: took}
-	code := resp.StatusCode
-	switch {
-	case code/100 == 2:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
+	err = httpclient.Finish(resp, "post "+b.member+importPath, "global")
+	if err == nil {
 		res.ok = true
 		return res
+	}
+	code := resp.StatusCode
+	switch {
 	case code == http.StatusConflict:
 		// Another request of ours holds the key right now: it got there.
 		b.reached(f.now())
@@ -317,10 +294,11 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	default:
 		res.cause = causeHTTPOther
 	}
-	res.retryAfter = retry.After(resp.Header.Get("Retry-After"))
-	reason := readSnippet(resp.Body)
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLen))
-	res.err = &statusError{member: b.member, code: code, reason: reason}
+	res.err = err
+	var se *httpclient.StatusError
+	if errors.As(err, &se) {
+		res.retryAfter = se.RetryAfter
+	}
 	return res
 }
 
@@ -333,26 +311,13 @@ func (b *batch) reached(now time.Time) {
 
 // classify names the cause of a round trip that got no answer.
 func classify(err error, sent bool) cause {
-	var ne net.Error
-	var op *net.OpError
-	var dns *net.DNSError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+	case httpclient.IsTimeout(err):
 		return causeTimeout
-	case !sent && (errors.As(err, &op) && op.Op == "dial" || errors.As(err, &dns)):
+	case !sent && httpclient.IsDialFailure(err):
 		return causeDial
 	}
 	return causeNetwork
-}
-
-// readSnippet reads the start of an answer's body for the log.
-func readSnippet(r io.Reader) string {
-	buf, _ := io.ReadAll(io.LimitReader(r, snippetLen+1))
-	s := strings.TrimSpace(strings.ToValidUTF8(string(buf[:min(len(buf), snippetLen)]), "\uFFFD"))
-	if len(buf) > snippetLen {
-		s += "…"
-	}
-	return s
 }
 
 // outcome collects what the batches of one Forward became; the batches

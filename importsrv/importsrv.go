@@ -30,9 +30,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
-	"github.com/veneur-lite/veneur-lite/forward/wire"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
+	"github.com/veneur-lite/veneur-lite/wire"
 )
 
 // Path is where the handler is mounted.
@@ -44,7 +44,7 @@ const Path = "/import"
 // digests and sketches, which it may keep or consume: the handler drops
 // the decoded batch once Import returns, using only len(batch.Series).
 type Importer interface {
-	Import(intervalStart time.Time, interval time.Duration, series []aggregate.ForwardSeries)
+	Import(intervalStart time.Time, interval time.Duration, series []metric.Series)
 }
 
 // Defaults for the zero fields of Config.

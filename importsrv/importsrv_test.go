@@ -17,10 +17,11 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/metric"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
-	"github.com/veneur-lite/veneur-lite/forward/wire"
 	"github.com/veneur-lite/veneur-lite/telemetry"
+	"github.com/veneur-lite/veneur-lite/wire"
 )
 
 // fakeImporter counts merges; release, when set, holds each merge until
@@ -34,7 +35,7 @@ type fakeImporter struct {
 	release chan struct{}
 }
 
-func (f *fakeImporter) Import(start time.Time, _ time.Duration, series []aggregate.ForwardSeries) {
+func (f *fakeImporter) Import(start time.Time, _ time.Duration, series []metric.Series) {
 	if f.started != nil {
 		f.started <- struct{}{}
 	}
@@ -62,7 +63,7 @@ func batchBytes(t testing.TB, n int) []byte {
 	b := &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Source: "local1"}
 	for i := range n {
 		name := fmt.Sprintf("jobs%d", i)
-		b.Series = append(b.Series, aggregate.ForwardSeries{Key: aggregate.SeriesKey(aggregate.Counter, name, nil), Name: name, Kind: aggregate.Counter, Value: 1})
+		b.Series = append(b.Series, metric.Series{Key: metric.SeriesKey(metric.Counter, name, nil), Name: name, Kind: metric.Counter, Value: 1})
 	}
 	enc, err := wire.AppendEncode(nil, b)
 	if err != nil {
@@ -290,7 +291,7 @@ func TestPanickingImporterReleasesKey(t *testing.T) {
 
 type panicker struct{}
 
-func (panicker) Import(time.Time, time.Duration, []aggregate.ForwardSeries) { panic("boom") }
+func (panicker) Import(time.Time, time.Duration, []metric.Series) { panic("boom") }
 
 func TestDedupWindowExpires(t *testing.T) {
 	imp := &fakeImporter{}
@@ -392,9 +393,9 @@ func TestOverRealHTTP(t *testing.T) {
 	defer srv.Close()
 
 	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
-	var samples []aggregate.Sample
+	var samples []metric.Sample
 	for i := range 1000 {
-		samples = append(samples, aggregate.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: aggregate.Timer})
+		samples = append(samples, metric.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: metric.Timer})
 	}
 	local.Push(samples)
 	enc, err := wire.AppendEncode(nil, &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Source: "l", Series: local.Flush(intervalStart.Add(10*time.Second), 10*time.Second).Forward})
@@ -425,10 +426,10 @@ func TestOverRealHTTP(t *testing.T) {
 //	go test ./importsrv -run '^$' -bench . -benchmem -count 6
 func BenchmarkServeImport(b *testing.B) {
 	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
-	var samples []aggregate.Sample
+	var samples []metric.Sample
 	for s := range 1000 {
 		for i := range 500 {
-			samples = append(samples, aggregate.Sample{Name: []byte(fmt.Sprintf("lat%d", s)), Value: float64(i * s % 997), Rate: 1, Kind: aggregate.Timer})
+			samples = append(samples, metric.Sample{Name: []byte(fmt.Sprintf("lat%d", s)), Value: float64(i * s % 997), Rate: 1, Kind: metric.Timer})
 		}
 	}
 	local.Push(samples)

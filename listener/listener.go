@@ -6,14 +6,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // Pusher is where parsed batches go: the aggregator.
 type Pusher interface {
-	Push(samples []aggregate.Sample)
-	PushEvents(events []aggregate.Event, checks []aggregate.ServiceCheck)
+	Push(samples []metric.Sample)
+	PushEvents(events []metric.Event, checks []metric.ServiceCheck)
 }
 
 // Options are what every listener needs besides its address.
@@ -102,7 +102,7 @@ func newCounters(reg *telemetry.Registry, protocol string) counters {
 }
 
 // flushBatch hands a non-empty batch to the pusher, counts it and resets it.
-func flushBatch(b *aggregate.Batch, p Pusher, c *counters) {
+func flushBatch(b *metric.Batch, p Pusher, c *counters) {
 	if len(b.Samples) > 0 {
 		p.Push(b.Samples)
 		c.metrics.Add(uint64(len(b.Samples)))

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/metric"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -29,7 +29,7 @@ type countingPusher struct {
 	evts int
 }
 
-func (p *countingPusher) Push(samples []aggregate.Sample) {
+func (p *countingPusher) Push(samples []metric.Sample) {
 	if p.gate != nil {
 		<-p.gate
 	}
@@ -40,7 +40,7 @@ func (p *countingPusher) Push(samples []aggregate.Sample) {
 	}
 }
 
-func (p *countingPusher) PushEvents(e []aggregate.Event, c []aggregate.ServiceCheck) {
+func (p *countingPusher) PushEvents(e []metric.Event, c []metric.ServiceCheck) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.evts += len(e) + len(c)

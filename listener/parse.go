@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -142,7 +142,7 @@ func (p *Parser) countLineTooLong() { p.count(ReasonLineTooLong) }
 // packet: they are valid only until the caller reuses the read buffer.
 // Events and service checks are copied. On the path of good metric lines
 // Parse does not allocate, beyond growing b.Samples.
-func (p *Parser) Parse(packet []byte, b *aggregate.Batch) (rejected int) {
+func (p *Parser) Parse(packet []byte, b *metric.Batch) (rejected int) {
 	// One pass over the whole datagram is cheaper than one per line, and
 	// nearly every packet is valid. When it is not, each line is checked
 	// on its own so that one bad line does not cost its neighbours. (A
@@ -178,7 +178,7 @@ func (p *Parser) Parse(packet []byte, b *aggregate.Batch) (rejected int) {
 // reject the line: a bad sample rate, or a bad value next to good ones in a
 // multi-value line. The error is nil when the line yielded something, else
 // a *ParseError. Samples reference line, as with Parse.
-func (p *Parser) ParseLine(line []byte, b *aggregate.Batch) error {
+func (p *Parser) ParseLine(line []byte, b *metric.Batch) error {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
@@ -237,7 +237,7 @@ func (p *Parser) rejectArg(f *failure, r Reason, msg string, arg []byte) bool {
 // parseLine parses one non-empty line without its newline and reports
 // whether it yielded anything; if not, f says why. utf8Checked says that
 // the caller has already validated the line's encoding.
-func (p *Parser) parseLine(line []byte, b *aggregate.Batch, utf8Checked bool, f *failure) bool {
+func (p *Parser) parseLine(line []byte, b *metric.Batch, utf8Checked bool, f *failure) bool {
 	if p.maxLineLength > 0 && len(line) > p.maxLineLength {
 		return p.reject(f, ReasonLineTooLong, "line too long")
 	}
@@ -259,7 +259,7 @@ func (p *Parser) parseLine(line []byte, b *aggregate.Batch, utf8Checked bool, f 
 }
 
 // parseMetric parses name:value[:value...]|type[|field...].
-func (p *Parser) parseMetric(line []byte, b *aggregate.Batch, f *failure) bool {
+func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	colon := nameEnd(line)
 	switch {
 	case colon == len(line):
@@ -290,26 +290,26 @@ func (p *Parser) parseMetric(line []byte, b *aggregate.Batch, f *failure) bool {
 
 	// The type: its one or two bytes are read directly, which costs less
 	// than searching for the '|' after it.
-	kind, n := aggregate.KindInvalid, 1
+	kind, n := metric.KindInvalid, 1
 	if len(rest) > 0 {
 		switch rest[0] {
 		case 'c':
-			kind = aggregate.Counter
+			kind = metric.Counter
 		case 'g':
-			kind = aggregate.Gauge
+			kind = metric.Gauge
 		case 'h':
-			kind = aggregate.Histogram
+			kind = metric.Histogram
 		case 'd':
-			kind = aggregate.Distribution
+			kind = metric.Distribution
 		case 's':
-			kind = aggregate.Set
+			kind = metric.Set
 		case 'm':
 			if len(rest) >= 2 && rest[1] == 's' {
-				kind, n = aggregate.Timer, 2
+				kind, n = metric.Timer, 2
 			}
 		}
 	}
-	if kind == aggregate.KindInvalid || (len(rest) > n && rest[n] != '|') {
+	if kind == metric.KindInvalid || (len(rest) > n && rest[n] != '|') {
 		typ, _, _ := bytes.Cut(rest, []byte("|"))
 		return p.rejectArg(f, ReasonUnknownType, "unknown metric type", typ)
 	}
@@ -349,7 +349,7 @@ func (p *Parser) parseMetric(line []byte, b *aggregate.Batch, f *failure) bool {
 	}
 
 	switch {
-	case kind == aggregate.Set:
+	case kind == metric.Set:
 		// A set member is a string and may itself contain ':'.
 		if len(raw) == 0 {
 			return p.reject(f, ReasonBadValue, "empty set member")
@@ -400,7 +400,7 @@ func (p *Parser) parseMetric(line []byte, b *aggregate.Batch, f *failure) bool {
 // appendSample appends one sample to b, writing its fields in place: an
 // append of a Sample literal builds it on the stack and then copies it,
 // which measured twice as slow per sample.
-func appendSample(b *aggregate.Batch, name, tags, member []byte, v float64, rate float32, kind aggregate.Kind) {
+func appendSample(b *metric.Batch, name, tags, member []byte, v float64, rate float32, kind metric.Kind) {
 	ss := b.Samples
 	if len(ss) == cap(ss) {
 		ss = slices.Grow(ss, 1)
@@ -533,7 +533,7 @@ func parseSimpleDecimal(s []byte) (float64, bool) {
 // where the lengths count the bytes as sent, escapes included, and must
 // match exactly. Optional fields come in any order; unknown ones are
 // skipped, but a known field with an invalid value rejects the event.
-func (p *Parser) parseEvent(line []byte, b *aggregate.Batch, f *failure) bool {
+func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_e{"):]
 	titleLen, n := parseLength(s)
 	if n == 0 || n >= len(s) || s[n] != ',' {
@@ -557,7 +557,7 @@ func (p *Parser) parseEvent(line []byte, b *aggregate.Batch, f *failure) bool {
 		return p.reject(f, ReasonBadEvent, "event title or text length does not match its header")
 	}
 
-	ev := aggregate.Event{
+	ev := metric.Event{
 		Title:     unescapeNewlines(s[:titleLen]),
 		Text:      unescapeNewlines(s[titleLen+1 : end]),
 		Priority:  "normal",
@@ -615,7 +615,7 @@ func (p *Parser) parseEvent(line []byte, b *aggregate.Batch, f *failure) bool {
 // next '|': datadog-go v5 writes its |c: container field after the message.
 // The message is kept as sent (datadog-go's "\n" and "m\:" escapes are not
 // undone, as the Agent does not undo them either).
-func (p *Parser) parseServiceCheck(line []byte, b *aggregate.Batch, f *failure) bool {
+func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_sc|"):]
 	name, s, ok := bytes.Cut(s, []byte("|"))
 	if len(name) == 0 {
@@ -628,9 +628,9 @@ func (p *Parser) parseServiceCheck(line []byte, b *aggregate.Batch, f *failure) 
 	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
 		return p.rejectArg(f, ReasonBadServiceCheck, "invalid service check status", status)
 	}
-	sc := aggregate.ServiceCheck{
+	sc := metric.ServiceCheck{
 		Name:   string(name),
-		Status: aggregate.CheckStatus(status[0] - '0'),
+		Status: metric.CheckStatus(status[0] - '0'),
 	}
 	for more {
 		var field []byte

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // benchPacket builds a datagram the way datadog-go v5 fills one: lines of
@@ -47,7 +47,7 @@ func benchPacket(tb testing.TB) (packet []byte, lines int) {
 func BenchmarkParse(b *testing.B) {
 	packet, lines := benchPacket(b)
 	p := NewParser(4096, nil)
-	batch := aggregate.Batch{Samples: make([]aggregate.Sample, 0, 2*lines)}
+	batch := metric.Batch{Samples: make([]metric.Sample, 0, 2*lines)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(packet)))
 	for b.Loop() {
@@ -63,7 +63,7 @@ func BenchmarkParse(b *testing.B) {
 func BenchmarkParseLine(b *testing.B) {
 	line := []byte("myapp.http.latency:12.25|ms|@0.5|#env:prod,service:web,method:get|c:ci-3f2a9c1d8e7b4a60")
 	p := NewParser(4096, nil)
-	batch := aggregate.Batch{Samples: make([]aggregate.Sample, 0, 4)}
+	batch := metric.Batch{Samples: make([]metric.Sample, 0, 4)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {

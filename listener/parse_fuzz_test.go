@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // fuzzSeeds are lines and packets worth mutating: every construct the
@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		// A small limit so that overlong lines are exercised too.
 		p := NewParser(200, nil)
 		orig := bytes.Clone(packet)
-		var b aggregate.Batch
+		var b metric.Batch
 		rejected := p.Parse(packet, &b)
 		if !bytes.Equal(packet, orig) {
 			t.Fatalf("Parse modified its input")
@@ -62,7 +62,7 @@ func FuzzParse(f *testing.F) {
 
 		// ParseLine, line by line, must agree exactly.
 		pl := NewParser(200, nil)
-		var lb aggregate.Batch
+		var lb metric.Batch
 		errs := 0
 		for _, line := range bytes.Split(packet, []byte("\n")) {
 			err := pl.ParseLine(line, &lb)
@@ -113,12 +113,12 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-var kindCodes = map[aggregate.Kind]string{
-	aggregate.Counter: "c", aggregate.Gauge: "g", aggregate.Histogram: "h",
-	aggregate.Timer: "ms", aggregate.Distribution: "d", aggregate.Set: "s",
+var kindCodes = map[metric.Kind]string{
+	metric.Counter: "c", metric.Gauge: "g", metric.Histogram: "h",
+	metric.Timer: "ms", metric.Distribution: "d", metric.Set: "s",
 }
 
-func checkSample(t *testing.T, s aggregate.Sample) {
+func checkSample(t *testing.T, s metric.Sample) {
 	t.Helper()
 	code, ok := kindCodes[s.Kind]
 	switch {
@@ -136,19 +136,19 @@ func checkSample(t *testing.T, s aggregate.Sample) {
 		t.Fatalf("sample %+v: value not finite", s)
 	case !(s.Rate > 0 && s.Rate <= 1):
 		t.Fatalf("sample %+v: rate outside (0,1]", s)
-	case (s.Kind == aggregate.Set) != (len(s.SetMember) > 0):
+	case (s.Kind == metric.Set) != (len(s.SetMember) > 0):
 		t.Fatalf("sample %+v: set member on a %v", s, s.Kind)
 	}
 
 	// Canonical form: the rate last, so that a tag section ending in '\r'
 	// is not taken for a line ending.
 	value := strconv.FormatFloat(s.Value, 'g', -1, 64)
-	if s.Kind == aggregate.Set {
+	if s.Kind == metric.Set {
 		value = string(s.SetMember)
 	}
 	line := string(s.Name) + ":" + value + "|" + code + "|#" + string(s.Tags) +
 		"|@" + strconv.FormatFloat(float64(s.Rate), 'g', -1, 64)
-	var b aggregate.Batch
+	var b metric.Batch
 	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", s, line, err)
 	}
@@ -158,7 +158,7 @@ func checkSample(t *testing.T, s aggregate.Sample) {
 	got := b.Samples[0]
 	if !bytes.Equal(got.Name, s.Name) || !bytes.Equal(got.Tags, s.Tags) || !bytes.Equal(got.SetMember, s.SetMember) ||
 		math.Float64bits(got.Value) != math.Float64bits(s.Value) || got.Rate != s.Rate || got.Kind != s.Kind {
-		t.Fatalf("re-encoded %+v as %q, which parses as %+v", toSamples([]aggregate.Sample{s}), line, toSamples(b.Samples))
+		t.Fatalf("re-encoded %+v as %q, which parses as %+v", toSamples([]metric.Sample{s}), line, toSamples(b.Samples))
 	}
 }
 
@@ -171,7 +171,7 @@ func hasControlByte(s []byte) bool {
 	return false
 }
 
-func checkEvent(t *testing.T, e aggregate.Event) {
+func checkEvent(t *testing.T, e metric.Event) {
 	t.Helper()
 	switch {
 	case e.Title == "":
@@ -191,27 +191,27 @@ func checkEvent(t *testing.T, e aggregate.Event) {
 	line := "_e{" + strconv.Itoa(len(title)) + "," + strconv.Itoa(len(text)) + "}:" + title + "|" + text +
 		"|h:" + e.Hostname + "|k:" + e.AggregationKey + "|p:" + e.Priority + "|s:" + e.SourceType +
 		"|t:" + e.AlertType + "|#" + strings.Join(e.Tags, ",") + "|d:" + strconv.FormatInt(e.Timestamp, 10)
-	var b aggregate.Batch
+	var b metric.Batch
 	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", e, line, err)
 	}
-	if !reflect.DeepEqual(b.Events, []aggregate.Event{e}) {
+	if !reflect.DeepEqual(b.Events, []metric.Event{e}) {
 		t.Fatalf("re-encoded %#v as %q, which parses as %#v", e, line, b.Events)
 	}
 }
 
-func checkServiceCheck(t *testing.T, c aggregate.ServiceCheck) {
+func checkServiceCheck(t *testing.T, c metric.ServiceCheck) {
 	t.Helper()
-	if c.Name == "" || c.Status > aggregate.CheckUnknown {
+	if c.Name == "" || c.Status > metric.CheckUnknown {
 		t.Fatalf("service check %+v: empty name or bad status", c)
 	}
 	line := "_sc|" + c.Name + "|" + strconv.Itoa(int(c.Status)) + "|h:" + c.Hostname + "|#" + strings.Join(c.Tags, ",") +
 		"|m:" + c.Message + "|d:" + strconv.FormatInt(c.Timestamp, 10)
-	var b aggregate.Batch
+	var b metric.Batch
 	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", c, line, err)
 	}
-	if !reflect.DeepEqual(b.Checks, []aggregate.ServiceCheck{c}) {
+	if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{c}) {
 		t.Fatalf("re-encoded %#v as %q, which parses as %#v", c, line, b.Checks)
 	}
 }

@@ -11,20 +11,20 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
-// sample is aggregate.Sample with strings, so whole results compare with ==
+// sample is metric.Sample with strings, so whole results compare with ==
 // and print readably.
 type sample struct {
 	Name, Tags, Member string
 	Value              float64
 	Rate               float32
-	Kind               aggregate.Kind
+	Kind               metric.Kind
 }
 
-func toSamples(ss []aggregate.Sample) []sample {
+func toSamples(ss []metric.Sample) []sample {
 	out := make([]sample, len(ss))
 	for i, s := range ss {
 		out[i] = sample{string(s.Name), string(s.Tags), string(s.SetMember), s.Value, s.Rate, s.Kind}
@@ -34,17 +34,17 @@ func toSamples(ss []aggregate.Sample) []sample {
 
 // Shorthands for the expected samples.
 func counter(name, tags string, v float64) sample {
-	return sample{Name: name, Tags: tags, Value: v, Rate: 1, Kind: aggregate.Counter}
+	return sample{Name: name, Tags: tags, Value: v, Rate: 1, Kind: metric.Counter}
 }
 
 func withRate(s sample, r float32) sample { s.Rate = r; return s }
 
-func ofKind(k aggregate.Kind, name, tags string, v float64) sample {
+func ofKind(k metric.Kind, name, tags string, v float64) sample {
 	return sample{Name: name, Tags: tags, Value: v, Rate: 1, Kind: k}
 }
 
 func set(name, tags, member string) sample {
-	return sample{Name: name, Tags: tags, Member: member, Rate: 1, Kind: aggregate.Set}
+	return sample{Name: name, Tags: tags, Member: member, Rate: 1, Kind: metric.Set}
 }
 
 // errorCounts snapshots every reason's counter.
@@ -60,7 +60,7 @@ func TestParseMetricLines(t *testing.T) {
 	f := func(line string, want ...sample) {
 		t.Helper()
 		p := NewParser(4096, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		if err := p.ParseLine([]byte(line), &b); err != nil {
 			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
 		}
@@ -77,26 +77,26 @@ func TestParseMetricLines(t *testing.T) {
 
 	// Every type.
 	f("x:1|c", counter("x", "", 1))
-	f("x:1|g", ofKind(aggregate.Gauge, "x", "", 1))
-	f("x:1|h", ofKind(aggregate.Histogram, "x", "", 1))
-	f("x:1|ms", ofKind(aggregate.Timer, "x", "", 1))
-	f("x:1|d", ofKind(aggregate.Distribution, "x", "", 1))
+	f("x:1|g", ofKind(metric.Gauge, "x", "", 1))
+	f("x:1|h", ofKind(metric.Histogram, "x", "", 1))
+	f("x:1|ms", ofKind(metric.Timer, "x", "", 1))
+	f("x:1|d", ofKind(metric.Distribution, "x", "", 1))
 	f("x:abc|s", set("x", "", "abc"))
 
 	// Values.
 	f("x:0.25|c", counter("x", "", 0.25))
-	f("g:-4|g", ofKind(aggregate.Gauge, "g", "", -4))
-	f("g:+4|g", ofKind(aggregate.Gauge, "g", "", 4))
+	f("g:-4|g", ofKind(metric.Gauge, "g", "", -4))
+	f("g:+4|g", ofKind(metric.Gauge, "g", "", 4))
 	f("x:-0|c", counter("x", "", math.Copysign(0, -1)))
 	f("x:1e3|c", counter("x", "", 1000))
-	f("x:1.5E-3|h", ofKind(aggregate.Histogram, "x", "", 0.0015))
+	f("x:1.5E-3|h", ofKind(metric.Histogram, "x", "", 0.0015))
 	f("x:.5|c", counter("x", "", 0.5))
 	f("x:5.|c", counter("x", "", 5))
 	f("x:123456789012345678901234567890|c", counter("x", "", 123456789012345678901234567890))
 	f("x:0.1234567890123456789|c", counter("x", "", 0.1234567890123456789))
-	f("x:1.7976931348623157e308|g", ofKind(aggregate.Gauge, "x", "", math.MaxFloat64))
-	f("x:0x1p-2|g", ofKind(aggregate.Gauge, "x", "", 0.25)) // strconv.ParseFloat syntax,
-	f("x:1_000|c", counter("x", "", 1000))                  // as the Datadog Agent
+	f("x:1.7976931348623157e308|g", ofKind(metric.Gauge, "x", "", math.MaxFloat64))
+	f("x:0x1p-2|g", ofKind(metric.Gauge, "x", "", 0.25)) // strconv.ParseFloat syntax,
+	f("x:1_000|c", counter("x", "", 1000))               // as the Datadog Agent
 
 	// Sets keep the raw member, ':' included, and are never split.
 	f("users:alice|s|#a", set("users", "a", "alice"))
@@ -105,7 +105,7 @@ func TestParseMetricLines(t *testing.T) {
 	f("users:NaN|s", set("users", "", "NaN"))
 
 	// Multi-value (protocol 1.1): one sample per value, same name, tags, rate.
-	f("x:1:2:3|h", ofKind(aggregate.Histogram, "x", "", 1), ofKind(aggregate.Histogram, "x", "", 2), ofKind(aggregate.Histogram, "x", "", 3))
+	f("x:1:2:3|h", ofKind(metric.Histogram, "x", "", 1), ofKind(metric.Histogram, "x", "", 2), ofKind(metric.Histogram, "x", "", 3))
 	f("x:1:2|c|@0.5|#a:b",
 		withRate(counter("x", "a:b", 1), 0.5),
 		withRate(counter("x", "a:b", 2), 0.5))
@@ -146,11 +146,11 @@ func TestParseMetricLines(t *testing.T) {
 
 	// Line shapes datadog-go v5 emits.
 	f("page.views:1|c|#env:prod|c:ci-abc123", counter("page.views", "env:prod", 1))
-	f("req.latency:12.5|ms|@0.5|#route:/a,env:prod", withRate(ofKind(aggregate.Timer, "req.latency", "route:/a,env:prod", 12.5), 0.5))
-	f("x:1:2:3|d|#a", ofKind(aggregate.Distribution, "x", "a", 1), ofKind(aggregate.Distribution, "x", "a", 2), ofKind(aggregate.Distribution, "x", "a", 3))
+	f("req.latency:12.5|ms|@0.5|#route:/a,env:prod", withRate(ofKind(metric.Timer, "req.latency", "route:/a,env:prod", 12.5), 0.5))
+	f("x:1:2:3|d|#a", ofKind(metric.Distribution, "x", "a", 1), ofKind(metric.Distribution, "x", "a", 2), ofKind(metric.Distribution, "x", "a", 3))
 	f("myapp.db.query:0.003512|ms|#env:prod,service:api|c:ci-0123456789abcdef|e:it-false,cn-api,pu-1234",
-		ofKind(aggregate.Timer, "myapp.db.query", "env:prod,service:api", 0.003512))
-	f("myapp.queue.depth:42|g|#env:prod,queue:emails|T1700000000", ofKind(aggregate.Gauge, "myapp.queue.depth", "env:prod,queue:emails", 42))
+		ofKind(metric.Timer, "myapp.db.query", "env:prod,service:api", 0.003512))
+	f("myapp.queue.depth:42|g|#env:prod,queue:emails|T1700000000", ofKind(metric.Gauge, "myapp.queue.depth", "env:prod,queue:emails", 42))
 	f("myapp.users:u-42|s|#env:prod|card:low", set("myapp.users", "env:prod", "u-42"))
 
 	// Names: anything printable before the first ':'.
@@ -167,7 +167,7 @@ func TestParseLineRejects(t *testing.T) {
 	f := func(line string, reason Reason) {
 		t.Helper()
 		p := NewParser(100, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		err := p.ParseLine([]byte(line), &b)
 		var pe *ParseError
 		if !errors.As(err, &pe) {
@@ -274,7 +274,7 @@ func TestParseBadSampleRateKeepsSample(t *testing.T) {
 	f := func(line string, want ...sample) {
 		t.Helper()
 		p := NewParser(4096, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		if err := p.ParseLine([]byte(line), &b); err != nil {
 			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
 		}
@@ -299,14 +299,14 @@ func TestParseBadSampleRateKeepsSample(t *testing.T) {
 	f("x:1|c|@1e-300", counter("x", "", 1)) // would be 0 as a float32
 	f("x:1|c|@0.5|@7", counter("x", "", 1)) // the last rate wins, even a bad one
 	f("x:u|s|@0", set("x", "", "u"))
-	f("x:1:2|h|@5", ofKind(aggregate.Histogram, "x", "", 1), ofKind(aggregate.Histogram, "x", "", 2))
+	f("x:1:2|h|@5", ofKind(metric.Histogram, "x", "", 1), ofKind(metric.Histogram, "x", "", 2))
 }
 
 func TestParseMultiValueBadValues(t *testing.T) {
 	f := func(line string, wantBad uint64, wantErr bool, want ...sample) {
 		t.Helper()
 		p := NewParser(4096, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		err := p.ParseLine([]byte(line), &b)
 		if (err != nil) != wantErr {
 			t.Errorf("ParseLine(%q): error %v, want error: %v", line, err, wantErr)
@@ -320,7 +320,7 @@ func TestParseMultiValueBadValues(t *testing.T) {
 			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, wantCounts)
 		}
 	}
-	h := func(v float64) sample { return ofKind(aggregate.Histogram, "x", "a", v) }
+	h := func(v float64) sample { return ofKind(metric.Histogram, "x", "a", v) }
 	f("x:1:NaN:3|h|#a", 1, false, h(1), h(3))
 	f("x:NaN:2:3|h|#a", 1, false, h(2), h(3))
 	f("x:1:2:Inf|h|#a", 1, false, h(1), h(2))
@@ -331,14 +331,14 @@ func TestParseMultiValueBadValues(t *testing.T) {
 }
 
 func TestParseEvents(t *testing.T) {
-	f := func(line string, want aggregate.Event) {
+	f := func(line string, want metric.Event) {
 		t.Helper()
 		p := NewParser(4096, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		if err := p.ParseLine([]byte(line), &b); err != nil {
 			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
 		}
-		if !reflect.DeepEqual(b.Events, []aggregate.Event{want}) {
+		if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
 			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
 		}
 		if len(b.Samples) != 0 || len(b.Checks) != 0 {
@@ -348,10 +348,10 @@ func TestParseEvents(t *testing.T) {
 			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
 		}
 	}
-	ev := func(title, text string) aggregate.Event {
-		return aggregate.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
+	ev := func(title, text string) metric.Event {
+		return metric.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
 	}
-	full := aggregate.Event{
+	full := metric.Event{
 		Title: "deploy", Text: "v1.2 out", Timestamp: 1700000000, Hostname: "web1",
 		AggregationKey: "agg", Priority: "low", SourceType: "jenkins", AlertType: "success",
 		Tags: []string{"env:prod", "team:x"},
@@ -381,14 +381,14 @@ func TestParseEvents(t *testing.T) {
 }
 
 func TestParseServiceChecks(t *testing.T) {
-	f := func(line string, want aggregate.ServiceCheck) {
+	f := func(line string, want metric.ServiceCheck) {
 		t.Helper()
 		p := NewParser(4096, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		if err := p.ParseLine([]byte(line), &b); err != nil {
 			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
 		}
-		if !reflect.DeepEqual(b.Checks, []aggregate.ServiceCheck{want}) {
+		if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
 			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
 		}
 		if len(b.Samples) != 0 || len(b.Events) != 0 {
@@ -398,27 +398,27 @@ func TestParseServiceChecks(t *testing.T) {
 			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
 		}
 	}
-	full := aggregate.ServiceCheck{
-		Name: "db.up", Status: aggregate.CheckCritical, Timestamp: 1700000000,
+	full := metric.ServiceCheck{
+		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000000,
 		Hostname: "web1", Tags: []string{"env:prod", "db:main"}, Message: "disk full",
 	}
-	f("_sc|db.up|0", aggregate.ServiceCheck{Name: "db.up", Status: aggregate.CheckOK})
-	f("_sc|db.up|1", aggregate.ServiceCheck{Name: "db.up", Status: aggregate.CheckWarning})
-	f("_sc|db.up|3", aggregate.ServiceCheck{Name: "db.up", Status: aggregate.CheckUnknown})
+	f("_sc|db.up|0", metric.ServiceCheck{Name: "db.up", Status: metric.CheckOK})
+	f("_sc|db.up|1", metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning})
+	f("_sc|db.up|3", metric.ServiceCheck{Name: "db.up", Status: metric.CheckUnknown})
 	f("_sc|db.up|2|d:1700000000|h:web1|#env:prod,db:main|m:disk full", full)
 	f("_sc|db.up|2|m:disk full|#env:prod,db:main|h:web1|d:1700000000", full)
 	f("_sc|db.up|2|x:y|h:web1|c:ci-1||#env:prod,db:main|m:disk full|d:1700000000|card:low", full)
 	// As datadog-go v5 writes it: the message escaped and followed by |c:,
 	// which therefore does not belong to the message.
 	f("_sc|db.up|1|#env:prod|m:line1\\nline2 m\\: x|c:ci-abc123",
-		aggregate.ServiceCheck{Name: "db.up", Status: aggregate.CheckWarning, Tags: []string{"env:prod"}, Message: "line1\\nline2 m\\: x"})
+		metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning, Tags: []string{"env:prod"}, Message: "line1\\nline2 m\\: x"})
 }
 
 func TestParsePacket(t *testing.T) {
 	f := func(packet string, wantRejected int, wantCounts map[Reason]uint64, want ...sample) {
 		t.Helper()
 		p := NewParser(64, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		if got := p.Parse([]byte(packet), &b); got != wantRejected {
 			t.Errorf("Parse(%q) rejected %d lines, want %d", packet, got, wantRejected)
 		}
@@ -465,7 +465,7 @@ func TestParsePacket(t *testing.T) {
 
 func TestParsePacketEventsAndChecks(t *testing.T) {
 	p := NewParser(4096, nil)
-	var b aggregate.Batch
+	var b metric.Batch
 	packet := "a:1|c\n_e{1,1}:t|x\n_sc|db|0\nb:2|c|#k:v\n"
 	if n := p.Parse([]byte(packet), &b); n != 0 {
 		t.Fatalf("Parse rejected %d lines", n)
@@ -473,17 +473,17 @@ func TestParsePacketEventsAndChecks(t *testing.T) {
 	if got, want := toSamples(b.Samples), []sample{counter("a", "", 1), counter("b", "k:v", 2)}; !reflect.DeepEqual(got, want) {
 		t.Errorf("samples\n got %+v\nwant %+v", got, want)
 	}
-	if want := []aggregate.Event{{Title: "t", Text: "x", Priority: "normal", AlertType: "info"}}; !reflect.DeepEqual(b.Events, want) {
+	if want := []metric.Event{{Title: "t", Text: "x", Priority: "normal", AlertType: "info"}}; !reflect.DeepEqual(b.Events, want) {
 		t.Errorf("events\n got %#v\nwant %#v", b.Events, want)
 	}
-	if want := []aggregate.ServiceCheck{{Name: "db", Status: aggregate.CheckOK}}; !reflect.DeepEqual(b.Checks, want) {
+	if want := []metric.ServiceCheck{{Name: "db", Status: metric.CheckOK}}; !reflect.DeepEqual(b.Checks, want) {
 		t.Errorf("checks\n got %#v\nwant %#v", b.Checks, want)
 	}
 }
 
 func TestParseLineEmptyAndCounting(t *testing.T) {
 	p := NewParser(10, nil)
-	var b aggregate.Batch
+	var b metric.Batch
 	for _, line := range []string{"", "\r"} {
 		if err := p.ParseLine([]byte(line), &b); err != nil {
 			t.Errorf("ParseLine(%q) = %v, want nil", line, err)
@@ -507,7 +507,7 @@ func TestParseThousandsOfTags(t *testing.T) {
 	raw := strings.Join(tags, ",")
 	line := "x:1|c|#" + raw
 	p := NewParser(0, nil) // no limit: the line is ~80 KiB
-	var b aggregate.Batch
+	var b metric.Batch
 	if n := p.Parse([]byte("a:1|c\n"+line+"\nb:2|c"), &b); n != 0 {
 		t.Fatalf("Parse rejected %d lines", n)
 	}
@@ -516,7 +516,7 @@ func TestParseThousandsOfTags(t *testing.T) {
 		t.Errorf("tags were not kept whole (got %d samples)", len(got))
 	}
 
-	var eb aggregate.Batch
+	var eb metric.Batch
 	if err := p.ParseLine([]byte("_e{1,1}:t|x|#"+raw), &eb); err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestParseThousandsOfTags(t *testing.T) {
 func TestParseSamplesAliasPacket(t *testing.T) {
 	p := NewParser(4096, nil)
 	packet := []byte("abc:1|c|#t:1\nset:m|s")
-	var b aggregate.Batch
+	var b metric.Batch
 	p.Parse(packet, &b)
 	if len(b.Samples) != 2 {
 		t.Fatalf("got %d samples", len(b.Samples))
@@ -544,7 +544,7 @@ func TestParseErrorMessages(t *testing.T) {
 	f := func(maxLen int, line, want string) {
 		t.Helper()
 		p := NewParser(maxLen, nil)
-		var b aggregate.Batch
+		var b metric.Batch
 		err := p.ParseLine([]byte(line), &b)
 		if err == nil {
 			t.Fatalf("ParseLine(%q): no error", line)
@@ -594,7 +594,7 @@ func TestParseReasonString(t *testing.T) {
 func TestParseTelemetry(t *testing.T) {
 	reg := telemetry.NewRegistry()
 	p := NewParser(4096, reg)
-	var b aggregate.Batch
+	var b metric.Batch
 	p.Parse([]byte("x:NaN|c\ny:1|zz\nz:1|c|@9\nw:Inf|g"), &b)
 
 	want := map[string]float64{"reason:bad_value": 2, "reason:unknown_type": 1, "reason:bad_sample_rate": 1}
@@ -625,7 +625,7 @@ func TestParseConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range goroutines {
 		wg.Go(func() {
-			var b aggregate.Batch
+			var b metric.Batch
 			for range rounds {
 				b.Reset()
 				if n := p.Parse(packet, &b); n != 1 {
@@ -659,7 +659,7 @@ const typicalPacket = "page.views:1|c|#env:prod,service:web,version:1.4.2|c:ci-3
 func TestParseAllocs(t *testing.T) {
 	p := NewParser(4096, telemetry.NewRegistry())
 	packet := []byte(typicalPacket + strings.ReplaceAll(typicalPacket, "\n", "\r\n"))
-	b := aggregate.Batch{Samples: make([]aggregate.Sample, 0, 256)}
+	b := metric.Batch{Samples: make([]metric.Sample, 0, 256)}
 	allocs := testing.AllocsPerRun(100, func() {
 		b.Reset()
 		if n := p.Parse(packet, &b); n != 0 {

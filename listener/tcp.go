@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -118,7 +118,7 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 	defer d.stop()
 
 	buf := make([]byte, tcpReadBufferSize)
-	var batch aggregate.Batch
+	var batch metric.Batch
 	filled := 0         // bytes of buf holding unparsed input
 	discarding := false // inside an overlong line, skipping to its newline
 	for {

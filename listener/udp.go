@@ -10,11 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-
-	"github.com/veneur-lite/veneur-lite/aggregate"
 )
 
 // readBatchSize is how many datagrams one recvmmsg call may return. With
@@ -118,7 +117,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
 	var droppedSoFar uint32
-	var batch aggregate.Batch
+	var batch metric.Batch
 	d := newDrainer(ctx, pc)
 	defer d.stop()
 	for {

@@ -9,10 +9,9 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-
-	"github.com/veneur-lite/veneur-lite/aggregate"
 )
 
 // unixgramListener is DogStatsD over a Unix datagram socket, the transport
@@ -81,7 +80,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 	for i := range bufs {
 		bufs[i] = make([]byte, MaxDatagramSize)
 	}
-	var batch aggregate.Batch
+	var batch metric.Batch
 	d := newDrainer(ctx, l.conn)
 	defer d.stop()
 	for {

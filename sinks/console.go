@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // Console writes one human-readable line per flushed point, event and
@@ -40,7 +40,7 @@ func (c *Console) Name() string { return c.name }
 //	<name> <type> <value> host=<host> tags=<t1,t2> [interval=10s]
 //
 // A rate also shows the count it came from, since that is what was sent.
-func (c *Console) Flush(_ context.Context, points []aggregate.Point) error {
+func (c *Console) Flush(_ context.Context, points []metric.Point) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := bufio.NewWriter(c.out)
@@ -59,7 +59,7 @@ func (c *Console) Flush(_ context.Context, points []aggregate.Point) error {
 }
 
 // AppendConsoleLine appends the console rendering of p to dst.
-func AppendConsoleLine(dst []byte, p *aggregate.Point) []byte {
+func AppendConsoleLine(dst []byte, p *metric.Point) []byte {
 	dst = append(dst, p.Name...)
 	dst = append(dst, ' ')
 	dst = append(dst, p.Type.String()...)
@@ -74,7 +74,7 @@ func AppendConsoleLine(dst []byte, p *aggregate.Point) []byte {
 		}
 		dst = append(dst, t...)
 	}
-	if p.Type == aggregate.RatePoint {
+	if p.Type == metric.RatePoint {
 		dst = append(dst, " interval="...)
 		dst = append(dst, p.Interval.String()...)
 		dst = append(dst, " count="...)
@@ -84,7 +84,7 @@ func AppendConsoleLine(dst []byte, p *aggregate.Point) []byte {
 }
 
 // FlushEvents prints events and service checks, one line each.
-func (c *Console) FlushEvents(_ context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error {
+func (c *Console) FlushEvents(_ context.Context, events []metric.Event, checks []metric.ServiceCheck) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := bufio.NewWriter(c.out)
@@ -109,13 +109,13 @@ func unixOrNow(ts int64) string {
 	return time.Unix(ts, 0).UTC().Format(time.RFC3339)
 }
 
-func statusName(s aggregate.CheckStatus) string {
+func statusName(s metric.CheckStatus) string {
 	switch s {
-	case aggregate.CheckOK:
+	case metric.CheckOK:
 		return "ok"
-	case aggregate.CheckWarning:
+	case metric.CheckWarning:
 		return "warning"
-	case aggregate.CheckCritical:
+	case metric.CheckCritical:
 		return "critical"
 	default:
 		return "unknown"

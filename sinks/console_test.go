@@ -7,22 +7,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 func TestConsoleLines(t *testing.T) {
 	var out bytes.Buffer
 	c := NewConsole("console", &out)
-	err := c.Flush(context.Background(), []aggregate.Point{
-		{Name: "deploys", Type: aggregate.RatePoint, Value: 0.1, Interval: 10 * time.Second, Host: "box", Tags: []string{"env:dev"}},
+	err := c.Flush(context.Background(), []metric.Point{
+		{Name: "deploys", Type: metric.RatePoint, Value: 0.1, Interval: 10 * time.Second, Host: "box", Tags: []string{"env:dev"}},
 		{Name: "req.99percentile", Value: 12.5, Tags: []string{"a", "b:c"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.FlushEvents(context.Background(),
-		[]aggregate.Event{{Title: "deploy", Text: "a\nb", Hostname: "box", Priority: "low", AlertType: "info", Timestamp: 1700000000}},
-		[]aggregate.ServiceCheck{{Name: "db.up", Status: aggregate.CheckCritical, Hostname: "db", Message: "down", Tags: []string{"x"}}})
+		[]metric.Event{{Title: "deploy", Text: "a\nb", Hostname: "box", Priority: "low", AlertType: "info", Timestamp: 1700000000}},
+		[]metric.ServiceCheck{{Name: "db.up", Status: metric.CheckCritical, Hostname: "db", Message: "down", Tags: []string{"x"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

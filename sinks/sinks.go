@@ -6,7 +6,7 @@ package sinks
 import (
 	"context"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // Sink receives the points of each flushed interval. Flush is called once
@@ -14,11 +14,11 @@ import (
 // next interval; a slow sink only delays itself.
 type Sink interface {
 	Name() string
-	Flush(ctx context.Context, points []aggregate.Point) error
+	Flush(ctx context.Context, points []metric.Point) error
 }
 
 // EventSink is implemented by sinks that also deliver DogStatsD events and
 // service checks. The flusher finds it by type assertion.
 type EventSink interface {
-	FlushEvents(ctx context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error
+	FlushEvents(ctx context.Context, events []metric.Event, checks []metric.ServiceCheck) error
 }

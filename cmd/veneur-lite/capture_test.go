@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/config"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -21,9 +21,9 @@ import (
 // captureSink records everything flushed to it, for exact assertions.
 type captureSink struct {
 	mu     sync.Mutex
-	points []aggregate.Point
-	events []aggregate.Event
-	checks []aggregate.ServiceCheck
+	points []metric.Point
+	events []metric.Event
+	checks []metric.ServiceCheck
 }
 
 var (
@@ -33,14 +33,14 @@ var (
 
 func (c *captureSink) Name() string { return "capture" }
 
-func (c *captureSink) Flush(_ context.Context, points []aggregate.Point) error {
+func (c *captureSink) Flush(_ context.Context, points []metric.Point) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.points = append(c.points, points...)
 	return nil
 }
 
-func (c *captureSink) FlushEvents(_ context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error {
+func (c *captureSink) FlushEvents(_ context.Context, events []metric.Event, checks []metric.ServiceCheck) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events = append(c.events, events...)
@@ -50,10 +50,10 @@ func (c *captureSink) FlushEvents(_ context.Context, events []aggregate.Event, c
 
 // userPoints returns the flushed points minus self-metrics and the
 // datadog-go client's own telemetry, sorted by name, host and tags.
-func (c *captureSink) userPoints() []aggregate.Point {
+func (c *captureSink) userPoints() []metric.Point {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []aggregate.Point
+	var out []metric.Point
 	for _, p := range c.points {
 		if strings.HasPrefix(p.Name, "veneur.") || strings.HasPrefix(p.Name, "datadog.dogstatsd.client.") {
 			continue
@@ -64,7 +64,7 @@ func (c *captureSink) userPoints() []aggregate.Point {
 	return out
 }
 
-func sortPoints(ps []aggregate.Point) {
+func sortPoints(ps []metric.Point) {
 	sort.Slice(ps, func(i, j int) bool {
 		if ps[i].Name != ps[j].Name {
 			return ps[i].Name < ps[j].Name
@@ -152,24 +152,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // pt builds an expected point; timestamps are not compared.
-func pt(name string, typ aggregate.PointType, value float64, host string, tags ...string) aggregate.Point {
+func pt(name string, typ metric.PointType, value float64, host string, tags ...string) metric.Point {
 	slices.Sort(tags)
 	if tags == nil {
 		tags = []string{}
 	}
-	return aggregate.Point{Name: name, Type: typ, Value: value, Host: host, Tags: tags}
+	return metric.Point{Name: name, Type: typ, Value: value, Host: host, Tags: tags}
 }
 
 // comparePoints checks got against want exactly (length included). Rates
 // are compared as counts over interval, with float tolerance.
-func comparePoints(t *testing.T, got, want []aggregate.Point, interval time.Duration) {
+func comparePoints(t *testing.T, got, want []metric.Point, interval time.Duration) {
 	t.Helper()
 	sortPoints(want)
-	render := func(ps []aggregate.Point, isWant bool) []string {
+	render := func(ps []metric.Point, isWant bool) []string {
 		var out []string
 		for _, p := range ps {
 			v := p.Value
-			if p.Type == aggregate.RatePoint {
+			if p.Type == metric.RatePoint {
 				if !isWant && p.Interval != interval {
 					t.Errorf("%s: rate interval %s, want %s", p.Name, p.Interval, interval)
 				}

@@ -15,13 +15,12 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-go/v5/statsd"
-
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 const (
-	rate  = aggregate.RatePoint
-	gauge = aggregate.GaugePoint
+	rate  = metric.RatePoint
+	gauge = metric.GaugePoint
 	host  = "test-host"
 )
 
@@ -65,8 +64,8 @@ func sendWithDatadogGo(t *testing.T, addr string, opts ...statsd.Option) {
 // wantDatadogGo is what sendWithDatadogGo must produce with the default
 // aggregates (min, max, count) and percentiles (0.5, 0.75, 0.99). Percentile
 // values are checked separately, by name and rough value.
-func wantDatadogGo() []aggregate.Point {
-	return []aggregate.Point{
+func wantDatadogGo() []metric.Point {
+	return []metric.Point{
 		pt("page.views", rate, 100, host, "env:prod", "route:/a"),
 		pt("bytes.out", rate, 1000, host, "env:prod", "route:/a"),
 		pt("req.size.min", gauge, 1, host, "env:prod"),
@@ -85,7 +84,7 @@ func wantDatadogGo() []aggregate.Point {
 
 // splitPercentiles separates percentile points (checked loosely: t-digest
 // values) from the rest (checked exactly).
-func splitPercentiles(points []aggregate.Point) (exact []aggregate.Point, pct map[string]float64) {
+func splitPercentiles(points []metric.Point) (exact []metric.Point, pct map[string]float64) {
 	pct = map[string]float64{}
 	for _, p := range points {
 		if strings.HasSuffix(p.Name, "percentile") {
@@ -121,15 +120,15 @@ func checkDatadogGoOutput(t *testing.T, td *testDaemon) {
 	}
 	td.sink.mu.Lock()
 	defer td.sink.mu.Unlock()
-	wantEvent := aggregate.Event{
+	wantEvent := metric.Event{
 		Title: "deploy", Text: "line one\nline two", Timestamp: 1700000000, Hostname: "ci-box",
 		AggregationKey: "deploys", Priority: "low", SourceType: "jenkins", AlertType: "success", Tags: []string{"team:web"},
 	}
 	if len(td.sink.events) != 1 || fmt.Sprint(td.sink.events[0]) != fmt.Sprint(wantEvent) {
 		t.Errorf("events = %+v\nwant [%+v]", td.sink.events, wantEvent)
 	}
-	wantCheck := aggregate.ServiceCheck{
-		Name: "db.up", Status: aggregate.CheckCritical, Timestamp: 1700000001, Hostname: "db-1",
+	wantCheck := metric.ServiceCheck{
+		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000001, Hostname: "db-1",
 		Tags: []string{"db:main"}, Message: "connection refused",
 	}
 	if len(td.sink.checks) != 1 || fmt.Sprint(td.sink.checks[0]) != fmt.Sprint(wantCheck) {
@@ -191,7 +190,7 @@ func TestMalformedLineKeepsNeighbours(t *testing.T) {
 	tcp.Close()
 	td.stop(t)
 	// 4 copies of the packet: udp, uds, tcp twice.
-	want := []aggregate.Point{
+	want := []metric.Point{
 		pt("good.a", rate, 4, host, "t:1"),
 		pt("good.b", gauge, 2, host),
 		pt("good.c.min", gauge, 3, host),
@@ -249,7 +248,7 @@ func TestTCPFramingAndConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	td.stop(t)
-	want := []aggregate.Point{
+	want := []metric.Point{
 		pt("tcp.last", rate, 2*conns, host),
 		pt("tcp.split", rate, 5*conns, host),
 	}
@@ -268,7 +267,7 @@ func TestNetcat(t *testing.T) {
 	runNC(t, "deploys:1|c|#svc:api\n", nc, "-u", "-w0", udpHost, udpPort)
 	runNC(t, "deploys:2|c|#svc:api\ntemp:21.5|g\n", nc, "-N", "-w1", tcpHost, tcpPort)
 	td.stop(t)
-	comparePoints(t, td.sink.userPoints(), []aggregate.Point{
+	comparePoints(t, td.sink.userPoints(), []metric.Point{
 		pt("deploys", rate, 3, host, "svc:api"),
 		pt("temp", gauge, 21.5, host),
 	}, time.Hour)

@@ -12,18 +12,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // benchPoints is one interval of a mid-sized service fleet: histogram
 // aggregates and counters over 100 hosts, five tags each.
-func benchPoints(n int) []aggregate.Point {
+func benchPoints(n int) []metric.Point {
 	rng := rand.New(rand.NewPCG(7, 8))
 	suffixes := []string{"min", "max", "count", "50percentile", "99percentile"}
-	points := make([]aggregate.Point, n)
+	points := make([]metric.Point, n)
 	for i := range points {
-		p := aggregate.Point{
+		p := metric.Point{
 			Name: fmt.Sprintf("app.svc%02d.http.request.latency.%s", i%50, suffixes[i%len(suffixes)]),
 			Tags: []string{
 				"env:prod",
@@ -37,7 +37,7 @@ func benchPoints(n int) []aggregate.Point {
 			Timestamp: 1_790_000_000,
 		}
 		if i%len(suffixes) == 2 {
-			p.Type, p.Interval = aggregate.RatePoint, 10*time.Second
+			p.Type, p.Interval = metric.RatePoint, 10*time.Second
 		}
 		points[i] = p
 	}
@@ -105,7 +105,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 		series := make([]reflectSeries, len(points))
 		for i, p := range points {
 			rs := reflectSeries{Metric: p.Name, Points: [][2]float64{{float64(p.Timestamp), p.Value}}, Type: "gauge", Host: p.Host, Tags: p.Tags}
-			if p.Type == aggregate.RatePoint {
+			if p.Type == metric.RatePoint {
 				rs.Type, rs.Interval = "rate", intervalSeconds(p.Interval)
 			}
 			series[i] = rs

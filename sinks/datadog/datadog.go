@@ -4,7 +4,7 @@
 //
 // Data path of one flush:
 //
-//	[]aggregate.Point ─ runs of FlushMaxPerBody ─▶ ≤ MaxConcurrency goroutines, each:
+//	[]metric.Point ─ runs of FlushMaxPerBody ─▶ ≤ MaxConcurrency goroutines, each:
 //	    hand-written JSON ─▶ zlib/gzip body, cut again at the documented size limits
 //	    ─▶ POST /api/v1/series (or /api/v2/series), retried within the flush deadline
 //
@@ -35,11 +35,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/internal/retry"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/metric"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -58,7 +58,7 @@ type Sink struct {
 	client *http.Client
 	lim    limits
 	// appendSeries encodes one point in the configured API version.
-	appendSeries func([]byte, *aggregate.Point) []byte
+	appendSeries func([]byte, *metric.Point) []byte
 
 	series, events, checks endpoint
 
@@ -68,7 +68,7 @@ type Sink struct {
 	m metrics
 
 	// backoff is a field so tests can shorten it.
-	backoff retry.Backoff
+	backoff httpclient.Backoff
 	now     func() time.Time
 }
 
@@ -132,7 +132,7 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 			// as the error it is for an intake.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		backoff: retry.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
+		backoff: httpclient.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
 		now:     time.Now,
 	}
 	base := strings.TrimRight(cfg.APIHostname, "/")
@@ -188,7 +188,7 @@ func (s *Sink) Name() string { return s.name }
 // or more if the size limits cut it). Compression is the costly part of a
 // flush, so this spreads it over the cores, and memory stays bounded by
 // one body per goroutine however slow the intake is.
-func (s *Sink) Flush(ctx context.Context, points []aggregate.Point) error {
+func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 	if len(points) == 0 {
 		return nil
 	}
@@ -234,7 +234,7 @@ func (s *Sink) Flush(ctx context.Context, points []aggregate.Point) error {
 // encodeSeries encodes points into bodies within the limits and hands each
 // full one to emit (see chunker.emit). Points that cannot be encoded, or
 // that remain when emit stops the encoding, are recorded in out.
-func (s *Sink) encodeSeries(points []aggregate.Point, out *outcome, emit func(*body) bool) {
+func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body) bool) {
 	c := chunker{
 		prefix: []byte(seriesPrefix),
 		suffix: []byte(seriesSuffix),
@@ -275,7 +275,7 @@ func (s *Sink) encodeSeries(points []aggregate.Point, out *outcome, emit func(*b
 // FlushEvents posts each event to /api/v1/events and the service checks in
 // arrays to /api/v1/check_run, with the same concurrency bound and retry
 // policy as Flush.
-func (s *Sink) FlushEvents(ctx context.Context, events []aggregate.Event, checks []aggregate.ServiceCheck) error {
+func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []metric.ServiceCheck) error {
 	if len(events) == 0 && len(checks) == 0 {
 		return nil
 	}

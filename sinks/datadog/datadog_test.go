@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/internal/retry"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/metric"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -72,7 +72,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoff = retry.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	s.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testKey) {
 			t.Errorf("API key found in the logs:\n%s", logs)
@@ -81,7 +81,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	return testSink{Sink: s, reg: reg, logs: logs}
 }
 
-func flush(t *testing.T, s testSink, points []aggregate.Point) error {
+func flush(t *testing.T, s testSink, points []metric.Point) error {
 	t.Helper()
 	// Generous: these flushes are not about timing, and -race makes the
 	// multi-megabyte ones slow.
@@ -98,21 +98,21 @@ const ts0 = int64(1_790_000_000)
 
 // flushedPoints is what the aggregator hands over for one 10s interval of
 // typical traffic, and wantSeries what Datadog must receive for it.
-var flushedPoints = []aggregate.Point{
+var flushedPoints = []metric.Point{
 	// api.requests:1|c ×25 in 10s
-	{Name: "api.requests", Tags: []string{"env:prod", "route:/users"}, Host: "web-1", Type: aggregate.RatePoint, Value: 2.5, Timestamp: ts0, Interval: 10 * time.Second},
-	{Name: "api.queue_depth", Tags: []string{"env:prod"}, Host: "web-1", Type: aggregate.GaugePoint, Value: -4.25, Timestamp: ts0},
+	{Name: "api.requests", Tags: []string{"env:prod", "route:/users"}, Host: "web-1", Type: metric.RatePoint, Value: 2.5, Timestamp: ts0, Interval: 10 * time.Second},
+	{Name: "api.queue_depth", Tags: []string{"env:prod"}, Host: "web-1", Type: metric.GaugePoint, Value: -4.25, Timestamp: ts0},
 	// histogram aggregates: .count goes out as a rate, the rest as gauges
 	{Name: "api.latency.min", Tags: []string{"env:prod"}, Host: "web-1", Value: 0.5, Timestamp: ts0},
 	{Name: "api.latency.max", Tags: []string{"env:prod"}, Host: "web-1", Value: 250, Timestamp: ts0},
-	{Name: "api.latency.count", Tags: []string{"env:prod"}, Host: "web-1", Type: aggregate.RatePoint, Value: 1.2, Timestamp: ts0, Interval: 10 * time.Second},
+	{Name: "api.latency.count", Tags: []string{"env:prod"}, Host: "web-1", Type: metric.RatePoint, Value: 1.2, Timestamp: ts0, Interval: 10 * time.Second},
 	// global percentiles and set size: fleet-wide, no host
 	{Name: "api.latency.50percentile", Tags: []string{"env:prod"}, Value: 12.75, Timestamp: ts0},
 	{Name: "api.latency.99percentile", Tags: []string{"env:prod"}, Value: 240.125, Timestamp: ts0},
 	{Name: "api.latency.999percentile", Tags: []string{"env:prod"}, Value: 249.9, Timestamp: ts0},
 	{Name: "users.unique", Value: 1234, Timestamp: ts0},
 	// a 15s interval, tiny and huge values, and strings needing escapes
-	{Name: "jobs.done", Host: "worker-7", Type: aggregate.RatePoint, Value: 0.2, Timestamp: ts0 + 5, Interval: 15 * time.Second},
+	{Name: "jobs.done", Host: "worker-7", Type: metric.RatePoint, Value: 0.2, Timestamp: ts0 + 5, Interval: 15 * time.Second},
 	{Name: "tiny", Host: "h", Value: 1e-9, Timestamp: ts0},
 	{Name: "huge", Host: "h", Value: -1.5e300, Timestamp: ts0},
 	{Name: `odd"name\x`, Tags: []string{`quote:"q"`, "nl:a\nb", "utf8:héllo✓", "ctl:\x01\x1f", "html:<&>"}, Host: "h\tx", Value: 0, Timestamp: ts0},
@@ -187,16 +187,16 @@ func TestFlushEvents(t *testing.T) {
 	const now = ts0 + 99
 	s.now = func() time.Time { return time.Unix(now, 0) }
 
-	events := []aggregate.Event{
+	events := []metric.Event{
 		{Title: "Deploy finished", Text: "v1.2.3 to prod\nall \"good\"", Timestamp: ts0, Hostname: "web-1",
 			AggregationKey: "deploy-42", Priority: "low", SourceType: "jenkins", AlertType: "success", Tags: []string{"env:prod", "team:infra"}},
 		{Title: "minimal", Text: "no timestamp: the flush time is used"},
 	}
-	checks := []aggregate.ServiceCheck{
-		{Name: "app.can_connect", Status: aggregate.CheckCritical, Timestamp: ts0 + 1, Hostname: "db-1", Tags: []string{"db:main"}, Message: "connection refused"},
-		{Name: "app.ok", Status: aggregate.CheckOK},
-		{Name: "app.warn", Status: aggregate.CheckWarning, Timestamp: ts0, Hostname: "db-2"},
-		{Name: "app.unknown", Status: aggregate.CheckUnknown, Timestamp: ts0, Hostname: "db-3", Tags: []string{"a", "b:c"}, Message: "m|n"},
+	checks := []metric.ServiceCheck{
+		{Name: "app.can_connect", Status: metric.CheckCritical, Timestamp: ts0 + 1, Hostname: "db-1", Tags: []string{"db:main"}, Message: "connection refused"},
+		{Name: "app.ok", Status: metric.CheckOK},
+		{Name: "app.warn", Status: metric.CheckWarning, Timestamp: ts0, Hostname: "db-2"},
+		{Name: "app.unknown", Status: metric.CheckUnknown, Timestamp: ts0, Hostname: "db-3", Tags: []string{"a", "b:c"}, Message: "m|n"},
 	}
 	if err := s.FlushEvents(context.Background(), events, checks); err != nil {
 		t.Fatal(err)
@@ -248,9 +248,9 @@ func TestFlushEvents(t *testing.T) {
 func TestServiceChecksChunked(t *testing.T) {
 	in, srv := newIntake(t, "v1", "deflate")
 	s := newTestSink(t, srv.URL, nil)
-	checks := make([]aggregate.ServiceCheck, 2500)
+	checks := make([]metric.ServiceCheck, 2500)
 	for i := range checks {
-		checks[i] = aggregate.ServiceCheck{Name: fmt.Sprintf("check.%04d", i), Timestamp: ts0, Hostname: "h"}
+		checks[i] = metric.ServiceCheck{Name: fmt.Sprintf("check.%04d", i), Timestamp: ts0, Hostname: "h"}
 	}
 	if err := s.FlushEvents(context.Background(), nil, checks); err != nil {
 		t.Fatal(err)
@@ -270,16 +270,16 @@ func TestServiceChecksChunked(t *testing.T) {
 }
 
 // gauges returns n distinct gauge points.
-func gauges(n int, prefix string) []aggregate.Point {
-	points := make([]aggregate.Point, n)
+func gauges(n int, prefix string) []metric.Point {
+	points := make([]metric.Point, n)
 	for i := range points {
-		points[i] = aggregate.Point{Name: fmt.Sprintf("%s.m%06d", prefix, i), Host: "h", Tags: []string{"env:test"}, Value: float64(i), Timestamp: ts0}
+		points[i] = metric.Point{Name: fmt.Sprintf("%s.m%06d", prefix, i), Host: "h", Tags: []string{"env:test"}, Value: float64(i), Timestamp: ts0}
 	}
 	return points
 }
 
 // checkExactlyOnce verifies the intake accepted each of points once.
-func checkExactlyOnce(t *testing.T, in *intake, points []aggregate.Point) {
+func checkExactlyOnce(t *testing.T, in *intake, points []metric.Point) {
 	t.Helper()
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -380,7 +380,7 @@ func TestDropUnencodable(t *testing.T) {
 	in, srv := newIntake(t, "v2", "deflate")
 	s := newTestSink(t, srv.URL, func(c *Config) { c.APIVersion = "v2" })
 	points := gauges(3, "ok")
-	bad := []aggregate.Point{
+	bad := []metric.Point{
 		{Name: "nan", Value: math.NaN(), Timestamp: ts0},
 		{Name: "inf", Value: math.Inf(1), Timestamp: ts0},
 		{Name: "too.big", Tags: []string{strings.Repeat("x", v2Limits.maxRaw)}, Timestamp: ts0},
@@ -570,7 +570,7 @@ func TestHangingIntakeBoundedByDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	err := s.FlushEvents(ctx, []aggregate.Event{{Title: "t"}}, []aggregate.ServiceCheck{{Name: "c"}})
+	err := s.FlushEvents(ctx, []metric.Event{{Title: "t"}}, []metric.ServiceCheck{{Name: "c"}})
 	if elapsed := time.Since(start); err == nil || elapsed > deadline+slack {
 		t.Errorf("events: err %v after %v", err, elapsed)
 	}

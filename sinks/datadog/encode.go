@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // The series encoders write JSON by hand with strconv.Append*: a flush can
@@ -35,14 +35,14 @@ var errNonFinite = errors.New("value is NaN or infinite, which JSON cannot carry
 // into reused structs keep the previous series' values for absent fields
 // (VictoriaMetrics 1.79 gives a hostless series the host and tags of an
 // earlier request), so absent must never be how "none" is said.
-func appendSeriesV1(dst []byte, p *aggregate.Point) []byte {
+func appendSeriesV1(dst []byte, p *metric.Point) []byte {
 	dst = append(dst, `{"metric":`...)
 	dst = appendString(dst, p.Name)
 	dst = append(dst, `,"points":[[`...)
 	dst = strconv.AppendInt(dst, p.Timestamp, 10)
 	dst = append(dst, ',')
 	dst = appendFloat(dst, p.Value)
-	if p.Type == aggregate.RatePoint {
+	if p.Type == metric.RatePoint {
 		dst = append(dst, `]],"type":"rate","interval":`...)
 		dst = strconv.AppendInt(dst, intervalSeconds(p.Interval), 10)
 	} else {
@@ -59,10 +59,10 @@ func appendSeriesV1(dst []byte, p *aggregate.Point) []byte {
 // the host is a resource and the type a number. Tags are always present,
 // for the reason given at appendSeriesV1; a fleet-wide series has no host
 // resource.
-func appendSeriesV2(dst []byte, p *aggregate.Point) []byte {
+func appendSeriesV2(dst []byte, p *metric.Point) []byte {
 	dst = append(dst, `{"metric":`...)
 	dst = appendString(dst, p.Name)
-	if p.Type == aggregate.RatePoint {
+	if p.Type == metric.RatePoint {
 		dst = append(dst, `,"type":`...)
 		dst = strconv.AppendInt(dst, v2TypeRate, 10)
 		dst = append(dst, `,"interval":`...)
@@ -162,7 +162,7 @@ func appendString(dst []byte, s string) []byte {
 
 // appendEvent appends e as the body of POST /api/v1/events. Empty optional
 // fields are left out so that Datadog applies its own defaults.
-func appendEvent(dst []byte, e *aggregate.Event, now int64) []byte {
+func appendEvent(dst []byte, e *metric.Event, now int64) []byte {
 	dst = append(dst, `{"title":`...)
 	dst = appendString(dst, e.Title)
 	dst = append(dst, `,"text":`...)
@@ -188,7 +188,7 @@ func appendEvent(dst []byte, e *aggregate.Event, now int64) []byte {
 // appendCheck appends c as one element of the POST /api/v1/check_run
 // array. check, host_name, status and tags are required by the API, so
 // they are always present.
-func appendCheck(dst []byte, c *aggregate.ServiceCheck, now int64) []byte {
+func appendCheck(dst []byte, c *metric.ServiceCheck, now int64) []byte {
 	dst = append(dst, `{"check":`...)
 	dst = appendString(dst, c.Name)
 	dst = append(dst, `,"host_name":`...)

@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 func TestAppendSeriesExact(t *testing.T) {
-	rate := aggregate.Point{Name: "a.b", Tags: []string{"x:1", "y"}, Host: "h1", Type: aggregate.RatePoint, Value: 2.5, Timestamp: 1700000000, Interval: 10 * time.Second}
-	gauge := aggregate.Point{Name: "g", Value: -3, Timestamp: 1700000000}
+	rate := metric.Point{Name: "a.b", Tags: []string{"x:1", "y"}, Host: "h1", Type: metric.RatePoint, Value: 2.5, Timestamp: 1700000000, Interval: 10 * time.Second}
+	gauge := metric.Point{Name: "g", Value: -3, Timestamp: 1700000000}
 	for _, tc := range []struct {
-		f    func([]byte, *aggregate.Point) []byte
-		p    aggregate.Point
+		f    func([]byte, *metric.Point) []byte
+		p    metric.Point
 		want string
 	}{
 		{appendSeriesV1, rate, `{"metric":"a.b","points":[[1700000000,2.5]],"type":"rate","interval":10,"host":"h1","tags":["x:1","y"]}`},
@@ -107,12 +107,12 @@ func TestWorstCompressed(t *testing.T) {
 }
 
 func TestEventAndCheckJSON(t *testing.T) {
-	e := aggregate.Event{Title: "t", Text: "x", Timestamp: 5, Hostname: "h", AggregationKey: "k", Priority: "low", SourceType: "s", AlertType: "error", Tags: []string{"a"}}
+	e := metric.Event{Title: "t", Text: "x", Timestamp: 5, Hostname: "h", AggregationKey: "k", Priority: "low", SourceType: "s", AlertType: "error", Tags: []string{"a"}}
 	want := `{"title":"t","text":"x","date_happened":5,"host":"h","aggregation_key":"k","priority":"low","source_type_name":"s","alert_type":"error","tags":["a"]}`
 	if got := string(appendEvent(nil, &e, 9)); got != want {
 		t.Errorf("event %s\nwant  %s", got, want)
 	}
-	c := aggregate.ServiceCheck{Name: "c", Status: aggregate.CheckWarning}
+	c := metric.ServiceCheck{Name: "c", Status: metric.CheckWarning}
 	want = `{"check":"c","host_name":"","status":1,"timestamp":9,"tags":[]}`
 	if got := string(appendCheck(nil, &c, 9)); got != want {
 		t.Errorf("check %s\nwant  %s", got, want)

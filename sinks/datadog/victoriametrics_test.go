@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/metric"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/vmtest"
 )
 
@@ -30,15 +30,15 @@ func TestVictoriaMetrics(t *testing.T) {
 	gz := newTestSink(t, base+"/datadog/", func(c *Config) { c.Compression = "gzip" })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := deflate.Flush(ctx, []aggregate.Point{
-		{Name: "vltest.requests", Tags: []string{"env:prod", "route:/users"}, Host: "web-1", Type: aggregate.RatePoint, Value: 2.5, Timestamp: now, Interval: 10 * time.Second},
+	err := deflate.Flush(ctx, []metric.Point{
+		{Name: "vltest.requests", Tags: []string{"env:prod", "route:/users"}, Host: "web-1", Type: metric.RatePoint, Value: 2.5, Timestamp: now, Interval: 10 * time.Second},
 		{Name: "vltest.queue_depth", Tags: []string{"env:prod"}, Host: "web-1", Value: -4.25, Timestamp: now},
 		{Name: "vltest.latency.99percentile", Tags: []string{"env:prod", "canary"}, Value: 240.125, Timestamp: now},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gz.Flush(ctx, []aggregate.Point{
+	if err := gz.Flush(ctx, []metric.Point{
 		{Name: "vltest.gzipped", Host: "h", Value: 7, Timestamp: now},
 		{Name: "vltest.global", Value: 8, Timestamp: now},
 	}); err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/caio/go-tdigest/v4"
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // testStart is a fixed, aligned interval start for reproducible payloads.
@@ -21,7 +21,7 @@ var testStart = time.Unix(1_700_000_000, 0)
 // digestOf returns a digest of values, as the aggregator would hold it.
 func digestOf(t testing.TB, values ...float64) *tdigest.TDigest {
 	t.Helper()
-	td := aggregate.NewDigest()
+	td := metric.NewDigest()
 	for _, v := range values {
 		if err := td.Add(v); err != nil {
 			t.Fatal(err)
@@ -34,7 +34,7 @@ func digestOf(t testing.TB, values ...float64) *tdigest.TDigest {
 // (Estimate drains the unsorted temporary set into the sorted list) so that
 // its encoding is canonical and golden files re-encode byte for byte.
 func setOf(prefix string, n int) *hyperloglog.Sketch {
-	sk, _ := hyperloglog.NewSketch(aggregate.SetPrecision, true)
+	sk, _ := hyperloglog.NewSketch(metric.SetPrecision, true)
 	for i := range n {
 		sk.Insert(fmt.Appendf(nil, "%s%d", prefix, i))
 	}
@@ -42,8 +42,8 @@ func setOf(prefix string, n int) *hyperloglog.Sketch {
 	return sk
 }
 
-func series(kind aggregate.Kind, name string, tags ...string) aggregate.ForwardSeries {
-	return aggregate.ForwardSeries{Key: aggregate.SeriesKey(kind, name, tags), Name: name, Tags: tags, Kind: kind}
+func series(kind metric.Kind, name string, tags ...string) metric.Series {
+	return metric.Series{Key: metric.SeriesKey(kind, name, tags), Name: name, Tags: tags, Kind: kind}
 }
 
 func mustEncode(t testing.TB, b *Batch) []byte {

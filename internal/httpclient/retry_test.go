@@ -1,4 +1,4 @@
-package retry
+package httpclient
 
 import (
 	"context"

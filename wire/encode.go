@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // castagnoli is the CRC32-C table; the polynomial has hardware support on
@@ -54,7 +54,7 @@ func AppendEncode(dst []byte, b *Batch) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[orig:], castagnoli)), nil
 }
 
-func appendSeries(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
+func appendSeries(dst []byte, s *metric.Series) ([]byte, error) {
 	kind, ok := wireKind(s.Kind)
 	if !ok {
 		return dst, fmt.Errorf("kind %v: cannot be forwarded", s.Kind)
@@ -72,7 +72,7 @@ func appendSeries(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
 		dst = appendString(dst, tag)
 	}
 	switch {
-	case s.Kind == aggregate.Counter || s.Kind == aggregate.Gauge:
+	case s.Kind == metric.Counter || s.Kind == metric.Gauge:
 		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 			return dst, fmt.Errorf("value %v: not finite", s.Value)
 		}
@@ -92,7 +92,7 @@ func appendSeries(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
 
 // appendDigest frames tdigest's own serialization with a uint32 length,
 // serializing straight into dst's spare capacity.
-func appendDigest(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
+func appendDigest(dst []byte, s *metric.Series) ([]byte, error) {
 	centroids := 0
 	s.Digest.ForEachCentroid(func(float64, uint64) bool {
 		centroids++
@@ -112,7 +112,7 @@ func appendDigest(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
 }
 
 // appendSet frames hyperloglog's own serialization with a uint32 length.
-func appendSet(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
+func appendSet(dst []byte, s *metric.Series) ([]byte, error) {
 	lenAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0) // length, patched below
 	out, err := s.Set.AppendBinary(dst)
@@ -126,8 +126,8 @@ func appendSet(dst []byte, s *aggregate.ForwardSeries) ([]byte, error) {
 	if enc[0] != setEncoding {
 		return dst[:lenAt], fmt.Errorf("set encoding version %d: want %d", enc[0], setEncoding)
 	}
-	if enc[1] != aggregate.SetPrecision {
-		return dst[:lenAt], fmt.Errorf("set precision %d: want %d", enc[1], aggregate.SetPrecision)
+	if enc[1] != metric.SetPrecision {
+		return dst[:lenAt], fmt.Errorf("set precision %d: want %d", enc[1], metric.SetPrecision)
 	}
 	binary.BigEndian.PutUint32(out[lenAt:], uint32(len(enc)))
 	return out, nil

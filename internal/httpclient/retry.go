@@ -1,7 +1,7 @@
 // Package retry is the retry policy the HTTP clients share (the Datadog
 // sink and the forwarder): exponential backoff with full jitter, never
 // sleeping past the caller's deadline, and the Retry-After header.
-package retry
+package httpclient
 
 import (
 	"context"

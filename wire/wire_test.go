@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden payloads in testdata/")
@@ -31,27 +32,27 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 		}
 		return out
 	}
-	hist := series(aggregate.Histogram, "api.payload_bytes", "env:prod")
+	hist := series(metric.Histogram, "api.payload_bytes", "env:prod")
 	hist.Digest = digestOf(t, values(500, func() float64 { return rng.Float64() * 100 })...)
-	timer := series(aggregate.Timer, "api.latency", "endpoint:/v1/x", "env:prod")
+	timer := series(metric.Timer, "api.latency", "endpoint:/v1/x", "env:prod")
 	timer.Digest = digestOf(t, values(2000, func() float64 { return math.Exp(rng.NormFloat64()) })...)
-	dist := series(aggregate.Distribution, "queue.depth")
+	dist := series(metric.Distribution, "queue.depth")
 	dist.Digest = digestOf(t, 1, 2, 3)
-	small := series(aggregate.Set, "users.unique", "env:prod")
+	small := series(metric.Set, "users.unique", "env:prod")
 	small.Set = setOf("user-", 50)
-	dense := series(aggregate.Set, "sessions.unique")
+	dense := series(metric.Set, "sessions.unique")
 	dense.Set = setOf("session-", 10_000)
-	counter := series(aggregate.Counter, "jobs.done", "queue:a", "region:eu")
+	counter := series(metric.Counter, "jobs.done", "queue:a", "region:eu")
 	counter.Value = 12.5
-	gauge := series(aggregate.Gauge, "pool.size")
+	gauge := series(metric.Gauge, "pool.size")
 	gauge.Value = -4
 
 	start := testStart
 	return map[string]*Batch{
 		"empty.bin":      {IntervalStart: start, Interval: 10 * time.Second, Source: "host-a"},
-		"scalars.bin":    {IntervalStart: start, Interval: 10 * time.Second, Source: "host-a", Series: []aggregate.ForwardSeries{counter, gauge}},
-		"histograms.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-b", Series: []aggregate.ForwardSeries{hist, timer, dist}},
-		"sets.bin":       {IntervalStart: start, Interval: 2 * time.Second, Source: "host-c", Series: []aggregate.ForwardSeries{small, dense}},
+		"scalars.bin":    {IntervalStart: start, Interval: 10 * time.Second, Source: "host-a", Series: []metric.Series{counter, gauge}},
+		"histograms.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-b", Series: []metric.Series{hist, timer, dist}},
+		"sets.bin":       {IntervalStart: start, Interval: 2 * time.Second, Source: "host-c", Series: []metric.Series{small, dense}},
 	}
 }
 
@@ -99,9 +100,9 @@ func TestGolden(t *testing.T) {
 
 // TestLayout pins the format to FORMAT.md with a batch assembled by hand.
 func TestLayout(t *testing.T) {
-	s := series(aggregate.Counter, "a", "b:1")
+	s := series(metric.Counter, "a", "b:1")
 	s.Value = 2.5
-	got := mustEncode(t, &Batch{IntervalStart: time.Unix(0, 0x0102030405060708), Interval: 10 * time.Second, Source: "h", Series: []aggregate.ForwardSeries{s}})
+	got := mustEncode(t, &Batch{IntervalStart: time.Unix(0, 0x0102030405060708), Interval: 10 * time.Second, Source: "h", Series: []metric.Series{s}})
 	want := []byte{
 		'V', 'L', 'F', 'B', // magic
 		1,                                              // version
@@ -150,7 +151,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestEncodeRejects(t *testing.T) {
-	ok := series(aggregate.Counter, "x")
+	ok := series(metric.Counter, "x")
 	for _, tc := range []struct {
 		name string
 		b    Batch
@@ -160,14 +161,14 @@ func TestEncodeRejects(t *testing.T) {
 		{"huge interval", Batch{IntervalStart: testStart, Interval: 48 * time.Hour}, "interval 48h"},
 		{"start before 1970", Batch{IntervalStart: time.Unix(-10, 0), Interval: time.Second}, "interval start"},
 		{"long source", Batch{IntervalStart: testStart, Interval: time.Second, Source: strings.Repeat("h", MaxSourceBytes+1)}, "source of"},
-		{"bad kind", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{{Name: "x", Kind: 0}}}, "cannot be forwarded"},
-		{"empty name", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{{Kind: aggregate.Counter}}}, "empty name"},
-		{"unsorted tags", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{series(aggregate.Counter, "x", "b", "a")}}, "not sorted"},
-		{"repeated tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{series(aggregate.Counter, "x", "a", "a")}}, "repeated"},
-		{"comma in tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{series(aggregate.Counter, "x", "a,b")}}, "contains ','"},
-		{"nan", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{{Name: "x", Kind: aggregate.Gauge, Value: math.NaN()}}}, "not finite"},
-		{"no digest", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{ok, series(aggregate.Timer, "t")}}, "series 1"},
-		{"no sketch", Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{series(aggregate.Set, "s")}}, "without a sketch"},
+		{"bad kind", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{{Name: "x", Kind: 0}}}, "cannot be forwarded"},
+		{"empty name", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{{Kind: metric.Counter}}}, "empty name"},
+		{"unsorted tags", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Counter, "x", "b", "a")}}, "not sorted"},
+		{"repeated tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Counter, "x", "a", "a")}}, "repeated"},
+		{"comma in tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Counter, "x", "a,b")}}, "contains ','"},
+		{"nan", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{{Name: "x", Kind: metric.Gauge, Value: math.NaN()}}}, "not finite"},
+		{"no digest", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{ok, series(metric.Timer, "t")}}, "series 1"},
+		{"no sketch", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Set, "s")}}, "without a sketch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := []byte("keep")
@@ -302,7 +303,7 @@ func TestDecodeRejects(t *testing.T) {
 func TestTruncatedAndFlipped(t *testing.T) {
 	b := goldenBatches(t)["histograms.bin"]
 	b.Series = append(b.Series, goldenBatches(t)["scalars.bin"].Series...)
-	small := series(aggregate.Set, "s")
+	small := series(metric.Set, "s")
 	small.Set = setOf("m", 20)
 	b.Series = append(b.Series, small)
 	data := mustEncode(t, b)
@@ -341,9 +342,9 @@ func TestDecodeAllocationBound(t *testing.T) {
 	}()
 	sparseClaim := newRaw(1).byte(kindSet).str("s").uvarint(0).blob([]byte{2, 14, 0, 1, 0, 0, 0x40, 0}).sealed()
 	manyTags := newRaw(1).byte(kindCounter).str("x").uvarint(60_000).bytes(make([]byte, 100)...).sealed()
-	dense := series(aggregate.Set, "s")
+	dense := series(metric.Set, "s")
 	dense.Set = setOf("m", 20_000)
-	denseSet := mustEncode(t, &Batch{IntervalStart: testStart, Interval: time.Second, Series: []aggregate.ForwardSeries{dense}})
+	denseSet := mustEncode(t, &Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{dense}})
 
 	for _, tc := range []struct {
 		name string
@@ -367,7 +368,7 @@ func TestDecodeAllocationBound(t *testing.T) {
 			}
 			alloc := after.TotalAlloc - before.TotalAlloc
 			// 16× covers the worst case, a batch of minimal counter
-			// series (an 88-byte ForwardSeries and two small strings
+			// series (an 88-byte metric.Series and two small strings
 			// per 12 wire bytes); the constant covers fixed overhead.
 			if limit := 16*uint64(len(tc.data)) + 64<<10; alloc > limit {
 				t.Fatalf("allocated %d bytes decoding %d (limit %d)", alloc, len(tc.data), limit)
@@ -378,22 +379,22 @@ func TestDecodeAllocationBound(t *testing.T) {
 }
 
 // TestPayloadSizes reports what forwarding one series costs on the wire
-// (go test ./forward/wire -run TestPayloadSizes -v).
+// (go test ./wire -run TestPayloadSizes -v).
 func TestPayloadSizes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	td := aggregate.NewDigest()
+	td := metric.NewDigest()
 	for range 10_000 {
 		_ = td.Add(rng.ExpFloat64() * 50)
 	}
-	hist := series(aggregate.Timer, "api.latency", "env:prod")
+	hist := series(metric.Timer, "api.latency", "env:prod")
 	hist.Digest = td
-	set := series(aggregate.Set, "users.unique", "env:prod")
+	set := series(metric.Set, "users.unique", "env:prod")
 	set.Set = setOf("user-", 10_000)
-	small := series(aggregate.Set, "users.unique", "env:prod")
+	small := series(metric.Set, "users.unique", "env:prod")
 	small.Set = setOf("user-", 100)
 	empty := mustEncode(t, &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "host"})
-	for _, s := range []aggregate.ForwardSeries{hist, set, small} {
-		enc := mustEncode(t, &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "host", Series: []aggregate.ForwardSeries{s}})
+	for _, s := range []metric.Series{hist, set, small} {
+		enc := mustEncode(t, &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "host", Series: []metric.Series{s}})
 		per := len(enc) - len(empty)
 		switch {
 		case s.Digest != nil:
@@ -412,7 +413,7 @@ func must[T, U any](v T, _ U) T { return v }
 // BenchmarkDecode measures decoding a batch of 1000 timer digests of
 // 1000 samples each.
 //
-//	go test ./forward/wire -run '^$' -bench . -benchmem -count 6
+//	go test ./wire -run '^$' -bench . -benchmem -count 6
 func BenchmarkDecode(b *testing.B) {
 	data := benchBatch(b)
 	b.SetBytes(int64(len(data)))
@@ -442,8 +443,8 @@ func benchBatch(b *testing.B) []byte {
 	rng := rand.New(rand.NewPCG(5, 6))
 	batch := &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "host"}
 	for i := range 1000 {
-		s := series(aggregate.Timer, "api.latency", "endpoint:"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
-		s.Digest = aggregate.NewDigest()
+		s := series(metric.Timer, "api.latency", "endpoint:"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
+		s.Digest = metric.NewDigest()
 		for range 1000 {
 			_ = s.Digest.Add(rng.ExpFloat64())
 		}
@@ -459,19 +460,19 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var samples []aggregate.Sample
+	var samples []metric.Sample
 	for _, line := range []struct {
 		name, tags, member string
-		kind               aggregate.Kind
+		kind               metric.Kind
 	}{
-		{"lat", "svc:api,env:prod", "", aggregate.Timer},
-		{"lat", "env:prod,svc:api", "", aggregate.Histogram},
-		{"size", "", "", aggregate.Distribution},
-		{"users", "host:other,env:prod", "alice", aggregate.Set},
-		{"jobs", "veneurglobalonly,z:1,a:1", "", aggregate.Counter},
-		{"temp", "veneurglobalonly", "", aggregate.Gauge},
+		{"lat", "svc:api,env:prod", "", metric.Timer},
+		{"lat", "env:prod,svc:api", "", metric.Histogram},
+		{"size", "", "", metric.Distribution},
+		{"users", "host:other,env:prod", "alice", metric.Set},
+		{"jobs", "veneurglobalonly,z:1,a:1", "", metric.Counter},
+		{"temp", "veneurglobalonly", "", metric.Gauge},
 	} {
-		samples = append(samples, aggregate.Sample{Name: []byte(line.name), Tags: []byte(line.tags), SetMember: []byte(line.member), Value: 3, Rate: 1, Kind: line.kind})
+		samples = append(samples, metric.Sample{Name: []byte(line.name), Tags: []byte(line.tags), SetMember: []byte(line.member), Value: 3, Rate: 1, Kind: line.kind})
 	}
 	local.Push(samples)
 	fwd := local.Flush(testStart.Add(10*time.Second), 10*time.Second).Forward

@@ -1,10 +1,10 @@
 // Package wire is the versioned binary format of one forwarded batch: the
 // mergeable state (t-digests, HyperLogLog sketches, veneurglobalonly counter
 // sums and gauge values) that a local instance sends to a global instance's
-// import endpoint for one of its intervals. ../FORMAT.md documents it byte by
+// import endpoint for one of its intervals. FORMAT.md documents it byte by
 // byte.
 //
-//	local:  []aggregate.ForwardSeries ─AppendEncode─▶ bytes ─(gzip, POST)─▶
+//	local:  []metric.Series ─AppendEncode─▶ bytes ─(gzip, POST)─▶
 //	global: bytes ─Decode(Limits)─▶ Batch ─▶ Aggregator.Import
 //
 // Digests and sketches travel in their libraries' own serialization
@@ -19,7 +19,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // ContentType is the media type of an encoded batch.
@@ -78,14 +78,14 @@ type Batch struct {
 	IntervalStart time.Time     // start of the local interval the series were aggregated in
 	Interval      time.Duration // the local's interval length
 	Source        string        // sending instance's hostname (for logs/metrics only)
-	Series        []aggregate.ForwardSeries
+	Series        []metric.Series
 }
 
 // Limits bounds what Decode accepts. A zero field means its DefaultLimits
 // value, so Limits{} is usable.
 type Limits struct {
 	// MaxSeries bounds the series in one batch; with it the per-series
-	// overhead (a ForwardSeries, its key and tag slice, ~200 bytes) of a
+	// overhead (a metric.Series, its key and tag slice, ~200 bytes) of a
 	// decoded batch is bounded whatever the series look like.
 	MaxSeries int
 	// MaxNameBytes bounds one series name.
@@ -154,7 +154,7 @@ var (
 	ErrMalformed = errors.New("malformed")
 )
 
-// Wire kind codes. They are the format's own, not aggregate.Kind's values,
+// Wire kind codes. They are the format's own, not metric.Kind's values,
 // so reordering that enum can never change the format.
 const (
 	kindCounter      byte = 1
@@ -165,38 +165,38 @@ const (
 	kindSet          byte = 6
 )
 
-func wireKind(k aggregate.Kind) (byte, bool) {
+func wireKind(k metric.Kind) (byte, bool) {
 	switch k {
-	case aggregate.Counter:
+	case metric.Counter:
 		return kindCounter, true
-	case aggregate.Gauge:
+	case metric.Gauge:
 		return kindGauge, true
-	case aggregate.Histogram:
+	case metric.Histogram:
 		return kindHistogram, true
-	case aggregate.Timer:
+	case metric.Timer:
 		return kindTimer, true
-	case aggregate.Distribution:
+	case metric.Distribution:
 		return kindDistribution, true
-	case aggregate.Set:
+	case metric.Set:
 		return kindSet, true
 	}
 	return 0, false
 }
 
-func aggregateKind(b byte) (aggregate.Kind, bool) {
+func aggregateKind(b byte) (metric.Kind, bool) {
 	switch b {
 	case kindCounter:
-		return aggregate.Counter, true
+		return metric.Counter, true
 	case kindGauge:
-		return aggregate.Gauge, true
+		return metric.Gauge, true
 	case kindHistogram:
-		return aggregate.Histogram, true
+		return metric.Histogram, true
 	case kindTimer:
-		return aggregate.Timer, true
+		return metric.Timer, true
 	case kindDistribution:
-		return aggregate.Distribution, true
+		return metric.Distribution, true
 	case kindSet:
-		return aggregate.Set, true
+		return metric.Set, true
 	}
-	return aggregate.KindInvalid, false
+	return metric.KindInvalid, false
 }

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // FuzzDecode checks Decode against arbitrary input:
@@ -22,7 +22,7 @@ import (
 // Keep minimization short: the golden sets are 16 KB, and minimizing one
 // input of that size under the default minute stalls the run.
 //
-//	go test ./forward/wire -run '^$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
+//	go test ./wire -run '^$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s
 func FuzzDecode(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
 	for _, p := range paths {
@@ -90,7 +90,7 @@ func decodedSize(t *testing.T, b *Batch) (payload, centroidBytes int) {
 				t.Fatal(err)
 			}
 			payload += len(p)
-		case s.Kind == aggregate.Counter || s.Kind == aggregate.Gauge:
+		case s.Kind == metric.Counter || s.Kind == metric.Gauge:
 			payload += 8
 		default:
 			t.Fatal(errors.New("series without its payload"))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/caio/go-tdigest/v4"
-	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // Decode parses one encoded batch, checking it against lim (zero fields
@@ -23,7 +23,7 @@ import (
 // before anything is allocated from it, so hostile input cannot make Decode
 // allocate more than a small constant times len(data). The result does not
 // refer to data, which the caller may reuse. Each series' Key is built with
-// aggregate.SeriesKey, as the aggregator builds it.
+// metric.SeriesKey, as the aggregator builds it.
 func Decode(data []byte, lim Limits) (*Batch, error) {
 	b, err := decode(data, lim.withDefaults())
 	if err != nil {
@@ -77,7 +77,7 @@ func decode(data []byte, lim Limits) (*Batch, error) {
 	if n > uint64(d.remaining()/minSeriesLen) {
 		return nil, fmt.Errorf("%d series declared in %d bytes: %w", n, d.remaining(), ErrMalformed)
 	}
-	b.Series = make([]aggregate.ForwardSeries, n)
+	b.Series = make([]metric.Series, n)
 	for i := range b.Series {
 		if err := d.series(&b.Series[i], lim); err != nil {
 			return nil, fmt.Errorf("series %d: %w", i, err)
@@ -158,7 +158,7 @@ func (d *decoder) blob(what string, limit int) ([]byte, error) {
 	return p, nil
 }
 
-func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
+func (d *decoder) series(s *metric.Series, lim Limits) error {
 	if d.remaining() < 1 {
 		return fmt.Errorf("kind: truncated: %w", ErrMalformed)
 	}
@@ -175,7 +175,6 @@ func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
 	if len(name) == 0 {
 		return fmt.Errorf("empty name: %w", ErrMalformed)
 	}
-	s.Kind = kind
 
 	nt, err := d.uvarint("tag count")
 	if err != nil {
@@ -187,7 +186,7 @@ func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
 	if nt > uint64(d.remaining()/2) { // a tag is at least a length byte and one byte
 		return fmt.Errorf("%d tags declared in %d bytes: %w", nt, d.remaining(), ErrMalformed)
 	}
-	// The tags alias the input until SeriesKeyBytes copies them, with the
+	// The tags alias the input until metric.KeyedSeries copies them, with the
 	// name, into the key: name and tags are substrings of the key.
 	tags := d.tags[:0]
 	tagBytes := 0
@@ -205,10 +204,10 @@ func (d *decoder) series(s *aggregate.ForwardSeries, lim Limits) error {
 	if err := checkTagBytes(tags); err != nil {
 		return fmt.Errorf("%w: %w", err, ErrMalformed)
 	}
-	s.Key, s.Name, s.Tags = aggregate.SeriesKeyBytes(kind, name, tags)
+	*s = metric.KeyedSeries(kind, name, tags)
 
 	switch {
-	case kind == aggregate.Counter || kind == aggregate.Gauge:
+	case kind == metric.Counter || kind == metric.Gauge:
 		if d.remaining() < 8 {
 			return fmt.Errorf("value: truncated: %w", ErrMalformed)
 		}
@@ -258,7 +257,7 @@ func decodeDigest(p []byte) (*tdigest.TDigest, error) {
 	if uint64(n) > uint64((len(p)-minDigestLen)/minCentroidLen) {
 		return nil, fmt.Errorf("%d centroids declared in %d bytes: %w", n, len(p), ErrMalformed)
 	}
-	td := aggregate.NewDigest()
+	td := metric.NewDigest()
 	if err := td.FromBytes(p); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
 	}
@@ -303,8 +302,8 @@ func decodeSet(p []byte) (*hyperloglog.Sketch, error) {
 	if p[0] != setEncoding {
 		return nil, fmt.Errorf("encoding version %d (want %d): %w", p[0], setEncoding, ErrMalformed)
 	}
-	if p[1] != aggregate.SetPrecision {
-		return nil, fmt.Errorf("precision %d (want %d): %w", p[1], aggregate.SetPrecision, ErrMalformed)
+	if p[1] != metric.SetPrecision {
+		return nil, fmt.Errorf("precision %d (want %d): %w", p[1], metric.SetPrecision, ErrMalformed)
 	}
 	sk := new(hyperloglog.Sketch)
 	if err := sk.UnmarshalBinary(p); err != nil {
