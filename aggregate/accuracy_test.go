@@ -27,7 +27,7 @@ func TestPercentileRankError(t *testing.T) {
 		a := newTestAggregator(t, Config{Shards: 2, Percentiles: percentiles, Forwarding: forwarding})
 		batch := make([]metric.Sample, 0, 500)
 		for _, v := range values {
-			batch = append(batch, metric.Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Timer})
+			batch = append(batch, metric.Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Histogram})
 			if len(batch) == cap(batch) {
 				a.Push(batch)
 				batch = batch[:0]

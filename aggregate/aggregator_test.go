@@ -29,7 +29,7 @@ func parseTestLine(t testing.TB, line string) metric.Sample {
 	nameValue, rest, _ := strings.Cut(line, "|")
 	name, value, _ := strings.Cut(nameValue, ":")
 	fields := strings.Split(rest, "|")
-	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Timer, "d": metric.Distribution, "s": metric.Set}
+	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Histogram, "d": metric.Histogram, "s": metric.Set}
 	s := metric.Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
 	if s.Kind == metric.KindInvalid {
 		t.Fatalf("test line %q: unknown type", line)
@@ -238,14 +238,16 @@ func TestTagCanonicalization(t *testing.T) {
 	assertPoints(t, got.Points, append(want, other, noHost))
 }
 
-func TestKindIsPartOfIdentity(t *testing.T) {
+// TestHistogramTimerDistributionAreOneSeries: h, ms and d flush under the
+// same names, so they are one series (SPEC §3), not three that collide at
+// the intake; a counter of the same name stays its own.
+func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
-	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h"))
+	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h", "x:1|c"))
 	got := a.Flush(testNow, time.Second)
 	assertPoints(t, got.Points, []metric.Point{
-		rate("x.count", 2, time.Second),
-		rate("x.count", 1, time.Second),
-		rate("x.count", 1, time.Second),
+		rate("x.count", 4, time.Second),
+		rate("x", 1, time.Second),
 	})
 }
 
@@ -269,9 +271,9 @@ func TestScoping(t *testing.T) {
 		{"h:1|h|#t:1,veneurlocalonly", want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}},
 			want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}}},
 		{"t:1|ms|#t:1,veneurglobalonly", want{local: []string{"t.count", "t.max", "t.median", "t.min", "t.50percentile"}},
-			want{local: []string{"t.count", "t.max", "t.median", "t.min"}, forward: []string{"timer|t|t:1"}}},
+			want{local: []string{"t.count", "t.max", "t.median", "t.min"}, forward: []string{"histogram|t|t:1"}}},
 		{"d:1|d|#t:1", want{local: []string{"d.count", "d.max", "d.median", "d.min", "d.50percentile"}},
-			want{local: []string{"d.count", "d.max", "d.median", "d.min"}, forward: []string{"distribution|d|t:1"}}},
+			want{local: []string{"d.count", "d.max", "d.median", "d.min"}, forward: []string{"histogram|d|t:1"}}},
 		{"s:m|s|#t:1", want{local: []string{"s"}}, want{forward: []string{"set|s|t:1"}}},
 		{"s:m|s|#t:1,veneurlocalonly", want{local: []string{"s"}}, want{local: []string{"s"}}},
 	}

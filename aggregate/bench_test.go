@@ -59,7 +59,7 @@ func BenchmarkPush(b *testing.B) {
 		{"gauge", []metric.Kind{metric.Gauge}},
 		{"histogram", []metric.Kind{metric.Histogram}},
 		{"set", []metric.Kind{metric.Set}},
-		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set}},
+		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
@@ -94,7 +94,7 @@ func BenchmarkPushInterval(b *testing.B) {
 	}{
 		{"counter", []metric.Kind{metric.Counter}},
 		{"histogram", []metric.Kind{metric.Histogram}},
-		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set}},
+		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
@@ -123,7 +123,7 @@ func BenchmarkPushParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batches := makeBenchBatches([]metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Timer, metric.Set})
+	batches := makeBenchBatches([]metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set})
 	for _, batch := range batches {
 		a.Push(batch)
 	}
@@ -250,7 +250,7 @@ func BenchmarkImport(b *testing.B) {
 			switch s % 4 {
 			case 0, 1:
 				for range 500 {
-					samples = append(samples, metric.Sample{Name: name, Value: rng.ExpFloat64() * 100, Rate: 1, Kind: metric.Timer})
+					samples = append(samples, metric.Sample{Name: name, Value: rng.ExpFloat64() * 100, Rate: 1, Kind: metric.Histogram})
 				}
 			case 2:
 				for range 200 {

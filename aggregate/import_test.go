@@ -227,7 +227,7 @@ func TestMergedPercentiles(t *testing.T) {
 		for range perHost {
 			v := gen()
 			all = append(all, v)
-			batch = append(batch, metric.Sample{Name: []byte("req"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Timer})
+			batch = append(batch, metric.Sample{Name: []byte("req"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Histogram})
 			if len(batch) == cap(batch) {
 				local.Push(batch)
 				batch = batch[:0]
@@ -301,7 +301,7 @@ func TestChainedTierForwardsImportedState(t *testing.T) {
 		}
 		byKey[s.Key] = s
 	}
-	if s := byKey["timer|lat|"]; s.Digest == nil || s.Digest.Count() != 4 {
+	if s := byKey["histogram|lat|"]; s.Digest == nil || s.Digest.Count() != 4 {
 		t.Errorf("lat: want own and imported samples merged (4), got %+v", s)
 	}
 	if s := byKey["set|users|"]; s.Set == nil || s.Set.Estimate() != 2 {
@@ -346,7 +346,7 @@ func TestImportRejectsBrokenSeries(t *testing.T) {
 	glob.Flush(at(g), g)
 	good := localFlush(t, "a", "jobs:1|c|#veneurglobalonly")
 	glob.Import(t0, g, append(good,
-		keyed(metric.Series{Name: "t", Kind: metric.Timer}),                      // no digest
+		keyed(metric.Series{Name: "t", Kind: metric.Histogram}),                  // no digest
 		keyed(metric.Series{Name: "s", Kind: metric.Set}),                        // no sketch
 		keyed(metric.Series{Name: "c", Kind: metric.Counter, Value: math.NaN()}), // not finite
 		keyed(metric.Series{Kind: metric.Counter}),                               // no name
@@ -463,10 +463,10 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 	twice := metric.NewDigest()
 	_ = twice.Add(3)
 	batch := []metric.Series{
-		{Key: metric.SeriesKey(metric.Timer, "a", nil), Name: "a", Kind: metric.Timer, Digest: adopted},
-		{Key: metric.SeriesKey(metric.Timer, "b", nil), Name: "b", Kind: metric.Timer, Digest: other},
-		keyed(metric.Series{Name: "c", Kind: metric.Timer, Digest: twice}),
-		keyed(metric.Series{Name: "c", Kind: metric.Timer, Digest: twice}),
+		{Key: metric.SeriesKey(metric.Histogram, "a", nil), Name: "a", Kind: metric.Histogram, Digest: adopted},
+		{Key: metric.SeriesKey(metric.Histogram, "b", nil), Name: "b", Kind: metric.Histogram, Digest: other},
+		keyed(metric.Series{Name: "c", Kind: metric.Histogram, Digest: twice}),
+		keyed(metric.Series{Name: "c", Kind: metric.Histogram, Digest: twice}),
 	}
 	for i := range 200 {
 		batch = append(batch, keyed(metric.Series{Name: "n" + strconv.Itoa(i%50), Kind: metric.Counter, Value: 1}))
@@ -477,13 +477,13 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 	for _, s := range glob.Flush(at(2*g), g).Forward {
 		got[s.Key] = s
 	}
-	if s := got["timer|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
+	if s := got["histogram|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
 		t.Errorf("a: want the batch's digest adopted, got %+v", s)
 	}
-	if s := got["timer|b|"]; s.Digest == other || s.Digest.Compression() != metric.DigestCompression || s.Digest.Count() != 1 {
+	if s := got["histogram|b|"]; s.Digest == other || s.Digest.Compression() != metric.DigestCompression || s.Digest.Count() != 1 {
 		t.Errorf("b: want a digest of compression %d holding 1 sample, got %+v", metric.DigestCompression, s)
 	}
-	if s := got["timer|c|"]; s.Digest == nil || s.Digest.Count() != 2 {
+	if s := got["histogram|c|"]; s.Digest == nil || s.Digest.Count() != 2 {
 		t.Errorf("c: want 2 samples, got %+v", s)
 	}
 	for i := range 50 {

@@ -65,9 +65,9 @@ func TestAgainstImportEndpoint(t *testing.T) {
 
 	imp.mu.Lock()
 	defer imp.mu.Unlock()
-	if imp.imports != 1 || imp.counters["counter|hits|"] != 4 || imp.digests["timer|lat|"] != 3 {
+	if imp.imports != 1 || imp.counters["counter|hits|"] != 4 || imp.digests["histogram|lat|"] != 3 {
 		t.Errorf("%d imports, hits=%v, lat count=%d; want one import of 4 and 3",
-			imp.imports, imp.counters["counter|hits|"], imp.digests["timer|lat|"])
+			imp.imports, imp.counters["counter|hits|"], imp.digests["histogram|lat|"])
 	}
 	if s, a := heldCounts(f); s != 0 || a != 0 {
 		t.Errorf("held %d series, %d ambiguous after delivery", s, a)

@@ -255,8 +255,8 @@ func TestForwardShardsBatchesAndDelivers(t *testing.T) {
 				t.Errorf("gauge g%d = %v", i, v)
 			}
 		})
-		got(metric.SeriesKey(metric.Timer, fmt.Sprintf("t%d", i), nil), func(g *fakeGlobal) {
-			if c := g.digests[metric.SeriesKey(metric.Timer, fmt.Sprintf("t%d", i), nil)]; c != 3 {
+		got(metric.SeriesKey(metric.Histogram, fmt.Sprintf("t%d", i), nil), func(g *fakeGlobal) {
+			if c := g.digests[metric.SeriesKey(metric.Histogram, fmt.Sprintf("t%d", i), nil)]; c != 3 {
 				t.Errorf("digest t%d count %d, want 3", i, c)
 			}
 		})
@@ -299,9 +299,9 @@ func TestIdempotencyKeyStableAcrossRetries(t *testing.T) {
 				t.Errorf("key %s seen %d times, want 3 (503, 503, 200)", key, n)
 			}
 		}
-		if len(g.batches) != 1 || g.counters["counter|hits|"] != 5 || g.digests["timer|lat|"] != 2 {
+		if len(g.batches) != 1 || g.counters["counter|hits|"] != 5 || g.digests["histogram|lat|"] != 2 {
 			t.Errorf("merged %d batches, hits=%v, lat count=%d; want one merge of 5 and 2",
-				len(g.batches), g.counters["counter|hits|"], g.digests["timer|lat|"])
+				len(g.batches), g.counters["counter|hits|"], g.digests["histogram|lat|"])
 		}
 	})
 	if r, e := f.m.retries.Load(), f.m.errors[causeHTTP5xx].Load(); r != 2 || e != 2 {
@@ -329,8 +329,8 @@ func TestAmbiguousFailureResendsSameKey(t *testing.T) {
 					t.Errorf("key %s seen %d times, want the lost answer to force a resend", key, n)
 				}
 			}
-			if len(g.batches) != 1 || g.counters["counter|hits|"] != 7 || g.digests["timer|lat|"] != 3 {
-				t.Errorf("merged %d batches, hits=%v, lat=%d; want exactly one merge", len(g.batches), g.counters["counter|hits|"], g.digests["timer|lat|"])
+			if len(g.batches) != 1 || g.counters["counter|hits|"] != 7 || g.digests["histogram|lat|"] != 3 {
+				t.Errorf("merged %d batches, hits=%v, lat=%d; want exactly one merge", len(g.batches), g.counters["counter|hits|"], g.digests["histogram|lat|"])
 			}
 		})
 		if e := f.m.errors[causeNetwork].Load(); e < 1 {
@@ -448,7 +448,7 @@ func TestNoLossAcrossOutage(t *testing.T) {
 		if v := g.counters["counter|hits|"]; v != 1+2+3+4 {
 			t.Errorf("counter = %v, want the sum of all 4 intervals, 10", v)
 		}
-		if c := g.digests["timer|lat|"]; c != 400 {
+		if c := g.digests["histogram|lat|"]; c != 400 {
 			t.Errorf("digest count = %d, want 400", c)
 		}
 		if e := g.sets["set|users|"].Estimate(); math.Abs(float64(e)-200) > 6 {

@@ -13,7 +13,7 @@ import (
 func routeKeys(n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = metric.SeriesKey(metric.Timer, fmt.Sprintf("api.request.latency.%d", i), []string{"env:prod"})
+		keys[i] = metric.SeriesKey(metric.Histogram, fmt.Sprintf("api.request.latency.%d", i), []string{"env:prod"})
 	}
 	return keys
 }
@@ -140,7 +140,7 @@ func TestCoalesceMergesSameKey(t *testing.T) {
 	if v := got["gauge|temp|"].Value; v != 7 {
 		t.Errorf("gauge %v, want the fresh value 7", v)
 	}
-	if c := got["timer|lat|"].Digest.Count(); c != 6 {
+	if c := got["histogram|lat|"].Digest.Count(); c != 6 {
 		t.Errorf("digest count %d, want 6", c)
 	}
 	if e := got["set|users|"].Set.Estimate(); e != 3 {
@@ -170,7 +170,7 @@ func timerSeries(name string, values ...float64) metric.Series {
 			panic(err)
 		}
 	}
-	return metric.Series{Key: metric.SeriesKey(metric.Timer, name, nil), Name: name, Kind: metric.Timer, Digest: td}
+	return metric.Series{Key: metric.SeriesKey(metric.Histogram, name, nil), Name: name, Kind: metric.Histogram, Digest: td}
 }
 
 func setSeries(name string, members ...string) metric.Series {

@@ -395,7 +395,7 @@ func TestOverRealHTTP(t *testing.T) {
 	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
 	var samples []metric.Sample
 	for i := range 1000 {
-		samples = append(samples, metric.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: metric.Timer})
+		samples = append(samples, metric.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: metric.Histogram})
 	}
 	local.Push(samples)
 	enc, err := wire.AppendEncode(nil, &wire.Batch{IntervalStart: intervalStart, Interval: 10 * time.Second, Source: "l", Series: local.Flush(intervalStart.Add(10*time.Second), 10*time.Second).Forward})
@@ -429,7 +429,7 @@ func BenchmarkServeImport(b *testing.B) {
 	var samples []metric.Sample
 	for s := range 1000 {
 		for i := range 500 {
-			samples = append(samples, metric.Sample{Name: []byte(fmt.Sprintf("lat%d", s)), Value: float64(i * s % 997), Rate: 1, Kind: metric.Timer})
+			samples = append(samples, metric.Sample{Name: []byte(fmt.Sprintf("lat%d", s)), Value: float64(i * s % 997), Rate: 1, Kind: metric.Histogram})
 		}
 	}
 	local.Push(samples)

@@ -300,12 +300,12 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		case 'h':
 			kind = metric.Histogram
 		case 'd':
-			kind = metric.Distribution
+			kind = metric.Histogram
 		case 's':
 			kind = metric.Set
 		case 'm':
 			if len(rest) >= 2 && rest[1] == 's' {
-				kind, n = metric.Timer, 2
+				kind, n = metric.Histogram, 2
 			}
 		}
 	}

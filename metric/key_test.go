@@ -17,7 +17,7 @@ func TestSeriesKeyFormat(t *testing.T) {
 	}{
 		{Counter, "jobs", nil, "counter|jobs|"},
 		{Gauge, "queue.depth", []string{"env:prod"}, "gauge|queue.depth|env:prod"},
-		{Timer, "a|b", []string{"env:prod", "x"}, "timer|a|b|env:prod,x"},
+		{Histogram, "a|b", []string{"env:prod", "x"}, "histogram|a|b|env:prod,x"},
 		{Set, "users", []string{"a:1", "b", "z:2"}, "set|users|a:1,b,z:2"},
 	} {
 		if got := SeriesKey(tc.kind, tc.name, tc.tags); got != tc.want {
@@ -35,7 +35,7 @@ func TestKeyedSeries(t *testing.T) {
 		tags []string
 	}{
 		{Counter, "jobs", nil},
-		{Timer, "a|b", []string{"env:prod"}},
+		{Histogram, "a|b", []string{"env:prod"}},
 		{Set, "users", []string{"a:1", "b", "z:2"}},
 	} {
 		var raw [][]byte

@@ -5,20 +5,19 @@ import "time"
 // Kind is the DogStatsD metric type of a sample or series.
 type Kind uint8
 
-// The metric kinds of DogStatsD. Distribution is aggregated exactly like a
-// histogram; Timer too, but keeps its own kind so the series identity of
-// "x:1|ms" and "x:1|h" stays distinct, as in the Datadog Agent.
+// The metric kinds of a series. DogStatsD's histogram (h), timer (ms) and
+// distribution (d) are one kind: they are aggregated alike and flush under
+// the same names, so "x:1|h", "x:1|ms" and "x:1|d" feed one series rather
+// than three that would collide at the intake.
 const (
 	KindInvalid Kind = iota
 	Counter
 	Gauge
 	Histogram
-	Timer
-	Distribution
 	Set
 )
 
-var kindNames = [...]string{"invalid", "counter", "gauge", "histogram", "timer", "distribution", "set"}
+var kindNames = [...]string{"invalid", "counter", "gauge", "histogram", "set"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -28,7 +27,7 @@ func (k Kind) String() string {
 }
 
 // IsHistogram reports whether samples of kind k feed a t-digest.
-func (k Kind) IsHistogram() bool { return k == Histogram || k == Timer || k == Distribution }
+func (k Kind) IsHistogram() bool { return k == Histogram }
 
 // Sample is one parsed DogStatsD value. It is the unit the listener hands to
 // the aggregator, in batches.

@@ -173,10 +173,6 @@ func wireKind(k metric.Kind) (byte, bool) {
 		return kindGauge, true
 	case metric.Histogram:
 		return kindHistogram, true
-	case metric.Timer:
-		return kindTimer, true
-	case metric.Distribution:
-		return kindDistribution, true
 	case metric.Set:
 		return kindSet, true
 	}
@@ -189,12 +185,10 @@ func aggregateKind(b byte) (metric.Kind, bool) {
 		return metric.Counter, true
 	case kindGauge:
 		return metric.Gauge, true
-	case kindHistogram:
+	case kindHistogram, kindTimer, kindDistribution:
+		// Timers and distributions are histograms (metric.Kind); the
+		// codes stay readable for batches from older locals.
 		return metric.Histogram, true
-	case kindTimer:
-		return metric.Timer, true
-	case kindDistribution:
-		return metric.Distribution, true
 	case kindSet:
 		return metric.Set, true
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -34,9 +35,9 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 	}
 	hist := series(metric.Histogram, "api.payload_bytes", "env:prod")
 	hist.Digest = digestOf(t, values(500, func() float64 { return rng.Float64() * 100 })...)
-	timer := series(metric.Timer, "api.latency", "endpoint:/v1/x", "env:prod")
+	timer := series(metric.Histogram, "api.latency", "endpoint:/v1/x", "env:prod")
 	timer.Digest = digestOf(t, values(2000, func() float64 { return math.Exp(rng.NormFloat64()) })...)
-	dist := series(metric.Distribution, "queue.depth")
+	dist := series(metric.Histogram, "queue.depth")
 	dist.Digest = digestOf(t, 1, 2, 3)
 	small := series(metric.Set, "users.unique", "env:prod")
 	small.Set = setOf("user-", 50)
@@ -167,7 +168,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"repeated tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Counter, "x", "a", "a")}}, "repeated"},
 		{"comma in tag", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Counter, "x", "a,b")}}, "contains ','"},
 		{"nan", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{{Name: "x", Kind: metric.Gauge, Value: math.NaN()}}}, "not finite"},
-		{"no digest", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{ok, series(metric.Timer, "t")}}, "series 1"},
+		{"no digest", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{ok, series(metric.Histogram, "t")}}, "series 1"},
 		{"no sketch", Batch{IntervalStart: testStart, Interval: time.Second, Series: []metric.Series{series(metric.Set, "s")}}, "without a sketch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,7 +387,7 @@ func TestPayloadSizes(t *testing.T) {
 	for range 10_000 {
 		_ = td.Add(rng.ExpFloat64() * 50)
 	}
-	hist := series(metric.Timer, "api.latency", "env:prod")
+	hist := series(metric.Histogram, "api.latency", "env:prod")
 	hist.Digest = td
 	set := series(metric.Set, "users.unique", "env:prod")
 	set.Set = setOf("user-", 10_000)
@@ -443,7 +444,7 @@ func benchBatch(b *testing.B) []byte {
 	rng := rand.New(rand.NewPCG(5, 6))
 	batch := &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "host"}
 	for i := range 1000 {
-		s := series(metric.Timer, "api.latency", "endpoint:"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
+		s := series(metric.Histogram, "api.latency", "endpoint:"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
 		s.Digest = metric.NewDigest()
 		for range 1000 {
 			_ = s.Digest.Add(rng.ExpFloat64())
@@ -465,9 +466,9 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 		name, tags, member string
 		kind               metric.Kind
 	}{
-		{"lat", "svc:api,env:prod", "", metric.Timer},
+		{"lat", "svc:api,env:prod", "", metric.Histogram},
 		{"lat", "env:prod,svc:api", "", metric.Histogram},
-		{"size", "", "", metric.Distribution},
+		{"size", "", "", metric.Histogram},
 		{"users", "host:other,env:prod", "alice", metric.Set},
 		{"jobs", "veneurglobalonly,z:1,a:1", "", metric.Counter},
 		{"temp", "veneurglobalonly", "", metric.Gauge},
@@ -476,7 +477,7 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 	}
 	local.Push(samples)
 	fwd := local.Flush(testStart.Add(10*time.Second), 10*time.Second).Forward
-	if len(fwd) != 6 {
+	if len(fwd) != 5 { // the two "lat" lines are one series
 		t.Fatalf("forwarded %d series", len(fwd))
 	}
 	got, err := Decode(mustEncode(t, &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "l1", Series: fwd}), Limits{})
@@ -494,12 +495,36 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 	}
 	global.Import(got.IntervalStart, got.Interval, got.Series)
 	points := global.Flush(testStart.Add(20*time.Second), 10*time.Second).Points
-	if len(points) != 6 { // 3 percentiles, a set, a counter, a gauge
+	if len(points) != 5 { // 2 percentiles, a set, a counter, a gauge
 		t.Fatalf("global flushed %d points: %+v", len(points), points)
 	}
 	for _, p := range points {
 		if p.Host != "" {
 			t.Errorf("point %s has host %q", p.Name, p.Host)
+		}
+	}
+}
+
+// TestOlderKindCodesDecodeAsHistograms: batches from locals that still
+// tell timers (4) and distributions (5) from histograms (3) decode into
+// the one histogram kind, keyed alike, so they merge with new locals'.
+func TestOlderKindCodesDecodeAsHistograms(t *testing.T) {
+	for _, code := range []byte{kindHistogram, kindTimer, kindDistribution} {
+		s := series(metric.Histogram, "lat", "env:prod")
+		s.Digest = metric.NewDigest()
+		_ = s.Digest.Add(1)
+		data := mustEncode(t, &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "old", Series: []metric.Series{s}})
+		// The kind byte follows the header, the 3-byte source and the
+		// series count; the CRC is recomputed over the patched body.
+		data[headerFixedLen+1+len("old")+1] = code
+		body := data[:len(data)-trailerLen]
+		binary.BigEndian.PutUint32(data[len(body):], crc32.Checksum(body, castagnoli))
+		got, err := Decode(data, Limits{})
+		if err != nil {
+			t.Fatalf("kind %d: %v", code, err)
+		}
+		if g := got.Series[0]; g.Kind != metric.Histogram || g.Key != "histogram|lat|env:prod" {
+			t.Errorf("kind %d: decoded %v %q, want histogram|lat|env:prod", code, g.Kind, g.Key)
 		}
 	}
 }
