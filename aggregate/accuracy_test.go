@@ -24,10 +24,14 @@ func TestPercentileRankError(t *testing.T) {
 	percentiles := []float64{0.5, 0.9, 0.99}
 
 	for _, forwarding := range []bool{false, true} {
-		a := newTestAggregator(t, Config{Shards: 2, Percentiles: percentiles, Forwarding: forwarding})
+		a := newTestAggregator(t, Config{Shards: 2, Percentiles: percentiles})
+		tags := []byte("svc:api,veneurlocalonly") // percentiles flushed here
+		if forwarding {
+			tags = []byte("svc:api")
+		}
 		batch := make([]metric.Sample, 0, 500)
 		for _, v := range values {
-			batch = append(batch, metric.Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Histogram})
+			batch = append(batch, metric.Sample{Name: []byte("lat"), Tags: tags, Value: v, Rate: 1, Kind: metric.Histogram})
 			if len(batch) == cap(batch) {
 				a.Push(batch)
 				batch = batch[:0]
@@ -47,7 +51,7 @@ func TestPercentileRankError(t *testing.T) {
 		} else {
 			for _, pt := range flushed.Points {
 				for _, p := range percentiles {
-					if pt.Name == "lat."+PercentileName(p) {
+					if pt.Name == "lat."+metric.PercentileName(p) {
 						reported[p] = pt.Value
 					}
 				}
@@ -80,12 +84,13 @@ func rankOf(sorted []float64, v float64) int {
 func TestSetCardinality(t *testing.T) {
 	const n = 100_000
 	a := newTestAggregator(t, Config{Shards: 4})
+	localOnly := []byte("veneurlocalonly") // the set's size is flushed here
 	batch := make([]metric.Sample, 0, 1000)
 	for i := range n {
 		member := []byte("user-" + strconv.Itoa(i))
-		batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: metric.Set})
+		batch = append(batch, metric.Sample{Name: []byte("users"), Tags: localOnly, SetMember: member, Rate: 1, Kind: metric.Set})
 		// Every member twice: duplicates must not count.
-		batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: member, Rate: 1, Kind: metric.Set})
+		batch = append(batch, metric.Sample{Name: []byte("users"), Tags: localOnly, SetMember: member, Rate: 1, Kind: metric.Set})
 		if len(batch) >= cap(batch)-1 {
 			a.Push(batch)
 			batch = batch[:0]

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -33,23 +32,9 @@ type Config struct {
 	Percentiles []float64
 	// Aggregates are flushed for histogram series as name.<aggregate>.
 	Aggregates []Aggregate
-	// Forwarding is true on a local instance (forward_address set):
-	// histogram digests and sets not marked veneurlocalonly, and counters
-	// and gauges marked veneurglobalonly, go to Flushed.Forward instead of
-	// being flushed here (histogram aggregates are still flushed here).
-	Forwarding bool
 	// Stats receives the aggregator's self-measurements; nil measures
 	// nothing.
 	Stats *telemetry.Registry
-	// Interval is the flush interval (the interval key). A global needs it
-	// to place each imported batch into the global interval that contains
-	// the batch's interval before any Flush has run. Zero means the
-	// interval Flush is called with (and, before the first Flush, the
-	// batch's own interval).
-	Interval time.Duration
-	// Now is the clock Import reads to bound batches from the future and
-	// to start its interval bookkeeping; nil means time.Now.
-	Now func() time.Time
 }
 
 // maxShards bounds Config.Shards: more shards than this only cost memory.
@@ -66,9 +51,8 @@ type Aggregator struct {
 	extendTags  []string // sorted, deduplicated
 	extendKeys  []string // the key of each extend tag, for overriding
 	percentiles []float64
-	pctSuffixes []string    // "." + PercentileName(p), parallel to percentiles
+	pctSuffixes []string    // "." + metric.PercentileName(p), parallel to percentiles
 	aggregates  []Aggregate // configured, deduplicated, in flush order
-	forwarding  bool
 
 	scratch sync.Pool // *pushScratch
 
@@ -78,8 +62,6 @@ type Aggregator struct {
 
 	flushMu sync.Mutex // serializes Flush
 	stats   aggregatorStats
-
-	imports imports // forwarded state merged on a global (import.go)
 }
 
 // shard is one lock and the series behind it. Shards sit side by side in an
@@ -113,10 +95,9 @@ type intervalState struct {
 // New validates cfg and returns an Aggregator ready for Push.
 func New(cfg Config) (*Aggregator, error) {
 	a := &Aggregator{
-		hostname:   cfg.Hostname,
-		forwarding: cfg.Forwarding,
-		seed:       maphash.MakeSeed(),
-		stats:      newAggregatorStats(cfg.Stats),
+		hostname: cfg.Hostname,
+		seed:     maphash.MakeSeed(),
+		stats:    newAggregatorStats(cfg.Stats),
 	}
 
 	n := max(cfg.Shards, 1)
@@ -132,10 +113,10 @@ func New(cfg Config) (*Aggregator, error) {
 
 	seenPct := make(map[string]bool, len(cfg.Percentiles))
 	for _, p := range cfg.Percentiles {
-		if err := validatePercentile(p); err != nil {
+		if err := metric.CheckPercentile(p); err != nil {
 			return nil, err
 		}
-		suffix := "." + PercentileName(p)
+		suffix := "." + metric.PercentileName(p)
 		if seenPct[suffix] {
 			return nil, fmt.Errorf("percentile %v: listed twice", p)
 		}
@@ -168,7 +149,6 @@ func New(cfg Config) (*Aggregator, error) {
 		a.extendKeys = append(a.extendKeys, tagKey(tag))
 	}
 
-	a.imports.init(cfg, len(a.shards))
 	a.scratch.New = func() any { return &pushScratch{perShard: make([]int32, len(a.shards)+1), lastWeight: sampleWeight(0)} }
 	return a, nil
 }
@@ -366,9 +346,6 @@ func sampleWeight(rate float32) float64 {
 
 // forwards reports whether a series goes upstream (SPEC §3).
 func (a *Aggregator) forwards(k metric.Kind, sc scope) bool {
-	if !a.forwarding {
-		return false
-	}
 	switch {
 	case k.IsHistogram(), k == metric.Set:
 		return sc != scopeLocalOnly

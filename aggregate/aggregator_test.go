@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/pointtest"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -79,49 +80,17 @@ func newTestAggregator(t testing.TB, cfg Config) *Aggregator {
 	return a
 }
 
-// sortPoints orders points by name, tags, host and value so whole slices
-// compare.
-func sortPoints(points []metric.Point) {
-	slices.SortFunc(points, func(x, y metric.Point) int {
-		return cmp.Or(
-			cmp.Compare(x.Name, y.Name),
-			slices.Compare(x.Tags, y.Tags),
-			cmp.Compare(x.Host, y.Host),
-			cmp.Compare(x.Value, y.Value),
-		)
-	})
-}
-
-func formatPoints(points []metric.Point) string {
-	var b strings.Builder
-	for _, p := range points {
-		fmt.Fprintf(&b, "\t%s %v host=%q %s %v ts=%d interval=%v\n", p.Name, p.Tags, p.Host, p.Type, p.Value, p.Timestamp, p.Interval)
-	}
-	return b.String()
-}
-
 func assertPoints(t *testing.T, got, want []metric.Point) {
 	t.Helper()
-	sortPoints(got)
-	sortPoints(want)
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("points:\ngot\n%swant\n%s", formatPoints(got), formatPoints(want))
-	}
+	pointtest.Assert(t, got, want)
 }
 
 func gauge(name string, value float64, tags ...string) metric.Point {
-	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: metric.GaugePoint, Value: value, Timestamp: testNow.Unix()}
+	return metric.Point{Name: name, Tags: pointtest.NilIfEmpty(tags), Host: testHost, Type: metric.GaugePoint, Value: value, Timestamp: testNow.Unix()}
 }
 
 func rate(name string, value float64, interval time.Duration, tags ...string) metric.Point {
-	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Host: testHost, Type: metric.RatePoint, Value: value, Timestamp: testNow.Unix(), Interval: interval}
-}
-
-func nilIfEmpty(tags []string) []string {
-	if len(tags) == 0 {
-		return nil
-	}
-	return tags
+	return metric.Point{Name: name, Tags: pointtest.NilIfEmpty(tags), Host: testHost, Type: metric.RatePoint, Value: value, Timestamp: testNow.Unix(), Interval: interval}
 }
 
 func TestFlushByKind(t *testing.T) {
@@ -136,12 +105,12 @@ func TestFlushByKind(t *testing.T) {
 		"hits:4|c|#a:2",
 		"temp:3|g",
 		"temp:-7|g",
-		"lat:1|h",
-		"lat:2|h",
-		"lat:3|h",
-		"users:alice|s",
-		"users:bob|s",
-		"users:alice|s",
+		"lat:1|h|#veneurlocalonly", // percentiles and sets flushed here
+		"lat:2|h|#veneurlocalonly",
+		"lat:3|h|#veneurlocalonly",
+		"users:alice|s|#veneurlocalonly",
+		"users:bob|s|#veneurlocalonly",
+		"users:alice|s|#veneurlocalonly",
 	))
 	got := a.Flush(testNow, 2*time.Second)
 	assertPoints(t, got.Points, []metric.Point{
@@ -158,7 +127,7 @@ func TestFlushByKind(t *testing.T) {
 		gauge("users", 2),
 	})
 	if len(got.Forward) != 0 {
-		t.Errorf("standalone instance forwarded %d series", len(got.Forward))
+		t.Errorf("local-only series forwarded: %d", len(got.Forward))
 	}
 }
 
@@ -251,78 +220,66 @@ func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 	})
 }
 
+// TestScoping: what each kind and magic tag flushes here and what goes to
+// the global tier (SPEC §3); the root of the tier takes the forwarded
+// state itself (package aggregate/global), so every instance splits alike.
 func TestScoping(t *testing.T) {
-	type want struct {
+	cases := []struct {
+		line    string
 		local   []string // point names
 		forward []string // forward keys
-	}
-	cases := []struct {
-		line       string
-		standalone want
-		local      want
 	}{
-		{"c:1|c|#t:1", want{local: []string{"c"}}, want{local: []string{"c"}}},
-		{"c:1|c|#t:1,veneurglobalonly", want{local: []string{"c"}}, want{forward: []string{"counter|c|t:1"}}},
-		{"c:1|c|#veneurlocalonly,t:1", want{local: []string{"c"}}, want{local: []string{"c"}}},
-		{"g:1|g|#t:1", want{local: []string{"g"}}, want{local: []string{"g"}}},
-		{"g:1|g|#veneurglobalonly,t:1", want{local: []string{"g"}}, want{forward: []string{"gauge|g|t:1"}}},
-		{"h:1|h|#t:1", want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}},
-			want{local: []string{"h.count", "h.max", "h.median", "h.min"}, forward: []string{"histogram|h|t:1"}}},
-		{"h:1|h|#t:1,veneurlocalonly", want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}},
-			want{local: []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}}},
-		{"t:1|ms|#t:1,veneurglobalonly", want{local: []string{"t.count", "t.max", "t.median", "t.min", "t.50percentile"}},
-			want{local: []string{"t.count", "t.max", "t.median", "t.min"}, forward: []string{"histogram|t|t:1"}}},
-		{"d:1|d|#t:1", want{local: []string{"d.count", "d.max", "d.median", "d.min", "d.50percentile"}},
-			want{local: []string{"d.count", "d.max", "d.median", "d.min"}, forward: []string{"histogram|d|t:1"}}},
-		{"s:m|s|#t:1", want{local: []string{"s"}}, want{forward: []string{"set|s|t:1"}}},
-		{"s:m|s|#t:1,veneurlocalonly", want{local: []string{"s"}}, want{local: []string{"s"}}},
+		{"c:1|c|#t:1", []string{"c"}, nil},
+		{"c:1|c|#t:1,veneurglobalonly", nil, []string{"counter|c|t:1"}},
+		{"c:1|c|#veneurlocalonly,t:1", []string{"c"}, nil},
+		{"g:1|g|#t:1", []string{"g"}, nil},
+		{"g:1|g|#veneurglobalonly,t:1", nil, []string{"gauge|g|t:1"}},
+		{"h:1|h|#t:1", []string{"h.count", "h.max", "h.median", "h.min"}, []string{"histogram|h|t:1"}},
+		{"h:1|h|#t:1,veneurlocalonly", []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}, nil},
+		{"t:1|ms|#t:1,veneurglobalonly", []string{"t.count", "t.max", "t.median", "t.min"}, []string{"histogram|t|t:1"}},
+		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"histogram|d|t:1"}},
+		{"s:m|s|#t:1", nil, []string{"set|s|t:1"}},
+		{"s:m|s|#t:1,veneurlocalonly", []string{"s"}, nil},
 	}
-	for _, forwarding := range []bool{false, true} {
-		for _, tc := range cases {
-			t.Run(fmt.Sprintf("forwarding=%v/%s", forwarding, tc.line), func(t *testing.T) {
-				a := newTestAggregator(t, Config{
-					Forwarding:  forwarding,
-					Percentiles: []float64{0.5},
-					Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggMedian},
-					ExtendTags:  []string{"region:x"},
-				})
-				a.Push(parseTestLines(t, tc.line))
-				got := a.Flush(testNow, time.Second)
-				w := tc.standalone
-				if forwarding {
-					w = tc.local
-				}
-				var names, keys []string
-				for _, p := range got.Points {
-					names = append(names, p.Name)
-					if !slices.Equal(p.Tags, []string{"region:x", "t:1"}) || p.Host != testHost {
-						t.Errorf("point %s: tags %q host %q, want [region:x t:1] host %q", p.Name, p.Tags, p.Host, testHost)
-					}
-				}
-				for _, f := range got.Forward {
-					keys = append(keys, f.Key)
-					if !slices.Equal(f.Tags, []string{"t:1"}) {
-						t.Errorf("forward %s: tags %q, want [t:1]", f.Key, f.Tags)
-					}
-					if f.Name != string(parseTestLine(t, tc.line).Name) {
-						t.Errorf("forward %s: name %q", f.Key, f.Name)
-					}
-				}
-				slices.Sort(names)
-				slices.Sort(w.local)
-				if !slices.Equal(names, w.local) {
-					t.Errorf("local points %q, want %q", names, w.local)
-				}
-				if !slices.Equal(keys, w.forward) {
-					t.Errorf("forwarded %q, want %q", keys, w.forward)
-				}
+	for _, tc := range cases {
+		t.Run(tc.line, func(t *testing.T) {
+			a := newTestAggregator(t, Config{
+				Percentiles: []float64{0.5},
+				Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggMedian},
+				ExtendTags:  []string{"region:x"},
 			})
-		}
+			a.Push(parseTestLines(t, tc.line))
+			got := a.Flush(testNow, time.Second)
+			var names, keys []string
+			for _, p := range got.Points {
+				names = append(names, p.Name)
+				if !slices.Equal(p.Tags, []string{"region:x", "t:1"}) || p.Host != testHost {
+					t.Errorf("point %s: tags %q host %q, want [region:x t:1] host %q", p.Name, p.Tags, p.Host, testHost)
+				}
+			}
+			for _, f := range got.Forward {
+				keys = append(keys, f.Key)
+				if !slices.Equal(f.Tags, []string{"t:1"}) {
+					t.Errorf("forward %s: tags %q, want [t:1]", f.Key, f.Tags)
+				}
+				if f.Name != string(parseTestLine(t, tc.line).Name) {
+					t.Errorf("forward %s: name %q", f.Key, f.Name)
+				}
+			}
+			slices.Sort(names)
+			want := slices.Sorted(slices.Values(tc.local))
+			if !slices.Equal(names, want) {
+				t.Errorf("local points %q, want %q", names, want)
+			}
+			if !slices.Equal(keys, tc.forward) {
+				t.Errorf("forwarded %q, want %q", keys, tc.forward)
+			}
+		})
 	}
 }
 
 func TestForwardedState(t *testing.T) {
-	a := newTestAggregator(t, Config{Forwarding: true, Aggregates: []Aggregate{AggCount}})
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
 	a.Push(parseTestLines(t,
 		"c:1|c|@0.1|#veneurglobalonly",
 		"c:2|c|#veneurglobalonly",
@@ -357,11 +314,11 @@ func TestForwardedState(t *testing.T) {
 func TestEmptySeriesAreNotFlushed(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: []float64{0.99}})
 	a.Push(parseTestLines(t, "a:1|c", "b:1|g", "c:1|h", "d:x|s"))
-	if got := a.Flush(testNow, time.Second); len(got.Points) != 5 {
-		t.Fatalf("first interval: %d points, want 5:\n%s", len(got.Points), formatPoints(got.Points))
+	if got := a.Flush(testNow, time.Second); len(got.Points) != 3 || len(got.Forward) != 2 {
+		t.Fatalf("first interval: %d points and %d forwarded, want 3 and 2:\n%s", len(got.Points), len(got.Forward), pointtest.Format(got.Points))
 	}
 	if got := a.Flush(testNow, time.Second); len(got.Points) != 0 || len(got.Forward) != 0 {
-		t.Fatalf("empty interval flushed:\n%s", formatPoints(got.Points))
+		t.Fatalf("empty interval flushed:\n%s", pointtest.Format(got.Points))
 	}
 	a.Push(parseTestLines(t, "a:2|c"))
 	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("a", 2, time.Second)})
@@ -436,29 +393,6 @@ func TestBadSamplesAreDropped(t *testing.T) {
 		{Name: []byte("x"), Value: 1, Rate: 0, Kind: metric.Counter}, // invalid rate counts as 1
 	})
 	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("x", 1, time.Second)})
-}
-
-func TestPercentileName(t *testing.T) {
-	for _, tc := range []struct {
-		p    float64
-		want string
-	}{
-		{0.5, "50percentile"},
-		{0.75, "75percentile"},
-		{0.99, "99percentile"},
-		{0.999, "999percentile"},
-		{0.995, "995percentile"},
-		{0.9999, "9999percentile"},
-		{0.05, "5percentile"},
-		{0.01, "1percentile"},
-		{0.001, "001percentile"},
-		{0.57, "57percentile"},
-		{0.1, "10percentile"},
-	} {
-		if got := PercentileName(tc.p); got != tc.want {
-			t.Errorf("PercentileName(%v) = %q, want %q", tc.p, got, tc.want)
-		}
-	}
 }
 
 func TestParseAggregate(t *testing.T) {
@@ -655,7 +589,7 @@ func TestPointTagsDoNotAlias(t *testing.T) {
 	a := newTestAggregator(t, Config{ExtendTags: []string{"e:1"}, Aggregates: []Aggregate{AggMin, AggMax}})
 	a.Push(parseTestLines(t, "a:1|g|#x", "b:1|g|#y", "h:1|h|#z"))
 	points := a.Flush(testNow, time.Second).Points
-	sortPoints(points)
+	pointtest.Sort(points)
 	for i := range points {
 		_ = append(points[i].Tags, "added")
 	}

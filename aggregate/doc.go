@@ -1,9 +1,10 @@
-// Package aggregate turns batches of parsed samples into per-interval series.
+// Package aggregate turns batches of parsed samples into per-interval
+// series: the local intervals of every instance.
 //
 // Data path:
 //
-//	listener ──Push([]Sample)──▶ shard[hash(series) & mask] ──Flush──▶ []Point ─▶ sinks
-//	                                                         └────────▶ []metric.Series ─▶ forward
+//	listener ──Push([]Sample)──▶ shard[hash(series) & mask] ──Flush──▶ []metric.Point ─▶ sinks
+//	                                                         └────────▶ []metric.Series ─▶ forward, or the root's own aggregate/global
 //
 // A series is name + kind + sorted tags (+ host, + the scope set by the
 // veneurlocalonly/veneurglobalonly magic tags), encoded as one canonical key.
@@ -12,11 +13,7 @@
 // map for a fresh one under the lock and does the expensive work (percentiles,
 // encoding) outside it, so ingestion never waits for a flush.
 //
-// On a global instance, Import merges the metric.Series that locals send
-// (decoded by wire) into global intervals kept apart from the
-// series received directly; Flush emits each such interval one interval
-// after the locals finished it, as fleet-wide points without a host
-// (import.go):
-//
-//	importsrv ──Import(start, []metric.Series)──▶ interval[start] ──Flush (one interval later)──▶ []Point (no host)
+// What goes to the global tier (histogram digests and sets, counters and
+// gauges tagged veneurglobalonly) leaves as metric.Series; the global
+// tier's merging and its intervals are package aggregate/global's.
 package aggregate

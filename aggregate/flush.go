@@ -12,13 +12,14 @@ import (
 
 // Flushed is the output of one interval.
 type Flushed struct {
-	// Points are the series flushed by this instance, in no particular
-	// order, including the fleet-wide points of imported series (Host
-	// empty) on a global instance. The points of one series share one Tags slice, and may share
-	// it with Forward: treat Tags as read-only.
+	// Points are the series this instance flushes itself, in no
+	// particular order. The points of one series share one Tags slice,
+	// and may share it with Forward: treat Tags as read-only.
 	Points []metric.Point
-	// Forward is the mergeable state of the series that go upstream; empty
-	// unless Config.Forwarding. The receiver owns the digests and sketches.
+	// Forward is the mergeable state of the series that go to the global
+	// tier (SPEC §3): histogram digests and sets not marked
+	// veneurlocalonly, counters and gauges marked veneurglobalonly. The
+	// receiver owns the digests and sketches.
 	Forward []metric.Series
 	Events  []metric.Event
 	Checks  []metric.ServiceCheck
@@ -35,10 +36,6 @@ type Flushed struct {
 //
 // Series with no samples in the interval are not flushed: they are simply
 // absent from the fresh state.
-//
-// Flush also takes the imported interval that is due (the one starting at
-// now-2×interval, see Import) and adds its fleet-wide points, or, with
-// Config.Forwarding, its merged state to Forward.
 func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
@@ -85,25 +82,14 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // flushShard cannot fail
 
 	out := Flushed{Points: points, Forward: forward}
-	exact := true
 	var byKind [kindCount]uint64
 	for i := range results {
-		res := &results[i]
-		exact = exact && len(res.points) == states[i].points && len(res.forward) == states[i].forwarded
-		for k, n := range res.byKind {
+		for k, n := range results[i].byKind {
 			byKind[k] += n
-		}
-	}
-	if !exact { // cannot happen while newSeries and flushShard agree; stay correct if they don't
-		out.Points, out.Forward = nil, nil
-		for i := range results {
-			out.Points = append(out.Points, results[i].points...)
-			out.Forward = append(out.Forward, results[i].forward...)
 		}
 	}
 
 	out.Events, out.Checks = a.takeEvents()
-	a.flushImports(now, interval, &out, &byKind)
 
 	for k, n := range byKind {
 		if n > 0 {

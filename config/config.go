@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // Config is the whole configuration file.
@@ -189,7 +190,7 @@ func (c *Config) Validate() error {
 			bad("percentiles", "%v is not in (0, 1)", p)
 			continue
 		}
-		name := aggregate.PercentileName(p)
+		name := metric.PercentileName(p)
 		if q, dup := seen[name]; dup {
 			bad("percentiles", "%v and %v both name %q", q, p, name)
 		}

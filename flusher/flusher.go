@@ -28,6 +28,14 @@ type Aggregator interface {
 	Flush(now time.Time, interval time.Duration) aggregate.Flushed
 }
 
+// Fleet is the global tier's aggregation on this instance (package
+// aggregate/global): what it merged is flushed one interval late, as
+// fleet-wide points or, on a middle tier, as series for the next tier.
+type Fleet interface {
+	Import(intervalStart time.Time, interval time.Duration, series []metric.Series)
+	Flush(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series)
+}
+
 // Forwarder ships the series aggregation marked global. Forward must return
 // by ctx's deadline; what it could not deliver is its own to keep or drop.
 // Hold takes an interval's series while a Forward is still running, to be
@@ -41,10 +49,15 @@ type Forwarder interface {
 type Config struct {
 	Aggregator Aggregator
 	Sinks      []sinks.Sink
-	Forwarder  Forwarder // nil on a standalone or global instance
-	Interval   time.Duration
-	Stats      *telemetry.Registry
-	Log        *slog.Logger
+	// Fleet merges and flushes the global tier's intervals; nil when this
+	// instance takes no part in it (tests of the local pipeline alone).
+	Fleet Fleet
+	// Forwarder sends the interval's global state up the tier; nil on the
+	// root of the tier, whose Fleet takes that state itself.
+	Forwarder Forwarder
+	Interval  time.Duration
+	Stats     *telemetry.Registry
+	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -127,9 +140,9 @@ func (f *Flusher) addOutput(name string, run func(context.Context, *aggregate.Fl
 	})
 }
 
-// NextTick returns the first multiple of interval (since the Unix epoch)
+// nextTick returns the first multiple of interval (since the Unix epoch)
 // after now: flushes land on :00, :10, :20 for a 10s interval.
-func NextTick(now time.Time, interval time.Duration) time.Time {
+func nextTick(now time.Time, interval time.Duration) time.Time {
 	return now.Truncate(interval).Add(interval)
 }
 
@@ -137,7 +150,7 @@ func NextTick(now time.Time, interval time.Duration) time.Time {
 // out: the caller stops the listeners first and then calls Final.
 func (f *Flusher) Run(ctx context.Context) error {
 	for {
-		next := NextTick(f.cfg.Now(), f.cfg.Interval)
+		next := nextTick(f.cfg.Now(), f.cfg.Interval)
 		if !f.lastTick.IsZero() && !next.After(f.lastTick) {
 			// The wall clock stepped back: the tick just flushed must not
 			// flush again, with a few milliseconds' data over its values.
@@ -213,6 +226,19 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 		f.cfg.Aggregator.Push(self)
 	}
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
+	if fl := f.cfg.Fleet; fl != nil {
+		if f.cfg.Forwarder == nil {
+			// The root of the tier is its own global: its digests and
+			// sets join every host's in one fleet series.
+			fl.Import(intervalStart, f.cfg.Interval, flushed.Forward)
+			flushed.Forward = nil
+		}
+		points, forward := fl.Flush(now, f.cfg.Interval)
+		flushed.Points = append(flushed.Points, points...)
+		// The merged state goes first: of a gauge, the forwarder keeps the
+		// later value, and this instance's own was set an interval later.
+		flushed.Forward = append(forward, flushed.Forward...)
+	}
 	f.pointsFlushed.Add(uint64(len(flushed.Points)))
 	for _, o := range f.outputs {
 		if !final && !tryAcquire(o.busy) {

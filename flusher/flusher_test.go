@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/aggregate/global"
+	"github.com/veneur-lite/veneur-lite/internal/pointtest"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -395,6 +397,96 @@ func TestWaitForInFlightOutputs(t *testing.T) {
 			release.Stop()
 			if waited := time.Since(began); waited != tc.want {
 				t.Errorf("Wait returned after %v, want %v", waited, tc.want)
+			}
+		}
+	})
+}
+
+// captureSink keeps every flush's points.
+type captureSink struct {
+	mu      sync.Mutex
+	flushes [][]metric.Point
+}
+
+func (s *captureSink) Name() string { return "capture" }
+
+func (s *captureSink) Flush(_ context.Context, points []metric.Point) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushes = append(s.flushes, points)
+	return nil
+}
+
+// TestRootMergesOwnAndImportedDigests: on the root of the tier, samples
+// sent to the instance directly and digests forwarded by a local for the
+// same interval make ONE fleet series per percentile, without a host,
+// flushed one interval late; the direct samples' aggregates still flush
+// at once, with the host.
+func TestRootMergesOwnAndImportedDigests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const g = 10 * time.Second
+		agg, err := aggregate.New(aggregate.Config{Hostname: "g1", Aggregates: []aggregate.Aggregate{aggregate.AggCount}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet, err := global.New(global.Config{Interval: g, Percentiles: []float64{0.5, 0.99}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &captureSink{}
+		f := New(Config{Aggregator: agg, Fleet: fleet, Sinks: []sinks.Sink{sink}, Interval: g, Log: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+
+		start := time.Now() // an interval boundary under synctest
+		lat := func(v float64) metric.Sample {
+			return metric.Sample{Name: []byte("lat"), Tags: []byte("svc:api"), Value: v, Rate: 1, Kind: metric.Histogram}
+		}
+		agg.Push([]metric.Sample{lat(1), lat(2)}) // sent to the global directly
+		local, err := aggregate.New(aggregate.Config{Hostname: "l1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		local.Push([]metric.Sample{lat(3), lat(4)})
+		forwarded := local.Flush(start.Add(g), g).Forward
+
+		time.Sleep(g + time.Millisecond)  // first tick: the global's own interval ends
+		fleet.Import(start, g, forwarded) // the local forwards during the next interval
+		time.Sleep(g)                     // second tick: the fleet interval is due
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if len(sink.flushes) != 2 {
+			t.Fatalf("%d flushes, want 2", len(sink.flushes))
+		}
+		pointtest.Assert(t, sink.flushes[0], []metric.Point{{
+			Name: "lat.count", Tags: []string{"svc:api"}, Host: "g1", Type: metric.RatePoint,
+			Value: 0.2, Timestamp: start.Add(g).Unix(), Interval: g,
+		}})
+		second := sink.flushes[1]
+		if len(second) != 2 {
+			t.Fatalf("second flush:\n%s", pointtest.Format(second))
+		}
+		for _, p := range second {
+			if p.Host != "" || p.Timestamp != start.Add(2*g).Unix() {
+				t.Errorf("%s: host %q at %d, want a fleet series at the second tick", p.Name, p.Host, p.Timestamp)
+			}
+			switch p.Name {
+			case "lat.50percentile": // of 1, 2, 3, 4: only both sources give a median between 2 and 3
+				if p.Value < 2 || p.Value > 3 {
+					t.Errorf("p50 = %v, want the median of own and imported samples", p.Value)
+				}
+			case "lat.99percentile":
+				if p.Value <= 3 || p.Value > 4 {
+					t.Errorf("p99 = %v, want near 4", p.Value)
+				}
+			default:
+				t.Errorf("unexpected point %s", p.Name)
 			}
 		}
 	})

@@ -242,8 +242,8 @@ func (f *Forwarder) setMembers(members []string) {
 	f.log.Info("forward members changed", "members", len(members), "added", added, "removed", removed)
 }
 
-// Members returns the current members' base URLs, sorted.
-func (f *Forwarder) Members() []string {
+// members returns the current members' base URLs, sorted.
+func (f *Forwarder) members() []string {
 	return slices.Clone(f.view.Load().members)
 }
 

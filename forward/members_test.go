@@ -159,7 +159,7 @@ func TestMembersFollowDNS(t *testing.T) {
 	check := func(want ...string) {
 		t.Helper()
 		slices.Sort(want)
-		if got := f.Members(); !slices.Equal(got, want) {
+		if got := f.members(); !slices.Equal(got, want) {
 			t.Fatalf("Members() = %v, want %v", got, want)
 		}
 	}
@@ -207,7 +207,7 @@ func TestResolutionFailureAtStartIsNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	if m := f.Members(); len(m) != 0 {
+	if m := f.members(); len(m) != 0 {
 		t.Fatalf("Members() = %v, want none", m)
 	}
 	r.update(func(r *fakeResolver) {
@@ -215,7 +215,7 @@ func TestResolutionFailureAtStartIsNotFatal(t *testing.T) {
 		r.hosts["globals.internal"] = []string{"10.1.1.1"}
 	})
 	f.resolve(t.Context())
-	if m := f.Members(); !slices.Equal(m, []string{"http://10.1.1.1:8127"}) {
+	if m := f.members(); !slices.Equal(m, []string{"http://10.1.1.1:8127"}) {
 		t.Fatalf("Members() = %v after the name resolved", m)
 	}
 }

@@ -189,7 +189,7 @@ var causeNames = [causeCount]string{
 	"read_timeout",
 }
 
-// status is the HTTP status of each cause.
+// causeStatus is the HTTP status of each cause.
 var causeStatus = [causeCount]int{
 	http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusUnsupportedMediaType,
 	http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/aggregate/global"
 	"github.com/veneur-lite/veneur-lite/internal/await"
 	"github.com/veneur-lite/veneur-lite/metric"
 
@@ -380,10 +381,10 @@ func TestLogsAreThrottled(t *testing.T) {
 }
 
 // TestOverRealHTTP goes through a real server and client, the way a local
-// posts, against a real aggregator.
+// posts, against the real global aggregation.
 func TestOverRealHTTP(t *testing.T) {
 	reg := telemetry.NewRegistry()
-	agg, err := aggregate.New(aggregate.Config{Interval: 10 * time.Second, Stats: reg, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
+	agg, err := global.New(global.Config{Interval: 10 * time.Second, Stats: reg, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +393,7 @@ func TestOverRealHTTP(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
+	local, _ := aggregate.New(aggregate.Config{})
 	var samples []metric.Sample
 	for i := range 1000 {
 		samples = append(samples, metric.Sample{Name: []byte("lat"), Value: float64(i), Rate: 1, Kind: metric.Histogram})
@@ -421,11 +422,11 @@ func TestOverRealHTTP(t *testing.T) {
 
 // BenchmarkServeImport measures the endpoint without the network: gunzip,
 // decode and merge of a batch of 1000 timer digests (500 samples each)
-// into a real aggregator.
+// into the real global aggregation.
 //
 //	go test ./importsrv -run '^$' -bench . -benchmem -count 6
 func BenchmarkServeImport(b *testing.B) {
-	local, _ := aggregate.New(aggregate.Config{Forwarding: true})
+	local, _ := aggregate.New(aggregate.Config{})
 	var samples []metric.Sample
 	for s := range 1000 {
 		for i := range 500 {
@@ -438,7 +439,7 @@ func BenchmarkServeImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := gzipped(b, enc)
-	agg, _ := aggregate.New(aggregate.Config{Interval: 10 * time.Second, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
+	agg, _ := global.New(global.Config{Interval: 10 * time.Second, Now: func() time.Time { return intervalStart.Add(11 * time.Second) }})
 	h := New(Config{Importer: agg, Log: quietLog()})
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()

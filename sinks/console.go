@@ -46,7 +46,7 @@ func (c *Console) Flush(_ context.Context, points []metric.Point) error {
 	w := bufio.NewWriter(c.out)
 	var line []byte
 	for i := range points {
-		line = AppendConsoleLine(line[:0], &points[i])
+		line = appendConsoleLine(line[:0], &points[i])
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {
 			return fmt.Errorf("console sink: %w", err)
@@ -58,8 +58,8 @@ func (c *Console) Flush(_ context.Context, points []metric.Point) error {
 	return nil
 }
 
-// AppendConsoleLine appends the console rendering of p to dst.
-func AppendConsoleLine(dst []byte, p *metric.Point) []byte {
+// appendConsoleLine appends the console rendering of p to dst.
+func appendConsoleLine(dst []byte, p *metric.Point) []byte {
 	dst = append(dst, p.Name...)
 	dst = append(dst, ' ')
 	dst = append(dst, p.Type.String()...)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/aggregate/global"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
@@ -457,7 +458,7 @@ func benchBatch(b *testing.B) []byte {
 // TestKeysAgreeWithAggregator: what a local aggregator forwards decodes to
 // the same keys, names and tags, and merges on a global aggregator.
 func TestKeysAgreeWithAggregator(t *testing.T) {
-	local, err := aggregate.New(aggregate.Config{Hostname: "l1", Forwarding: true})
+	local, err := aggregate.New(aggregate.Config{Hostname: "l1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,12 +490,12 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 			t.Errorf("series %d: decoded %q %q %q, forwarded %q %q %q", i, s.Key, s.Name, s.Tags, fwd[i].Key, fwd[i].Name, fwd[i].Tags)
 		}
 	}
-	global, err := aggregate.New(aggregate.Config{Interval: 10 * time.Second, Percentiles: []float64{0.5}, Now: func() time.Time { return testStart.Add(11 * time.Second) }})
+	fleet, err := global.New(global.Config{Interval: 10 * time.Second, Percentiles: []float64{0.5}, Now: func() time.Time { return testStart.Add(11 * time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	global.Import(got.IntervalStart, got.Interval, got.Series)
-	points := global.Flush(testStart.Add(20*time.Second), 10*time.Second).Points
+	fleet.Import(got.IntervalStart, got.Interval, got.Series)
+	points, _ := fleet.Flush(testStart.Add(20*time.Second), 10*time.Second)
 	if len(points) != 5 { // 2 percentiles, a set, a counter, a gauge
 		t.Fatalf("global flushed %d points: %+v", len(points), points)
 	}

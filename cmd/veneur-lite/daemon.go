@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/aggregate/global"
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/flusher"
 	"github.com/veneur-lite/veneur-lite/forward"
@@ -25,6 +26,7 @@ type daemon struct {
 	cfg       config.Config
 	log       *slog.Logger
 	agg       *aggregate.Aggregator
+	fleet     *global.Windows
 	listeners []listener.Listener
 	http      *httpServer
 	flusher   *flusher.Flusher
@@ -48,15 +50,23 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		ExtendTags:  cfg.ExtendTags,
 		Percentiles: cfg.Percentiles,
 		Aggregates:  aggs,
-		Forwarding:  len(cfg.ForwardAddress) > 0,
-		Interval:    cfg.Interval.D(),
 		Stats:       reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build aggregator: %w", err)
 	}
+	fleet, err := global.New(global.Config{
+		Interval:    cfg.Interval.D(),
+		Percentiles: cfg.Percentiles,
+		Forwarding:  len(cfg.ForwardAddress) > 0,
+		Shards:      cfg.NumWorkers,
+		Stats:       reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build global aggregation: %w", err)
+	}
 
-	d := &daemon{cfg: cfg, log: log, agg: agg}
+	d := &daemon{cfg: cfg, log: log, agg: agg, fleet: fleet}
 	if len(cfg.ForwardAddress) > 0 {
 		d.forwarder, err = forward.New(forward.Config{
 			Addresses: cfg.ForwardAddress,
@@ -99,12 +109,13 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	// Every instance accepts imports: a middle tier of a chained global tier
 	// has forward_address set just like a local.
 	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
-		Importer: agg,
+		Importer: fleet,
 		Stats:    reg,
 		Log:      log.With("component", "import"),
 	}))
 	fcfg := flusher.Config{
 		Aggregator: agg,
+		Fleet:      fleet,
 		Sinks:      outputs,
 		Interval:   cfg.Interval.D(),
 		Stats:      reg,
@@ -197,7 +208,7 @@ func (d *daemon) Run(ctx context.Context) error {
 	// local managed to deliver, and the global intervals not yet due.
 	stopHTTP()
 	httpErr := <-httpDone
-	d.agg.DrainImports()
+	d.fleet.Drain()
 	d.log.Info("shutting down: final flush")
 	fctx, cancel := context.WithDeadline(context.Background(), deadline)
 	d.flusher.Final(fctx)

@@ -62,8 +62,10 @@ func sendWithDatadogGo(t *testing.T, addr string, opts ...statsd.Option) {
 }
 
 // wantDatadogGo is what sendWithDatadogGo must produce with the default
-// aggregates (min, max, count) and percentiles (0.5, 0.75, 0.99). Percentile
-// values are checked separately, by name and rough value.
+// aggregates (min, max, count) and percentiles (0.5, 0.75, 0.99), once the
+// interval after has flushed (percentiles and set sizes are fleet series,
+// one interval late). Percentile values are checked separately, by name
+// and rough value.
 func wantDatadogGo() []metric.Point {
 	return []metric.Point{
 		pt("page.views", rate, 100, host, "env:prod", "route:/a"),
@@ -77,7 +79,7 @@ func wantDatadogGo() []metric.Point {
 		pt("payload.min", gauge, 1, "other-box"),
 		pt("payload.max", gauge, 100, "other-box"),
 		pt("payload.count", rate, 100, "other-box"),
-		pt("users", gauge, 40, host),
+		pt("users", gauge, 40, ""), // fleet-wide: the root of the tier merges sets
 		pt("queue.depth", gauge, -4, host),
 	}
 }
@@ -100,11 +102,10 @@ func checkDatadogGoOutput(t *testing.T, td *testDaemon) {
 	t.Helper()
 	got, pct := splitPercentiles(td.sink.userPoints())
 	comparePoints(t, got, wantDatadogGo(), time.Hour)
+	// This instance is the root of the tier: its percentiles are fleet
+	// series, without a host (the line's host: tag included).
 	for _, name := range []string{"req.size", "req.latency", "payload"} {
-		h := host
-		if name == "payload" {
-			h = "other-box"
-		}
+		const h = ""
 		for _, p := range []struct {
 			suffix string
 			want   float64
@@ -195,10 +196,10 @@ func TestMalformedLineKeepsNeighbours(t *testing.T) {
 		pt("good.b", gauge, 2, host),
 		pt("good.c.min", gauge, 3, host),
 		pt("good.c.max", gauge, 3, host),
-		pt("good.c.count", rate, 8, host), // @0.5 weighs 2
-		pt("good.c.50percentile", gauge, 3, host),
-		pt("good.c.75percentile", gauge, 3, host),
-		pt("good.c.99percentile", gauge, 3, host),
+		pt("good.c.count", rate, 8, host),       // @0.5 weighs 2
+		pt("good.c.50percentile", gauge, 3, ""), // fleet series
+		pt("good.c.75percentile", gauge, 3, ""),
+		pt("good.c.99percentile", gauge, 3, ""),
 	}
 	comparePoints(t, td.sink.userPoints(), want, time.Hour)
 }

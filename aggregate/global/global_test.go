@@ -1,4 +1,4 @@
-package aggregate
+package global
 
 import (
 	"fmt"
@@ -6,12 +6,16 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caio/go-tdigest/v4"
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/pointtest"
+	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -34,40 +38,73 @@ func (c *fakeClock) Now() time.Time                         { return time.Unix(0
 func at(d time.Duration) time.Time                          { return t0.Add(d) }
 func counterOf(reg *telemetry.Registry, name string) uint64 { return reg.Counter(name).Load() }
 
-// newGlobal returns a global aggregator reading clock.
-func newGlobal(t testing.TB, clock *fakeClock, cfg Config) *Aggregator {
+// newGlobal returns windows of interval g reading clock.
+func newGlobal(t testing.TB, clock *fakeClock, cfg Config) *Windows {
 	t.Helper()
 	cfg.Interval = g
 	cfg.Now = clock.Now
-	if cfg.Hostname == "" {
-		cfg.Hostname = "global1"
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
-	return newTestAggregator(t, cfg)
+	return w
 }
 
-// localFlush aggregates lines on a fresh local instance and returns what
-// it forwards.
+// newLocal returns a local instance's aggregator.
+func newLocal(t testing.TB, host string) *aggregate.Aggregator {
+	t.Helper()
+	a, err := aggregate.New(aggregate.Config{Hostname: host, Aggregates: []aggregate.Aggregate{aggregate.AggCount}})
+	if err != nil {
+		t.Fatalf("aggregate.New: %v", err)
+	}
+	return a
+}
+
+// localFlush aggregates DogStatsD lines on a fresh local instance and
+// returns what it forwards.
 func localFlush(t testing.TB, host string, lines ...string) []metric.Series {
 	t.Helper()
-	a := newTestAggregator(t, Config{Hostname: host, Forwarding: true, Percentiles: []float64{0.5}, Aggregates: []Aggregate{AggCount}})
-	a.Push(parseTestLines(t, lines...))
+	a := newLocal(t, host)
+	var batch metric.Batch
+	p := listener.NewParser(0, nil)
+	if rejected := p.Parse([]byte(strings.Join(lines, "\n")), &batch); rejected > 0 {
+		t.Fatalf("%d of the lines %q rejected", rejected, lines)
+	}
+	a.Push(batch.Samples)
 	return a.Flush(t0, g).Forward
+}
+
+func assertPoints(t *testing.T, got, want []metric.Point) {
+	t.Helper()
+	pointtest.Assert(t, got, want)
+}
+
+// flushPoints flushes and returns the points.
+func flushPoints(w *Windows, now time.Time) []metric.Point {
+	points, _ := w.Flush(now, g)
+	return points
+}
+
+// flushForward flushes and returns the forwarded series.
+func flushForward(w *Windows, now time.Time) []metric.Series {
+	_, fwd := w.Flush(now, g)
+	return fwd
 }
 
 // fleet returns a fleet-wide (host-less) gauge point flushed at ts.
 func fleet(name string, value float64, ts time.Time, tags ...string) metric.Point {
-	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Type: metric.GaugePoint, Value: value, Timestamp: ts.Unix()}
+	return metric.Point{Name: name, Tags: pointtest.NilIfEmpty(tags), Type: metric.GaugePoint, Value: value, Timestamp: ts.Unix()}
 }
 
 func fleetRate(name string, value float64, ts time.Time, tags ...string) metric.Point {
-	return metric.Point{Name: name, Tags: nilIfEmpty(tags), Type: metric.RatePoint, Value: value, Timestamp: ts.Unix(), Interval: g}
+	return metric.Point{Name: name, Tags: pointtest.NilIfEmpty(tags), Type: metric.RatePoint, Value: value, Timestamp: ts.Unix(), Interval: g}
 }
 
 func TestImportLagsOneInterval(t *testing.T) {
 	clock := newClock(at(g))
 	glob := newGlobal(t, clock, Config{})
-	if f := glob.Flush(at(g), g); len(f.Points) != 0 {
-		t.Fatalf("nothing imported yet, flushed %s", formatPoints(f.Points))
+	if points := flushPoints(glob, at(g)); len(points) != 0 {
+		t.Fatalf("nothing imported yet, flushed %s", pointtest.Format(points))
 	}
 
 	// Locals aggregated [t0, t0+g) and forward it during [t0+g, t0+2g),
@@ -81,18 +118,11 @@ func TestImportLagsOneInterval(t *testing.T) {
 	clock.set(at(2*g + time.Millisecond))
 	glob.Import(t0.Add(g), g, localFlush(t, "c", "jobs:5|c|#veneurglobalonly"))
 
-	// The global's own direct samples flush at once, with its host.
-	glob.Push(parseTestLines(t, "direct:1|c"))
-	f := glob.Flush(at(2*g), g)
-	want := []metric.Point{
-		fleetRate("jobs", 4, at(2*g)), // (10+30)/10s, both hosts, one flush
-		{Name: "direct", Host: "global1", Type: metric.RatePoint, Value: 0.1, Timestamp: at(2 * g).Unix(), Interval: g},
-	}
-	assertPoints(t, f.Points, want)
-
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 0.5, at(3*g))})
-	if f := glob.Flush(at(4*g), g); len(f.Points) != 0 {
-		t.Fatalf("flushed twice: %s", formatPoints(f.Points))
+	// (10+30)/10s, both hosts, one flush.
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 4, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 0.5, at(3*g))})
+	if points := flushPoints(glob, at(4*g)); len(points) != 0 {
+		t.Fatalf("flushed twice: %s", pointtest.Format(points))
 	}
 }
 
@@ -109,7 +139,7 @@ func TestLateBatchGoesToOldestOpenInterval(t *testing.T) {
 	if n := counterOf(reg, "import.late_batches"); n != 2 {
 		t.Errorf("late batches = %d, want 2", n)
 	}
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 2.1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 2.1, at(3*g))})
 }
 
 func TestFutureBatchIsCapped(t *testing.T) {
@@ -122,10 +152,10 @@ func TestFutureBatchIsCapped(t *testing.T) {
 	if n := counterOf(reg, "import.future_batches"); n != 1 {
 		t.Errorf("future batches = %d, want 1", n)
 	}
-	if f := glob.Flush(at(2*g), g); len(f.Points) != 0 {
-		t.Fatalf("the capped batch belongs to the current interval: %s", formatPoints(f.Points))
+	if points := flushPoints(glob, at(2*g)); len(points) != 0 {
+		t.Fatalf("the capped batch belongs to the current interval: %s", pointtest.Format(points))
 	}
-	assertPoints(t, glob.Flush(at(3*g), g).Points, []metric.Point{fleetRate("jobs", 1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 1, at(3*g))})
 }
 
 func TestOpenIntervalsAreBounded(t *testing.T) {
@@ -139,14 +169,14 @@ func TestOpenIntervalsAreBounded(t *testing.T) {
 		glob.Import(t0.Add(time.Duration(i)*g), g, localFlush(t, "a", fmt.Sprintf("jobs:%d|c|#veneurglobalonly", i+1)))
 		want += float64(i + 1)
 	}
-	if n := reg.Gauge("import.open_intervals").Load(); n > maxOpenIntervals {
-		t.Fatalf("%v intervals open, at most %d", n, maxOpenIntervals)
+	if n := reg.Gauge("import.open_intervals").Load(); n > maxOpenWindows {
+		t.Fatalf("%v intervals open, at most %d", n, maxOpenWindows)
 	}
 	// One late flush takes every interval due, as one point per series
 	// whose rate is over the intervals it covers; nothing is lost.
 	var got float64
 	for i := 7; i < 12; i++ {
-		for _, p := range glob.Flush(at(time.Duration(i)*g), g).Points {
+		for _, p := range flushPoints(glob, at(time.Duration(i)*g)) {
 			if p.Interval < g {
 				t.Errorf("point %+v: interval below the global's %v", p, g)
 			}
@@ -158,49 +188,28 @@ func TestOpenIntervalsAreBounded(t *testing.T) {
 	}
 }
 
+// TestImportedOutput: the fleet-wide points are percentiles of digests
+// (never their aggregates, which the locals flush), set sizes, counter
+// rates and the last gauge, all without a host and with the tags as
+// forwarded.
 func TestImportedOutput(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	glob := newGlobal(t, clock, Config{
-		Percentiles: []float64{0.5, 0.99},
-		Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg, AggMedian},
-		ExtendTags:  []string{"env:prod", "region:eu"},
-	})
+	glob := newGlobal(t, clock, Config{Percentiles: []float64{0.5, 0.99}})
 	glob.Flush(at(g), g)
-	fwd := localFlush(t, "a",
+	glob.Import(t0, g, localFlush(t, "a",
 		"lat:1|ms|#env:dev,svc:api", "lat:2|ms|#env:dev,svc:api", "lat:3|ms|#env:dev,svc:api",
 		"users:alice|s", "users:bob|s", "users:alice|s",
 		"temp:20|g|#veneurglobalonly,room:1",
-	)
-	glob.Import(t0, g, fwd)
+	))
 	glob.Import(t0, g, localFlush(t, "b", "temp:25|g|#veneurglobalonly,room:1"))
-	glob.Push(parseTestLines(t, "lat:100|ms|#svc:api")) // direct: aggregates and percentiles with the host
 
-	got := glob.Flush(at(2*g), g).Points
-	var direct, imported []metric.Point
-	for _, p := range got {
-		if p.Host == "" {
-			imported = append(imported, p)
-		} else {
-			direct = append(direct, p)
-		}
-	}
 	ts := at(2 * g)
-	// Percentiles only: min/max/count/… of forwarded samples come from
-	// the locals. Tags: the client's env:dev gives way to env:prod.
-	assertPoints(t, imported, []metric.Point{
-		fleet("lat.50percentile", 2, ts, "env:prod", "region:eu", "svc:api"),
-		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:prod", "region:eu", "svc:api"),
-		fleet("users", 2, ts, "env:prod", "region:eu"),
-		fleet("temp", 25, ts, "env:prod", "region:eu", "room:1"),
+	assertPoints(t, flushPoints(glob, ts), []metric.Point{
+		fleet("lat.50percentile", 2, ts, "env:dev", "svc:api"),
+		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:dev", "svc:api"),
+		fleet("users", 2, ts),
+		fleet("temp", 25, ts, "room:1"),
 	})
-	if len(direct) != 8 { // 6 aggregates + 2 percentiles of lat:100
-		t.Errorf("direct points:\n%s", formatPoints(direct))
-	}
-	for _, p := range direct {
-		if p.Host != "global1" {
-			t.Errorf("direct point %s: host %q", p.Name, p.Host)
-		}
-	}
 }
 
 // TestMergedPercentiles: three hosts see three different distributions of
@@ -222,7 +231,7 @@ func TestMergedPercentiles(t *testing.T) {
 
 	var all []float64
 	for h, gen := range gens {
-		local := newTestAggregator(t, Config{Hostname: "h" + strconv.Itoa(h), Forwarding: true})
+		local := newLocal(t, "h"+strconv.Itoa(h))
 		batch := make([]metric.Sample, 0, 1000)
 		for range perHost {
 			v := gen()
@@ -239,14 +248,14 @@ func TestMergedPercentiles(t *testing.T) {
 		t.Errorf("import.digest_samples = %d, want %d", n, len(all))
 	}
 	slices.Sort(all)
-	points := glob.Flush(at(2*g), g).Points
+	points := flushPoints(glob, at(2*g))
 	if len(points) != len(percentiles) {
-		t.Fatalf("points:\n%s", formatPoints(points))
+		t.Fatalf("points:\n%s", pointtest.Format(points))
 	}
 	for _, p := range points {
 		var q float64
 		for _, pc := range percentiles {
-			if p.Name == "req."+PercentileName(pc) {
+			if p.Name == "req."+metric.PercentileName(pc) {
 				q = pc
 			}
 		}
@@ -264,7 +273,7 @@ func TestMergedSetUnion(t *testing.T) {
 	glob.Flush(at(g), g)
 	// Overlapping member ranges: 0–30k, 20k–50k, 40k–70k.
 	for h := range 3 {
-		local := newTestAggregator(t, Config{Forwarding: true})
+		local := newLocal(t, "h"+strconv.Itoa(h))
 		var batch []metric.Sample
 		for i := h * 20_000; i < h*20_000+30_000; i++ {
 			batch = append(batch, metric.Sample{Name: []byte("users"), SetMember: []byte("user-" + strconv.Itoa(i)), Rate: 1, Kind: metric.Set})
@@ -272,9 +281,9 @@ func TestMergedSetUnion(t *testing.T) {
 		local.Push(batch)
 		glob.Import(t0, g, local.Flush(at(g), g).Forward)
 	}
-	points := glob.Flush(at(2*g), g).Points
+	points := flushPoints(glob, at(2*g))
 	if len(points) != 1 {
-		t.Fatalf("points:\n%s", formatPoints(points))
+		t.Fatalf("points:\n%s", pointtest.Format(points))
 	}
 	const union = 70_000
 	relErr := math.Abs(points[0].Value-union) / union
@@ -284,43 +293,40 @@ func TestMergedSetUnion(t *testing.T) {
 	}
 }
 
+// TestChainedTierForwardsImportedState: a middle tier flushes the merged
+// state for the next tier instead of points.
 func TestChainedTierForwardsImportedState(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: []float64{0.5}, Aggregates: []Aggregate{AggCount}})
+	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: []float64{0.5}})
 	mid.Flush(at(g), g)
 	mid.Import(t0, g, localFlush(t, "a", "lat:1|ms", "lat:2|ms", "users:x|s", "jobs:3|c|#veneurglobalonly", "temp:1|g|#veneurglobalonly"))
-	mid.Import(t0, g, localFlush(t, "b", "lat:3|ms", "users:y|s", "jobs:4|c|#veneurglobalonly"))
-	// The mid tier's own samples of the same series in its current interval.
-	mid.Push(parseTestLines(t, "lat:4|ms", "jobs:5|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly", "other:1|h"))
+	mid.Import(t0, g, localFlush(t, "b", "lat:3|ms", "users:y|s", "jobs:4|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly"))
 
-	f := mid.Flush(at(2*g), g)
+	points, fwd := mid.Flush(at(2*g), g)
+	if len(points) != 0 {
+		t.Errorf("fleet-wide points on a forwarding tier:\n%s", pointtest.Format(points))
+	}
 	byKey := map[string]metric.Series{}
-	for _, s := range f.Forward {
+	for _, s := range fwd {
 		if _, dup := byKey[s.Key]; dup {
 			t.Fatalf("series %q forwarded twice", s.Key)
 		}
 		byKey[s.Key] = s
 	}
-	if s := byKey["histogram|lat|"]; s.Digest == nil || s.Digest.Count() != 4 {
-		t.Errorf("lat: want own and imported samples merged (4), got %+v", s)
+	if s := byKey["histogram|lat|"]; s.Digest == nil || s.Digest.Count() != 3 {
+		t.Errorf("lat: want both hosts' samples merged (3), got %+v", s)
 	}
 	if s := byKey["set|users|"]; s.Set == nil || s.Set.Estimate() != 2 {
 		t.Errorf("users: %+v", s)
 	}
-	if s := byKey["counter|jobs|"]; s.Value != 12 {
-		t.Errorf("jobs: %v, want 12", s.Value)
+	if s := byKey["counter|jobs|"]; s.Value != 7 {
+		t.Errorf("jobs: %v, want 7", s.Value)
 	}
 	if s := byKey["gauge|temp|"]; s.Value != 9 {
-		t.Errorf("temp: %v, want the own, latest value 9", s.Value)
+		t.Errorf("temp: %v, want the last to arrive, 9", s.Value)
 	}
-	if _, ok := byKey["histogram|other|"]; !ok || len(byKey) != 5 {
+	if len(byKey) != 4 {
 		t.Errorf("forwarded %d series: %v", len(byKey), byKey)
-	}
-	// Only the own histogram aggregates flush here; nothing imported does.
-	for _, p := range f.Points {
-		if p.Host == "" {
-			t.Errorf("fleet-wide point on a forwarding tier: %+v", p)
-		}
 	}
 }
 
@@ -331,12 +337,12 @@ func TestDrainImports(t *testing.T) {
 	glob.Import(t0, g, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
 	clock.set(at(2*g + time.Second))
 	glob.Import(t0.Add(g), g, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
-	glob.DrainImports()
+	glob.Drain()
 	// Both intervals flush as one point: its rate is over the 20 s they
 	// cover, so that rate × interval is the 30 jobs imported.
 	want := fleetRate("jobs", 1.5, clock.Now())
 	want.Interval = 2 * g
-	assertPoints(t, glob.Flush(clock.Now(), g).Points, []metric.Point{want})
+	assertPoints(t, flushPoints(glob, clock.Now()), []metric.Point{want})
 }
 
 func TestImportRejectsBrokenSeries(t *testing.T) {
@@ -359,13 +365,13 @@ func TestImportRejectsBrokenSeries(t *testing.T) {
 	if n := counterOf(reg, "import.series_merged"); n != 1 {
 		t.Errorf("merged %d series, want 1", n)
 	}
-	assertPoints(t, glob.Flush(at(2*g), g).Points, []metric.Point{fleetRate("jobs", 0.1, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 0.1, at(2*g))})
 }
 
-// TestConcurrentImportPushFlush merges batches from many goroutines while
-// others push and a flusher runs: on a chained tier, so that everything
-// imported comes out in Flushed.Forward and can be counted. Under -race.
-func TestConcurrentImportPushFlush(t *testing.T) {
+// TestConcurrentImportFlush merges batches from many goroutines while a
+// flusher runs: on a chained tier, so that everything
+// imported comes out as forwarded series and can be counted. Under -race.
+func TestConcurrentImportFlush(t *testing.T) {
 	reg := telemetry.NewRegistry()
 	clock := newClock(at(g + time.Second))
 	glob := newGlobal(t, clock, Config{Shards: 4, Forwarding: true, Stats: reg})
@@ -391,17 +397,10 @@ func TestConcurrentImportPushFlush(t *testing.T) {
 			}
 		}()
 	}
-	work.Add(1)
-	go func() {
-		defer work.Done()
-		for i := range 200 {
-			glob.Push(parseTestLines(t, "direct:1|c", "dl:"+strconv.Itoa(i)+"|h"))
-		}
-	}()
 	var gotSamples uint64
 	var gotJobs float64
-	collect := func(f Flushed) {
-		for _, s := range f.Forward {
+	collect := func(_ []metric.Point, fwd []metric.Series) {
+		for _, s := range fwd {
 			if s.Digest != nil {
 				gotSamples += s.Digest.Count()
 			}
@@ -423,10 +422,10 @@ func TestConcurrentImportPushFlush(t *testing.T) {
 			collect(glob.Flush(now, g))
 		}
 	}
-	glob.DrainImports()
+	glob.Drain()
 	collect(glob.Flush(now.Add(g), g))
-	if want := counterOf(reg, "import.digest_samples") + 200; gotSamples != want {
-		t.Errorf("forwarded %d digest samples, imported %d (+200 direct)", gotSamples, want-200)
+	if want := counterOf(reg, "import.digest_samples"); gotSamples != want {
+		t.Errorf("forwarded %d digest samples, imported %d", gotSamples, want)
 	}
 	if gotJobs != float64(wantJobs.Load()) {
 		t.Errorf("forwarded %v jobs, imported %v", gotJobs, wantJobs.Load())
@@ -474,7 +473,7 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 	glob.Import(t0, g, batch)
 
 	got := map[string]metric.Series{}
-	for _, s := range glob.Flush(at(2*g), g).Forward {
+	for _, s := range flushForward(glob, at(2*g)) {
 		got[s.Key] = s
 	}
 	if s := got["histogram|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
@@ -498,4 +497,10 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 func keyed(s metric.Series) metric.Series {
 	s.Key = metric.SeriesKey(s.Kind, s.Name, s.Tags)
 	return s
+}
+
+// rankOf is the number of values in sorted not above v.
+func rankOf(sorted []float64, v float64) int {
+	i, _ := slices.BinarySearch(sorted, math.Nextafter(v, math.Inf(1)))
+	return i
 }

@@ -1,0 +1,481 @@
+// Package global is the aggregation of a global instance: it merges the
+// series that locals forward (and, on the root of the tier, the instance's
+// own) into global intervals, and flushes each interval one interval after
+// the locals finished it, as fleet-wide points without a host — or, on a
+// middle tier that forwards onward, as merged state.
+//
+//	importsrv ──Import(start, []metric.Series)──▶ window[start] ──Flush, one interval later──▶ []metric.Point (no host)
+//	flusher: the root's own Forward ──Import──┘                                          └──▶ []metric.Series (middle tier)
+//
+// It is its own part, apart from package aggregate's local intervals: the
+// flusher hands it what the local aggregator forwards and asks it for the
+// intervals that are due.
+//
+// Interval bookkeeping. With G the global interval, a local aggregates
+// [T, T+G), flushes at T+G and forwards during [T+G, T+2G) a batch that
+// carries T. Import merges it into the window (global interval) containing
+// T, and Flush at T+2G flushes that window: results lag one interval, and
+// one fleet interval is never split across two flushes, whichever local is
+// slow within its interval. Windows are opened on demand and at most
+// maxOpenWindows are open:
+//
+//	flushed ... │ oldest open = horizon │ horizon+G │ (current)
+//	late batch ─┘──▶ redirected here        future batch ──▶ capped at the current one
+//
+// The horizon is the start of the oldest window still open. A batch older
+// than that (held by a local through an outage, or a retry that arrived
+// after its window was flushed) merges into the horizon's window, so it is
+// flushed at the next flush rather than lost or flushed alone. A batch for
+// an interval beyond the one the wall clock is in (clock skew) merges into
+// the current one.
+//
+// Concurrency. Import finds its window under Windows.mu and read-locks the
+// window before letting go of it; Flush detaches due windows under
+// Windows.mu, then write-locks each, which waits for the imports still
+// merging into it. Within a window, series are spread over shards with
+// their own locks, so concurrent batches merge in parallel.
+package global
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// Config is what New needs.
+type Config struct {
+	// Interval is the global interval (the interval key). Zero means the
+	// interval Flush is called with (and, before the first Flush, the
+	// batch's own interval).
+	Interval time.Duration
+	// Percentiles are flushed for every merged digest, as
+	// name.<metric.PercentileName(p)>.
+	Percentiles []float64
+	// Forwarding is true on a middle tier (forward_address set): Flush
+	// returns the merged series for the next tier up instead of points.
+	Forwarding bool
+	// Shards spreads each window's series over independently locked maps
+	// (rounded up to a power of two, at least 1).
+	Shards int
+	// Stats receives the measurements; nil measures nothing.
+	Stats *telemetry.Registry
+	// Now is the clock Import reads to bound batches from the future and to
+	// start its bookkeeping; nil means time.Now.
+	Now func() time.Time
+}
+
+// maxOpenWindows bounds the windows held at once: normally two are open
+// (the one locals are forwarding into and the current one), three when a
+// flush runs late. Past the bound a batch joins the nearest later window.
+const maxOpenWindows = 3
+
+// defaultInterval is the SPEC default interval, used only when neither
+// Config.Interval, a Flush nor the batch says otherwise.
+const defaultInterval = 10 * time.Second
+
+// maxShards bounds Config.Shards: more only cost memory.
+const maxShards = 1 << 12
+
+// Windows merges forwarded series into global intervals. All methods are
+// safe for concurrent use.
+type Windows struct {
+	mu       sync.Mutex
+	windows  []*window // open windows, oldest first
+	horizon  time.Time // start of the oldest open window; zero until known
+	interval time.Duration
+	learned  time.Duration // Flush's interval, when Config.Interval is zero
+	drain    bool          // the next Flush takes every open window
+
+	percentiles []float64
+	pctSuffixes []string
+	forwarding  bool
+	now         func() time.Time
+	seed        maphash.Seed
+	shardMask   uint64
+	nShards     int
+	stats       stats
+}
+
+// window is one global interval's merged state.
+type window struct {
+	start time.Time
+	// rw is read-held by every Import merging into the window and
+	// write-held by the Flush that takes it.
+	rw     sync.RWMutex
+	shards []shard
+}
+
+type shard struct {
+	mu     sync.Mutex
+	series map[string]*metric.Series // by Key; state owned by the window
+	_      cpu.CacheLinePad
+}
+
+type stats struct {
+	series         *telemetry.Counter
+	seriesRejected *telemetry.Counter
+	lateBatches    *telemetry.Counter
+	futureBatches  *telemetry.Counter
+	digestSamples  *telemetry.Counter
+	seriesFlushed  [metric.Set + 1]*telemetry.Counter // by kind
+	openWindows    *telemetry.Gauge
+}
+
+// New validates cfg and returns empty Windows.
+func New(cfg Config) (*Windows, error) {
+	n := max(cfg.Shards, 1)
+	if n > maxShards {
+		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, maxShards)
+	}
+	n = 1 << bits.Len(uint(n-1)) // next power of two
+	w := &Windows{
+		interval:   max(cfg.Interval, 0),
+		forwarding: cfg.Forwarding,
+		now:        cfg.Now,
+		seed:       maphash.MakeSeed(),
+		nShards:    n,
+		shardMask:  uint64(n - 1),
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	for _, p := range cfg.Percentiles {
+		if err := metric.CheckPercentile(p); err != nil {
+			return nil, err
+		}
+		w.percentiles = append(w.percentiles, p)
+		w.pctSuffixes = append(w.pctSuffixes, "."+metric.PercentileName(p))
+	}
+	reg := cfg.Stats
+	w.stats = stats{
+		series:         reg.Counter("import.series_merged"),
+		seriesRejected: reg.Counter("import.series_rejected"),
+		lateBatches:    reg.Counter("import.late_batches"),
+		futureBatches:  reg.Counter("import.future_batches"),
+		digestSamples:  reg.Counter("import.digest_samples"),
+		openWindows:    reg.Gauge("import.open_intervals"),
+	}
+	for k := metric.Counter; k <= metric.Set; k++ {
+		w.stats.seriesFlushed[k] = reg.Counter("flush.fleet_series", "kind:"+k.String())
+	}
+	return w, nil
+}
+
+// length is the global interval length; w.mu must be held.
+func (w *Windows) length(batch time.Duration) time.Duration {
+	switch {
+	case w.interval > 0:
+		return w.interval
+	case w.learned > 0:
+		return w.learned
+	case batch > 0:
+		return batch
+	}
+	return defaultInterval
+}
+
+// Import merges series that a local aggregated in [intervalStart,
+// intervalStart+interval) into the window containing intervalStart, to be
+// flushed one interval later (see the bookkeeping above). It returns once
+// the series are merged.
+//
+// Series merge by Key (metric.Series.Merge): digests and sketches merge,
+// counters add up, and of gauges the last to arrive wins. Every series
+// must carry its Key (metric.SeriesKey), as the wire decoder and a local's
+// flush build it.
+//
+// Import takes ownership of series: of its elements, their strings and tag
+// slices, and their digests and sketches, which it may keep (the digest
+// of a series new to the window becomes the window's) or consume. The
+// caller must not use or change any of them after the call, nor pass one
+// digest or sketch twice; wire.Decode's batches fit. Tags are read-only to
+// Import too: it never changes a tag slice.
+//
+// A series that cannot merge (no key, an unknown kind, a missing or
+// non-finite payload, a sketch the library refuses) is skipped and
+// counted as import.series_rejected; wire.Decode rejects all of those
+// before they get here.
+func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series []metric.Series) {
+	if len(series) == 0 {
+		return
+	}
+	win := w.acquire(intervalStart, interval)
+	defer win.rw.RUnlock()
+
+	// Group the batch by shard, so that each shard is locked once: refs
+	// holds shard<<32 | index, sorted. Shards are at most maxShards and a
+	// batch is far below 2^32 series.
+	var merged, rejected, samples uint64
+	refs := make([]uint64, 0, len(series))
+	for i := range series {
+		s := &series[i]
+		if err := check(s); err != nil {
+			rejected++
+			continue
+		}
+		sh := maphash.String(w.seed, s.Key) & w.shardMask
+		refs = append(refs, sh<<32|uint64(i))
+	}
+	slices.Sort(refs)
+	for j := 0; j < len(refs); {
+		idx := refs[j] >> 32
+		sh := &win.shards[idx]
+		sh.mu.Lock()
+		for ; j < len(refs) && refs[j]>>32 == idx; j++ {
+			s := &series[uint32(refs[j])]
+			var n uint64
+			if s.Digest != nil {
+				n = s.Digest.Count() // before the digest is adopted or consumed
+			}
+			if err := sh.merge(s); err != nil {
+				rejected++
+				continue
+			}
+			merged++
+			samples += n
+		}
+		sh.mu.Unlock()
+	}
+	w.stats.series.Add(merged)
+	if rejected > 0 {
+		w.stats.seriesRejected.Add(rejected)
+	}
+	w.stats.digestSamples.Add(samples)
+}
+
+// acquire returns the open window a batch starting at start merges into,
+// read-locked.
+func (w *Windows) acquire(start time.Time, interval time.Duration) *window {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	g := w.length(interval)
+	current := w.now().Truncate(g)
+	if w.horizon.IsZero() {
+		// Nothing flushed yet: what the locals are forwarding right now
+		// is the interval before the current one.
+		w.horizon = current.Add(-g)
+	}
+	s := start.Truncate(g)
+	if s.After(current) {
+		s = current
+		w.stats.futureBatches.Inc()
+	}
+	if s.Before(w.horizon) {
+		s = w.horizon
+		w.stats.lateBatches.Inc()
+	}
+	win := w.window(s)
+	win.rw.RLock() // before w.mu is released, so Flush cannot take win in between
+	return win
+}
+
+// window finds or opens the window starting at s; w.mu must be held.
+func (w *Windows) window(s time.Time) *window {
+	i, found := slices.BinarySearchFunc(w.windows, s, func(win *window, s time.Time) int { return win.start.Compare(s) })
+	if found {
+		return w.windows[i]
+	}
+	if len(w.windows) >= maxOpenWindows {
+		// Flushes have stalled. Never move data into a window that
+		// flushes earlier than its own unless there is none later.
+		if i < len(w.windows) {
+			w.stats.lateBatches.Inc()
+			return w.windows[i]
+		}
+		w.stats.futureBatches.Inc()
+		return w.windows[len(w.windows)-1]
+	}
+	win := &window{start: s, shards: make([]shard, w.nShards)}
+	for j := range win.shards {
+		win.shards[j].series = make(map[string]*metric.Series)
+	}
+	w.windows = slices.Insert(w.windows, i, win)
+	w.stats.openWindows.Set(float64(len(w.windows)))
+	return win
+}
+
+// merge folds s, which passed check, into the shard, whose lock the caller
+// holds. s is owned (see Import): a new series adopts its state if its
+// digest has this instance's compression (every merged digest has), and a
+// sketch merging into one already there is consumed.
+func (sh *shard) merge(s *metric.Series) error {
+	if cur := sh.series[s.Key]; cur != nil {
+		return cur.Merge(s)
+	}
+	cur := &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
+	switch {
+	case s.Kind.IsHistogram():
+		if s.Digest.Compression() == metric.DigestCompression {
+			cur.Digest = s.Digest
+			sh.series[s.Key] = cur
+			return nil
+		}
+		cur.Digest = metric.NewDigest()
+	case s.Kind == metric.Set:
+		// A set is never adopted: the sketch does not tell its precision,
+		// and Merge refuses any but SetPrecision.
+		cur.Set = metric.NewSet()
+	}
+	if err := cur.Merge(s); err != nil {
+		return err
+	}
+	sh.series[s.Key] = cur
+	return nil
+}
+
+// check rejects a series that cannot merge.
+func check(s *metric.Series) error {
+	switch {
+	case s.Key == "":
+		return fmt.Errorf("import series %q: no key", s.Name)
+	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.Set:
+		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
+	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
+		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
+	case (s.Kind == metric.Counter || s.Kind == metric.Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
+		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
+	}
+	return nil
+}
+
+// Drain makes the next Flush take every open window, not only the due
+// ones, instead of dropping them with the process. Call it on shutdown,
+// once the import endpoint has stopped, before the final flush; the fleet
+// percentiles of those windows then cover what had arrived by then.
+func (w *Windows) Drain() {
+	w.mu.Lock()
+	w.drain = true
+	w.mu.Unlock()
+}
+
+// Flush takes the windows due at now (those that started at least two
+// intervals ago, or all of them after Drain) and returns their output:
+// fleet-wide points, or on a middle tier (Config.Forwarding) the merged
+// series for the next tier, which the caller owns. interval is the flush
+// interval. Flush calls do not overlap (the flusher makes one at a time).
+func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series) {
+	w.mu.Lock()
+	if w.interval == 0 && interval > 0 {
+		w.learned = interval
+	}
+	g := w.length(interval)
+	dueBy := now.Add(-2 * g)
+	var due []*window
+	open := w.windows[:0]
+	for _, win := range w.windows {
+		if w.drain || !win.start.After(dueBy) {
+			due = append(due, win)
+		} else {
+			open = append(open, win)
+		}
+	}
+	clear(w.windows[len(open):])
+	w.windows = open
+	// Whatever starts after dueBy is still open; from now on nothing
+	// merges into a window before that.
+	horizon := dueBy.Truncate(g).Add(g)
+	if w.drain {
+		horizon = now.Truncate(g)
+		w.drain = false
+	}
+	if horizon.After(w.horizon) {
+		w.horizon = horizon
+	}
+	w.stats.openWindows.Set(float64(len(open)))
+	w.mu.Unlock()
+	if len(due) == 0 {
+		return nil, nil
+	}
+
+	for _, win := range due {
+		win.rw.Lock() // waits for the imports still merging into win
+	}
+	// Several due windows (flushes that ran late, or a drain) flush as
+	// one, later ones merged into the oldest: one point per series.
+	first := due[0]
+	for _, win := range due[1:] {
+		for i := range win.shards {
+			dst := first.shards[i].series
+			for key, s := range win.shards[i].series {
+				if cur := dst[key]; cur != nil {
+					if err := cur.Merge(s); err != nil { // win is dropped after this flush
+						w.stats.seriesRejected.Inc()
+					}
+				} else {
+					dst[key] = s
+				}
+			}
+		}
+	}
+	// A counter's rate is over the time the merged windows cover, with
+	// the point's interval saying so, so that rate × interval is still
+	// the count summed across hosts.
+	span := due[len(due)-1].start.Add(g).Sub(first.start)
+	var all []*metric.Series
+	for i := range first.shards {
+		for _, s := range first.shards[i].series {
+			all = append(all, s)
+			w.stats.seriesFlushed[s.Kind].Inc()
+		}
+	}
+	if w.forwarding {
+		forward := make([]metric.Series, len(all))
+		for i, s := range all {
+			forward[i] = *s
+		}
+		return nil, forward
+	}
+	return w.points(all, now.Unix(), span), nil
+}
+
+// points returns the fleet-wide points of merged series: the configured
+// percentiles of digests (never aggregates: the locals flush min, max,
+// count and the rest from their exact samples, and doing it here would
+// count them twice), set estimates, summed counters as rates over span
+// (the global interval, or the intervals flushed together) and gauges.
+// None carries a host.
+func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []metric.Point {
+	n := 0
+	for _, s := range all {
+		if s.Kind.IsHistogram() {
+			n += len(w.percentiles)
+		} else {
+			n++
+		}
+	}
+	dst := make([]metric.Point, 0, n)
+	seconds := span.Seconds()
+	for _, s := range all {
+		base := metric.Point{Name: s.Name, Tags: s.Tags, Type: metric.GaugePoint, Timestamp: ts}
+		switch s.Kind {
+		case metric.Counter:
+			pt := base
+			pt.Type, pt.Value, pt.Interval = metric.RatePoint, s.Value/seconds, span
+			dst = append(dst, pt)
+		case metric.Gauge:
+			pt := base
+			pt.Value = s.Value
+			dst = append(dst, pt)
+		case metric.Set:
+			pt := base
+			pt.Value = float64(s.Set.Estimate())
+			dst = append(dst, pt)
+		default:
+			for i, p := range w.percentiles {
+				pt := base
+				pt.Name, pt.Value = s.Name+w.pctSuffixes[i], s.Digest.Quantile(p)
+				dst = append(dst, pt)
+			}
+		}
+	}
+	return dst
+}
