@@ -230,15 +230,15 @@ func TestScoping(t *testing.T) {
 		forward []string // forward keys
 	}{
 		{"c:1|c|#t:1", []string{"c"}, nil},
-		{"c:1|c|#t:1,veneurglobalonly", nil, []string{"counter|c|t:1"}},
+		{"c:1|c|#t:1,veneurglobalonly", nil, []string{"counter|c|region:x,t:1"}},
 		{"c:1|c|#veneurlocalonly,t:1", []string{"c"}, nil},
 		{"g:1|g|#t:1", []string{"g"}, nil},
-		{"g:1|g|#veneurglobalonly,t:1", nil, []string{"gauge|g|t:1"}},
-		{"h:1|h|#t:1", []string{"h.count", "h.max", "h.median", "h.min"}, []string{"histogram|h|t:1"}},
+		{"g:1|g|#veneurglobalonly,t:1", nil, []string{"gauge|g|region:x,t:1"}},
+		{"h:1|h|#t:1", []string{"h.count", "h.max", "h.median", "h.min"}, []string{"histogram|h|region:x,t:1"}},
 		{"h:1|h|#t:1,veneurlocalonly", []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}, nil},
-		{"t:1|ms|#t:1,veneurglobalonly", []string{"t.count", "t.max", "t.median", "t.min"}, []string{"histogram|t|t:1"}},
-		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"histogram|d|t:1"}},
-		{"s:m|s|#t:1", nil, []string{"set|s|t:1"}},
+		{"t:1|ms|#t:1,veneurglobalonly", []string{"t.count", "t.max", "t.median", "t.min"}, []string{"histogram|t|region:x,t:1"}},
+		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"histogram|d|region:x,t:1"}},
+		{"s:m|s|#t:1", nil, []string{"set|s|region:x,t:1"}},
 		{"s:m|s|#t:1,veneurlocalonly", []string{"s"}, nil},
 	}
 	for _, tc := range cases {
@@ -259,8 +259,9 @@ func TestScoping(t *testing.T) {
 			}
 			for _, f := range got.Forward {
 				keys = append(keys, f.Key)
-				if !slices.Equal(f.Tags, []string{"t:1"}) {
-					t.Errorf("forward %s: tags %q, want [t:1]", f.Key, f.Tags)
+				// extend_tags are part of the identity, forwarded too.
+				if !slices.Equal(f.Tags, []string{"region:x", "t:1"}) {
+					t.Errorf("forward %s: tags %q, want [region:x t:1]", f.Key, f.Tags)
 				}
 				if f.Name != string(parseTestLine(t, tc.line).Name) {
 					t.Errorf("forward %s: name %q", f.Key, f.Name)
@@ -363,6 +364,33 @@ func TestExtendTags(t *testing.T) {
 	}
 }
 
+// TestExtendTagsBeforeIdentity: the configured tag replaces a line's tag
+// of the same key before the series is identified, so lines that would
+// flush under the same tags are one series, not three points that
+// overwrite each other at the intake (Veneur's rule).
+func TestExtendTagsBeforeIdentity(t *testing.T) {
+	a := newTestAggregator(t, Config{ExtendTags: []string{"env:test"}})
+	a.Push(parseTestLines(t, "x:1|c|#env:dev", "x:2|c|#env:test", "x:4|c"))
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("x", 7, time.Second, "env:test")})
+}
+
+// TestOriginDetectionTagsAreConsumed: dd.internal.* tags (datadog-go adds
+// dd.internal.entity_id to every line when DD_ENTITY_ID is set) are not
+// part of a series, nor sent on.
+func TestOriginDetectionTagsAreConsumed(t *testing.T) {
+	a := newTestAggregator(t, Config{})
+	a.Push(parseTestLines(t,
+		"x:1|c|#env:dev,dd.internal.entity_id:pod-1",
+		"x:2|c|#dd.internal.card:high,env:dev,dd.internal.entity_id:pod-2",
+		"x:4|c|#env:dev",
+		"y:1|c|#dd.internal.entity_id:pod-1",
+	))
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{
+		rate("x", 7, time.Second, "env:dev"),
+		rate("y", 1, time.Second),
+	})
+}
+
 func TestPushEventsCopiesTags(t *testing.T) {
 	a := newTestAggregator(t, Config{})
 	tags := []string{"b", "a"}
@@ -435,7 +463,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: New error = %v, want one containing %q", tc.name, err, tc.wantErr)
 		}
 	}
-	for _, tc := range []struct{ shards, want int }{{0, 1}, {-3, 1}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
+	for _, tc := range []struct{ shards, want int }{{0, DefaultShards}, {-3, DefaultShards}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
 		a, err := New(Config{Shards: tc.shards})
 		if err != nil || len(a.shards) != tc.want {
 			t.Errorf("Shards %d: got %d shards (%v), want %d", tc.shards, len(a.shards), err, tc.want)
@@ -510,13 +538,11 @@ func TestConcurrentPushAndFlush(t *testing.T) {
 }
 
 // TestPushAllocatesNothingInSteadyState pins the hot path: once its series
-// exist, a batch of counters and gauges costs no allocation at all.
+// exist, a batch of counters and gauges costs no allocation at all, in
+// this interval and the next ones (series are reused across intervals).
 // Histograms are left out because the t-digest allocates as it grows and
 // recompresses; sets because the HyperLogLog's sparse form grows too.
 func TestPushAllocatesNothingInSteadyState(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop items on purpose")
-	}
 	a := newTestAggregator(t, Config{Shards: 4})
 	var batch []metric.Sample
 	for i := range 200 {
@@ -526,9 +552,15 @@ func TestPushAllocatesNothingInSteadyState(t *testing.T) {
 		}
 		batch = append(batch, parseTestLine(t, fmt.Sprintf("m%d:%d|%s|@0.5|#env:prod,host:h%d,svc:s%d,veneurlocalonly", i%25, i, kind, i%3, i%4)))
 	}
-	a.Push(batch) // create the series
-	if allocs := testing.AllocsPerRun(100, func() { a.Push(batch) }); allocs != 0 {
+	w := a.NewWriter()
+	w.Push(batch) // create the series
+	if allocs := testing.AllocsPerRun(100, func() { w.Push(batch) }); allocs != 0 {
 		t.Errorf("Push of existing series: %v allocs per batch, want 0", allocs)
+	}
+	a.Flush(testNow, time.Second)
+	w.Push(batch) // the same series in the next interval
+	if allocs := testing.AllocsPerRun(100, func() { w.Push(batch) }); allocs != 0 {
+		t.Errorf("Push in the next interval: %v allocs per batch, want 0", allocs)
 	}
 }
 
@@ -565,16 +597,21 @@ func TestFlushedStats(t *testing.T) {
 // hash, which maphash makes astronomically rare but not impossible.
 func TestHashCollisionsKeepSeriesApart(t *testing.T) {
 	a := newTestAggregator(t, Config{})
+	w := a.NewWriter()
 	samples := parseTestLines(t, "x:1|c", "y:2|c", "x:3|c|#t", "x:4|c", "y:1|g")
-	sc := &pushScratch{}
 	var order []int32
+	byKey := map[string]*cached{}
 	for i := range samples {
-		start := len(sc.keys)
-		sc.keys, sc.tags = appendSeriesKey(sc.keys, &samples[i], a.hostname, sc.tags)
-		sc.entries = append(sc.entries, pushEntry{hash: 42, keyStart: uint32(start), keyEnd: uint32(len(sc.keys)), sample: int32(i), weight: 1})
+		id := w.res.resolve(samples[i].Kind, samples[i].Name, samples[i].Tags)
+		c := byKey[id.key]
+		if c == nil {
+			c = &cached{hash: 42, slot: noSlot, meta: a.newMeta(id)}
+			byKey[id.key] = c
+		}
+		w.entries = append(w.entries, pushEntry{c: c, sample: int32(i), weight: 1})
 		order = append(order, int32(i))
 	}
-	a.pushShard(&a.shards[0], samples, sc, order)
+	w.pushShard(&a.shards[0], samples, order)
 	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{
 		rate("x", 5, time.Second),
 		rate("y", 2, time.Second),
@@ -607,6 +644,7 @@ func TestPointTagsDoNotAlias(t *testing.T) {
 // plain tags.
 func TestSeriesKeyIgnoresTagOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
+	r := &resolver{hostname: testHost}
 	for round := range 300 {
 		n := rng.IntN(25)
 		var tags []string
@@ -617,21 +655,20 @@ func TestSeriesKeyIgnoresTagOrder(t *testing.T) {
 		if len(wantTags) == 0 {
 			wantTags = nil
 		}
-		extras := []string{"", "host:h9", "veneurglobalonly"}
+		extras := []string{"", "host:h9", "veneurglobalonly", "dd.internal.entity_id:abc"}
 		all := append(slices.Clone(tags), extras[:rng.IntN(len(extras)+1)]...)
-		var firstKey []byte
-		for range 5 {
+		var first identity
+		for k := range 5 {
 			rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-			s := metric.Sample{Name: []byte("m"), Tags: []byte(strings.Join(all, ",")), Kind: metric.Histogram}
-			key, _ := appendSeriesKey(nil, &s, testHost, nil)
-			if firstKey == nil {
-				firstKey = key
-				ser := newSeries(string(key), testHost)
-				if !slices.Equal(ser.tags, wantTags) || ser.name != "m" || ser.kind != metric.Histogram {
-					t.Fatalf("round %d: %q decodes to name %q kind %v tags %q, want tags %q", round, s.Tags, ser.name, ser.kind, ser.tags, wantTags)
+			raw := strings.Join(all, ",")
+			id := r.resolve(metric.Histogram, []byte("m"), []byte(raw))
+			if k == 0 {
+				first = id
+				if !slices.Equal(id.tags, wantTags) || id.name != "m" || id.kind != metric.Histogram {
+					t.Fatalf("round %d: %q resolves to name %q kind %v tags %q, want tags %q", round, raw, id.name, id.kind, id.tags, wantTags)
 				}
-			} else if string(key) != string(firstKey) {
-				t.Fatalf("round %d: %q gives key %q, another order gave %q", round, s.Tags, key, firstKey)
+			} else if id.key != first.key {
+				t.Fatalf("round %d: %q gives key %q, another order gave %q", round, raw, id.key, first.key)
 			}
 		}
 	}

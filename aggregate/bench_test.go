@@ -60,18 +60,19 @@ func BenchmarkPush(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
+			w := a.NewWriter()
 			batches := makeBenchBatches(bc.kinds)
 			for _, batch := range batches { // create the series: measure the steady state
-				a.Push(batch)
+				w.Push(batch)
 			}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				a.Push(batches[i%len(batches)])
+				w.Push(batches[i%len(batches)])
 				i++
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatchSize), "ns/sample")
@@ -79,9 +80,8 @@ func BenchmarkPush(b *testing.B) {
 	}
 }
 
-// BenchmarkPushInterval is the all-in cost per sample of an interval: the
-// series are recreated after every flush, as they are in production (each
-// interval starts from empty maps), and each flush is timed too. With
+// BenchmarkPushInterval is the all-in cost per sample of an interval,
+// each flush timed too. With
 // benchBatches batches per interval, each series sees about 20 samples per
 // interval, so digests stay small, unlike in BenchmarkPush/histogram where
 // they grow for the whole run.
@@ -95,15 +95,16 @@ func BenchmarkPushInterval(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Shards: 2, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
+			w := a.NewWriter()
 			batches := makeBenchBatches(bc.kinds)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				a.Push(batches[i%len(batches)])
+				w.Push(batches[i%len(batches)])
 				i++
 				if i%len(batches) == 0 {
 					a.Flush(time.Now(), 10*time.Second)
@@ -117,7 +118,7 @@ func BenchmarkPushInterval(b *testing.B) {
 // BenchmarkPushParallel is BenchmarkPush/mixed from every P at once: the
 // cost of shard lock contention.
 func BenchmarkPushParallel(b *testing.B) {
-	a, err := New(Config{Shards: 8, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+	a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,9 +129,10 @@ func BenchmarkPushParallel(b *testing.B) {
 	b.ReportAllocs()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
+		w := a.NewWriter() // one per reader, as the listeners do
 		i := rand.IntN(len(batches))
 		for pb.Next() {
-			a.Push(batches[i%len(batches)])
+			w.Push(batches[i%len(batches)])
 			i++
 		}
 	})
@@ -169,7 +171,7 @@ func BenchmarkFlush(b *testing.B) {
 	} {
 		b.Run(fmt.Sprintf("%s/series=%d", bc.name, series), func(b *testing.B) {
 			a, err := New(Config{
-				Shards: 2, Hostname: "bench-host", ExtendTags: []string{"region:us-east-1"},
+				Hostname: "bench-host", ExtendTags: []string{"region:us-east-1"},
 				Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount},
 			})
 			if err != nil {
@@ -207,21 +209,20 @@ func BenchmarkFlush(b *testing.B) {
 	}
 }
 
-// BenchmarkSeriesKey is the canonicalization alone: split, classify and sort
-// three tags, build the key.
-func BenchmarkSeriesKey(b *testing.B) {
+// BenchmarkResolve is what a Writer pays once per new series: split,
+// classify and sort three tags, apply the extend tags, build the key.
+func BenchmarkResolve(b *testing.B) {
 	for _, bc := range []struct{ name, tags string }{
 		{"sorted", "az:us-east-1a,env:production,service:svc-7"},
 		{"unsorted", "service:svc-7,env:production,az:us-east-1a"},
 		{"magic", "service:svc-7,host:h1,env:production,veneurlocalonly,az:us-east-1a"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := metric.Sample{Name: []byte("app.requests.m7"), Tags: []byte(bc.tags), Value: 1, Rate: 1, Kind: metric.Counter}
-			var key []byte
-			var spans []tagSpan
+			r := &resolver{hostname: "bench-host"}
+			name, tags := []byte("app.requests.m7"), []byte(bc.tags)
 			b.ReportAllocs()
 			for b.Loop() {
-				key, spans = appendSeriesKey(key[:0], &s, "bench-host", spans)
+				_ = r.resolve(metric.Counter, name, tags)
 			}
 		})
 	}

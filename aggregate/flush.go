@@ -1,20 +1,20 @@
 package aggregate
 
 import (
-	"runtime"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // Flushed is the output of one interval.
 type Flushed struct {
 	// Points are the series this instance flushes itself, in no
 	// particular order. The points of one series share one Tags slice,
-	// and may share it with Forward: treat Tags as read-only.
+	// and may share it with Forward and later intervals: treat Tags as
+	// read-only.
 	Points []metric.Point
 	// Forward is the mergeable state of the series that go to the global
 	// tier (SPEC §3): histogram digests and sets not marked
@@ -27,163 +27,140 @@ type Flushed struct {
 
 // Flush ends the current interval and returns what it produced.
 //
-// Each shard's state is swapped for a fresh one under its lock, so Push
-// goes on into the next interval at once; the points are then computed
-// outside the locks, shards in parallel. now is the flush time (every
-// Point.Timestamp is now.Unix()) and interval the length of the interval
-// that ends, over which counters become rates; a non-positive interval is
-// taken as one second.
+// Each shard hands over its series under its lock (a copy per series), so
+// Push goes on into the next interval at once; the points are then
+// computed outside the locks, shards in parallel. now is the flush time
+// (every Point.Timestamp is now.Unix()) and interval the length of the
+// interval that ends, over which counters become rates; a non-positive
+// interval is taken as one second.
 //
-// Series with no samples in the interval are not flushed: they are simply
-// absent from the fresh state.
+// Series with no samples in the interval are not flushed.
 func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	began := time.Now()
 
-	states := make([]intervalState, len(a.shards))
-	for i := range a.shards {
-		states[i] = a.shards[i].swap()
-	}
-
-	// Every series was counted when it was created, so the output is
-	// allocated once and each shard fills its own window of it.
-	var totalPoints, totalForward int
-	for _, st := range states {
-		totalPoints += st.points
-		totalForward += st.forwarded
-	}
-	points := make([]metric.Point, totalPoints)
-	forward := make([]metric.Series, totalForward)
-
 	job := flushJob{timestamp: now.Unix(), interval: interval, seconds: interval.Seconds()}
 	if job.seconds <= 0 {
 		job.seconds = 1
 	}
-	results := make([]shardFlush, len(states))
+	// Shards are taken and turned into points in groups, one goroutine per
+	// group; each group's output is counted first, so the whole output is
+	// allocated once and each group fills its own window of it.
+	groups := min(a.workers, len(a.shards))
+	results := make([]groupFlush, groups)
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	pointOff, forwardOff := 0, 0
-	for i, st := range states {
-		res := &results[i]
-		// Full slice expressions: a miscount can only make a shard's
-		// appends reallocate, never spill into its neighbour's window.
-		res.points = points[pointOff : pointOff : pointOff+st.points]
-		res.forward = forward[forwardOff : forwardOff : forwardOff+st.forwarded]
-		pointOff += st.points
-		forwardOff += st.forwarded
-		if st.count > 0 {
-			g.Go(func() error {
-				a.flushShard(st, job, res)
-				return nil
-			})
-		}
+	for gi := range results {
+		g.Go(func() error {
+			res := &results[gi]
+			for si := gi; si < len(a.shards); si += groups {
+				res.taken = a.shards[si].take(res.taken)
+			}
+			for _, t := range res.taken {
+				res.points += a.localPoints(t.meta.kind, t.meta.forward)
+				if t.meta.forward {
+					res.forward++
+				}
+			}
+			return nil
+		})
 	}
-	_ = g.Wait() // flushShard cannot fail
+	_ = g.Wait() // take cannot fail
 
-	out := Flushed{Points: points, Forward: forward}
-	var byKind [kindCount]uint64
+	var totalPoints, totalForward int
 	for i := range results {
-		for k, n := range results[i].byKind {
-			byKind[k] += n
-		}
+		totalPoints += results[i].points
+		totalForward += results[i].forward
 	}
+	out := Flushed{
+		Points:  make([]metric.Point, 0, totalPoints),
+		Forward: make([]metric.Series, 0, totalForward),
+	}
+	pointOff, forwardOff := 0, 0
+	for gi := range results {
+		res := &results[gi]
+		// Full slice expressions: each group appends within its window.
+		pts := out.Points[pointOff : pointOff : pointOff+res.points]
+		fwd := out.Forward[forwardOff : forwardOff : forwardOff+res.forward]
+		pointOff += res.points
+		forwardOff += res.forward
+		g.Go(func() error {
+			for _, t := range res.taken {
+				res.byKind[t.meta.kind]++
+				pts, fwd = a.flushOne(pts, fwd, &t, job)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // flushOne cannot fail
+	out.Points = out.Points[:totalPoints]
+	out.Forward = out.Forward[:totalForward]
 
 	out.Events, out.Checks = a.takeEvents()
-
-	for k, n := range byKind {
-		if n > 0 {
-			a.stats.seriesFlushed[k].Add(n)
+	for i := range results {
+		for k, n := range results[i].byKind {
+			if n > 0 {
+				a.stats.seriesFlushed[k].Add(n)
+			}
 		}
 	}
 	a.stats.flushDuration.Set(float64(time.Since(began)) / float64(time.Millisecond))
 	return out
 }
 
-// swap hands over the shard's interval state and installs an empty one,
-// sized like the one leaving so the next interval doesn't regrow its map
-// from scratch. The map is allocated between two short critical sections,
-// not inside one.
-func (sh *shard) swap() intervalState {
-	sh.mu.Lock()
-	size := len(sh.state.series)
-	sh.mu.Unlock()
-	fresh := make(map[uint64]*series, size)
-	sh.mu.Lock()
-	old := sh.state
-	sh.state = intervalState{series: fresh}
-	sh.mu.Unlock()
-	return old
-}
-
-// flushJob is what every shard's flush shares.
+// flushJob is what every group's flush shares.
 type flushJob struct {
 	timestamp int64
 	interval  time.Duration
 	seconds   float64 // interval in seconds, > 0
 }
 
-// shardFlush is one shard's output.
-type shardFlush struct {
-	points  []metric.Point
-	forward []metric.Series
-	byKind  [kindCount]uint64 // series flushed, by kind
-	// tagArena is where the points' tags are carved from (outputTags).
-	tagArena []string
+// groupFlush is one group of shards' output.
+type groupFlush struct {
+	taken           []taken
+	points, forward int               // what taken will produce
+	byKind          [kindCount]uint64 // series flushed, by kind
 }
 
-// flushShard turns one shard's series into points and forwarded state.
-func (a *Aggregator) flushShard(st intervalState, job flushJob, res *shardFlush) {
-	res.tagArena = make([]string, 0, st.tagSlots)
-	for _, head := range st.series {
-		for ser := head; ser != nil; ser = ser.next {
-			a.flushOne(ser, job, res)
-		}
+// flushOne appends one series' points and forwarded state.
+func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken, job flushJob) ([]metric.Point, []metric.Series) {
+	m := t.meta
+	if m.forward {
+		fwd = append(fwd, forwardSeries(t))
 	}
-}
-
-// flushOne turns one series into points or forwarded state.
-func (a *Aggregator) flushOne(ser *series, job flushJob, res *shardFlush) {
-	res.byKind[ser.kind]++
-	if ser.forward {
-		res.forward = append(res.forward, forwardSeries(ser))
+	if a.localPoints(m.kind, m.forward) == 0 {
+		return pts, fwd
 	}
-	if a.localPoints(ser.kind, ser.forward) == 0 {
-		return
-	}
-	var tags []string
-	res.tagArena, tags = a.outputTags(res.tagArena, ser.tags)
-	base := metric.Point{Tags: tags, Host: ser.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
-	switch ser.kind {
+	base := metric.Point{Tags: m.tags, Host: m.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
+	switch m.kind {
 	case metric.Counter:
 		pt := base
-		pt.Name, pt.Type, pt.Value, pt.Interval = ser.name, metric.RatePoint, ser.value/job.seconds, job.interval
-		res.points = append(res.points, pt)
+		pt.Name, pt.Type, pt.Value, pt.Interval = m.name, metric.RatePoint, t.value/job.seconds, job.interval
+		pts = append(pts, pt)
 	case metric.Gauge:
 		pt := base
-		pt.Name, pt.Value = ser.name, ser.value
-		res.points = append(res.points, pt)
+		pt.Name, pt.Value = m.name, t.value
+		pts = append(pts, pt)
 	case metric.Set:
 		pt := base
-		pt.Name, pt.Value = ser.name, float64(ser.set.Estimate())
-		res.points = append(res.points, pt)
+		pt.Name, pt.Value = m.name, float64(t.set.Estimate())
+		pts = append(pts, pt)
 	default:
-		res.points = a.appendHistogramPoints(res.points, ser, base, job)
+		pts = a.appendHistogramPoints(pts, m, t.hist, base, job)
 	}
+	return pts, fwd
 }
 
 // appendHistogramPoints appends a histogram's aggregates and, unless its
 // digest is forwarded, its percentiles.
-func (a *Aggregator) appendHistogramPoints(dst []metric.Point, ser *series, base metric.Point, job flushJob) []metric.Point {
-	withPercentiles := !ser.forward
-	names := a.histogramNames(ser.name, withPercentiles)
+func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histogram, base metric.Point, job flushJob) []metric.Point {
+	names := m.names
 	next := func(suffixLen int) string { // the next name cut from names
-		n := len(ser.name) + suffixLen
+		n := len(m.name) + suffixLen
 		name := names[:n]
 		names = names[n:]
 		return name
 	}
-	h := ser.hist
 	for _, g := range a.aggregates {
 		pt := base
 		pt.Name = next(1 + len(g.String()))
@@ -203,7 +180,7 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, ser *series, base
 		}
 		dst = append(dst, pt)
 	}
-	if withPercentiles {
+	if !m.forward {
 		for i, p := range a.percentiles {
 			pt := base
 			pt.Name, pt.Value = next(len(a.pctSuffixes[i])), h.digest.Quantile(p)
@@ -215,7 +192,7 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, ser *series, base
 
 // histogramNames returns name.<aggregate>… then, if asked, name.<percentile>…
 // back to back in one string, which appendHistogramPoints cuts up: one
-// allocation per series instead of one per point.
+// allocation per series for all its point names, made when the series is.
 func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 	size := 0
 	for _, g := range a.aggregates {
@@ -242,17 +219,18 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 	return b.String()
 }
 
-// forwardSeries hands a series' mergeable state to the forward stage; the
-// series is no longer used after the swap, so nothing is copied.
-func forwardSeries(ser *series) metric.Series {
-	fs := metric.Series{Key: metric.SeriesKey(ser.kind, ser.name, ser.tags), Name: ser.name, Tags: ser.tags, Kind: ser.kind}
+// forwardSeries hands a series' mergeable state to the global tier; the
+// shard let go of it in take, so nothing is copied.
+func forwardSeries(t *taken) metric.Series {
+	m := t.meta
+	fs := metric.Series{Key: m.key[:m.fleetLen], Name: m.name, Tags: m.tags, Kind: m.kind}
 	switch {
-	case ser.kind.IsHistogram():
-		fs.Digest = ser.hist.digest
-	case ser.kind == metric.Set:
-		fs.Set = ser.set
+	case m.kind.IsHistogram():
+		fs.Digest = t.hist.digest
+	case m.kind == metric.Set:
+		fs.Set = t.set
 	default:
-		fs.Value = ser.value
+		fs.Value = t.value
 	}
 	return fs
 }
@@ -270,22 +248,14 @@ func (a *Aggregator) takeEvents() ([]metric.Event, []metric.ServiceCheck) {
 		if ev.Hostname == "" {
 			ev.Hostname = a.hostname
 		}
-		_, ev.Tags = a.outputTags(nil, sortedTags(ev.Tags))
+		ev.Tags = a.eventTags(ev.Tags)
 	}
 	for i := range checks {
 		c := &checks[i]
 		if c.Hostname == "" {
 			c.Hostname = a.hostname
 		}
-		_, c.Tags = a.outputTags(nil, sortedTags(c.Tags))
+		c.Tags = a.eventTags(c.Tags)
 	}
 	return events, checks
-}
-
-// sortedTags sorts and deduplicates tags in place (PushEvents made them
-// ours) and drops empty ones.
-func sortedTags(tags []string) []string {
-	tags = slices.DeleteFunc(tags, func(t string) bool { return t == "" })
-	slices.Sort(tags)
-	return slices.Compact(tags)
 }
