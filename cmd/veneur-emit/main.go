@@ -160,9 +160,6 @@ func printUsage(fs *flag.FlagSet) {
 	fmt.Fprint(w, helpFooter)
 }
 
-// usageError is an invocation that cannot be carried out: exit 2.
-type usageError struct{ error }
-
 // request is what one run sends.
 type request struct {
 	dest    destination
@@ -274,7 +271,8 @@ func (o *options) plan(set map[string]bool, args []string) (*request, error) {
 	case "metric", "event", "sc":
 		for k := range kinds {
 			// -command may send a service check besides its timer.
-			if k != o.mode && !(o.mode == "metric" && k == "sc" && o.command) {
+			commandCheck := o.mode == "metric" && k == "sc" && o.command
+			if k != o.mode && !commandCheck {
 				return nil, fmt.Errorf("-mode %s: flags for a %s were given too", o.mode, kindName(k))
 			}
 		}

@@ -94,31 +94,45 @@ func send(dst destination, tlsCfg *tls.Config, payload []byte, timeout time.Dura
 		conn, err = dialer.Dial(dst.network, dst.address)
 	}
 	if err != nil {
-		return err
+		return explain(err, timeout)
 	}
 	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
 		return err
 	}
-	if _, err := conn.Write(payload); err != nil {
-		return err
-	}
+	_, werr := conn.Write(payload)
 	if dst.network != "tcp" {
+		return werr
+	}
+	if werr == nil {
+		werr = conn.(interface{ CloseWrite() error }).CloseWrite()
+	}
+	// Read even after a failed write: a TLS server that refused us may
+	// have said why before it closed. io.Copy returns nil at EOF, when the
+	// server has read everything and closed.
+	_, rerr := io.Copy(io.Discard, conn)
+	if isRemoteAlert(rerr) || werr == nil {
+		if rerr != nil {
+			return explain(rerr, timeout)
+		}
 		return nil
 	}
-	type halfCloser interface{ CloseWrite() error }
-	if err := conn.(halfCloser).CloseWrite(); err != nil {
-		return err
+	return explain(werr, timeout)
+}
+
+// explain adds what an error means for the lines sent.
+func explain(err error, timeout time.Duration) error {
+	switch {
+	case isRemoteAlert(err):
+		return fmt.Errorf("the server refused the connection (is the client certificate right?): %w", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no answer within -timeout %s, so delivery is not confirmed: %w", timeout, err)
 	}
-	// io.Copy returns nil at EOF: the server closed after reading all.
-	if _, err := io.Copy(io.Discard, conn); err != nil {
-		if _, ok := errors.AsType[tls.AlertError](err); ok {
-			return fmt.Errorf("the server refused the connection (is the client certificate right?): %w", err)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("the server did not close the connection within %s, so delivery is not confirmed: %w", timeout, err)
-		}
-		return err
-	}
-	return nil
+	return err
+}
+
+// isRemoteAlert reports whether err is a TLS alert sent by the server.
+func isRemoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
