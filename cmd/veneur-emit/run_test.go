@@ -295,6 +295,7 @@ func TestRunCommand(t *testing.T) {
 // SIGTERM sent to veneur-emit reaches the command, whose end is still
 // reported. This needs its own process: the signal would hit the test.
 func TestCommandForwardsSIGTERM(t *testing.T) {
+	t.Parallel() // mostly go build
 	bin := filepath.Join(t.TempDir(), "veneur-emit")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
