@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -221,6 +222,11 @@ func parseStatus(s string) (int, error) {
 // few digits as read back to the same float64.
 func formatNumber(v float64) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// formatMillis writes d in milliseconds, the unit of a DogStatsD timer.
+func formatMillis(d time.Duration) string {
+	return formatNumber(float64(d) / float64(time.Millisecond))
 }
 
 // checkName accepts a metric or service check name: not empty, and none of
