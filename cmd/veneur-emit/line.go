@@ -32,6 +32,9 @@ func (m Metric) AppendTo(dst []byte) ([]byte, error) {
 	if err := checkName("metric name", m.Name); err != nil {
 		return dst, err
 	}
+	if strings.HasPrefix(m.Name, "_e{") {
+		return dst, fmt.Errorf("metric name %q: a line that starts with _e{ is an event", m.Name)
+	}
 	switch m.Type {
 	case "c", "g", "ms", "h", "d", "s":
 	default:

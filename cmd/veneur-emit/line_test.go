@@ -24,6 +24,9 @@ func TestMetricLine(t *testing.T) {
 	f(Metric{Name: "req.size", Value: "512", Type: "h"}, "req.size:512|h")
 	f(Metric{Name: "req.latency", Value: "0.5", Type: "d"}, "req.latency:0.5|d")
 	f(Metric{Name: "users", Value: "alice", Type: "s"}, "users:alice|s")
+	// Only "_e{" starts an event, and "_sc|" a service check.
+	f(Metric{Name: "_e", Value: "1", Type: "c"}, "_e:1|c")
+	f(Metric{Name: "_sc", Value: "1", Type: "c"}, "_sc:1|c")
 	// A set's member is a string: ':' and '#' are part of it.
 	f(Metric{Name: "users", Value: "user:42#a", Type: "s"}, "users:user:42#a|s")
 	// ':' splits a tag's key from its value, and may appear again in it.
@@ -51,6 +54,7 @@ func TestMetricLineRejects(t *testing.T) {
 	f(Metric{Name: "a\rb", Value: "1", Type: "c"}, `control character '\r' is not allowed`)
 	f(Metric{Name: "a\tb", Value: "1", Type: "c"}, `control character '\t' is not allowed`)
 	f(Metric{Name: "a\xffb", Value: "1", Type: "c"}, "not valid UTF-8")
+	f(Metric{Name: "_e{1", Value: "1", Type: "c"}, "a line that starts with _e{ is an event")
 	f(Metric{Name: "x", Value: "1", Type: "cc"}, `metric type "cc"`)
 	f(Metric{Name: "x", Value: "", Type: "c"}, "empty metric value")
 	f(Metric{Name: "x", Value: "1:2", Type: "h"}, `value "1:2": ':' is not allowed`)

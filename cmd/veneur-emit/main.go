@@ -38,11 +38,12 @@ const helpFooter = `
 Several kinds may go in one run (for example a counter and an event); they
 are sent together, one line each, in one datagram or connection.
 
-Names may not contain '|', ':', ',', '#' or control characters; tags may not
-contain '|' or ','; a set's member may not contain '|'. Such input is
-refused (exit 2), never rewritten. Line breaks in -e_title, -e_text and
--sc_msg are sent as the two characters \n, as the Datadog clients send them;
-the server turns them back into line breaks in events.
+Names may not contain '|', ':', ',', '#' or control characters (nor start
+with _e{, which starts an event); tags may not contain '|' or ','; a set's
+member may not contain '|'. Such input is refused (exit 2), never
+rewritten. Line breaks in -e_title, -e_text and -sc_msg are sent as the two
+characters \n, as the Datadog clients send them; the server turns them back
+into line breaks in events.
 
 -command runs COMMAND (everything after the flags; '--' is optional) with
 its input and output passed through, then sends its duration as a timer
