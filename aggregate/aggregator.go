@@ -52,8 +52,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// maxShards bounds Config.Shards: more shards than this only cost memory.
-const maxShards = 1 << 12
+// MaxShards bounds Config.Shards: more shards than this only cost memory.
+// The config package checks num_workers against it.
+const MaxShards = 1 << 12
 
 // Aggregator accumulates samples into per-interval series. All methods are
 // safe for concurrent use; concurrent Flush calls run one after the other.
@@ -120,8 +121,8 @@ func New(cfg Config) (*Aggregator, error) {
 	}
 
 	n := max(cfg.Shards, 1)
-	if n > maxShards {
-		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, maxShards)
+	if n > MaxShards {
+		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, MaxShards)
 	}
 	n = 1 << bits.Len(uint(n-1)) // next power of two
 	a.shards = make([]shard, n)
@@ -132,7 +133,7 @@ func New(cfg Config) (*Aggregator, error) {
 
 	seenPct := make(map[string]bool, len(cfg.Percentiles))
 	for _, p := range cfg.Percentiles {
-		if err := validatePercentile(p); err != nil {
+		if err := ValidatePercentile(p); err != nil {
 			return nil, err
 		}
 		suffix := "." + PercentileName(p)

@@ -154,7 +154,7 @@ func (a *Aggregator) Import(intervalStart time.Time, interval time.Duration, ser
 	defer w.rw.RUnlock()
 
 	// Group the batch by shard, so that each shard is locked once: refs
-	// holds shard<<32 | index, sorted. Shards are at most maxShards and a
+	// holds shard<<32 | index, sorted. Shards are at most MaxShards and a
 	// batch is far below 2^32 series.
 	var merged, rejected, samples uint64
 	refs := make([]uint64, 0, len(series))

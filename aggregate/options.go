@@ -99,8 +99,9 @@ func PercentileName(p float64) string {
 	return digits + "percentile"
 }
 
-// validatePercentile checks that p can be estimated and named.
-func validatePercentile(p float64) error {
+// ValidatePercentile checks that p can be estimated and named. New and the
+// config package both check percentiles with it.
+func ValidatePercentile(p float64) error {
 	if math.IsNaN(p) || p <= 0 || p >= 1 {
 		return fmt.Errorf("percentile %v: must be strictly between 0 and 1", p)
 	}
