@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -250,8 +251,81 @@ func TestBinarySIGTERMFlushesEverything(t *testing.T) {
 	}
 }
 
+// runBinary runs the binary to completion (bounded) with env added to the
+// test's environment, and returns its exit code, stdout and stderr.
+func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%v still running after 15s; stderr: %s", args, errOut.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// -validate-config rejects exactly what startup rejects, with the same
+// lines: each names the file line, the key and the reason.
+func TestBinaryValidateConfigRejectsWhatStartupRejects(t *testing.T) {
+	dir := t.TempDir()
+	// If startup wrongly got past the config, it would bind these, not the
+	// default ports, and be killed by runBinary's deadline.
+	env := []string{"VENEUR_STATSD_LISTEN_ADDRESSES=udp://127.0.0.1:0", "VENEUR_HTTP_ADDRESS=127.0.0.1:0"}
+	cases := []struct {
+		name, body string
+		want       []string // stderr lines after "veneur-lite: invalid config: <file>:"
+	}{
+		{"unknown", "interval: 5s\nflush_intervall: 5s\n", []string{"2: flush_intervall: unknown key"}},
+		{"negative", "num_readers: -1\n", []string{"1: num_readers: -1 is less than 1"}},
+		{"values", "interval: tenseconds\nflush_on_shutdown: maybe\nnum_workers: abc\npercentiles: abc\n", []string{
+			`1: interval: "tenseconds" is not a duration like 10s`,
+			`2: flush_on_shutdown: "maybe" is not true or false`,
+			`3: num_workers: "abc" is not an integer`,
+			`4: percentiles[0]: "abc" is not a number`,
+		}},
+		{"forward-query", "forward_address: http://g:8127/?x=1\n", []string{
+			`1: forward_address[0]: forward address "http://g:8127/?x=1": unexpected credentials, query, fragment or opaque part (want http(s)://host:port or srv://name)`,
+		}},
+		{"forward-srv-port", "forward_address: srv://name:53\n", []string{
+			`1: forward_address[0]: forward address "srv://name:53": srv:// takes a bare DNS name (want http(s)://host:port or srv://name)`,
+		}},
+		{"shards", "num_workers: 5000\n", []string{"1: num_workers: 5000 is more than 4096"}},
+		{"sink-unknown", "metric_sinks:\n  - kind: console\n    config: {colour: true}\n", []string{
+			"3: metric_sinks[0].config.colour: unknown key",
+		}},
+		{"sink-value", "hostname: h\nmetric_sinks:\n  - kind: datadog\n    config:\n      api_key: k\n      flush_max_per_body: abc\n", []string{
+			`6: metric_sinks[0].config.flush_max_per_body: "abc" is not an integer`,
+		}},
+		{"sink-invalid", "metric_sinks:\n  - kind: datadog\n    config:\n      timeout: 0s\n", []string{
+			"3: metric_sinks[0].config: api_key: must be set",
+			"3: metric_sinks[0].config: timeout: must be positive, got 0s",
+		}},
+	}
+	for _, c := range cases {
+		path := filepath.Join(dir, c.name+".yaml")
+		if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var want strings.Builder
+		for _, w := range c.want {
+			want.WriteString("veneur-lite: invalid config: " + path + ":" + w + "\n")
+		}
+		for _, args := range [][]string{{"-validate-config", "-f", path}, {"-f", path}} {
+			code, stdout, stderr := runBinary(t, env, args...)
+			if code != 1 || stdout != "" || stderr != want.String() {
+				t.Errorf("%s %v: exit %d, stdout %q, stderr\n%s\nwant exit 1, stderr\n%s", c.name, args, code, stdout, stderr, want.String())
+			}
+		}
+	}
+}
+
 func TestBinaryValidateConfigAndVersion(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		path := filepath.Join(dir, name)
@@ -260,25 +334,25 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 		}
 		return path
 	}
-	cases := []struct {
-		name, body string
-		wantCode   int
-		wantOut    string
-	}{
-		{"good.yaml", "interval: 5s\npercentiles: [0.5, 0.999]\n", 0, "config ok"},
-		{"unknown.yaml", "interval: 5s\nflush_intervall: 5s\n", 1, `unknown key "flush_intervall"`},
-		{"badvalue.yaml", "num_readers: -1\n", 1, "num_readers: -1 is less than 1"},
-		{"badsink.yaml", "metric_sinks:\n  - kind: console\n    config: {colour: true}\n", 1, `unknown key "colour"`},
-	}
-	for _, c := range cases {
-		cmd := exec.Command(bin, "-validate-config", "-f", write(c.name, c.body))
-		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != c.wantCode || !strings.Contains(string(out), c.wantOut) {
-			t.Errorf("%s: exit %d output %q; want exit %d containing %q", c.name, code, out, c.wantCode, c.wantOut)
+	for _, body := range []string{
+		"interval: 5s\npercentiles: [0.5, 0.999]\n",
+		"extend_tags: env:prod\naggregates: max\n", // list keys take a string
+		"num_workers: 4096\n",                      // the largest shard count New takes
+	} {
+		code, stdout, stderr := runBinary(t, nil, "-validate-config", "-f", write("good.yaml", body))
+		if code != 0 || stdout != "config ok\n" || stderr != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", body, code, stdout, stderr)
 		}
 	}
-	out, err := exec.Command(bin, "-version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "veneur-lite ") {
-		t.Errorf("-version: %q %v", out, err)
+	// A warning is printed, and a config that is otherwise valid is still ok.
+	code, stdout, stderr := runBinary(t, []string{"VENEUR_INTERVALS=5s"}, "-validate-config", "-f", write("good.yaml", "interval: 5s\n"))
+	wantErr := "veneur-lite: warning: VENEUR_INTERVALS is not a configuration key; ignored (did you mean VENEUR_INTERVAL?)\n"
+	if code != 0 || stdout != "config ok\n" || stderr != wantErr {
+		t.Errorf("unknown variable: exit %d, stdout %q, stderr %q; want 0, config ok, %q", code, stdout, stderr, wantErr)
+	}
+
+	code, stdout, _ = runBinary(t, nil, "-version")
+	if code != 0 || !strings.HasPrefix(stdout, "veneur-lite ") {
+		t.Errorf("-version: exit %d %q", code, stdout)
 	}
 }
