@@ -30,13 +30,15 @@ import (
 // single string, read as a comma-separated list, in the file as in the
 // environment.
 type Config struct {
-	StatsdListenAddresses []ListenAddress       `yaml:"statsd_listen_addresses"`
-	HTTPAddress           string                `yaml:"http_address"`
-	Interval              Duration              `yaml:"interval"`
-	Hostname              string                `yaml:"hostname"`
-	ExtendTags            []string              `yaml:"extend_tags"`
-	Percentiles           []float64             `yaml:"percentiles"`
-	Aggregates            []aggregate.Aggregate `yaml:"aggregates"`
+	StatsdListenAddresses []ListenAddress `yaml:"statsd_listen_addresses"`
+	HTTPAddress           string          `yaml:"http_address"`
+	Interval              Duration        `yaml:"interval"`
+	// Hostname is the host of locally flushed series. Load replaces an
+	// empty one with the OS hostname.
+	Hostname    string                `yaml:"hostname"`
+	ExtendTags  []string              `yaml:"extend_tags"`
+	Percentiles []float64             `yaml:"percentiles"`
+	Aggregates  []aggregate.Aggregate `yaml:"aggregates"`
 	// ForwardAddress is the global tier: base URLs that forward.ParseAddress
 	// accepts. Empty means this instance is the global (or standalone).
 	ForwardAddress      []string     `yaml:"forward_address"`
@@ -81,17 +83,17 @@ func Default() Config {
 }
 
 // Load reads the file at path (none when path is empty) over the defaults,
-// applies the VENEUR_* variables of environ on top, and validates the
-// result. Each error it
+// applies the VENEUR_* variables of environ on top, replaces an empty
+// hostname with the OS hostname, and validates the result. Each error it
 // joins is a *KeyError, except a file that cannot be read or parsed.
 //
 // Warnings are what Load accepted but is probably a mistake, such as an
 // unknown VENEUR_* variable; they are returned with or without an error.
 func Load(path string, environ []string) (cfg Config, warnings []string, err error) {
-	return load(path, environ)
+	return load(path, environ, os.Hostname)
 }
 
-func load(path string, environ []string) (Config, []string, error) {
+func load(path string, environ []string, osHostname func() (string, error)) (Config, []string, error) {
 	cfg := Default()
 	cfg.origins = map[string]origin{}
 	d := &decoder{origins: cfg.origins}
@@ -109,6 +111,11 @@ func load(path string, environ []string) (Config, []string, error) {
 		d.decode(&doc, root, "", &doc)
 	}
 	warnings := d.applyEnv(root, environ)
+	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
+		if h, err := osHostname(); err == nil {
+			cfg.Hostname = h
+		}
+	}
 	errs := d.errs
 	for _, err := range cfg.validate() {
 		if !d.failedAt(err.Key) { // a value that did not decode is reported once
@@ -204,7 +211,7 @@ func (c *Config) validate() []*KeyError {
 		badf("interval", "%s is shorter than 1s", c.Interval.D())
 	}
 	if c.Hostname == "" {
-		badf("hostname", "empty, and the OS hostname is unknown")
+		badf("hostname", "empty, and the OS hostname could not be read")
 	}
 	seen := map[string]float64{}
 	for i, p := range c.Percentiles {

@@ -344,6 +344,32 @@ func TestUnknownEnvironmentVariableWarns(t *testing.T) {
 	}
 }
 
+// An empty hostname means the OS hostname, as in Veneur; it is an error
+// only when the OS hostname cannot be read.
+func TestEmptyHostnameIsTheOSHostname(t *testing.T) {
+	osHost := func() (string, error) { return "os-host", nil }
+	for _, c := range []struct {
+		path string
+		env  []string
+	}{
+		{filepath.Join("testdata", "hostname_empty.good.yaml"), nil},
+		{"", []string{"VENEUR_HOSTNAME="}},
+	} {
+		cfg, _, err := load(c.path, c.env, osHost)
+		if err != nil || cfg.Hostname != "os-host" {
+			t.Errorf("%s %q: hostname %q, %v", c.path, c.env, cfg.Hostname, err)
+		}
+	}
+	cfg, _, err := Load(filepath.Join("testdata", "hostname_empty.good.yaml"), nil)
+	if host, _ := os.Hostname(); err != nil || cfg.Hostname != host {
+		t.Errorf("real OS hostname: %q, %v; want %q", cfg.Hostname, err, host)
+	}
+	unknown := func() (string, error) { return "", errors.New("no uts namespace") }
+	path := filepath.Join("testdata", "hostname_empty.good.yaml")
+	_, _, err = load(path, nil, unknown)
+	checkKeyErrors(t, "unknown OS hostname", err, path, wantKey{"hostname", 1, "the OS hostname could not be read"})
+}
+
 // The built-in defaults are SPEC §1's table, and valid.
 func TestDefaultsAreTheSpec(t *testing.T) {
 	d := Default()

@@ -337,6 +337,7 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 	for _, body := range []string{
 		"interval: 5s\npercentiles: [0.5, 0.999]\n",
 		"extend_tags: env:prod\naggregates: max\n", // list keys take a string
+		"hostname: \"\"\n",                         // the OS hostname
 		"num_workers: 4096\n",                      // the largest shard count New takes
 	} {
 		code, stdout, stderr := runBinary(t, nil, "-validate-config", "-f", write("good.yaml", body))
