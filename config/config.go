@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,14 +42,17 @@ type Config struct {
 	Aggregates  []aggregate.Aggregate `yaml:"aggregates"`
 	// ForwardAddress is the global tier: base URLs that forward.ParseAddress
 	// accepts. Empty means this instance is the global (or standalone).
-	ForwardAddress      []string     `yaml:"forward_address"`
-	NumReaders          int          `yaml:"num_readers"`
-	NumWorkers          int          `yaml:"num_workers"`
-	ReadBufferSizeBytes int          `yaml:"read_buffer_size_bytes"`
-	MetricMaxLength     int          `yaml:"metric_max_length"`
-	FlushOnShutdown     bool         `yaml:"flush_on_shutdown"`
-	TCPIdleTimeout      Duration     `yaml:"tcp_idle_timeout"`
-	MetricSinks         []SinkConfig `yaml:"metric_sinks"`
+	ForwardAddress      []string `yaml:"forward_address"`
+	NumReaders          int      `yaml:"num_readers"`
+	NumWorkers          int      `yaml:"num_workers"`
+	ReadBufferSizeBytes int      `yaml:"read_buffer_size_bytes"`
+	MetricMaxLength     int      `yaml:"metric_max_length"`
+	FlushOnShutdown     bool     `yaml:"flush_on_shutdown"`
+	TCPIdleTimeout      Duration `yaml:"tcp_idle_timeout"`
+	// UnixSocketMode is the permission mode of unixgram:// sockets,
+	// written in octal ("0722", the Datadog Agent's: anyone may send).
+	UnixSocketMode FileMode     `yaml:"unix_socket_mode"`
+	MetricSinks    []SinkConfig `yaml:"metric_sinks"`
 
 	// origins records where Load found each key's value, so that
 	// Validate's errors can point at it.
@@ -79,6 +83,7 @@ func Default() Config {
 		MetricMaxLength:       4096,
 		FlushOnShutdown:       true,
 		TCPIdleTimeout:        Duration(5 * time.Minute),
+		UnixSocketMode:        0o722,
 	}
 }
 
@@ -253,6 +258,9 @@ func (c *Config) validate() []*KeyError {
 	if c.TCPIdleTimeout.D() <= 0 {
 		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
 	}
+	if c.UnixSocketMode&^0o777 != 0 {
+		badf("unix_socket_mode", "%s has bits beyond 0777", c.UnixSocketMode)
+	}
 	names := map[string]bool{}
 	for i, s := range c.MetricSinks {
 		key := fmt.Sprintf("metric_sinks[%d]", i)
@@ -393,3 +401,33 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// FileMode is a Unix permission mode, written in octal: "0722" (quoted or
+// not), "722" or "0o722".
+type FileMode os.FileMode
+
+// Mode returns the os.FileMode.
+func (m FileMode) Mode() os.FileMode { return os.FileMode(m) }
+
+// String writes the mode in octal with a leading 0: "0722".
+func (m FileMode) String() string { return fmt.Sprintf("%#o", uint32(m)) }
+
+// UnmarshalYAML reads an octal mode of permission bits (at most 0777).
+func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want an octal mode like \"0722\", not %s", describeNode(n))
+	}
+	digits := strings.TrimPrefix(strings.TrimPrefix(n.Value, "0o"), "0O")
+	v, err := strconv.ParseUint(digits, 8, 32)
+	if err != nil || digits == "" {
+		return fmt.Errorf("%q is not an octal mode like \"0722\"", n.Value)
+	}
+	if v > 0o777 {
+		return fmt.Errorf("%q has bits beyond 0777", n.Value)
+	}
+	*m = FileMode(v)
+	return nil
+}
+
+// MarshalYAML writes the mode as an octal string.
+func (m FileMode) MarshalYAML() (any, error) { return m.String(), nil }

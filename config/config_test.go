@@ -76,7 +76,7 @@ func TestLoadGoodFiles(t *testing.T) {
 		t.Fatalf("full.good.yaml: %v %q", err, warnings)
 	}
 	if cfg.Interval.D() != 10*time.Second || cfg.Hostname != "web-1" || cfg.NumReaders != 4 || cfg.NumWorkers != 8 ||
-		cfg.FlushOnShutdown || cfg.MetricMaxLength != 8192 || cfg.TCPIdleTimeout.D() != time.Minute {
+		cfg.FlushOnShutdown || cfg.MetricMaxLength != 8192 || cfg.TCPIdleTimeout.D() != time.Minute || cfg.UnixSocketMode != 0o770 {
 		t.Errorf("scalars decoded wrong: %+v", cfg)
 	}
 	wantListen := []ListenAddress{{"udp", "127.0.0.1:8125"}, {"tcp", "127.0.0.1:8126"}, {"unixgram", "/var/run/veneur/dogstatsd.sock"}}
@@ -137,6 +137,8 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"bad_sink_kind.bad.yaml":    {{"metric_sinks[0].kind", 2, `"kafka" is not one of console, datadog`}},
 		"sink_unknown_key.bad.yaml": {{"metric_sinks[0].colour", 3, "unknown key"}},
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
+		"socket_mode.bad.yaml":      {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
+		"socket_mode_wide.bad.yaml": {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
 		"structure.bad.yaml": {
 			{"extend_tags", 2, "want a list, not a mapping"},
 			{"num_readers", 4, "want an integer, not a list"},
@@ -278,6 +280,7 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 		"VENEUR_PERCENTILES=0.5,0.999",
 		"VENEUR_FLUSH_ON_SHUTDOWN=false",
 		"VENEUR_HOSTNAME=from-env",
+		"VENEUR_UNIX_SOCKET_MODE=0700",
 		"VENEUR_METRIC_SINKS=[{kind: console, name: c2}]",
 		"PATH=/usr/bin",
 	}
@@ -285,7 +288,7 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	if err != nil || warnings != nil {
 		t.Fatal(err, warnings)
 	}
-	if cfg.Interval.D() != 3*time.Second || cfg.Hostname != "from-env" || cfg.FlushOnShutdown {
+	if cfg.Interval.D() != 3*time.Second || cfg.Hostname != "from-env" || cfg.FlushOnShutdown || cfg.UnixSocketMode != 0o700 {
 		t.Errorf("scalars not overridden: %+v", cfg)
 	}
 	if !slices.Equal(cfg.ForwardAddress, []string{"http://g1:8127", "http://g2:8127"}) {
@@ -368,6 +371,29 @@ func TestEmptyHostnameIsTheOSHostname(t *testing.T) {
 	path := filepath.Join("testdata", "hostname_empty.good.yaml")
 	_, _, err = load(path, nil, unknown)
 	checkKeyErrors(t, "unknown OS hostname", err, path, wantKey{"hostname", 1, "the OS hostname could not be read"})
+}
+
+func TestUnixSocketMode(t *testing.T) {
+	for in, want := range map[string]FileMode{`"0722"`: 0o722, "0722": 0o722, "0o700": 0o700, "700": 0o700, `"0"`: 0} {
+		path := filepath.Join(t.TempDir(), "mode.yaml")
+		if err := os.WriteFile(path, []byte("unix_socket_mode: "+in+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := Load(path, nil)
+		if err != nil || cfg.UnixSocketMode != want {
+			t.Errorf("unix_socket_mode: %s = %v, %v; want %v", in, cfg.UnixSocketMode, err, want)
+		}
+	}
+	if got := Default().UnixSocketMode; got != 0o722 || got.String() != "0722" || got.Mode() != 0o722 {
+		t.Errorf("default %v", got)
+	}
+	for _, bad := range []string{"rw", "0x1ff", "-1", "1000"} {
+		_, _, err := Load("", []string{"VENEUR_UNIX_SOCKET_MODE=" + bad})
+		checkKeyErrors(t, bad, err, "", wantKey{"unix_socket_mode", 0, ""})
+	}
+	c := Default()
+	c.UnixSocketMode = 0o4755
+	checkKeyErrors(t, "Validate", c.Validate(), "", wantKey{"unix_socket_mode", 0, "04755 has bits beyond 0777"})
 }
 
 // The built-in defaults are SPEC §1's table, and valid.

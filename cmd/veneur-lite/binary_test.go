@@ -336,9 +336,9 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 	}
 	for _, body := range []string{
 		"interval: 5s\npercentiles: [0.5, 0.999]\n",
-		"extend_tags: env:prod\naggregates: max\n", // list keys take a string
-		"hostname: \"\"\n",                         // the OS hostname
-		"num_workers: 4096\n",                      // the largest shard count New takes
+		"extend_tags: env:prod\naggregates: max\n",        // list keys take a string
+		"hostname: \"\"\n",                                // the OS hostname
+		"unix_socket_mode: \"0700\"\nnum_workers: 4096\n", // the largest shard count New takes
 	} {
 		code, stdout, stderr := runBinary(t, nil, "-validate-config", "-f", write("good.yaml", body))
 		if code != 0 || stdout != "config ok\n" || stderr != "" {
