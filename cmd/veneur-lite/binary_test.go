@@ -357,3 +357,14 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 		t.Errorf("-version: exit %d %q", code, stdout)
 	}
 }
+
+// "veneur-lite veneur.yaml" (-f forgotten) must not run on the defaults.
+func TestBinaryPositionalArgumentIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{{"veneur.yaml"}, {"-f", "veneur.yaml", "extra"}} {
+		code, stdout, stderr := runBinary(t, nil, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "veneur-lite: unexpected argument") ||
+			!strings.Contains(stderr, "usage: veneur-lite [-f config.yaml]") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and usage", args, code, stdout, stderr)
+		}
+	}
+}

@@ -47,7 +47,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	configPath := fs.String("f", "", "path to the YAML config file (built-in defaults when empty)")
 	validate := fs.Bool("validate-config", false, "check the config and exit: 0 when valid")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: veneur-lite [-f config.yaml] [-validate-config] [-version]\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// "veneur-lite veneur.yaml" would otherwise run on the defaults.
+		fmt.Fprintf(stderr, "veneur-lite: unexpected argument %q (give the config file with -f)\n", fs.Arg(0))
+		fs.Usage()
 		return 2
 	}
 	if *showVersion {
