@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,32 +77,43 @@ func freePort(t *testing.T, network string) string {
 	}
 }
 
-// proc is a running veneur-lite whose stdout lines are collected.
+// proc is a running veneur-lite whose stdout and stderr lines are collected.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	grew  chan struct{}
-	done  chan struct{}
-	err   error
+	cmd       *exec.Cmd
+	mu        sync.Mutex
+	lines     []string
+	errLines  []string
+	grew      chan struct{}
+	errGrew   chan struct{}
+	done      chan struct{}
+	err       error
+	stderrLog testWriter
 }
 
 func startBinary(t *testing.T, configYAML string) *proc {
+	t.Helper()
+	return startBinaryEnv(t, configYAML)
+}
+
+// startBinaryEnv runs the binary on configYAML with env added to the
+// test's environment.
+func startBinaryEnv(t *testing.T, configYAML string, env ...string) *proc {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "veneur.yaml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary(t), "-f", path)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = testWriter{t}
+	p := &proc{cmd: cmd, grew: make(chan struct{}, 1), errGrew: make(chan struct{}, 1), done: make(chan struct{}), stderrLog: testWriter{t}}
+	cmd.Stderr = stderrRecorder{p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, grew: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -121,6 +133,49 @@ func startBinary(t *testing.T, configYAML string) *proc {
 		<-p.done
 	})
 	return p
+}
+
+// stderrRecorder logs the process's stderr and keeps its lines. exec
+// copies stderr to it from one goroutine, and slog writes a line per call.
+type stderrRecorder struct{ p *proc }
+
+func (r stderrRecorder) Write(b []byte) (int, error) {
+	r.p.stderrLog.Write(b)
+	r.p.mu.Lock()
+	r.p.errLines = append(r.p.errLines, strings.Split(strings.TrimRight(string(b), "\n"), "\n")...)
+	r.p.mu.Unlock()
+	select {
+	case r.p.errGrew <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+// waitErrLine waits until a stderr line contains all of parts.
+func (p *proc) waitErrLine(t *testing.T, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	exited := false
+	for {
+		p.mu.Lock()
+		for _, l := range p.errLines {
+			if !slices.ContainsFunc(parts, func(part string) bool { return !strings.Contains(l, part) }) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		if exited {
+			t.Fatalf("process exited (%v) before logging %q", p.err, parts)
+		}
+		select {
+		case <-p.errGrew:
+		case <-p.done: // stderr is complete: look once more
+			exited = true
+		case <-deadline:
+			t.Fatalf("no stderr line containing %q within %s", parts, timeout)
+		}
+	}
 }
 
 // waitLine waits until a stdout line has the given prefix.
@@ -336,8 +391,8 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 	}
 	for _, body := range []string{
 		"interval: 5s\npercentiles: [0.5, 0.999]\n",
-		"extend_tags: env:prod\naggregates: max\n",        // list keys take a string
 		"hostname: \"\"\n",                                // the OS hostname
+		"extend_tags: env:prod\naggregates: max\n",        // list keys take a string
 		"unix_socket_mode: \"0700\"\nnum_workers: 4096\n", // the largest shard count New takes
 	} {
 		code, stdout, stderr := runBinary(t, nil, "-validate-config", "-f", write("good.yaml", body))
@@ -366,5 +421,35 @@ func TestBinaryPositionalArgumentIsAUsageError(t *testing.T) {
 			!strings.Contains(stderr, "usage: veneur-lite [-f config.yaml]") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and usage", args, code, stdout, stderr)
 		}
+	}
+}
+
+// SIGHUP neither kills the process nor loses data: it is logged and
+// ignored, the process keeps serving, and what arrives afterwards is
+// flushed at SIGTERM. Load-time warnings are logged at startup.
+func TestBinarySIGHUPIsIgnored(t *testing.T) {
+	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
+	p := startBinaryEnv(t, fmt.Sprintf("statsd_listen_addresses: [udp://%s]\nhttp_address: %s\ninterval: 1h\nhostname: box\n", udp, httpAddr),
+		"VENEUR_INTERVALS=1s")
+	waitHealthy(t, httpAddr)
+	p.waitErrLine(t, 5*time.Second, "level=WARN", "VENEUR_INTERVALS is not a configuration key", "did you mean VENEUR_INTERVAL?")
+
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitErrLine(t, 5*time.Second, "level=INFO", "SIGHUP received and ignored")
+	waitHealthy(t, httpAddr)
+
+	u, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := io.WriteString(u, "after.hup:1|c"); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	if got, want := p.waitLine(t, "after.hup ", time.Second), "after.hup rate 0.0002777777777777778 host=box tags= interval=1h0m0s count=1"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

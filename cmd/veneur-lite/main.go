@@ -35,13 +35,18 @@ const shutdownBudget = 9 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	// SIGHUP is taken before anything else runs: its default action would
+	// kill the process without the final flush.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, hup)
 	stop()
 	os.Exit(code)
 }
 
-// run is main with its environment passed in, so tests can drive it.
-func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+// run is main with its environment passed in, so tests can drive it. hup
+// delivers SIGHUP.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, hup <-chan os.Signal) int {
 	fs := flag.NewFlagSet("veneur-lite", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("f", "", "path to the YAML config file (built-in defaults when empty)")
@@ -85,11 +90,24 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, "config ok")
 		return 0
 	}
+	go ignoreHUP(ctx, hup, log)
 	if err := serve(ctx, cfg, newSinks, stdout, log); err != nil {
 		log.Error("veneur-lite stopped", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// ignoreHUP logs each SIGHUP until ctx ends. Nothing is reloaded yet.
+func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP received and ignored: nothing to reload")
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // flatten lists the errors joined in err, one per line of output.
