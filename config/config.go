@@ -162,7 +162,7 @@ func (d *decoder) applyEnv(root reflect.Value, environ []string) []string {
 		}
 		key := strings.ToLower(strings.TrimPrefix(name, envPrefix))
 		index, ok := fields[key]
-		if !ok {
+		if !ok || name != strings.ToUpper(name) {
 			w := name + " is not a configuration key; ignored"
 			if s := closest(key, names); s != "" {
 				w += " (did you mean " + envPrefix + strings.ToUpper(s) + "?)"

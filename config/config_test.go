@@ -136,6 +136,8 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"many_workers.bad.yaml":     {{"num_workers", 1, "5000 is more than 4096"}},
 		"bad_sink_kind.bad.yaml":    {{"metric_sinks[0].kind", 2, `"kafka" is not one of console, datadog`}},
 		"sink_unknown_key.bad.yaml": {{"metric_sinks[0].colour", 3, "unknown key"}},
+		"typo_key.bad.yaml":         {{"percentile", 1, "unknown key (did you mean percentiles?)"}},
+		"empty_item.bad.yaml":       {{"aggregates[1]", 3, "empty list item"}},
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
 		"socket_mode.bad.yaml":      {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
 		"socket_mode_wide.bad.yaml": {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
@@ -326,13 +328,14 @@ func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
 // A VENEUR_ variable that is no key is a warning naming it and the
 // closest key, never silence and never an error.
 func TestUnknownEnvironmentVariableWarns(t *testing.T) {
-	cfg, warnings, err := Load("", []string{"VENEUR_INTERVALS=5s", "VENEUR_ZZZ=1", "VENEURX=1"})
+	cfg, warnings, err := Load("", []string{"VENEUR_INTERVALS=5s", "VENEUR_ZZZ=1", "VENEURX=1", "VENEUR_Interval=5s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
 		"VENEUR_INTERVALS is not a configuration key; ignored (did you mean VENEUR_INTERVAL?)",
 		"VENEUR_ZZZ is not a configuration key; ignored",
+		"VENEUR_Interval is not a configuration key; ignored (did you mean VENEUR_INTERVAL?)",
 	}
 	if !slices.Equal(warnings, want) {
 		t.Errorf("warnings\n got %q\nwant %q", warnings, want)

@@ -227,7 +227,8 @@ func unknownKey(key string, known []string) error {
 }
 
 // list decodes a sequence into the slice v, or a scalar as a
-// comma-separated list ("env:prod" is [env:prod]; "" and null are []).
+// comma-separated list ("env:prod" is [env:prod]; "" and null are []). An
+// empty item ("- " alone on its line) is an error, not a zero value.
 func (d *decoder) list(n *yaml.Node, v reflect.Value, path string, pos *yaml.Node) {
 	switch {
 	case isNull(n):
@@ -241,7 +242,12 @@ func (d *decoder) list(n *yaml.Node, v reflect.Value, path string, pos *yaml.Nod
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, el := range n.Content {
-		d.decode(el, s.Index(i), fmt.Sprintf("%s[%d]", path, i), el)
+		key := fmt.Sprintf("%s[%d]", path, i)
+		if isNull(el) {
+			d.fail(key, el, errors.New("empty list item"))
+			continue
+		}
+		d.decode(el, s.Index(i), key, el)
 	}
 	v.Set(s)
 }
