@@ -148,10 +148,10 @@ func (d *decoder) failedAt(key string) bool {
 const envPrefix = "VENEUR_"
 
 // applyEnv decodes each VENEUR_<KEY> variable of environ into its key of
-// root (a Config), later variables winning. A value starting with [ or {
-// is YAML (VENEUR_METRIC_SINKS='[{kind: console}]'); any other value is
-// one scalar, which a list key splits at commas. It returns a warning for
-// each VENEUR_ variable that is not a key.
+// root (a Config), later variables winning. For a list key, a value
+// starting with [ or { is YAML (VENEUR_METRIC_SINKS='[{kind: console}]');
+// any other value is one scalar, which a list key splits at commas. It
+// returns a warning for each VENEUR_ variable that is not a key.
 func (d *decoder) applyEnv(root reflect.Value, environ []string) []string {
 	fields, names := yamlFields(root.Type())
 	var warnings []string
@@ -173,7 +173,9 @@ func (d *decoder) applyEnv(root reflect.Value, environ []string) []string {
 		d.src = origin{env: name}
 		field := root.FieldByIndex(index)
 		n := scalarNode(raw, field.Type(), 1, 1)
-		if t := strings.TrimSpace(raw); strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{") {
+		t := strings.TrimSpace(raw)
+		if k := field.Kind(); (k == reflect.Slice || k == reflect.Struct || k == reflect.Map) &&
+			(strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{")) {
 			var doc yaml.Node
 			if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
 				d.fail(key, n, fmt.Errorf("not valid YAML: %w", err))

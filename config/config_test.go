@@ -284,6 +284,7 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 		"VENEUR_HOSTNAME=from-env",
 		"VENEUR_UNIX_SOCKET_MODE=0700",
 		"VENEUR_METRIC_SINKS=[{kind: console, name: c2}]",
+		"VENEUR_HTTP_ADDRESS=[::1]:8127", // a string, not YAML
 		"PATH=/usr/bin",
 	}
 	cfg, warnings, err := Load(filepath.Join("testdata", "full.good.yaml"), env)
@@ -301,6 +302,9 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	}
 	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].SinkName() != "c2" {
 		t.Errorf("metric_sinks = %+v", cfg.MetricSinks)
+	}
+	if cfg.HTTPAddress != "[::1]:8127" {
+		t.Errorf("http_address = %q", cfg.HTTPAddress)
 	}
 	if cfg.NumReaders != 4 { // from the file, not overridden
 		t.Errorf("num_readers = %d", cfg.NumReaders)
