@@ -20,20 +20,18 @@ func keyErrors(t *testing.T, err error) []*KeyError {
 	var out []*KeyError
 	var walk func(error)
 	walk = func(err error) {
-		var ke *KeyError
-		switch {
-		case errors.As(err, &ke) && ke == err:
-			out = append(out, ke)
-		default:
-			j, ok := err.(interface{ Unwrap() []error })
-			if !ok {
-				t.Errorf("error %q (%T) is not a *KeyError", err, err)
-				return
-			}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
 				walk(e)
 			}
+			return
 		}
+		var ke *KeyError
+		if !errors.As(err, &ke) {
+			t.Errorf("error %q (%T) is not a *KeyError", err, err)
+			return
+		}
+		out = append(out, ke)
 	}
 	if err != nil {
 		walk(err)

@@ -102,10 +102,10 @@ func parseAddress(s string) (*entry, error) {
 		return nil, err
 	}
 	e := &entry{addr: s, scheme: a.Scheme, host: a.Host, port: a.Port, path: a.Path}
-	switch {
-	case a.Scheme == "srv":
+	switch a.Scheme {
+	case "srv":
 		e.kind = entrySRV
-	case a.Scheme == "https":
+	case "https":
 		e.kind = entryStatic
 	default:
 		if _, err := netip.ParseAddr(a.Host); err == nil {

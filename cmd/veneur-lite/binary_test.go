@@ -140,7 +140,7 @@ func startBinaryEnv(t *testing.T, configYAML string, env ...string) *proc {
 type stderrRecorder struct{ p *proc }
 
 func (r stderrRecorder) Write(b []byte) (int, error) {
-	r.p.stderrLog.Write(b)
+	_, _ = r.p.stderrLog.Write(b)
 	r.p.mu.Lock()
 	r.p.errLines = append(r.p.errLines, strings.Split(strings.TrimRight(string(b), "\n"), "\n")...)
 	r.p.mu.Unlock()
