@@ -2,54 +2,66 @@
 // defaults, strict YAML decoding (an unknown key is an error that names it),
 // VENEUR_* environment overrides and validation. Keys keep Veneur's names so
 // that a Veneur config can be reused.
+//
+// Load is the one way in: defaults, then the file, then the environment,
+// then Validate. Every error is a *KeyError naming the key, the reason and
+// where the value came from (file line or environment variable).
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"runtime"
 	"slices"
-
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
-// Config is the whole configuration file.
+// Config is the whole configuration file. Every list key also takes a
+// single string, read as a comma-separated list, in the file as in the
+// environment.
 type Config struct {
-	StatsdListenAddresses []string  `yaml:"statsd_listen_addresses"`
-	HTTPAddress           string    `yaml:"http_address"`
-	Interval              Duration  `yaml:"interval"`
-	Hostname              string    `yaml:"hostname"`
-	ExtendTags            []string  `yaml:"extend_tags"`
-	Percentiles           []float64 `yaml:"percentiles"`
-	Aggregates            []string  `yaml:"aggregates"`
-	// ForwardAddress is the global tier: one or more base URLs. A scalar in
-	// YAML or the environment is accepted as a one-element list.
-	ForwardAddress      StringList   `yaml:"forward_address"`
-	NumReaders          int          `yaml:"num_readers"`
-	NumWorkers          int          `yaml:"num_workers"`
-	ReadBufferSizeBytes int          `yaml:"read_buffer_size_bytes"`
-	MetricMaxLength     int          `yaml:"metric_max_length"`
-	FlushOnShutdown     bool         `yaml:"flush_on_shutdown"`
-	TCPIdleTimeout      Duration     `yaml:"tcp_idle_timeout"`
-	MetricSinks         []SinkConfig `yaml:"metric_sinks"`
+	StatsdListenAddresses []ListenAddress `yaml:"statsd_listen_addresses"`
+	HTTPAddress           string          `yaml:"http_address"`
+	Interval              Duration        `yaml:"interval"`
+	// Hostname is the host of locally flushed series. Load replaces an
+	// empty one with the OS hostname.
+	Hostname    string                `yaml:"hostname"`
+	ExtendTags  []string              `yaml:"extend_tags"`
+	Percentiles []float64             `yaml:"percentiles"`
+	Aggregates  []aggregate.Aggregate `yaml:"aggregates"`
+	// ForwardAddress is the global tier: base URLs that forward.ParseAddress
+	// accepts. Empty means this instance is the global (or standalone).
+	ForwardAddress      []string `yaml:"forward_address"`
+	NumReaders          int      `yaml:"num_readers"`
+	NumWorkers          int      `yaml:"num_workers"`
+	ReadBufferSizeBytes int      `yaml:"read_buffer_size_bytes"`
+	MetricMaxLength     int      `yaml:"metric_max_length"`
+	FlushOnShutdown     bool     `yaml:"flush_on_shutdown"`
+	TCPIdleTimeout      Duration `yaml:"tcp_idle_timeout"`
+	// UnixSocketMode is the permission mode of unixgram:// sockets,
+	// written in octal ("0722", the Datadog Agent's: anyone may send).
+	UnixSocketMode FileMode     `yaml:"unix_socket_mode"`
+	MetricSinks    []SinkConfig `yaml:"metric_sinks"`
+
+	// origins records where Load found each key's value, so that
+	// Validate's errors can point at it.
+	origins map[string]origin
 }
 
 // SinkConfig is one entry of metric_sinks. Config stays undecoded here: the
-// sink's own package owns its keys and decodes them with DecodeStrict.
+// sink's own package owns its keys; Config.DecodeSinkConfig decodes them.
 type SinkConfig struct {
 	Kind   string    `yaml:"kind"`
 	Name   string    `yaml:"name"`
@@ -60,180 +72,227 @@ type SinkConfig struct {
 func Default() Config {
 	host, _ := os.Hostname()
 	return Config{
-		StatsdListenAddresses: []string{"udp://127.0.0.1:8125"},
+		StatsdListenAddresses: []ListenAddress{{Network: "udp", Address: "127.0.0.1:8125"}},
 		HTTPAddress:           "127.0.0.1:8127",
 		Interval:              Duration(10 * time.Second),
 		Hostname:              host,
 		Percentiles:           []float64{0.5, 0.75, 0.99},
-		Aggregates:            []string{"min", "max", "count"},
+		Aggregates:            []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount},
 		NumReaders:            runtime.NumCPU(),
-		NumWorkers:            runtime.NumCPU(),
+		NumWorkers:            min(runtime.NumCPU(), aggregate.MaxShards),
 		ReadBufferSizeBytes:   2 << 20,
 		MetricMaxLength:       4096,
 		FlushOnShutdown:       true,
 		TCPIdleTimeout:        Duration(5 * time.Minute),
+		UnixSocketMode:        0o722,
 	}
 }
 
 // Load reads the file at path (none when path is empty) over the defaults,
-// applies the environment on top and validates the result.
-func Load(path string, environ []string) (Config, error) {
+// applies the VENEUR_* variables of environ on top, replaces an empty
+// hostname with the OS hostname, and validates the result. Each error it
+// joins is a *KeyError, except a file that cannot be read or parsed.
+//
+// Warnings are what Load accepted but is probably a mistake, such as an
+// unknown VENEUR_* variable; they are returned with or without an error.
+func Load(path string, environ []string) (cfg Config, warnings []string, err error) {
+	return load(path, environ, os.Hostname)
+}
+
+func load(path string, environ []string, osHostname func() (string, error)) (Config, []string, error) {
 	cfg := Default()
+	cfg.origins = map[string]origin{}
+	d := &decoder{origins: cfg.origins}
+	root := reflect.ValueOf(&cfg).Elem()
 	if path != "" {
-		f, err := os.Open(path)
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return Config{}, fmt.Errorf("read config: %w", err)
+			return Config{}, nil, fmt.Errorf("read config: %w", err)
 		}
-		defer f.Close()
-		if err := DecodeStrict(f, &cfg); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return Config{}, nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		d.src = origin{file: path}
+		d.decode(&doc, root, "", &doc)
+	}
+	warnings := d.applyEnv(root, environ)
+	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
+		if h, err := osHostname(); err == nil {
+			cfg.Hostname = h
 		}
 	}
-	if err := applyEnv(&cfg, environ); err != nil {
-		return Config{}, err
+	errs := d.errs
+	for _, err := range cfg.validate() {
+		if !d.failedAt(err.Key) { // a value that did not decode is reported once
+			errs = append(errs, err)
+		}
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, warnings, err
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
-var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
-
-// DecodeStrict decodes YAML into dst, rejecting keys dst has no field for.
-// The error names the unknown key and its line.
-func DecodeStrict(r io.Reader, dst any) error {
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	err := dec.Decode(dst)
-	if errors.Is(err, io.EOF) {
-		return nil // an empty file keeps every default
+// failedAt reports whether decoding failed at key or at a key enclosing it.
+func (d *decoder) failedAt(key string) bool {
+	for ; key != ""; key = enclosing(key) {
+		if d.failed[key] {
+			return true
+		}
 	}
-	if err != nil {
-		return errors.New(unknownFieldRE.ReplaceAllString(err.Error(), `unknown key "$2" (line $1)`))
-	}
-	return nil
+	return false
 }
 
-// DecodeNode strictly decodes a sink's config node into dst. An absent node
-// leaves dst as it is.
-func DecodeNode(node *yaml.Node, dst any) error {
-	if node == nil || node.Kind == 0 {
-		return nil
-	}
-	raw, err := yaml.Marshal(node)
-	if err != nil {
-		return fmt.Errorf("re-encode sink config: %w", err)
-	}
-	return DecodeStrict(bytes.NewReader(raw), dst)
-}
+// envPrefix starts the environment variable of every top-level key:
+// VENEUR_<KEY IN UPPER SNAKE CASE>.
+const envPrefix = "VENEUR_"
 
-// applyEnv sets every field whose VENEUR_<KEY> variable is present. Values
-// are YAML scalars; list keys also take a comma-separated list.
-func applyEnv(cfg *Config, environ []string) error {
-	env := map[string]string{}
+// applyEnv decodes each VENEUR_<KEY> variable of environ into its key of
+// root (a Config), later variables winning. For a list key, a value
+// starting with [ or { is YAML (VENEUR_METRIC_SINKS='[{kind: console}]');
+// any other value is one scalar, which a list key splits at commas. It
+// returns a warning for each VENEUR_ variable that is not a key.
+func (d *decoder) applyEnv(root reflect.Value, environ []string) []string {
+	fields, names := yamlFields(root.Type())
+	var warnings []string
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "VENEUR_") {
-			env[k] = v
-		}
-	}
-	if len(env) == 0 {
-		return nil
-	}
-	v := reflect.ValueOf(cfg).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		name := "VENEUR_" + strings.ToUpper(key)
-		raw, ok := env[name]
-		if !ok {
+		name, raw, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, envPrefix) {
 			continue
 		}
-		text := raw
-		if t.Field(i).Type.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(raw), "[") &&
-			t.Field(i).Type != reflect.TypeOf([]SinkConfig(nil)) {
-			text = "[" + raw + "]"
+		key := strings.ToLower(strings.TrimPrefix(name, envPrefix))
+		index, ok := fields[key]
+		if !ok || name != strings.ToUpper(name) {
+			w := name + " is not a configuration key; ignored"
+			if s := closest(key, names); s != "" {
+				w += " (did you mean " + envPrefix + strings.ToUpper(s) + "?)"
+			}
+			warnings = append(warnings, w)
+			continue
 		}
-		if err := yaml.Unmarshal([]byte(text), v.Field(i).Addr().Interface()); err != nil {
-			return fmt.Errorf("environment %s: %w", name, err)
+		d.src = origin{env: name}
+		field := root.FieldByIndex(index)
+		n := scalarNode(raw, field.Type(), 1, 1)
+		t := strings.TrimSpace(raw)
+		if k := field.Kind(); (k == reflect.Slice || k == reflect.Struct || k == reflect.Map) &&
+			(strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{")) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
+				d.fail(key, n, fmt.Errorf("not valid YAML: %w", err))
+				continue
+			}
+			n = &doc
 		}
+		d.decode(n, field, key, n)
 	}
-	return nil
+	return warnings
 }
 
-// Validate checks every value and names the offending key.
+// Validate checks every value and returns a *KeyError for each bad one,
+// joined. Load calls it; a Config built in code can be checked with it.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	for _, e := range c.validate() {
+		errs = append(errs, e)
 	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validate() []*KeyError {
+	var errs []*KeyError
+	bad := func(key string, err error) { errs = append(errs, c.keyError(key, err)) }
+	badf := func(key, format string, args ...any) { bad(key, fmt.Errorf(format, args...)) }
+
 	if len(c.StatsdListenAddresses) == 0 {
-		bad("statsd_listen_addresses", "at least one address is required")
+		badf("statsd_listen_addresses", "at least one address is required")
 	}
-	for _, a := range c.StatsdListenAddresses {
-		if _, err := ParseListenAddress(a); err != nil {
-			bad("statsd_listen_addresses", "%v", err)
+	for i, a := range c.StatsdListenAddresses {
+		if _, err := ParseListenAddress(a.String()); err != nil {
+			bad(fmt.Sprintf("statsd_listen_addresses[%d]", i), err)
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddress); err != nil {
-		bad("http_address", "%q is not host:port", c.HTTPAddress)
+		badf("http_address", "%q is not host:port", c.HTTPAddress)
 	}
 	if c.Interval.D() < time.Second {
-		bad("interval", "%s is shorter than 1s", c.Interval.D())
+		badf("interval", "%s is shorter than 1s", c.Interval.D())
 	}
 	if c.Hostname == "" {
-		bad("hostname", "empty, and the OS hostname is unknown")
+		badf("hostname", "empty, and the OS hostname could not be read")
 	}
 	seen := map[string]float64{}
-	for _, p := range c.Percentiles {
-		if !(p > 0 && p < 1) || math.IsNaN(p) {
-			bad("percentiles", "%v is not in (0, 1)", p)
+	for i, p := range c.Percentiles {
+		key := fmt.Sprintf("percentiles[%d]", i)
+		if err := metric.CheckPercentile(p); err != nil {
+			bad(key, err)
 			continue
 		}
 		name := metric.PercentileName(p)
 		if q, dup := seen[name]; dup {
-			bad("percentiles", "%v and %v both name %q", q, p, name)
+			badf(key, "%v and %v both name %q", q, p, name)
 		}
 		seen[name] = p
 	}
-	for _, a := range c.Aggregates {
-		if _, err := aggregate.ParseAggregate(a); err != nil {
-			bad("aggregates", "%v", err)
+	for i, g := range c.Aggregates {
+		if _, err := g.MarshalText(); err != nil {
+			bad(fmt.Sprintf("aggregates[%d]", i), err)
 		}
 	}
-	for _, f := range c.ForwardAddress {
-		if err := checkForwardAddress(f); err != nil {
-			bad("forward_address", "%v", err)
+	for i, f := range c.ForwardAddress {
+		if _, err := forward.ParseAddress(f); err != nil {
+			bad(fmt.Sprintf("forward_address[%d]", i), err)
 		}
 	}
 	if c.NumReaders < 1 {
-		bad("num_readers", "%d is less than 1", c.NumReaders)
+		badf("num_readers", "%d is less than 1", c.NumReaders)
 	}
 	if c.NumWorkers < 1 {
-		bad("num_workers", "%d is less than 1", c.NumWorkers)
+		badf("num_workers", "%d is less than 1", c.NumWorkers)
+	} else if c.NumWorkers > aggregate.MaxShards {
+		badf("num_workers", "%d is more than %d", c.NumWorkers, aggregate.MaxShards)
 	}
 	if c.ReadBufferSizeBytes < 0 {
-		bad("read_buffer_size_bytes", "%d is negative", c.ReadBufferSizeBytes)
+		badf("read_buffer_size_bytes", "%d is negative", c.ReadBufferSizeBytes)
 	}
 	if c.MetricMaxLength < 16 || c.MetricMaxLength > 65535 {
-		bad("metric_max_length", "%d is outside [16, 65535]", c.MetricMaxLength)
+		badf("metric_max_length", "%d is outside [16, 65535]", c.MetricMaxLength)
 	}
 	if c.TCPIdleTimeout.D() <= 0 {
-		bad("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
+		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
+	}
+	if c.UnixSocketMode&^0o777 != 0 {
+		badf("unix_socket_mode", "%s has bits beyond 0777", c.UnixSocketMode)
 	}
 	names := map[string]bool{}
 	for i, s := range c.MetricSinks {
 		key := fmt.Sprintf("metric_sinks[%d]", i)
 		if !slices.Contains(SinkKinds, s.Kind) {
-			bad(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
+			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
 		}
 		name := s.SinkName()
 		if names[name] {
-			bad(key+".name", "%q is used by two sinks", name)
+			badf(key+".name", "%q is used by two sinks", name)
 		}
 		names[name] = true
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// keyError attributes err to key, at the origin Load recorded for it or
+// for the nearest key that encloses it.
+func (c *Config) keyError(key string, err error) *KeyError {
+	o := c.originOf(key)
+	return &KeyError{Key: key, File: o.file, Line: o.line, Env: o.env, Err: err}
+}
+
+func (c *Config) originOf(key string) origin {
+	for ; key != ""; key = enclosing(key) {
+		if o, ok := c.origins[key]; ok {
+			return o
+		}
+	}
+	return origin{}
 }
 
 // SinkKinds are the values metric_sinks[].kind accepts.
@@ -247,9 +306,41 @@ func (s SinkConfig) SinkName() string {
 	return s.Kind
 }
 
+// DecodeSinkConfig decodes metric_sinks[i].config into dst, a pointer to
+// the sink's config struct holding its defaults, the way Load decodes the
+// file: each unknown key and bad value is a *KeyError naming
+// metric_sinks[i].config.<key> and its line in the file. An absent config
+// block leaves dst as it is.
+func (c *Config) DecodeSinkConfig(i int, dst any) error {
+	key := fmt.Sprintf("metric_sinks[%d].config", i)
+	o := c.originOf(key)
+	d := &decoder{src: origin{file: o.file, env: o.env}}
+	d.decode(&c.MetricSinks[i].Config, reflect.ValueOf(dst).Elem(), key, &c.MetricSinks[i].Config)
+	return errors.Join(d.errs...)
+}
+
+// SinkConfigError attributes err, from validating the decoded
+// metric_sinks[i].config, to that block and its line: one *KeyError per
+// joined error.
+func (c *Config) SinkConfigError(i int, err error) error {
+	if err == nil {
+		return nil
+	}
+	key := fmt.Sprintf("metric_sinks[%d].config", i)
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	out := make([]error, len(all))
+	for i, e := range all {
+		out[i] = c.keyError(key, e)
+	}
+	return errors.Join(out...)
+}
+
 // ListenAddress is a parsed statsd_listen_addresses entry.
 type ListenAddress struct {
-	Network string // "udp", "tcp" or "unixgram"
+	Network string // "udp", "tcp" (or "udp4", "tcp6", …) or "unixgram"
 	Address string // host:port, or a socket path for unixgram
 }
 
@@ -276,21 +367,21 @@ func ParseListenAddress(s string) (ListenAddress, error) {
 	}
 }
 
-func checkForwardAddress(s string) error {
-	u, err := url.Parse(s)
+// String is the address as written in the config: network://address.
+func (a ListenAddress) String() string { return a.Network + "://" + a.Address }
+
+// UnmarshalText parses the address with ParseListenAddress.
+func (a *ListenAddress) UnmarshalText(text []byte) error {
+	parsed, err := ParseListenAddress(string(text))
 	if err != nil {
-		return fmt.Errorf("%q: %w", s, err)
+		return err
 	}
-	switch u.Scheme {
-	case "http", "https", "srv":
-	default:
-		return fmt.Errorf("%q: scheme must be http, https or srv", s)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: no host", s)
-	}
+	*a = parsed
 	return nil
 }
+
+// MarshalText writes the address as written in the config.
+func (a ListenAddress) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // Duration is a time.Duration written as a Go duration string ("10s").
 type Duration time.Duration
@@ -300,9 +391,12 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // UnmarshalYAML accepts a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 10s, not %s", describeNode(n))
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like 10s: %w", n.Line, n.Value, err)
+		return fmt.Errorf("%q is not a duration like 10s", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -311,26 +405,32 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the duration string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// StringList accepts a YAML scalar or sequence of strings.
-type StringList []string
+// FileMode is a Unix permission mode, written in octal: "0722" (quoted or
+// not), "722" or "0o722".
+type FileMode os.FileMode
 
-// UnmarshalYAML accepts "a" as well as [a, b].
-func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		if n.Value == "" {
-			*l = nil
-			return nil
-		}
-		*l = StringList{n.Value}
-		return nil
+// Mode returns the os.FileMode.
+func (m FileMode) Mode() os.FileMode { return os.FileMode(m) }
+
+// String writes the mode in octal with a leading 0: "0722".
+func (m FileMode) String() string { return fmt.Sprintf("%#o", uint32(m)) }
+
+// UnmarshalYAML reads an octal mode of permission bits (at most 0777).
+func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want an octal mode like \"0722\", not %s", describeNode(n))
 	}
-	var s []string
-	if err := n.Decode(&s); err != nil {
-		return err
+	digits := strings.TrimPrefix(strings.TrimPrefix(n.Value, "0o"), "0O")
+	v, err := strconv.ParseUint(digits, 8, 32)
+	if err != nil || digits == "" {
+		return fmt.Errorf("%q is not an octal mode like \"0722\"", n.Value)
 	}
-	*l = s
+	if v > 0o777 {
+		return fmt.Errorf("%q has bits beyond 0777", n.Value)
+	}
+	*m = FileMode(v)
 	return nil
 }
 
-// String renders the list for logs.
-func (l StringList) String() string { return strings.Join(l, ",") }
+// MarshalYAML writes the mode as an octal string.
+func (m FileMode) MarshalYAML() (any, error) { return m.String(), nil }

@@ -55,41 +55,69 @@ type entry struct {
 	members []string
 }
 
-// parseAddress validates one forward_address.
-func parseAddress(s string) (*entry, error) {
+// Address is one forward_address entry, parsed.
+type Address struct {
+	Scheme string // "http", "https" or "srv"
+	Host   string // host name or IP literal; the DNS name for srv
+	Port   string // may be empty: the scheme's default port; always empty for srv
+	Path   string // base path without a trailing slash; always empty for srv
+}
+
+// ParseAddress parses one forward_address entry: an http(s)://host[:port][/path]
+// base URL, or srv://name for DNS SRV records. It is the one parser of
+// forward addresses: the config package validates forward_address with it,
+// and New parses with it, so an address the config accepts is one New takes.
+func ParseAddress(s string) (Address, error) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil {
-		return nil, fmt.Errorf("forward address %q: %w", s, err)
+		return Address{}, fmt.Errorf("forward address %q: %w", s, err)
 	}
 	bad := func(why string) error {
 		return fmt.Errorf("forward address %q: %s (want http(s)://host:port or srv://name)", s, why)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, bad("unexpected credentials, query, fragment or opaque part")
+		return Address{}, bad("unexpected credentials, query, fragment or opaque part")
 	}
-	e := &entry{addr: s, scheme: u.Scheme}
 	switch u.Scheme {
 	case "srv":
 		if u.Host == "" || u.Port() != "" || strings.Trim(u.Path, "/") != "" {
-			return nil, bad("srv:// takes a bare DNS name")
+			return Address{}, bad("srv:// takes a bare DNS name")
 		}
-		e.kind, e.host = entrySRV, u.Host
-		return e, nil
+		return Address{Scheme: u.Scheme, Host: u.Host}, nil
 	case "http", "https":
-		e.host, e.port, e.path = u.Hostname(), u.Port(), strings.TrimRight(u.Path, "/")
-		if e.host == "" {
-			return nil, bad("no host")
+		a := Address{Scheme: u.Scheme, Host: u.Hostname(), Port: u.Port(), Path: strings.TrimRight(u.Path, "/")}
+		if a.Host == "" {
+			return Address{}, bad("no host")
 		}
-		if _, err := netip.ParseAddr(e.host); err == nil || u.Scheme == "https" {
+		return a, nil
+	default:
+		return Address{}, bad(fmt.Sprintf("unsupported scheme %q", u.Scheme))
+	}
+}
+
+// parseAddress parses one forward_address into an entry to resolve.
+func parseAddress(s string) (*entry, error) {
+	a, err := ParseAddress(s)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{addr: s, scheme: a.Scheme, host: a.Host, port: a.Port, path: a.Path}
+	switch a.Scheme {
+	case "srv":
+		e.kind = entrySRV
+	case "https":
+		e.kind = entryStatic
+	default:
+		if _, err := netip.ParseAddr(a.Host); err == nil {
 			e.kind = entryStatic
-			e.members = []string{e.member(e.host)}
 		} else {
 			e.kind = entryHost
 		}
-		return e, nil
-	default:
-		return nil, bad(fmt.Sprintf("unsupported scheme %q", u.Scheme))
 	}
+	if e.kind == entryStatic {
+		e.members = []string{e.member(e.host)}
+	}
+	return e, nil
 }
 
 // member is the base URL of the instance at host (a name or an IP) under

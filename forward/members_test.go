@@ -48,6 +48,27 @@ func TestParseAddress(t *testing.T) {
 	}
 }
 
+// ParseAddress is what config validates forward_address with: it returns
+// the parts New resolves, and rejects exactly what parseAddress rejects.
+func TestParseAddressExported(t *testing.T) {
+	for in, want := range map[string]Address{
+		"http://10.0.0.1:8127/":              {Scheme: "http", Host: "10.0.0.1", Port: "8127"},
+		"https://g.example.com/veneur/":      {Scheme: "https", Host: "g.example.com", Path: "/veneur"},
+		"http://[::1]:8127":                  {Scheme: "http", Host: "::1", Port: "8127"},
+		" srv://_veneur._tcp.globals.consul": {Scheme: "srv", Host: "_veneur._tcp.globals.consul"},
+	} {
+		got, err := ParseAddress(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAddress(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"http://g:8127/?x=1", "srv://name:53", "veneur-global:8127"} {
+		if _, err := ParseAddress(bad); err == nil {
+			t.Errorf("ParseAddress(%q) accepted it", bad)
+		}
+	}
+}
+
 // fakeResolver serves changeable DNS answers. Once served is set, every
 // lookup reports on it which version of the answers it read, and waits
 // until the test has taken the report: Run advances in lockstep with the

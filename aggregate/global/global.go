@@ -64,7 +64,7 @@ type Config struct {
 	// returns the merged series for the next tier up instead of points.
 	Forwarding bool
 	// Shards spreads each window's series over independently locked maps
-	// (rounded up to a power of two, at least 1).
+	// (rounded up to a power of two); zero means defaultShards.
 	Shards int
 	// Stats receives the measurements; nil measures nothing.
 	Stats *telemetry.Registry
@@ -84,6 +84,10 @@ const defaultInterval = 10 * time.Second
 
 // maxShards bounds Config.Shards: more only cost memory.
 const maxShards = 1 << 12
+
+// defaultShards lets concurrent imports merge side by side: many more
+// shards than cores, so two batches rarely want the same lock.
+const defaultShards = 256
 
 // Windows merges forwarded series into global intervals. All methods are
 // safe for concurrent use.
@@ -132,7 +136,10 @@ type stats struct {
 
 // New validates cfg and returns empty Windows.
 func New(cfg Config) (*Windows, error) {
-	n := max(cfg.Shards, 1)
+	n := cfg.Shards
+	if n <= 0 {
+		n = defaultShards
+	}
 	if n > maxShards {
 		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, maxShards)
 	}

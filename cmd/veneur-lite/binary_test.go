@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,32 +77,43 @@ func freePort(t *testing.T, network string) string {
 	}
 }
 
-// proc is a running veneur-lite whose stdout lines are collected.
+// proc is a running veneur-lite whose stdout and stderr lines are collected.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	grew  chan struct{}
-	done  chan struct{}
-	err   error
+	cmd       *exec.Cmd
+	mu        sync.Mutex
+	lines     []string
+	errLines  []string
+	grew      chan struct{}
+	errGrew   chan struct{}
+	done      chan struct{}
+	err       error
+	stderrLog testWriter
 }
 
 func startBinary(t *testing.T, configYAML string) *proc {
+	t.Helper()
+	return startBinaryEnv(t, configYAML)
+}
+
+// startBinaryEnv runs the binary on configYAML with env added to the
+// test's environment.
+func startBinaryEnv(t *testing.T, configYAML string, env ...string) *proc {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "veneur.yaml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary(t), "-f", path)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = testWriter{t}
+	p := &proc{cmd: cmd, grew: make(chan struct{}, 1), errGrew: make(chan struct{}, 1), done: make(chan struct{}), stderrLog: testWriter{t}}
+	cmd.Stderr = stderrRecorder{p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, grew: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -120,6 +133,49 @@ func startBinary(t *testing.T, configYAML string) *proc {
 		<-p.done
 	})
 	return p
+}
+
+// stderrRecorder logs the process's stderr and keeps its lines. exec
+// copies stderr to it from one goroutine, and slog writes a line per call.
+type stderrRecorder struct{ p *proc }
+
+func (r stderrRecorder) Write(b []byte) (int, error) {
+	_, _ = r.p.stderrLog.Write(b)
+	r.p.mu.Lock()
+	r.p.errLines = append(r.p.errLines, strings.Split(strings.TrimRight(string(b), "\n"), "\n")...)
+	r.p.mu.Unlock()
+	select {
+	case r.p.errGrew <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+// waitErrLine waits until a stderr line contains all of parts.
+func (p *proc) waitErrLine(t *testing.T, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	exited := false
+	for {
+		p.mu.Lock()
+		for _, l := range p.errLines {
+			if !slices.ContainsFunc(parts, func(part string) bool { return !strings.Contains(l, part) }) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		if exited {
+			t.Fatalf("process exited (%v) before logging %q", p.err, parts)
+		}
+		select {
+		case <-p.errGrew:
+		case <-p.done: // stderr is complete: look once more
+			exited = true
+		case <-deadline:
+			t.Fatalf("no stderr line containing %q within %s", parts, timeout)
+		}
+	}
 }
 
 // waitLine waits until a stdout line has the given prefix.
@@ -250,8 +306,81 @@ func TestBinarySIGTERMFlushesEverything(t *testing.T) {
 	}
 }
 
+// runBinary runs the binary to completion (bounded) with env added to the
+// test's environment, and returns its exit code, stdout and stderr.
+func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%v still running after 15s; stderr: %s", args, errOut.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// -validate-config rejects exactly what startup rejects, with the same
+// lines: each names the file line, the key and the reason.
+func TestBinaryValidateConfigRejectsWhatStartupRejects(t *testing.T) {
+	dir := t.TempDir()
+	// If startup wrongly got past the config, it would bind these, not the
+	// default ports, and be killed by runBinary's deadline.
+	env := []string{"VENEUR_STATSD_LISTEN_ADDRESSES=udp://127.0.0.1:0", "VENEUR_HTTP_ADDRESS=127.0.0.1:0"}
+	cases := []struct {
+		name, body string
+		want       []string // stderr lines after "veneur-lite: invalid config: <file>:"
+	}{
+		{"unknown", "interval: 5s\nflush_intervall: 5s\n", []string{"2: flush_intervall: unknown key"}},
+		{"negative", "num_readers: -1\n", []string{"1: num_readers: -1 is less than 1"}},
+		{"values", "interval: tenseconds\nflush_on_shutdown: maybe\nnum_workers: abc\npercentiles: abc\n", []string{
+			`1: interval: "tenseconds" is not a duration like 10s`,
+			`2: flush_on_shutdown: "maybe" is not true or false`,
+			`3: num_workers: "abc" is not an integer`,
+			`4: percentiles[0]: "abc" is not a number`,
+		}},
+		{"forward-query", "forward_address: http://g:8127/?x=1\n", []string{
+			`1: forward_address[0]: forward address "http://g:8127/?x=1": unexpected credentials, query, fragment or opaque part (want http(s)://host:port or srv://name)`,
+		}},
+		{"forward-srv-port", "forward_address: srv://name:53\n", []string{
+			`1: forward_address[0]: forward address "srv://name:53": srv:// takes a bare DNS name (want http(s)://host:port or srv://name)`,
+		}},
+		{"shards", "num_workers: 5000\n", []string{"1: num_workers: 5000 is more than 4096"}},
+		{"sink-unknown", "metric_sinks:\n  - kind: console\n    config: {colour: true}\n", []string{
+			"3: metric_sinks[0].config.colour: unknown key",
+		}},
+		{"sink-value", "hostname: h\nmetric_sinks:\n  - kind: datadog\n    config:\n      api_key: k\n      flush_max_per_body: abc\n", []string{
+			`6: metric_sinks[0].config.flush_max_per_body: "abc" is not an integer`,
+		}},
+		{"sink-invalid", "metric_sinks:\n  - kind: datadog\n    config:\n      timeout: 0s\n", []string{
+			"3: metric_sinks[0].config: api_key: must be set",
+			"3: metric_sinks[0].config: timeout: must be positive, got 0s",
+		}},
+	}
+	for _, c := range cases {
+		path := filepath.Join(dir, c.name+".yaml")
+		if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var want strings.Builder
+		for _, w := range c.want {
+			want.WriteString("veneur-lite: invalid config: " + path + ":" + w + "\n")
+		}
+		for _, args := range [][]string{{"-validate-config", "-f", path}, {"-f", path}} {
+			code, stdout, stderr := runBinary(t, env, args...)
+			if code != 1 || stdout != "" || stderr != want.String() {
+				t.Errorf("%s %v: exit %d, stdout %q, stderr\n%s\nwant exit 1, stderr\n%s", c.name, args, code, stdout, stderr, want.String())
+			}
+		}
+	}
+}
+
 func TestBinaryValidateConfigAndVersion(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		path := filepath.Join(dir, name)
@@ -260,25 +389,67 @@ func TestBinaryValidateConfigAndVersion(t *testing.T) {
 		}
 		return path
 	}
-	cases := []struct {
-		name, body string
-		wantCode   int
-		wantOut    string
-	}{
-		{"good.yaml", "interval: 5s\npercentiles: [0.5, 0.999]\n", 0, "config ok"},
-		{"unknown.yaml", "interval: 5s\nflush_intervall: 5s\n", 1, `unknown key "flush_intervall"`},
-		{"badvalue.yaml", "num_readers: -1\n", 1, "num_readers: -1 is less than 1"},
-		{"badsink.yaml", "metric_sinks:\n  - kind: console\n    config: {colour: true}\n", 1, `unknown key "colour"`},
-	}
-	for _, c := range cases {
-		cmd := exec.Command(bin, "-validate-config", "-f", write(c.name, c.body))
-		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != c.wantCode || !strings.Contains(string(out), c.wantOut) {
-			t.Errorf("%s: exit %d output %q; want exit %d containing %q", c.name, code, out, c.wantCode, c.wantOut)
+	for _, body := range []string{
+		"interval: 5s\npercentiles: [0.5, 0.999]\n",
+		"hostname: \"\"\n",                                // the OS hostname
+		"extend_tags: env:prod\naggregates: max\n",        // list keys take a string
+		"unix_socket_mode: \"0700\"\nnum_workers: 4096\n", // the largest shard count New takes
+	} {
+		code, stdout, stderr := runBinary(t, nil, "-validate-config", "-f", write("good.yaml", body))
+		if code != 0 || stdout != "config ok\n" || stderr != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", body, code, stdout, stderr)
 		}
 	}
-	out, err := exec.Command(bin, "-version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "veneur-lite ") {
-		t.Errorf("-version: %q %v", out, err)
+	// A warning is printed, and a config that is otherwise valid is still ok.
+	code, stdout, stderr := runBinary(t, []string{"VENEUR_INTERVALS=5s"}, "-validate-config", "-f", write("good.yaml", "interval: 5s\n"))
+	wantErr := "veneur-lite: warning: VENEUR_INTERVALS is not a configuration key; ignored (did you mean VENEUR_INTERVAL?)\n"
+	if code != 0 || stdout != "config ok\n" || stderr != wantErr {
+		t.Errorf("unknown variable: exit %d, stdout %q, stderr %q; want 0, config ok, %q", code, stdout, stderr, wantErr)
+	}
+
+	code, stdout, _ = runBinary(t, nil, "-version")
+	if code != 0 || !strings.HasPrefix(stdout, "veneur-lite ") {
+		t.Errorf("-version: exit %d %q", code, stdout)
+	}
+}
+
+// "veneur-lite veneur.yaml" (-f forgotten) must not run on the defaults.
+func TestBinaryPositionalArgumentIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{{"veneur.yaml"}, {"-f", "veneur.yaml", "extra"}} {
+		code, stdout, stderr := runBinary(t, nil, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "veneur-lite: unexpected argument") ||
+			!strings.Contains(stderr, "usage: veneur-lite [-f config.yaml]") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and usage", args, code, stdout, stderr)
+		}
+	}
+}
+
+// SIGHUP neither kills the process nor loses data: it is logged and
+// ignored, the process keeps serving, and what arrives afterwards is
+// flushed at SIGTERM. Load-time warnings are logged at startup.
+func TestBinarySIGHUPIsIgnored(t *testing.T) {
+	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
+	p := startBinaryEnv(t, fmt.Sprintf("statsd_listen_addresses: [udp://%s]\nhttp_address: %s\ninterval: 1h\nhostname: box\n", udp, httpAddr),
+		"VENEUR_INTERVALS=1s")
+	waitHealthy(t, httpAddr)
+	p.waitErrLine(t, 5*time.Second, "level=WARN", "VENEUR_INTERVALS is not a configuration key", "did you mean VENEUR_INTERVAL?")
+
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitErrLine(t, 5*time.Second, "level=INFO", "SIGHUP received and ignored")
+	waitHealthy(t, httpAddr)
+
+	u, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := io.WriteString(u, "after.hup:1|c"); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	if got, want := p.waitLine(t, "after.hup ", time.Second), "after.hup rate 0.0002777777777777778 host=box tags= interval=1h0m0s count=1"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

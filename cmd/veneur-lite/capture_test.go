@@ -89,10 +89,10 @@ type testDaemon struct {
 // every assertion sees exactly one interval.
 func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
-	cfg.StatsdListenAddresses = []string{
-		"udp://127.0.0.1:0",
-		"tcp://127.0.0.1:0",
-		"unixgram://" + t.TempDir() + "/dsd.sock",
+	cfg.StatsdListenAddresses = []config.ListenAddress{
+		{Network: "udp", Address: "127.0.0.1:0"},
+		{Network: "tcp", Address: "127.0.0.1:0"},
+		{Network: "unixgram", Address: t.TempDir() + "/dsd.sock"},
 	}
 	cfg.HTTPAddress = "127.0.0.1:0"
 	cfg.Hostname = "test-host"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,20 +37,14 @@ type daemon struct {
 // newDaemon binds every socket (so a port in use fails at start, not later)
 // and wires listeners → aggregator → flusher → sinks.
 func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry, log *slog.Logger) (*daemon, error) {
-	aggs := make([]aggregate.Aggregate, 0, len(cfg.Aggregates))
-	for _, a := range cfg.Aggregates {
-		ag, err := aggregate.ParseAggregate(a)
-		if err != nil {
-			return nil, fmt.Errorf("aggregates: %w", err)
-		}
-		aggs = append(aggs, ag)
-	}
+	// cfg is validated (config.Load), so constructors fail here only on
+	// what a config cannot know: a port in use, a socket path taken.
 	agg, err := aggregate.New(aggregate.Config{
-		Shards:      cfg.NumWorkers,
+		Workers:     cfg.NumWorkers,
 		Hostname:    cfg.Hostname,
 		ExtendTags:  cfg.ExtendTags,
 		Percentiles: cfg.Percentiles,
-		Aggregates:  aggs,
+		Aggregates:  cfg.Aggregates,
 		Stats:       reg,
 	})
 	if err != nil {
@@ -59,7 +54,6 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		Interval:    cfg.Interval.D(),
 		Percentiles: cfg.Percentiles,
 		Forwarding:  len(cfg.ForwardAddress) > 0,
-		Shards:      cfg.NumWorkers,
 		Stats:       reg,
 	})
 	if err != nil {
@@ -80,12 +74,8 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		}
 	}
 	parser := listener.NewParser(cfg.MetricMaxLength, reg)
-	for _, raw := range cfg.StatsdListenAddresses {
-		la, err := config.ParseListenAddress(raw)
-		if err != nil {
-			d.release()
-			return nil, err
-		}
+	for _, la := range cfg.StatsdListenAddresses {
+		// TODO(lead): pass cfg.UnixSocketMode as listener.Options.SocketMode
 		l, err := listener.New(la.Network, la.Address, listener.Options{
 			Parser:          parser,
 			Pusher:          agg,
@@ -157,7 +147,7 @@ func (d *daemon) ListenAddrs() []string {
 func (d *daemon) Run(ctx context.Context) error {
 	d.log.Info("veneur-lite started", "version", version, "statsd", d.ListenAddrs(), "http", d.http.Addr(),
 		"interval", d.cfg.Interval.D().String(), "hostname", d.cfg.Hostname,
-		"forward_address", d.cfg.ForwardAddress.String(), "readers", d.cfg.NumReaders, "workers", d.cfg.NumWorkers)
+		"forward_address", strings.Join(d.cfg.ForwardAddress, ","), "readers", d.cfg.NumReaders, "workers", d.cfg.NumWorkers)
 
 	// The shutdown budget runs from the signal, not from whenever the
 	// listeners finish draining.

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,53 +35,117 @@ const shutdownBudget = 9 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	// SIGHUP is taken before anything else runs: its default action would
+	// kill the process without the final flush.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, hup)
 	stop()
 	os.Exit(code)
 }
 
-// run is main with its environment passed in, so tests can drive it.
-func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+// run is main with its environment passed in, so tests can drive it. hup
+// delivers SIGHUP.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, hup <-chan os.Signal) int {
 	fs := flag.NewFlagSet("veneur-lite", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("f", "", "path to the YAML config file (built-in defaults when empty)")
 	validate := fs.Bool("validate-config", false, "check the config and exit: 0 when valid")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: veneur-lite [-f config.yaml] [-validate-config] [-version]\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// "veneur-lite veneur.yaml" would otherwise run on the defaults.
+		fmt.Fprintf(stderr, "veneur-lite: unexpected argument %q (give the config file with -f)\n", fs.Arg(0))
+		fs.Usage()
 		return 2
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	}
-	cfg, err := config.Load(*configPath, environ)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// -validate-config and startup take the same path up to serving: what
+	// one rejects, the other does.
+	cfg, newSinks, warnings, err := loadConfig(*configPath, environ)
+	for _, w := range warnings {
+		if *validate {
+			fmt.Fprintf(stderr, "veneur-lite: warning: %s\n", w)
+		} else {
+			log.Warn("config warning", "warning", w)
+		}
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "veneur-lite: invalid config: %v\n", err)
+		for _, e := range flatten(err) {
+			fmt.Fprintf(stderr, "veneur-lite: invalid config: %v\n", e)
+		}
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if *validate {
-		// Sinks decode their own keys; building them validates them too.
-		if _, err := buildSinks(cfg, stdout, nil, log); err != nil {
-			fmt.Fprintf(stderr, "veneur-lite: invalid config: %v\n", err)
-			return 1
-		}
 		fmt.Fprintln(stdout, "config ok")
 		return 0
 	}
-	if err := serve(ctx, cfg, stdout, log); err != nil {
+	go ignoreHUP(ctx, hup, log)
+	if err := serve(ctx, cfg, newSinks, stdout, log); err != nil {
 		log.Error("veneur-lite stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-// serve builds the daemon from cfg and runs it until ctx ends.
-func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	reg := telemetry.NewRegistry()
-	outputs, err := buildSinks(cfg, stdout, reg, log)
+// ignoreHUP logs each SIGHUP until ctx ends. Nothing is reloaded yet.
+func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP received and ignored: nothing to reload")
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// flatten lists the errors joined in err, one per line of output.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var all []error
+		for _, e := range j.Unwrap() {
+			all = append(all, flatten(e)...)
+		}
+		return all
+	}
+	return []error{err}
+}
+
+// loadConfig loads and validates the whole configuration, sink config
+// blocks included, and returns it with a constructor for each sink.
+func loadConfig(path string, environ []string) (config.Config, []newSink, []string, error) {
+	cfg, warnings, err := config.Load(path, environ)
 	if err != nil {
-		return err
+		return config.Config{}, nil, warnings, err
+	}
+	newSinks, err := decodeSinks(&cfg)
+	if err != nil {
+		return config.Config{}, nil, warnings, err
+	}
+	return cfg, newSinks, warnings, nil
+}
+
+// serve builds the daemon from cfg and runs it until ctx ends.
+func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io.Writer, log *slog.Logger) error {
+	reg := telemetry.NewRegistry()
+	outputs := make([]sinks.Sink, 0, len(newSinks))
+	for _, n := range newSinks {
+		s, err := n(stdout, reg, log)
+		if err != nil {
+			return err
+		}
+		outputs = append(outputs, s)
 	}
 	d, err := newDaemon(cfg, outputs, reg, log)
 	if err != nil {
@@ -89,41 +154,53 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	return d.Run(ctx)
 }
 
-// buildSinks constructs metric_sinks, or the console sink when none is set.
-func buildSinks(cfg config.Config, stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) ([]sinks.Sink, error) {
+// newSink constructs one configured sink. Its config is already decoded
+// and validated.
+type newSink func(stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error)
+
+// decodeSinks decodes and validates each metric_sinks entry's config
+// block, and returns the sinks' constructors: a console sink when none is
+// configured.
+func decodeSinks(cfg *config.Config) ([]newSink, error) {
 	if len(cfg.MetricSinks) == 0 {
-		return []sinks.Sink{sinks.NewConsole("console", stdout)}, nil
+		return []newSink{func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
+			return sinks.NewConsole("console", stdout), nil
+		}}, nil
 	}
-	var out []sinks.Sink
+	var out []newSink
+	var errs []error
 	for i, sc := range cfg.MetricSinks {
-		s, err := buildSink(sc, stdout, reg, log)
-		if err != nil {
-			return nil, fmt.Errorf("metric_sinks[%d] (%s %q): %w", i, sc.Kind, sc.SinkName(), err)
+		name := sc.SinkName()
+		switch sc.Kind {
+		case "console":
+			var none struct{}
+			if err := cfg.DecodeSinkConfig(i, &none); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
+				return sinks.NewConsole(name, stdout), nil
+			})
+		case "datadog":
+			var c datadog.Config
+			c.SetDefaults() // before decoding, so an explicit zero is not replaced
+			if err := cfg.DecodeSinkConfig(i, &c); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := c.Validate(); err != nil {
+				errs = append(errs, cfg.SinkConfigError(i, err))
+				continue
+			}
+			out = append(out, func(_ io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
+				return datadog.New(name, c, reg, log)
+			})
+		default: // config.Validate has rejected it
+			errs = append(errs, fmt.Errorf("metric_sinks[%d].kind: unknown sink kind %q", i, sc.Kind))
 		}
-		out = append(out, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
-}
-
-func buildSink(sc config.SinkConfig, stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
-	switch sc.Kind {
-	case "console":
-		var none struct{}
-		if err := config.DecodeNode(&sc.Config, &none); err != nil {
-			return nil, err
-		}
-		return sinks.NewConsole(sc.SinkName(), stdout), nil
-	case "datadog":
-		var c datadog.Config
-		c.SetDefaults() // before decoding, so an explicit zero is not replaced
-		if err := config.DecodeNode(&sc.Config, &c); err != nil {
-			return nil, err
-		}
-		if err := c.Validate(); err != nil {
-			return nil, err
-		}
-		return datadog.New(sc.SinkName(), c, reg, log)
-	default:
-		return nil, fmt.Errorf("unknown sink kind %q", sc.Kind)
-	}
 }
