@@ -3,11 +3,14 @@ package aggregate
 import (
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
+	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -35,9 +38,18 @@ type Config struct {
 	Percentiles []float64
 	// Aggregates are flushed for histogram series as name.<aggregate>.
 	Aggregates []Aggregate
+	// MaxSeries and MaxSeriesPerName bound the series of an interval, in
+	// all and per metric name (package internal/cardinality); zero means
+	// no bound. Past them new series are shed, counted, while the series
+	// that were live in the interval before keep aggregating.
+	MaxSeries        int
+	MaxSeriesPerName int
 	// Stats receives the aggregator's self-measurements; nil measures
 	// nothing.
 	Stats *telemetry.Registry
+	// Log receives the throttled report of shed series; nil means
+	// slog.Default().
+	Log *slog.Logger
 }
 
 // DefaultShards is the shard count when Config.Shards is zero: enough that
@@ -72,6 +84,11 @@ type Aggregator struct {
 	events   []metric.Event
 	checks   []metric.ServiceCheck
 
+	// limit bounds the series; interval holds the current interval's
+	// counts, swapped at every flush.
+	limit    *cardinality.Limiter
+	interval atomic.Pointer[cardinality.Interval]
+
 	flushMu sync.Mutex // serializes Flush
 	stats   aggregatorStats
 }
@@ -98,8 +115,14 @@ func New(cfg Config) (*Aggregator, error) {
 	n = 1 << bits.Len(uint(n-1)) // next power of two
 	a.shards = make([]shard, n)
 	a.shardMask = uint64(n - 1)
+	a.limit = cardinality.New(cardinality.Config{
+		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
+		Scope: "local", Stats: cfg.Stats, Log: cfg.Log,
+	})
+	a.interval.Store(a.limit.NewInterval())
 	for i := range a.shards {
 		a.shards[i].index = make(map[uint64]int32)
+		a.shards[i].interval = 1 // seen = 0 is before the first interval
 	}
 
 	seenPct := make(map[string]bool, len(cfg.Percentiles))

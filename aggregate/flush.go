@@ -66,6 +66,9 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 		})
 	}
 	_ = g.Wait() // take cannot fail
+	// The next interval counts from zero: its limits admit anew, while
+	// every series held over counts at its first sample.
+	a.limit.End(a.interval.Swap(a.limit.NewInterval()), now)
 
 	var totalPoints, totalForward int
 	for i := range results {

@@ -9,6 +9,7 @@ import (
 	"github.com/caio/go-tdigest/v4"
 	"golang.org/x/sys/cpu"
 
+	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
@@ -91,7 +92,8 @@ func (sh *shard) find(hash uint64, key string) int32 {
 	return noSlot
 }
 
-// add makes a slot for a series new to the shard.
+// add makes a slot for a series new to the shard, live in the current
+// interval.
 func (sh *shard) add(hash uint64, m *meta) int32 {
 	var i int32
 	if n := len(sh.free); n > 0 {
@@ -107,9 +109,10 @@ func (sh *shard) add(hash uint64, m *meta) int32 {
 		next = head
 	}
 	gen := sh.slots[i].gen
-	sh.slots[i] = slot{hash: hash, next: next, gen: gen, seen: sh.interval - 1, kind: m.kind}
+	sh.slots[i] = slot{hash: hash, next: next, gen: gen, seen: sh.interval, kind: m.kind}
 	sh.metas[i] = m
 	sh.index[hash] = i
+	sh.live = append(sh.live, i)
 	return i
 }
 
@@ -135,13 +138,15 @@ func (sh *shard) remove(i int32) {
 	sh.free = append(sh.free, i)
 }
 
-// add folds one sample into slot i; weight is 1/rate. The caller holds
-// the shard's lock.
-func (sh *shard) addSample(i int32, s *metric.Sample, weight float64) {
+// addSample folds one sample into slot i; weight is 1/rate. The caller
+// holds the shard's lock. A series held over from the last interval counts
+// towards this one's limits at its first sample.
+func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardinality.Interval) {
 	sl := &sh.slots[i]
 	if sl.seen != sh.interval {
 		sl.seen = sh.interval
 		sh.live = append(sh.live, i)
+		iv.Count(sh.metas[i].name)
 	}
 	switch sl.kind {
 	case metric.Counter:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
@@ -152,22 +153,31 @@ func (w *Writer) Push(samples []metric.Sample) {
 
 // pushShard applies one shard's share of a batch under a single lock.
 func (w *Writer) pushShard(sh *shard, samples []metric.Sample, order []int32) {
+	iv := w.a.interval.Load()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for _, ei := range order {
 		e := &w.entries[ei]
-		sh.addSample(w.slotOf(sh, e.c), &samples[e.sample], e.weight)
+		if i := w.slotOf(sh, e.c, iv); i != noSlot {
+			sh.addSample(i, &samples[e.sample], e.weight, iv)
+		}
 	}
 }
 
 // slotOf returns the slot of c's series in sh, whose lock the caller
-// holds, making it if the series is new to the shard.
-func (w *Writer) slotOf(sh *shard, c *cached) int32 {
+// holds, making it if the series is new to the shard and the interval's
+// limits admit it. A series they refuse is shed: noSlot, its sample
+// counted.
+func (w *Writer) slotOf(sh *shard, c *cached, iv *cardinality.Interval) int32 {
 	if c.slot != noSlot && sh.slots[c.slot].gen == c.gen {
 		return c.slot
 	}
 	i := sh.find(c.hash, c.meta.key)
 	if i == noSlot {
+		if ok, reason := iv.Admit(c.meta.name); !ok {
+			iv.Shed(reason, c.meta.name, 1)
+			return noSlot
+		}
 		i = sh.add(c.hash, c.meta)
 	}
 	c.slot, c.gen, c.meta = i, sh.slots[i].gen, sh.metas[i]

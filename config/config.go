@@ -52,8 +52,16 @@ type Config struct {
 	TCPIdleTimeout      Duration `yaml:"tcp_idle_timeout"`
 	// UnixSocketMode is the permission mode of unixgram:// sockets,
 	// written in octal ("0722", the Datadog Agent's: anyone may send).
-	UnixSocketMode FileMode     `yaml:"unix_socket_mode"`
-	MetricSinks    []SinkConfig `yaml:"metric_sinks"`
+	UnixSocketMode FileMode `yaml:"unix_socket_mode"`
+	// MaxSeries bounds the live series of an interval and
+	// MaxSeriesPerName those of one metric name (SPEC §7): past them new
+	// series are shed and counted, while the series already live keep
+	// aggregating. 0 means no bound. Left out, they depend on the role
+	// (RoleDefaults): a local holds one host's series, the root of the
+	// tier every host's.
+	MaxSeries        int          `yaml:"max_series"`
+	MaxSeriesPerName int          `yaml:"max_series_per_name"`
+	MetricSinks      []SinkConfig `yaml:"metric_sinks"`
 
 	// origins records where Load found each key's value, so that
 	// Validate's errors can point at it.
@@ -85,6 +93,8 @@ func Default() Config {
 		FlushOnShutdown:       true,
 		TCPIdleTimeout:        Duration(5 * time.Minute),
 		UnixSocketMode:        0o722,
+		MaxSeries:             GlobalMaxSeries, // the root's: no forward_address
+		MaxSeriesPerName:      GlobalMaxSeriesPerName,
 	}
 }
 
@@ -117,6 +127,7 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 		d.decode(&doc, root, "", &doc)
 	}
 	warnings := d.applyEnv(root, environ)
+	cfg.applyRoleDefaults()
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
 			cfg.Hostname = h
@@ -187,6 +198,33 @@ func (d *decoder) applyEnv(root reflect.Value, environ []string) []string {
 		d.decode(n, field, key, n)
 	}
 	return warnings
+}
+
+// The series bounds by role (Config.MaxSeries). About 1 KiB of memory per
+// live series: a host agent's 200,000 is ~200 MB at worst, far more than
+// the series one host's clients emit; a global's 2,000,000 is ~2 GB.
+const (
+	LocalMaxSeries         = 200_000
+	LocalMaxSeriesPerName  = 20_000
+	GlobalMaxSeries        = 2_000_000
+	GlobalMaxSeriesPerName = 200_000
+)
+
+// applyRoleDefaults gives the series bounds left out their role's default.
+func (c *Config) applyRoleDefaults() {
+	local := len(c.ForwardAddress) > 0
+	if _, set := c.origins["max_series"]; !set {
+		c.MaxSeries = GlobalMaxSeries
+		if local {
+			c.MaxSeries = LocalMaxSeries
+		}
+	}
+	if _, set := c.origins["max_series_per_name"]; !set {
+		c.MaxSeriesPerName = GlobalMaxSeriesPerName
+		if local {
+			c.MaxSeriesPerName = LocalMaxSeriesPerName
+		}
+	}
 }
 
 // Validate checks every value and returns a *KeyError for each bad one,
@@ -260,6 +298,12 @@ func (c *Config) validate() []*KeyError {
 	}
 	if c.TCPIdleTimeout.D() <= 0 {
 		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
+	}
+	if c.MaxSeries < 0 {
+		badf("max_series", "%d is negative (0 means no bound)", c.MaxSeries)
+	}
+	if c.MaxSeriesPerName < 0 {
+		badf("max_series_per_name", "%d is negative (0 means no bound)", c.MaxSeriesPerName)
 	}
 	if c.UnixSocketMode&^0o777 != 0 {
 		badf("unix_socket_mode", "%s has bits beyond 0777", c.UnixSocketMode)

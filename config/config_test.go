@@ -436,3 +436,43 @@ func TestParseListenAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesBoundsByRole: left out, the series bounds are a host agent's
+// on a local and a global's on the root of the tier; set in the file or
+// the environment, they are kept, 0 (no bound) included; negative is an
+// error that names the key.
+func TestSeriesBoundsByRole(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name, body      string
+		env             []string
+		max, maxPerName int
+		wantErrKey      string
+	}{
+		{"root", "", nil, GlobalMaxSeries, GlobalMaxSeriesPerName, ""},
+		{"local", "forward_address: http://g:8127\n", nil, LocalMaxSeries, LocalMaxSeriesPerName, ""},
+		{"set", "forward_address: http://g:8127\nmax_series: 5000\n", nil, 5000, LocalMaxSeriesPerName, ""},
+		{"unbounded", "max_series: 0\nmax_series_per_name: 0\n", nil, 0, 0, ""},
+		{"env", "", []string{"VENEUR_MAX_SERIES_PER_NAME=7"}, GlobalMaxSeries, 7, ""},
+		{"negative", "max_series: -1\n", nil, 0, 0, "max_series"},
+	} {
+		cfg, _, err := Load(write(tc.name+".yaml", tc.body), tc.env)
+		if tc.wantErrKey != "" {
+			var ke *KeyError
+			if !errors.As(err, &ke) || ke.Key != tc.wantErrKey {
+				t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.wantErrKey)
+			}
+			continue
+		}
+		if err != nil || cfg.MaxSeries != tc.max || cfg.MaxSeriesPerName != tc.maxPerName {
+			t.Errorf("%s: max_series %d, per name %d (%v); want %d, %d", tc.name, cfg.MaxSeries, cfg.MaxSeriesPerName, err, tc.max, tc.maxPerName)
+		}
+	}
+}

@@ -39,14 +39,17 @@ package global
 import (
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -66,8 +69,17 @@ type Config struct {
 	// Shards spreads each window's series over independently locked maps
 	// (rounded up to a power of two); zero means defaultShards.
 	Shards int
+	// MaxSeries and MaxSeriesPerName bound the series of a window, in all
+	// and per metric name (package internal/cardinality); zero means no
+	// bound. Past them series new to the tier are shed, counted, while the
+	// series the last flushed window held keep merging.
+	MaxSeries        int
+	MaxSeriesPerName int
 	// Stats receives the measurements; nil measures nothing.
 	Stats *telemetry.Registry
+	// Log receives the throttled report of shed series; nil means
+	// slog.Default().
+	Log *slog.Logger
 	// Now is the clock Import reads to bound batches from the future and to
 	// start its bookkeeping; nil means time.Now.
 	Now func() time.Time
@@ -107,11 +119,18 @@ type Windows struct {
 	shardMask   uint64
 	nShards     int
 	stats       stats
+
+	limit *cardinality.Limiter
+	// known holds, per shard, the keys of the last flushed window: series
+	// the tier already holds, which the limits always let through. It is
+	// replaced whole at each flush and only read otherwise.
+	known atomic.Pointer[[]map[string]struct{}]
 }
 
 // window is one global interval's merged state.
 type window struct {
 	start time.Time
+	limit *cardinality.Interval
 	// rw is read-held by every Import merging into the window and
 	// write-held by the Flush that takes it.
 	rw     sync.RWMutex
@@ -162,6 +181,10 @@ func New(cfg Config) (*Windows, error) {
 		w.percentiles = append(w.percentiles, p)
 		w.pctSuffixes = append(w.pctSuffixes, "."+metric.PercentileName(p))
 	}
+	w.limit = cardinality.New(cardinality.Config{
+		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
+		Scope: "global", Stats: cfg.Stats, Log: cfg.Log,
+	})
 	reg := cfg.Stats
 	w.stats = stats{
 		series:         reg.Counter("import.series_merged"),
@@ -233,12 +256,25 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 		refs = append(refs, sh<<32|uint64(i))
 	}
 	slices.Sort(refs)
+	var known []map[string]struct{}
+	if k := w.known.Load(); k != nil {
+		known = *k
+	}
 	for j := 0; j < len(refs); {
 		idx := refs[j] >> 32
 		sh := &win.shards[idx]
+		var shardKnown map[string]struct{}
+		if known != nil {
+			shardKnown = known[idx]
+		}
 		sh.mu.Lock()
 		for ; j < len(refs) && refs[j]>>32 == idx; j++ {
 			s := &series[uint32(refs[j])]
+			if sh.series[s.Key] == nil {
+				if !w.admit(win.limit, shardKnown, s) {
+					continue
+				}
+			}
 			var n uint64
 			if s.Digest != nil {
 				n = s.Digest.Count() // before the digest is adopted or consumed
@@ -257,6 +293,21 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 		w.stats.seriesRejected.Add(rejected)
 	}
 	w.stats.digestSamples.Add(samples)
+}
+
+// admit decides whether a series new to a window may join it: always, when
+// the last flushed window held it; otherwise within the window's limits.
+// A series refused is shed and counted.
+func (w *Windows) admit(iv *cardinality.Interval, known map[string]struct{}, s *metric.Series) bool {
+	if _, ok := known[s.Key]; ok {
+		iv.Count(s.Name)
+		return true
+	}
+	ok, reason := iv.Admit(s.Name)
+	if !ok {
+		iv.Shed(reason, s.Name, 1)
+	}
+	return ok
 }
 
 // acquire returns the open window a batch starting at start merges into,
@@ -301,7 +352,7 @@ func (w *Windows) window(s time.Time) *window {
 		w.stats.futureBatches.Inc()
 		return w.windows[len(w.windows)-1]
 	}
-	win := &window{start: s, shards: make([]shard, w.nShards)}
+	win := &window{start: s, limit: w.limit.NewInterval(), shards: make([]shard, w.nShards)}
 	for j := range win.shards {
 		win.shards[j].series = make(map[string]*metric.Series)
 	}
@@ -428,11 +479,18 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 	// the count summed across hosts.
 	span := due[len(due)-1].start.Add(g).Sub(first.start)
 	var all []*metric.Series
+	known := make([]map[string]struct{}, len(first.shards))
 	for i := range first.shards {
-		for _, s := range first.shards[i].series {
+		known[i] = make(map[string]struct{}, len(first.shards[i].series))
+		for key, s := range first.shards[i].series {
 			all = append(all, s)
+			known[i][key] = struct{}{}
 			w.stats.seriesFlushed[s.Kind].Inc()
 		}
+	}
+	w.known.Store(&known)
+	for _, win := range due {
+		w.limit.End(win.limit, now)
 	}
 	if w.forwarding {
 		forward := make([]metric.Series, len(all))

@@ -504,3 +504,35 @@ func rankOf(sorted []float64, v float64) int {
 	i, _ := slices.BinarySearch(sorted, math.Nextafter(v, math.Inf(1)))
 	return i
 }
+
+// TestCardinalityLimitAtTheGlobal: a window past MaxSeries sheds series
+// new to the tier, counted one by one, while a series the last window
+// held keeps merging exactly, whenever it arrives.
+func TestCardinalityLimitAtTheGlobal(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{MaxSeries: 50, Stats: reg})
+	glob.Flush(at(g), g)
+	glob.Import(t0, g, localFlush(t, "a", "good:1|c|#veneurglobalonly"))
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("good", 0.1, at(2*g))})
+
+	clock.set(at(2*g + time.Second))
+	var flood []string
+	for i := range 200 {
+		flood = append(flood, fmt.Sprintf("flood:1|c|#veneurglobalonly,req:%d", i))
+	}
+	glob.Import(t0.Add(g), g, localFlush(t, "b", flood...))
+	glob.Import(t0.Add(g), g, localFlush(t, "a", "good:3|c|#veneurglobalonly")) // after the flood
+	points := flushPoints(glob, at(3*g))
+	if len(points) != 51 {
+		t.Fatalf("flushed %d series, want 50 admitted and good", len(points))
+	}
+	for _, p := range points {
+		if p.Name == "good" && p.Value != 0.3 {
+			t.Errorf("good = %v, want 0.3: every sample", p.Value)
+		}
+	}
+	if n := reg.Counter("cardinality.samples_shed", "scope:global", "reason:max_series").Load(); n != 150 {
+		t.Errorf("shed %d series, want 150", n)
+	}
+}

@@ -40,21 +40,27 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	// cfg is validated (config.Load), so constructors fail here only on
 	// what a config cannot know: a port in use, a socket path taken.
 	agg, err := aggregate.New(aggregate.Config{
-		Workers:     cfg.NumWorkers,
-		Hostname:    cfg.Hostname,
-		ExtendTags:  cfg.ExtendTags,
-		Percentiles: cfg.Percentiles,
-		Aggregates:  cfg.Aggregates,
-		Stats:       reg,
+		Workers:          cfg.NumWorkers,
+		Hostname:         cfg.Hostname,
+		ExtendTags:       cfg.ExtendTags,
+		Percentiles:      cfg.Percentiles,
+		Aggregates:       cfg.Aggregates,
+		MaxSeries:        cfg.MaxSeries,
+		MaxSeriesPerName: cfg.MaxSeriesPerName,
+		Stats:            reg,
+		Log:              log.With("component", "aggregate"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build aggregator: %w", err)
 	}
 	fleet, err := global.New(global.Config{
-		Interval:    cfg.Interval.D(),
-		Percentiles: cfg.Percentiles,
-		Forwarding:  len(cfg.ForwardAddress) > 0,
-		Stats:       reg,
+		Interval:         cfg.Interval.D(),
+		Percentiles:      cfg.Percentiles,
+		Forwarding:       len(cfg.ForwardAddress) > 0,
+		MaxSeries:        cfg.MaxSeries,
+		MaxSeriesPerName: cfg.MaxSeriesPerName,
+		Stats:            reg,
+		Log:              log.With("component", "global"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build global aggregation: %w", err)

@@ -1,0 +1,91 @@
+package aggregate
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// TestCardinalityLimitShedsNewSeriesOnly: past MaxSeries, new series are
+// shed and every one of their samples counted, while the series admitted
+// before the flood keep aggregating exactly, in this interval and the
+// next ones.
+func TestCardinalityLimitShedsNewSeriesOnly(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	a := newTestAggregator(t, Config{MaxSeries: 100, Stats: reg})
+	w := a.NewWriter()
+	steady := parseTestLines(t, "good:1|c|#svc:api", "good:2|c|#svc:api")
+	w.Push(steady)
+	flood := func(round int) {
+		var batch []metric.Sample
+		for i := range 500 {
+			batch = append(batch, parseTestLine(t, fmt.Sprintf("flood:1|c|#req:%d-%d", round, i)))
+		}
+		w.Push(batch)
+		w.Push(steady) // the well-behaved series, amid the flood
+	}
+	flood(0)
+	first := a.Flush(testNow, time.Second).Points
+	if len(first) != 100 {
+		t.Fatalf("first interval flushed %d series, want the 100 admitted", len(first))
+	}
+	var good float64
+	for _, p := range first {
+		if p.Name == "good" {
+			good = p.Value
+		}
+	}
+	if good != 6 {
+		t.Errorf("good = %v, want 6 (every sample, flood or not)", good)
+	}
+	shed := reg.Counter("cardinality.samples_shed", "scope:local", "reason:max_series")
+	if n := shed.Load(); n != 500-99 {
+		t.Errorf("shed %d samples, want %d: all sent beyond the cap", n, 500-99)
+	}
+
+	// Next interval: the limit is on the interval's live series. The
+	// first flood's series get no sample, so the second flood (sent
+	// before good's samples) takes their room: 100 admitted, 400 shed;
+	// good, held over, still counts in full.
+	flood(1)
+	second := a.Flush(testNow, time.Second).Points
+	if len(second) != 101 {
+		t.Errorf("second interval flushed %d series, want 100 admitted and good", len(second))
+	}
+	for _, p := range second {
+		if p.Name == "good" && p.Value != 3 {
+			t.Errorf("second interval: good = %v, want 3", p.Value)
+		}
+	}
+	if n := shed.Load(); n != 401+400 {
+		t.Errorf("shed %d samples after two floods, want %d", n, 401+400)
+	}
+}
+
+// TestCardinalityLimitPerName: one runaway name cannot starve the others.
+func TestCardinalityLimitPerName(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	a := newTestAggregator(t, Config{MaxSeries: 1000, MaxSeriesPerName: 10, Stats: reg})
+	var batch []metric.Sample
+	for i := range 50 {
+		batch = append(batch, parseTestLine(t, fmt.Sprintf("runaway:1|c|#id:%d", i)))
+		batch = append(batch, parseTestLine(t, fmt.Sprintf("other%d:1|c", i%5)))
+	}
+	a.Push(batch)
+	byName := map[string]int{}
+	for _, p := range a.Flush(testNow, time.Second).Points {
+		byName[p.Name]++
+	}
+	if byName["runaway"] != 10 || len(byName) != 6 {
+		t.Errorf("series per name %v, want runaway 10 and other0..4 one each", byName)
+	}
+	if n := reg.Counter("cardinality.samples_shed", "scope:local", "reason:max_series_per_name").Load(); n != 40 {
+		t.Errorf("shed %d samples, want 40", n)
+	}
+	if n := reg.Counter("cardinality.samples_shed_by_name", "scope:local", "reason:max_series_per_name", "metric:runaway").Load(); n != 40 {
+		t.Errorf("shed_by_name{metric:runaway} = %d, want 40", n)
+	}
+}
