@@ -22,6 +22,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -123,6 +124,16 @@ func buildSink(sc config.SinkConfig, stdout io.Writer, reg *telemetry.Registry, 
 			return nil, err
 		}
 		return datadog.New(sc.SinkName(), c, reg, log)
+	case "prometheus_remote_write":
+		var c prometheus.Config
+		c.SetDefaults()
+		if err := config.DecodeNode(&sc.Config, &c); err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return prometheus.New(sc.SinkName(), c, reg, log) // reads the TLS files
 	default:
 		return nil, fmt.Errorf("unknown sink kind %q", sc.Kind)
 	}
