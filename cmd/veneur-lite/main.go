@@ -130,10 +130,7 @@ func buildSink(sc config.SinkConfig, stdout io.Writer, reg *telemetry.Registry, 
 		if err := config.DecodeNode(&sc.Config, &c); err != nil {
 			return nil, err
 		}
-		if err := c.Validate(); err != nil {
-			return nil, err
-		}
-		return prometheus.New(sc.SinkName(), c, reg, log) // reads the TLS files
+		return prometheus.New(sc.SinkName(), c, reg, log) // validates, reads the TLS files
 	default:
 		return nil, fmt.Errorf("unknown sink kind %q", sc.Kind)
 	}

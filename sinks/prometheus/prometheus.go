@@ -97,15 +97,16 @@ type metrics struct {
 const userAgent = "veneur-lite"
 
 // New returns a sink named name. cfg must already hold its defaults
-// (Config.SetDefaults); New validates it and reads the TLS files. reg and
-// log may be nil.
+// (Config.SetDefaults); New validates it and reads the TLS files. Its
+// errors name the offending key; the caller names the sink. reg and log
+// may be nil.
 func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("prometheus_remote_write sink %q: %w", name, err)
+		return nil, err
 	}
 	tlsCfg, err := cfg.TLS.clientTLS()
 	if err != nil {
-		return nil, fmt.Errorf("prometheus_remote_write sink %q: %w", name, err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
