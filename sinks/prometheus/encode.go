@@ -7,16 +7,11 @@ import (
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/veneur-lite/veneur-lite/internal/promname"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
-
-// snappyEncode is the block format remote write specifies (not the
-// framed stream format).
-var snappyEncode = snappy.Encode
 
 // toSeries maps each point onto one series with one sample: labels by
 // internal/promname, sorted as remote write requires, the timestamp in

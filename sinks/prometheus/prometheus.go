@@ -37,6 +37,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
@@ -215,9 +216,10 @@ func (s *Sink) send(ctx context.Context, run []prompb.TimeSeries) error {
 	}
 	// MarshalToSizedBuffer fills the buffer from its end.
 	raw := b.raw[size-n : size]
-	// Encode uses b.snappy when it is long enough, so after the first
-	// flushes no body allocates.
-	b.snappy = snappyEncode(b.snappy[:cap(b.snappy)], raw)
+	// Remote write specifies snappy's block format, not the framed
+	// stream format. Encode uses b.snappy when it is long enough, so
+	// after the first flushes no body allocates.
+	b.snappy = snappy.Encode(b.snappy[:cap(b.snappy)], raw)
 	return s.post(ctx, b.snappy)
 }
 
