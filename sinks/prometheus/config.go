@@ -107,9 +107,13 @@ func (c Config) Validate() error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
 	}
+	seen := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
 		canon := http.CanonicalHeaderKey(name)
 		switch {
+		case seen[canon]:
+			// Which of the two is sent would depend on map order.
+			errs = append(errs, fmt.Errorf("headers: %s given twice (header names ignore case)", canon))
 		case !httpguts.ValidHeaderFieldName(name):
 			errs = append(errs, fmt.Errorf("headers: %q is not a valid header name", name))
 		case slices.Contains(reservedHeaders, canon):
@@ -119,6 +123,7 @@ func (c Config) Validate() error {
 		case !httpguts.ValidHeaderFieldValue(c.Headers[name]):
 			errs = append(errs, fmt.Errorf("headers: the value of %s holds characters a header cannot carry", name))
 		}
+		seen[canon] = true
 	}
 	if c.BasicAuth != nil && c.BasicAuth.Username == "" {
 		errs = append(errs, errors.New("basic_auth: username must be set"))

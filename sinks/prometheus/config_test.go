@@ -83,6 +83,7 @@ func TestConfigValidate(t *testing.T) {
 		{"url: http://x\nheaders: {'bad name': v}", `headers: "bad name" is not a valid header name`},
 		{"url: http://x\nheaders: {X-A: \"line\\nbreak-secret\"}", "headers: the value of X-A holds characters"},
 		{"url: http://x\nheaders: {Authorization: t}\nbasic_auth: {username: u}", "headers: Authorization conflicts with basic_auth"},
+		{"url: http://x\nheaders: {x-a: '1', X-A: '2'}", "headers: X-A given twice"},
 		{"url: https://x\ntls: {cert_file: c}", "tls: cert_file and key_file go together"},
 		{"url: http://x\ntls: {ca_file: c}", `tls: set, but url "http://x" is not https`},
 	} {
