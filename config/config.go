@@ -340,7 +340,7 @@ func (c *Config) originOf(key string) origin {
 }
 
 // SinkKinds are the values metric_sinks[].kind accepts.
-var SinkKinds = []string{"console", "datadog"}
+var SinkKinds = []string{"console", "datadog", "prometheus_remote_write"}
 
 // SinkName is the sink's name, defaulting to its kind.
 func (s SinkConfig) SinkName() string {

@@ -130,8 +130,9 @@ func identity(name string, tags []string) (n, t []byte, key string) {
 type Measurement struct {
 	Name, Tags []byte
 	Value      float64
-	// Counter is true for a counter's increase since the previous Collect,
-	// false for a gauge's current value.
+	// Counter is true for a counter: Value is its increase since the
+	// previous Collect, or its total for Visit. It is false for a gauge's
+	// current value.
 	Counter bool
 }
 
@@ -155,6 +156,28 @@ func (r *Registry) Collect(emit func(Measurement)) {
 	for _, g := range r.gauges {
 		if g.set.Load() {
 			emit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load()})
+		}
+	}
+}
+
+// Visit calls visit once per counter, with its total since the registry
+// was made, and once per gauge that was ever set: counters first, then
+// gauges, each in no particular order. Unlike Collect it changes nothing,
+// so reading the totals (for /metrics) never disturbs the increases that
+// Collect reports to the flush. visit runs with the registry locked: it
+// must not call back into it.
+func (r *Registry) Visit(visit func(Measurement)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.counters {
+		visit(Measurement{Name: c.name, Tags: c.tags, Value: float64(c.v.Load()), Counter: true})
+	}
+	for _, g := range r.gauges {
+		if g.set.Load() {
+			visit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load()})
 		}
 	}
 }

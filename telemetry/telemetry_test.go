@@ -68,3 +68,39 @@ func TestNilRegistry(t *testing.T) {
 	}
 	r.Collect(func(Measurement) { t.Error("nil registry emitted") })
 }
+
+// Visit reports counter totals and leaves Collect's increases alone: a
+// /metrics scrape between two flushes must not eat the second flush's delta.
+func TestVisitDoesNotDisturbCollect(t *testing.T) {
+	r := NewRegistry()
+	c := r.Counter("packets", "protocol:udp")
+	g := r.Gauge("depth")
+	r.Gauge("never")
+	c.Add(5)
+	g.Set(1.5)
+	visit := func() []string {
+		var out []string
+		r.Visit(func(m Measurement) {
+			out = append(out, string(m.Name)+"|"+strconv.FormatBool(m.Counter)+"|"+strconv.FormatFloat(m.Value, 'g', -1, 64))
+		})
+		slices.Sort(out)
+		return out
+	}
+	want := []string{"veneur.depth|false|1.5", "veneur.packets|true|5"}
+	if got := visit(); !slices.Equal(got, want) {
+		t.Errorf("visit %v, want %v", got, want)
+	}
+	if got := collect(r); len(got) != 2 || got[1] != "veneur.packets|protocol:udp,veneur_internal_metric:true|counter|5" {
+		t.Errorf("collect after visit: %v", got)
+	}
+	c.Add(2)
+	want = []string{"veneur.depth|false|1.5", "veneur.packets|true|7"}
+	if got := visit(); !slices.Equal(got, want) {
+		t.Errorf("visit after collect %v, want %v", got, want)
+	}
+	if got := collect(r); len(got) != 2 || got[1] != "veneur.packets|protocol:udp,veneur_internal_metric:true|counter|2" {
+		t.Errorf("second collect after visits: %v", got)
+	}
+	var nilReg *Registry
+	nilReg.Visit(func(Measurement) { t.Error("nil registry visited something") })
+}

@@ -97,7 +97,7 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	d.http, err = newHTTPServer(cfg.HTTPAddress, log)
+	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log)
 	if err != nil {
 		d.release()
 		return nil, err

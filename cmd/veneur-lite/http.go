@@ -10,10 +10,13 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/telemetry"
+	"github.com/veneur-lite/veneur-lite/telemetry/exposition"
 )
 
-// httpServer serves /healthcheck, /version, /debug/pprof/ and, on a global
-// instance, the import endpoint.
+// httpServer serves /healthcheck, /version, /metrics, /debug/pprof/ and,
+// on a global instance, the import endpoint.
 type httpServer struct {
 	ln  net.Listener
 	srv *http.Server
@@ -21,7 +24,9 @@ type httpServer struct {
 	log *slog.Logger
 }
 
-func newHTTPServer(addr string, log *slog.Logger) (*httpServer, error) {
+// newHTTPServer binds addr. /metrics serves reg, the registry whose
+// increases are also flushed as veneur.* series.
+func newHTTPServer(addr string, reg *telemetry.Registry, log *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", addr, err)
@@ -33,6 +38,7 @@ func newHTTPServer(addr string, log *slog.Logger) (*httpServer, error) {
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, versionString())
 	})
+	mux.Handle("GET /metrics", exposition.Handler(reg, log))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -23,6 +23,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -194,6 +195,20 @@ func decodeSinks(cfg *config.Config) ([]newSink, error) {
 			}
 			out = append(out, func(_ io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
 				return datadog.New(name, c, reg, log)
+			})
+		case "prometheus_remote_write":
+			var c prometheus.Config
+			c.SetDefaults()
+			if err := cfg.DecodeSinkConfig(i, &c); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := c.Validate(); err != nil {
+				errs = append(errs, cfg.SinkConfigError(i, err))
+				continue
+			}
+			out = append(out, func(_ io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
+				return prometheus.New(name, c, reg, log)
 			})
 		default: // config.Validate has rejected it
 			errs = append(errs, fmt.Errorf("metric_sinks[%d].kind: unknown sink kind %q", i, sc.Kind))
