@@ -18,6 +18,7 @@ package importsrv
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +104,56 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock of the dedup window; nil means time.Now.
 	Now func() time.Time
+	// Auth decides who may import; the zero value lets everyone in.
+	Auth Auth
+}
+
+// Auth is who may import. A sender is authenticated by the shared Token
+// (an "Authorization: Bearer <token>" header, compared in constant time)
+// or by a client certificate that the TLS layer verified against the
+// instance's authority certificate. Required makes one of the two
+// mandatory: an http_address that is not loopback requires it, so that
+// no one who can merely reach the port can import into the fleet's
+// numbers; with Required and neither a Token nor VerifiedCerts, every
+// import is refused.
+type Auth struct {
+	Token string
+	// VerifiedCerts says the TLS layer verifies client certificates
+	// against an authority (tls_authority_certificate).
+	VerifiedCerts bool
+	Required      bool
+}
+
+// HeaderAuthorization carries the import token.
+const HeaderAuthorization = "Authorization"
+
+// BearerPrefix opens the Authorization header's value.
+const BearerPrefix = "Bearer "
+
+// check reports why r may not import, if it may not.
+func (a *Auth) check(r *http.Request) (cause, error) {
+	if got := r.Header.Get(HeaderAuthorization); got != "" && a.Token != "" {
+		// Compared in constant time; the token itself is never logged
+		// nor echoed, and neither is what was sent.
+		if subtle.ConstantTimeCompare([]byte(got), []byte(BearerPrefix+a.Token)) == 1 {
+			return 0, nil
+		}
+		return causeForbidden, errors.New("import token does not match")
+	}
+	if a.VerifiedCerts && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return 0, nil
+	}
+	switch {
+	case !a.Required && a.Token == "":
+		return 0, nil
+	case a.Token == "" && !a.VerifiedCerts:
+		return causeForbidden, errors.New("imports are refused: http_address is not loopback and neither import_token nor tls_authority_certificate is set")
+	case a.Token != "" && a.VerifiedCerts:
+		return causeUnauthenticated, errors.New("import needs the import token or a client certificate signed by the authority")
+	case a.Token != "":
+		return causeUnauthenticated, errors.New("import needs the import token (Authorization: Bearer …)")
+	}
+	return causeUnauthenticated, errors.New("import needs a client certificate signed by the authority")
 }
 
 // Handler serves POST /import. It is safe for concurrent use.
@@ -180,13 +232,16 @@ const (
 	causeMalformed
 	causeBusy
 	causeReadTimeout
+	causeUnauthenticated // no token and no verified client certificate
+	causeForbidden       // a wrong token, or imports refused to everyone
+	causePanic           // the merge panicked; the batch is not acknowledged
 	causeCount
 )
 
 var causeNames = [causeCount]string{
 	"method", "content_type", "encoding", "key", "body_too_large", "decoded_too_large",
 	"read", "decompress", "checksum", "magic", "version", "limit", "malformed", "busy",
-	"read_timeout",
+	"read_timeout", "unauthenticated", "forbidden", "panic",
 }
 
 // causeStatus is the HTTP status of each cause.
@@ -198,6 +253,8 @@ var causeStatus = [causeCount]int{
 	http.StatusServiceUnavailable,
 	// The sender was too slow, the batch was fine: it may try again.
 	http.StatusRequestTimeout,
+	http.StatusUnauthorized, http.StatusForbidden,
+	http.StatusInternalServerError,
 }
 
 type handlerStats struct {
@@ -250,6 +307,13 @@ func (h *Handler) admit(r *http.Request) bool {
 
 // ServeHTTP handles one forwarded batch.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c, err := h.cfg.Auth.check(r); err != nil {
+		if c == causeUnauthenticated {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="veneur-lite import"`)
+		}
+		h.refuse(w, r, c, err)
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.refuse(w, r, causeMethod, fmt.Errorf("method %s: only POST", r.Method))
@@ -324,9 +388,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	decoded := time.Now()
-	h.cfg.Importer.Import(batch.IntervalStart, batch.Interval, batch.Series)
+	panicked := h.importBatch(batch)
+	// Even a merge that panicked part way may have merged some of the
+	// batch: the key is recorded, so that the sender's resend is not
+	// merged a second time.
 	h.keys.complete(claim, h.cfg.Now())
 	merged = true
+	if panicked != nil {
+		h.refuse(w, r, causePanic, panicked)
+		return
+	}
 
 	h.stats.batches.Inc()
 	h.stats.series.Add(uint64(len(batch.Series)))
@@ -334,6 +405,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.mergeMs.Set(float64(time.Since(decoded)) / float64(time.Millisecond))
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// importBatch merges a decoded batch, containing a panic: one bad batch
+// must not take the endpoint, or the process, down.
+func (h *Handler) importBatch(batch *wire.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("merge of %d series panicked (part of it may be merged): %v", len(batch.Series), p)
+			h.cfg.Log.Error("import merge panicked", "error", err, "source", batch.Source, "stack", string(debug.Stack()))
+		}
+	}()
+	h.cfg.Importer.Import(batch.IntervalStart, batch.Interval, batch.Series)
+	return nil
 }
 
 // checkKey accepts 1 to MaxKeyBytes bytes of visible ASCII, which covers

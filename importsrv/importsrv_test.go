@@ -277,22 +277,40 @@ func TestRefusedBatchCanBeRetried(t *testing.T) {
 	}
 }
 
-// TestPanickingImporterReleasesKey: the key of a merge that blew up is
-// not left "in progress" for ever.
-func TestPanickingImporterReleasesKey(t *testing.T) {
-	h := New(Config{Importer: panicker{}, Log: quietLog()})
-	func() {
-		defer func() { _ = recover() }()
-		do(t, h, post("k", gzipped(t, batchBytes(t, 1))))
-	}()
-	if h.keys.len() != 0 {
-		t.Fatal("the key stayed claimed")
+// TestPanickingImporterIsContained: a merge that blows up is answered
+// 500 and counted, the handler goes on serving, and its key is recorded
+// (not left "in progress" for ever, nor released): part of the batch may
+// be merged, so the sender's resend is acknowledged, not merged again.
+func TestPanickingImporterIsContained(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	imp := &panicker{}
+	h := New(Config{Importer: imp, Log: quietLog(), Stats: reg})
+	if code, msg := do(t, h, post("k", gzipped(t, batchBytes(t, 1)))); code != http.StatusInternalServerError || !strings.Contains(msg, "panicked") {
+		t.Fatalf("status %d %q, want 500 saying the merge panicked", code, msg)
+	}
+	if n := reg.Counter("import.errors", "cause:panic").Load(); n != 1 {
+		t.Errorf("import.errors{cause:panic} = %d, want 1", n)
+	}
+	if code, msg := do(t, h, post("k", gzipped(t, batchBytes(t, 1)))); code != http.StatusOK || !strings.Contains(msg, "duplicate") || imp.calls != 1 {
+		t.Errorf("resend: status %d %q after %d merges, want 200 duplicate and no second merge", code, msg, imp.calls)
+	}
+	imp.ok = true
+	if code, _ := do(t, h, post("k2", gzipped(t, batchBytes(t, 1)))); code != http.StatusOK {
+		t.Errorf("next batch: status %d, want 200", code)
 	}
 }
 
-type panicker struct{}
+type panicker struct {
+	calls int
+	ok    bool
+}
 
-func (panicker) Import(time.Time, time.Duration, []metric.Series) { panic("boom") }
+func (p *panicker) Import(time.Time, time.Duration, []metric.Series) {
+	p.calls++
+	if !p.ok {
+		panic("boom")
+	}
+}
 
 func TestDedupWindowExpires(t *testing.T) {
 	imp := &fakeImporter{}
