@@ -29,7 +29,7 @@ type Options struct {
 	TCPIdleTimeout time.Duration
 	// TCPMaxConnections bounds the open TCP connections (each holds a
 	// goroutine and a 64 KiB buffer); one more is closed at once and
-	// counted. Zero means DefaultTCPMaxConnections.
+	// counted. Zero means 1024 (defaultTCPMaxConnections).
 	TCPMaxConnections int
 	Stats             *telemetry.Registry
 	Log               *slog.Logger
@@ -52,12 +52,12 @@ const (
 	drainTimeout = 2 * time.Second
 )
 
-// MaxDatagramSize is the largest UDP or Unix datagram accepted.
-const MaxDatagramSize = 64 * 1024
+// maxDatagramSize is the largest UDP or Unix datagram accepted.
+const maxDatagramSize = 64 * 1024
 
-// DefaultTCPMaxConnections is far more than the clients of one host open,
+// defaultTCPMaxConnections is far more than the clients of one host open,
 // and caps the buffers a connection leak can pin at 64 MiB.
-const DefaultTCPMaxConnections = 1024
+const defaultTCPMaxConnections = 1024
 
 // New binds the listener for one statsd_listen_addresses entry.
 func New(network, address string, opts Options) (Listener, error) {
@@ -86,7 +86,7 @@ type counters struct {
 	metrics *telemetry.Counter
 	events  *telemetry.Counter
 	errors  *telemetry.Counter
-	dropped *telemetry.Counter // datagrams the kernel dropped (UDP), or over MaxDatagramSize (unixgram)
+	dropped *telemetry.Counter // datagrams the kernel dropped (UDP), or over maxDatagramSize (unixgram)
 }
 
 func newCounters(reg *telemetry.Registry, protocol string) counters {

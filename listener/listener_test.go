@@ -189,12 +189,12 @@ func TestTCPOverlongLineKeepsConnection(t *testing.T) {
 	if p.sum("before") != 1 || p.sum("after") != 1 || p.sum("huge") != 0 || p.sum("long") != 0 {
 		t.Errorf("sums = %v", p.sums)
 	}
-	if n := parser.Errors(ReasonLineTooLong); n != 2 {
+	if n := parser.errorCount(reasonLineTooLong); n != 2 {
 		t.Errorf("line_too_long = %d, want 2", n)
 	}
 }
 
-// A Unix datagram larger than MaxDatagramSize is dropped and counted
+// A Unix datagram larger than maxDatagramSize is dropped and counted
 // whole, never cut into a different last line; the datagrams around it
 // count.
 func TestUnixgramOversizedDatagramDropped(t *testing.T) {
@@ -208,10 +208,10 @@ func TestUnixgramOversizedDatagramDropped(t *testing.T) {
 	}
 	defer c.Close()
 	var big strings.Builder
-	for big.Len() < MaxDatagramSize-20 {
+	for big.Len() < maxDatagramSize-20 {
 		big.WriteString("filler:1|c\n")
 	}
-	// Cut at MaxDatagramSize, this line would read as "cut:1|c|#tag:lo…".
+	// Cut at maxDatagramSize, this line would read as "cut:1|c|#tag:lo…".
 	big.WriteString("cut:1|c|#tag:longvalue_past_the_end\n")
 	for _, msg := range []string{"before:1|c", big.String(), "after:1|c"} {
 		if _, err := c.Write([]byte(msg)); err != nil {

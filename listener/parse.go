@@ -17,70 +17,70 @@ import (
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
-// Reason is why a line (or part of it) was rejected; it indexes the parse
+// reason is why a line (or part of it) was rejected; it indexes the parse
 // error counters.
-type Reason uint8
+type reason uint8
 
 // The reasons a DogStatsD line, value or field can be refused.
 const (
-	// ReasonBadFormat: no "|type", no ':' after the name, an empty name or a
+	// reasonBadFormat: no "|type", no ':' after the name, an empty name or a
 	// control character in it (or a newline inside a line given to
-	// ParseLine).
-	ReasonBadFormat Reason = iota
-	// ReasonUnknownType: the type field is none of c, g, h, ms, d, s.
-	ReasonUnknownType
-	// ReasonBadValue: an empty, unparsable, NaN or infinite value, or an
+	// parseLine).
+	reasonBadFormat reason = iota
+	// reasonUnknownType: the type field is none of c, g, h, ms, d, s.
+	reasonUnknownType
+	// reasonBadValue: an empty, unparsable, NaN or infinite value, or an
 	// empty set member. Counted per value of a multi-value line.
-	ReasonBadValue
-	// ReasonBadSampleRate: "@rate" is unparsable or outside (0,1]. The
+	reasonBadValue
+	// reasonBadSampleRate: "@rate" is unparsable or outside (0,1]. The
 	// sample is still kept, with rate 1.
-	ReasonBadSampleRate
-	// ReasonLineTooLong: the line is longer than metric_max_length.
-	ReasonLineTooLong
-	// ReasonInvalidUTF8: the line is not valid UTF-8.
-	ReasonInvalidUTF8
-	// ReasonBadEvent: a malformed "_e{...}" line.
-	ReasonBadEvent
-	// ReasonBadServiceCheck: a malformed "_sc|..." line.
-	ReasonBadServiceCheck
+	reasonBadSampleRate
+	// reasonLineTooLong: the line is longer than metric_max_length.
+	reasonLineTooLong
+	// reasonInvalidUTF8: the line is not valid UTF-8.
+	reasonInvalidUTF8
+	// reasonBadEvent: a malformed "_e{...}" line.
+	reasonBadEvent
+	// reasonBadServiceCheck: a malformed "_sc|..." line.
+	reasonBadServiceCheck
 
-	// NumReasons is the number of reasons, for sizing arrays indexed by Reason.
-	NumReasons
+	// numReasons is the number of reasons, for sizing arrays indexed by reason.
+	numReasons
 )
 
-var reasonNames = [NumReasons]string{
-	ReasonBadFormat:       "bad_format",
-	ReasonUnknownType:     "unknown_type",
-	ReasonBadValue:        "bad_value",
-	ReasonBadSampleRate:   "bad_sample_rate",
-	ReasonLineTooLong:     "line_too_long",
-	ReasonInvalidUTF8:     "invalid_utf8",
-	ReasonBadEvent:        "bad_event",
-	ReasonBadServiceCheck: "bad_service_check",
+var reasonNames = [numReasons]string{
+	reasonBadFormat:       "bad_format",
+	reasonUnknownType:     "unknown_type",
+	reasonBadValue:        "bad_value",
+	reasonBadSampleRate:   "bad_sample_rate",
+	reasonLineTooLong:     "line_too_long",
+	reasonInvalidUTF8:     "invalid_utf8",
+	reasonBadEvent:        "bad_event",
+	reasonBadServiceCheck: "bad_service_check",
 }
 
 // String returns the reason in snake_case, as used in the "reason:" tag of
 // the parse_errors self-metric.
-func (r Reason) String() string {
-	if r < NumReasons {
+func (r reason) String() string {
+	if r < numReasons {
 		return reasonNames[r]
 	}
 	return "reason_" + strconv.Itoa(int(r))
 }
 
-// ParseError is the error ParseLine returns for a rejected line.
-type ParseError struct {
-	Reason Reason
-	// Line is the start of the offending line (at most errorQuoteMax bytes,
+// parseError is the error parseLine returns for a rejected line.
+type parseError struct {
+	reason reason
+	// line is the start of the offending line (at most errorQuoteMax bytes,
 	// "..." appended when it was cut), so that errors of huge lines stay
 	// readable in logs.
-	Line string
-	// Msg says what was wrong, e.g. `unknown metric type "zz"`.
-	Msg string
+	line string
+	// msg says what was wrong, e.g. `unknown metric type "zz"`.
+	msg string
 }
 
-func (e *ParseError) Error() string {
-	return "parse " + strconv.Quote(e.Line) + ": " + e.Msg
+func (e *parseError) Error() string {
+	return "parse " + strconv.Quote(e.line) + ": " + e.msg
 }
 
 // errorQuoteMax bounds how much of the input an error quotes.
@@ -97,40 +97,40 @@ func truncateForError(b []byte) string {
 // counters, so one Parser is safe for concurrent use by every reader.
 type Parser struct {
 	maxLineLength int
-	// errs always counts, so that Errors works without a registry; tel
+	// errs always counts, so that errorCount works without a registry; tel
 	// mirrors it into the self-metrics (nil counters when there is no
 	// registry, which ignore Add).
-	errs [NumReasons]atomic.Uint64
-	tel  [NumReasons]*telemetry.Counter
+	errs [numReasons]atomic.Uint64
+	tel  [numReasons]*telemetry.Counter
 }
 
 // NewParser returns a parser that rejects lines longer than maxLineLength
 // bytes (metric_max_length; 0 or less means no limit). It registers the
-// counter parse_errors{reason:<r>} in reg for every Reason; reg may be nil.
+// counter parse_errors{reason:<r>} in reg for every reason; reg may be nil.
 func NewParser(maxLineLength int, reg *telemetry.Registry) *Parser {
 	p := &Parser{maxLineLength: maxLineLength}
-	for r := range NumReasons {
+	for r := range numReasons {
 		p.tel[r] = reg.Counter("parse_errors", "reason:"+r.String())
 	}
 	return p
 }
 
-// Errors returns how many times r was counted so far.
-func (p *Parser) Errors(r Reason) uint64 {
-	if r >= NumReasons {
+// errorCount returns how many times r was counted so far.
+func (p *Parser) errorCount(r reason) uint64 {
+	if r >= numReasons {
 		return 0
 	}
 	return p.errs[r].Load()
 }
 
-func (p *Parser) count(r Reason) {
+func (p *Parser) count(r reason) {
 	p.errs[r].Add(1)
 	p.tel[r].Inc()
 }
 
 // countLineTooLong is for stream readers that discard a line too long to
 // buffer before it ever reaches the parser.
-func (p *Parser) countLineTooLong() { p.count(ReasonLineTooLong) }
+func (p *Parser) countLineTooLong() { p.count(reasonLineTooLong) }
 
 // Parse splits packet into lines and appends every good sample, event and
 // service check to b. Lines end with "\n" or "\r\n" (a '\r' ending any
@@ -163,22 +163,22 @@ func (p *Parser) Parse(packet []byte, b *metric.Batch) (rejected int) {
 		if len(line) == 0 {
 			continue
 		}
-		if !p.parseLine(line, b, valid, &f) {
+		if !p.parseOne(line, b, valid, &f) {
 			rejected++
 		}
 	}
 	return rejected
 }
 
-// ParseLine parses one line, as Parse does for each line of a packet, and
+// parseLine parses one line, as Parse does for each line of a packet, and
 // appends what it yields to b. A trailing '\r' is dropped and an empty line
 // yields nothing and no error.
 //
-// Every problem found is counted (see Errors), including those that do not
+// Every problem found is counted (see errorCount), including those that do not
 // reject the line: a bad sample rate, or a bad value next to good ones in a
 // multi-value line. The error is nil when the line yielded something, else
-// a *ParseError. Samples reference line, as with Parse.
-func (p *Parser) ParseLine(line []byte, b *metric.Batch) error {
+// a *parseError. Samples reference line, as with Parse.
+func (p *Parser) parseLine(line []byte, b *metric.Batch) error {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
@@ -190,59 +190,59 @@ func (p *Parser) ParseLine(line []byte, b *metric.Batch) error {
 	if bytes.IndexByte(line, '\n') >= 0 {
 		// Parse never passes one; refuse it rather than let a newline into
 		// a name or tags.
-		ok = p.reject(&f, ReasonBadFormat, "newline inside a line")
+		ok = p.reject(&f, reasonBadFormat, "newline inside a line")
 	} else {
-		ok = p.parseLine(line, b, false, &f)
+		ok = p.parseOne(line, b, false, &f)
 	}
 	if ok {
 		return nil
 	}
 	msg := f.msg
 	switch {
-	case f.reason == ReasonLineTooLong:
+	case f.reason == reasonLineTooLong:
 		msg = fmt.Sprintf("line of %d bytes is longer than metric_max_length %d", len(line), p.maxLineLength)
 	case f.quote:
 		msg += " " + strconv.Quote(truncateForError(f.arg))
 	}
-	return &ParseError{Reason: f.reason, Line: truncateForError(line), Msg: msg}
+	return &parseError{reason: f.reason, line: truncateForError(line), msg: msg}
 }
 
 // failure says why a line was rejected, without allocating, so that Parse
-// stays allocation-free even on garbage; ParseLine turns it into a
-// *ParseError. The parse functions report success as a bool and fill a
+// stays allocation-free even on garbage; parseLine turns it into a
+// *parseError. The parse functions report success as a bool and fill a
 // failure only when they fail, rather than return the struct and copy it
 // up through every level for every good line.
 type failure struct {
 	msg    string // static description
 	arg    []byte // the offending part of the line, quoted when quote is set
 	quote  bool
-	reason Reason
+	reason reason
 }
 
 // reject counts r, describes the failure in f and returns false, for
 // "return p.reject(...)".
-func (p *Parser) reject(f *failure, r Reason, msg string) bool {
+func (p *Parser) reject(f *failure, r reason, msg string) bool {
 	p.count(r)
 	*f = failure{reason: r, msg: msg}
 	return false
 }
 
 // rejectArg is reject quoting the offending bytes in the error.
-func (p *Parser) rejectArg(f *failure, r Reason, msg string, arg []byte) bool {
+func (p *Parser) rejectArg(f *failure, r reason, msg string, arg []byte) bool {
 	p.count(r)
 	*f = failure{reason: r, msg: msg, arg: arg, quote: true}
 	return false
 }
 
-// parseLine parses one non-empty line without its newline and reports
+// parseOne parses one non-empty line without its newline and reports
 // whether it yielded anything; if not, f says why. utf8Checked says that
 // the caller has already validated the line's encoding.
-func (p *Parser) parseLine(line []byte, b *metric.Batch, utf8Checked bool, f *failure) bool {
+func (p *Parser) parseOne(line []byte, b *metric.Batch, utf8Checked bool, f *failure) bool {
 	if p.maxLineLength > 0 && len(line) > p.maxLineLength {
-		return p.reject(f, ReasonLineTooLong, "line too long")
+		return p.reject(f, reasonLineTooLong, "line too long")
 	}
 	if !utf8Checked && !utf8.Valid(line) {
-		return p.reject(f, ReasonInvalidUTF8, "invalid utf-8")
+		return p.reject(f, reasonInvalidUTF8, "invalid utf-8")
 	}
 	// Events and service checks are told apart by their prefix. Matching
 	// "_sc|" rather than the Agent's "_sc" keeps a metric named "_sc"
@@ -263,13 +263,13 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	colon := nameEnd(line)
 	switch {
 	case colon == len(line):
-		return p.reject(f, ReasonBadFormat, "missing metric type")
+		return p.reject(f, reasonBadFormat, "missing metric type")
 	case line[colon] == '|':
-		return p.reject(f, ReasonBadFormat, "missing ':' between name and value")
+		return p.reject(f, reasonBadFormat, "missing ':' between name and value")
 	case line[colon] != ':':
-		return p.reject(f, ReasonBadFormat, "control character in metric name")
+		return p.reject(f, reasonBadFormat, "control character in metric name")
 	case colon == 0:
-		return p.reject(f, ReasonBadFormat, "empty metric name")
+		return p.reject(f, reasonBadFormat, "empty metric name")
 	}
 	name := line[:colon]
 
@@ -284,7 +284,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		}
 	}
 	if i == len(line) {
-		return p.reject(f, ReasonBadFormat, "missing metric type")
+		return p.reject(f, reasonBadFormat, "missing metric type")
 	}
 	raw, rest := line[colon+1:i], line[i+1:]
 
@@ -311,7 +311,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	}
 	if kind == metric.KindInvalid || (len(rest) > n && rest[n] != '|') {
 		typ, _, _ := bytes.Cut(rest, []byte("|"))
-		return p.rejectArg(f, ReasonUnknownType, "unknown metric type", typ)
+		return p.rejectArg(f, reasonUnknownType, "unknown metric type", typ)
 	}
 	if len(rest) > n {
 		rest = rest[n+1:]
@@ -352,13 +352,13 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	case kind == metric.Set:
 		// A set member is a string and may itself contain ':'.
 		if len(raw) == 0 {
-			return p.reject(f, ReasonBadValue, "empty set member")
+			return p.reject(f, reasonBadValue, "empty set member")
 		}
 		appendSample(b, name, tags, raw, 0, rate, kind)
 	case !multi:
 		v, ok := parseValue(raw)
 		if !ok {
-			return p.rejectArg(f, ReasonBadValue, "invalid value", raw)
+			return p.rejectArg(f, reasonBadValue, "invalid value", raw)
 		}
 		appendSample(b, name, tags, nil, v, rate, kind)
 	default:
@@ -375,9 +375,9 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 				appendSample(b, name, tags, nil, v, rate, kind)
 				good++
 			} else {
-				p.count(ReasonBadValue)
+				p.count(reasonBadValue)
 				if bad == 0 {
-					*f = failure{reason: ReasonBadValue, msg: "invalid value", arg: val, quote: true}
+					*f = failure{reason: reasonBadValue, msg: "invalid value", arg: val, quote: true}
 				}
 				bad++
 			}
@@ -392,7 +392,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	// A bad rate is counted only for a line that is kept: a rejected line
 	// counts once, under the reason it was rejected for.
 	if badRate {
-		p.count(ReasonBadSampleRate)
+		p.count(reasonBadSampleRate)
 	}
 	return true
 }
@@ -537,24 +537,24 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_e{"):]
 	titleLen, n := parseLength(s)
 	if n == 0 || n >= len(s) || s[n] != ',' {
-		return p.reject(f, ReasonBadEvent, "malformed event header")
+		return p.reject(f, reasonBadEvent, "malformed event header")
 	}
 	s = s[n+1:]
 	textLen, n := parseLength(s)
 	if n == 0 || n+1 >= len(s) || s[n] != '}' || s[n+1] != ':' {
-		return p.reject(f, ReasonBadEvent, "malformed event header")
+		return p.reject(f, reasonBadEvent, "malformed event header")
 	}
 	s = s[n+2:]
 	if titleLen == 0 {
-		return p.reject(f, ReasonBadEvent, "empty event title")
+		return p.reject(f, reasonBadEvent, "empty event title")
 	}
 	// Written to stay clear of overflow: both lengths may be huge.
 	if titleLen >= len(s) || textLen > len(s)-titleLen-1 {
-		return p.reject(f, ReasonBadEvent, "event shorter than its header says")
+		return p.reject(f, reasonBadEvent, "event shorter than its header says")
 	}
 	end := titleLen + 1 + textLen
 	if s[titleLen] != '|' || (end < len(s) && s[end] != '|') {
-		return p.reject(f, ReasonBadEvent, "event title or text length does not match its header")
+		return p.reject(f, reasonBadEvent, "event title or text length does not match its header")
 	}
 
 	ev := metric.Event{
@@ -576,7 +576,7 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 		case bytes.HasPrefix(field, []byte("d:")):
 			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
 			if err != nil {
-				return p.rejectArg(f, ReasonBadEvent, "invalid event timestamp", field[2:])
+				return p.rejectArg(f, reasonBadEvent, "invalid event timestamp", field[2:])
 			}
 			ev.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):
@@ -588,7 +588,7 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "normal", "low":
 				ev.Priority = v
 			default:
-				return p.rejectArg(f, ReasonBadEvent, "invalid event priority", field[2:])
+				return p.rejectArg(f, reasonBadEvent, "invalid event priority", field[2:])
 			}
 		case bytes.HasPrefix(field, []byte("s:")):
 			ev.SourceType = string(field[2:])
@@ -597,7 +597,7 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "info", "error", "warning", "success":
 				ev.AlertType = v
 			default:
-				return p.rejectArg(f, ReasonBadEvent, "invalid event alert type", field[2:])
+				return p.rejectArg(f, reasonBadEvent, "invalid event alert type", field[2:])
 			}
 		case bytes.HasPrefix(field, []byte("#")):
 			ev.Tags = splitTags(field[1:])
@@ -619,14 +619,14 @@ func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) boo
 	s := line[len("_sc|"):]
 	name, s, ok := bytes.Cut(s, []byte("|"))
 	if len(name) == 0 {
-		return p.reject(f, ReasonBadServiceCheck, "empty service check name")
+		return p.reject(f, reasonBadServiceCheck, "empty service check name")
 	}
 	if !ok {
-		return p.reject(f, ReasonBadServiceCheck, "missing service check status")
+		return p.reject(f, reasonBadServiceCheck, "missing service check status")
 	}
 	status, rest, more := bytes.Cut(s, []byte("|"))
 	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
-		return p.rejectArg(f, ReasonBadServiceCheck, "invalid service check status", status)
+		return p.rejectArg(f, reasonBadServiceCheck, "invalid service check status", status)
 	}
 	sc := metric.ServiceCheck{
 		Name:   string(name),
@@ -639,7 +639,7 @@ func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) boo
 		case bytes.HasPrefix(field, []byte("d:")):
 			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
 			if err != nil {
-				return p.rejectArg(f, ReasonBadServiceCheck, "invalid service check timestamp", field[2:])
+				return p.rejectArg(f, reasonBadServiceCheck, "invalid service check timestamp", field[2:])
 			}
 			sc.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):

@@ -37,7 +37,7 @@ var fuzzSeeds = []string{
 	typicalPacket,
 }
 
-// FuzzParse checks that Parse never panics, that it agrees with ParseLine
+// FuzzParse checks that Parse never panics, that it agrees with parseLine
 // line by line, that what it accepts is well-formed, and that re-encoding
 // an accepted sample, event or check canonically parses back to the same
 // thing.
@@ -60,33 +60,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse modified its input")
 		}
 
-		// ParseLine, line by line, must agree exactly.
+		// parseLine, line by line, must agree exactly.
 		pl := NewParser(200, nil)
 		var lb metric.Batch
 		errs := 0
 		for _, line := range bytes.Split(packet, []byte("\n")) {
-			err := pl.ParseLine(line, &lb)
+			err := pl.parseLine(line, &lb)
 			if err == nil {
 				continue
 			}
 			errs++
-			var pe *ParseError
-			if !errors.As(err, &pe) || pe.Reason >= NumReasons || pe.Reason == ReasonBadSampleRate {
-				t.Fatalf("ParseLine(%q): error %v is not a *ParseError with a rejecting reason", line, err)
+			var pe *parseError
+			if !errors.As(err, &pe) || pe.reason >= numReasons || pe.reason == reasonBadSampleRate {
+				t.Fatalf("parseLine(%q): error %v is not a *parseError with a rejecting reason", line, err)
 			}
 			if !strings.HasPrefix(err.Error(), "parse ") {
-				t.Fatalf("ParseLine(%q): error %q", line, err)
+				t.Fatalf("parseLine(%q): error %q", line, err)
 			}
 		}
 		if errs != rejected {
-			t.Fatalf("Parse rejected %d lines, ParseLine %d", rejected, errs)
+			t.Fatalf("Parse rejected %d lines, parseLine %d", rejected, errs)
 		}
 		if !reflect.DeepEqual(toSamples(b.Samples), toSamples(lb.Samples)) ||
 			!reflect.DeepEqual(b.Events, lb.Events) || !reflect.DeepEqual(b.Checks, lb.Checks) {
-			t.Fatalf("Parse and ParseLine disagree:\n%+v\n%+v", b, lb)
+			t.Fatalf("Parse and parseLine disagree:\n%+v\n%+v", b, lb)
 		}
 		if errorCounts(p) != errorCounts(pl) {
-			t.Fatalf("Parse and ParseLine count differently: %v vs %v", errorCounts(p), errorCounts(pl))
+			t.Fatalf("Parse and parseLine count differently: %v vs %v", errorCounts(p), errorCounts(pl))
 		}
 
 		for _, s := range b.Samples {
@@ -148,7 +148,7 @@ func checkSample(t *testing.T, s metric.Sample) {
 	line := string(s.Name) + ":" + value + "|" + code + "|#" + string(s.Tags) +
 		"|@" + strconv.FormatFloat(float64(s.Rate), 'g', -1, 64)
 	var b metric.Batch
-	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
+	if err := NewParser(0, nil).parseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", s, line, err)
 	}
 	if len(b.Samples) != 1 {
@@ -191,7 +191,7 @@ func checkEvent(t *testing.T, e metric.Event) {
 		"|h:" + e.Hostname + "|k:" + e.AggregationKey + "|p:" + e.Priority + "|s:" + e.SourceType +
 		"|t:" + e.AlertType + "|#" + strings.Join(e.Tags, ",") + "|d:" + strconv.FormatInt(e.Timestamp, 10)
 	var b metric.Batch
-	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
+	if err := NewParser(0, nil).parseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", e, line, err)
 	}
 	if !reflect.DeepEqual(b.Events, []metric.Event{e}) {
@@ -207,7 +207,7 @@ func checkServiceCheck(t *testing.T, c metric.ServiceCheck) {
 	line := "_sc|" + c.Name + "|" + strconv.Itoa(int(c.Status)) + "|h:" + c.Hostname + "|#" + strings.Join(c.Tags, ",") +
 		"|m:" + c.Message + "|d:" + strconv.FormatInt(c.Timestamp, 10)
 	var b metric.Batch
-	if err := NewParser(0, nil).ParseLine([]byte(line), &b); err != nil {
+	if err := NewParser(0, nil).parseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", c, line, err)
 	}
 	if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{c}) {

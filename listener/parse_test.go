@@ -48,10 +48,10 @@ func set(name, tags, member string) sample {
 }
 
 // errorCounts snapshots every reason's counter.
-func errorCounts(p *Parser) [NumReasons]uint64 {
-	var c [NumReasons]uint64
-	for r := range NumReasons {
-		c[r] = p.Errors(r)
+func errorCounts(p *Parser) [numReasons]uint64 {
+	var c [numReasons]uint64
+	for r := range numReasons {
+		c[r] = p.errorCount(r)
 	}
 	return c
 }
@@ -61,17 +61,17 @@ func TestParseMetricLines(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
+		if got := errorCounts(p); got != [numReasons]uint64{} {
+			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
 		}
 		if len(b.Events) != 0 || len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q): got events %v, checks %v", line, b.Events, b.Checks)
+			t.Errorf("parseLine(%q): got events %v, checks %v", line, b.Events, b.Checks)
 		}
 	}
 
@@ -164,110 +164,110 @@ func TestParseMetricLines(t *testing.T) {
 }
 
 func TestParseLineRejects(t *testing.T) {
-	f := func(line string, reason Reason) {
+	f := func(line string, why reason) {
 		t.Helper()
 		p := NewParser(100, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
-		var pe *ParseError
+		err := p.parseLine([]byte(line), &b)
+		var pe *parseError
 		if !errors.As(err, &pe) {
-			t.Fatalf("ParseLine(%q) = %v, want a *ParseError", line, err)
+			t.Fatalf("parseLine(%q) = %v, want a *parseError", line, err)
 		}
-		if pe.Reason != reason {
-			t.Errorf("ParseLine(%q): reason %v, want %v (%v)", line, pe.Reason, reason, err)
+		if pe.reason != why {
+			t.Errorf("parseLine(%q): reason %v, want %v (%v)", line, pe.reason, why, err)
 		}
 		if len(b.Samples)+len(b.Events)+len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q) appended %+v", line, b)
+			t.Errorf("parseLine(%q) appended %+v", line, b)
 		}
-		var want [NumReasons]uint64
-		want[reason] = 1
+		var want [numReasons]uint64
+		want[why] = 1
 		if got := errorCounts(p); got != want {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, want)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, want)
 		}
-		if msg := err.Error(); !strings.HasPrefix(msg, "parse ") || pe.Msg == "" || pe.Msg[0] < 'a' || pe.Msg[0] > 'z' {
-			t.Errorf("ParseLine(%q): error %q is not `parse \"...\": <lower-case message>`", line, msg)
+		if msg := err.Error(); !strings.HasPrefix(msg, "parse ") || pe.msg == "" || pe.msg[0] < 'a' || pe.msg[0] > 'z' {
+			t.Errorf("parseLine(%q): error %q is not `parse \"...\": <lower-case message>`", line, msg)
 		}
 	}
 
 	// Garbage and missing pieces.
-	f("garbage", ReasonBadFormat)
-	f("x:1", ReasonBadFormat)
-	f("x1|c", ReasonBadFormat)
-	f(":1|c", ReasonBadFormat)
-	f("|c", ReasonBadFormat)
-	f("a|b:1|c", ReasonBadFormat) // the name-value field is "a"
-	f("x\x00y:1|c", ReasonBadFormat)
-	f("x\ty:1|c", ReasonBadFormat)
-	f("x\x7f:1|c", ReasonBadFormat)
-	f("x:1|c\nx:1|c", ReasonBadFormat) // ParseLine takes one line
+	f("garbage", reasonBadFormat)
+	f("x:1", reasonBadFormat)
+	f("x1|c", reasonBadFormat)
+	f(":1|c", reasonBadFormat)
+	f("|c", reasonBadFormat)
+	f("a|b:1|c", reasonBadFormat) // the name-value field is "a"
+	f("x\x00y:1|c", reasonBadFormat)
+	f("x\ty:1|c", reasonBadFormat)
+	f("x\x7f:1|c", reasonBadFormat)
+	f("x:1|c\nx:1|c", reasonBadFormat) // parseLine takes one line
 
 	// Unknown types.
-	f("x:1|", ReasonUnknownType)
-	f("x:1||c", ReasonUnknownType)
-	f("x:1|cc2", ReasonUnknownType)
-	f("x:1|C", ReasonUnknownType)
-	f("x:1|m", ReasonUnknownType)
-	f("x:1|msx", ReasonUnknownType)
-	f("x:1|c2|#a", ReasonUnknownType)
-	f("x:NaN|zz", ReasonUnknownType) // the type is checked first
+	f("x:1|", reasonUnknownType)
+	f("x:1||c", reasonUnknownType)
+	f("x:1|cc2", reasonUnknownType)
+	f("x:1|C", reasonUnknownType)
+	f("x:1|m", reasonUnknownType)
+	f("x:1|msx", reasonUnknownType)
+	f("x:1|c2|#a", reasonUnknownType)
+	f("x:NaN|zz", reasonUnknownType) // the type is checked first
 
 	// Bad values.
-	f("x:|c", ReasonBadValue)
-	f("x:NaN|g", ReasonBadValue)
-	f("x:nan|g", ReasonBadValue)
-	f("x:Inf|g", ReasonBadValue)
-	f("x:-Inf|g", ReasonBadValue)
-	f("x:+infinity|h", ReasonBadValue)
-	f("x:1e400|g", ReasonBadValue)
-	f("x:abc|c", ReasonBadValue)
-	f("x:1,5|c", ReasonBadValue)
-	f("x:1 |c", ReasonBadValue)
-	f("x: 1|c", ReasonBadValue)
-	f("x:--1|c", ReasonBadValue)
-	f("x:.|c", ReasonBadValue)
-	f("x:-|c", ReasonBadValue)
-	f("x:|s", ReasonBadValue)
-	f("x:NaN|c|@2", ReasonBadValue) // a rejected line does not also count its rate
+	f("x:|c", reasonBadValue)
+	f("x:NaN|g", reasonBadValue)
+	f("x:nan|g", reasonBadValue)
+	f("x:Inf|g", reasonBadValue)
+	f("x:-Inf|g", reasonBadValue)
+	f("x:+infinity|h", reasonBadValue)
+	f("x:1e400|g", reasonBadValue)
+	f("x:abc|c", reasonBadValue)
+	f("x:1,5|c", reasonBadValue)
+	f("x:1 |c", reasonBadValue)
+	f("x: 1|c", reasonBadValue)
+	f("x:--1|c", reasonBadValue)
+	f("x:.|c", reasonBadValue)
+	f("x:-|c", reasonBadValue)
+	f("x:|s", reasonBadValue)
+	f("x:NaN|c|@2", reasonBadValue) // a rejected line does not also count its rate
 
 	// Too long, bad encoding.
-	f("x:1|c|#"+strings.Repeat("a", 94), ReasonLineTooLong)
-	f("x:1|c|#\xff", ReasonInvalidUTF8)
-	f("\xc3(:1|c", ReasonInvalidUTF8)
-	f("x:1|c|#a\xed\xa0\x80", ReasonInvalidUTF8) // an encoded surrogate
-	f("_e{1,1}:\xff|b", ReasonInvalidUTF8)
+	f("x:1|c|#"+strings.Repeat("a", 94), reasonLineTooLong)
+	f("x:1|c|#\xff", reasonInvalidUTF8)
+	f("\xc3(:1|c", reasonInvalidUTF8)
+	f("x:1|c|#a\xed\xa0\x80", reasonInvalidUTF8) // an encoded surrogate
+	f("_e{1,1}:\xff|b", reasonInvalidUTF8)
 
 	// Events.
-	f("_e{", ReasonBadEvent)
-	f("_e{5,4}", ReasonBadEvent)
-	f("_e{5,4}:", ReasonBadEvent)
-	f("_e{5,4}:title|tex", ReasonBadEvent)   // truncated
-	f("_e{5,4}:title|texts", ReasonBadEvent) // longer than announced
-	f("_e{5,4}:titl|etext", ReasonBadEvent)
-	f("_e{5,4}:title", ReasonBadEvent)
-	f("_e{5,4}title|text", ReasonBadEvent)
-	f("_e{5;4}:title|text", ReasonBadEvent)
-	f("_e{5,4:title|text", ReasonBadEvent)
-	f("_e{,4}:title|text", ReasonBadEvent)
-	f("_e{5,}:title|text", ReasonBadEvent)
-	f("_e{-5,4}:title|text", ReasonBadEvent)
-	f("_e{0,4}:|text", ReasonBadEvent)
-	f("_e{5,99999999}:title|text", ReasonBadEvent)
-	f("_e{9999999999,4}:title|text", ReasonBadEvent)
-	f("_e{5,4}:title|text|p:urgent", ReasonBadEvent)
-	f("_e{5,4}:title|text|t:fatal", ReasonBadEvent)
-	f("_e{5,4}:title|text|t:", ReasonBadEvent)
-	f("_e{5,4}:title|text|d:soon", ReasonBadEvent)
+	f("_e{", reasonBadEvent)
+	f("_e{5,4}", reasonBadEvent)
+	f("_e{5,4}:", reasonBadEvent)
+	f("_e{5,4}:title|tex", reasonBadEvent)   // truncated
+	f("_e{5,4}:title|texts", reasonBadEvent) // longer than announced
+	f("_e{5,4}:titl|etext", reasonBadEvent)
+	f("_e{5,4}:title", reasonBadEvent)
+	f("_e{5,4}title|text", reasonBadEvent)
+	f("_e{5;4}:title|text", reasonBadEvent)
+	f("_e{5,4:title|text", reasonBadEvent)
+	f("_e{,4}:title|text", reasonBadEvent)
+	f("_e{5,}:title|text", reasonBadEvent)
+	f("_e{-5,4}:title|text", reasonBadEvent)
+	f("_e{0,4}:|text", reasonBadEvent)
+	f("_e{5,99999999}:title|text", reasonBadEvent)
+	f("_e{9999999999,4}:title|text", reasonBadEvent)
+	f("_e{5,4}:title|text|p:urgent", reasonBadEvent)
+	f("_e{5,4}:title|text|t:fatal", reasonBadEvent)
+	f("_e{5,4}:title|text|t:", reasonBadEvent)
+	f("_e{5,4}:title|text|d:soon", reasonBadEvent)
 
 	// Service checks.
-	f("_sc|db.ok|4", ReasonBadServiceCheck)
-	f("_sc|db.ok|-1", ReasonBadServiceCheck)
-	f("_sc|db.ok|01", ReasonBadServiceCheck)
-	f("_sc|db.ok|ok", ReasonBadServiceCheck)
-	f("_sc|db.ok|", ReasonBadServiceCheck)
-	f("_sc|db.ok", ReasonBadServiceCheck)
-	f("_sc||0", ReasonBadServiceCheck)
-	f("_sc|", ReasonBadServiceCheck)
-	f("_sc|db.ok|0|d:yesterday", ReasonBadServiceCheck)
+	f("_sc|db.ok|4", reasonBadServiceCheck)
+	f("_sc|db.ok|-1", reasonBadServiceCheck)
+	f("_sc|db.ok|01", reasonBadServiceCheck)
+	f("_sc|db.ok|ok", reasonBadServiceCheck)
+	f("_sc|db.ok|", reasonBadServiceCheck)
+	f("_sc|db.ok", reasonBadServiceCheck)
+	f("_sc||0", reasonBadServiceCheck)
+	f("_sc|", reasonBadServiceCheck)
+	f("_sc|db.ok|0|d:yesterday", reasonBadServiceCheck)
 }
 
 func TestParseBadSampleRateKeepsSample(t *testing.T) {
@@ -275,16 +275,16 @@ func TestParseBadSampleRateKeepsSample(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		var wantCounts [NumReasons]uint64
-		wantCounts[ReasonBadSampleRate] = 1
+		var wantCounts [numReasons]uint64
+		wantCounts[reasonBadSampleRate] = 1
 		if got := errorCounts(p); got != wantCounts {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, wantCounts)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, wantCounts)
 		}
 	}
 	f("x:1|c|@0", counter("x", "", 1))
@@ -307,17 +307,17 @@ func TestParseMultiValueBadValues(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
+		err := p.parseLine([]byte(line), &b)
 		if (err != nil) != wantErr {
-			t.Errorf("ParseLine(%q): error %v, want error: %v", line, err, wantErr)
+			t.Errorf("parseLine(%q): error %v, want error: %v", line, err, wantErr)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		var wantCounts [NumReasons]uint64
-		wantCounts[ReasonBadValue] = wantBad
+		var wantCounts [numReasons]uint64
+		wantCounts[reasonBadValue] = wantBad
 		if got := errorCounts(p); got != wantCounts {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, wantCounts)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, wantCounts)
 		}
 	}
 	h := func(v float64) sample { return ofKind(metric.Histogram, "x", "a", v) }
@@ -335,17 +335,17 @@ func TestParseEvents(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
-			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
+			t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
 		}
 		if len(b.Samples) != 0 || len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
+			t.Errorf("parseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
 		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
+		if got := errorCounts(p); got != [numReasons]uint64{} {
+			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
 		}
 	}
 	ev := func(title, text string) metric.Event {
@@ -385,17 +385,17 @@ func TestParseServiceChecks(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
-			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
+			t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
 		}
 		if len(b.Samples) != 0 || len(b.Events) != 0 {
-			t.Errorf("ParseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
+			t.Errorf("parseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
 		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
+		if got := errorCounts(p); got != [numReasons]uint64{} {
+			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
 		}
 	}
 	full := metric.ServiceCheck{
@@ -415,7 +415,7 @@ func TestParseServiceChecks(t *testing.T) {
 }
 
 func TestParsePacket(t *testing.T) {
-	f := func(packet string, wantRejected int, wantCounts map[Reason]uint64, want ...sample) {
+	f := func(packet string, wantRejected int, wantCounts map[reason]uint64, want ...sample) {
 		t.Helper()
 		p := NewParser(64, nil)
 		var b metric.Batch
@@ -425,7 +425,7 @@ func TestParsePacket(t *testing.T) {
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
 			t.Errorf("Parse(%q)\n got %+v\nwant %+v", packet, got, want)
 		}
-		var wc [NumReasons]uint64
+		var wc [numReasons]uint64
 		for r, n := range wantCounts {
 			wc[r] = n
 		}
@@ -446,21 +446,21 @@ func TestParsePacket(t *testing.T) {
 	f("a:1|c\r\n\r\nb:2|c", 0, nil, a, bb)
 
 	// A bad line in the middle does not drop its neighbours.
-	f("a:1|c\ngarbage\nb:2|c", 1, map[Reason]uint64{ReasonBadFormat: 1}, a, bb)
-	f("a:1|c\nx:1|cc2\nb:2|c\nx:NaN|g\nc:3|c", 2, map[Reason]uint64{ReasonUnknownType: 1, ReasonBadValue: 1}, a, bb, c)
-	f("a:1|c\n_e{5,4}:title|tex\nb:2|c\n_sc|x|9\nc:3|c", 2, map[Reason]uint64{ReasonBadEvent: 1, ReasonBadServiceCheck: 1}, a, bb, c)
-	f("a:1|c\nb:2|c|@7\nc:3|c", 0, map[Reason]uint64{ReasonBadSampleRate: 1}, a, bb, c)
-	f("a:1|c\nx:1:NaN:2|c\nc:3|c", 0, map[Reason]uint64{ReasonBadValue: 1}, a, counter("x", "", 1), counter("x", "", 2), c)
+	f("a:1|c\ngarbage\nb:2|c", 1, map[reason]uint64{reasonBadFormat: 1}, a, bb)
+	f("a:1|c\nx:1|cc2\nb:2|c\nx:NaN|g\nc:3|c", 2, map[reason]uint64{reasonUnknownType: 1, reasonBadValue: 1}, a, bb, c)
+	f("a:1|c\n_e{5,4}:title|tex\nb:2|c\n_sc|x|9\nc:3|c", 2, map[reason]uint64{reasonBadEvent: 1, reasonBadServiceCheck: 1}, a, bb, c)
+	f("a:1|c\nb:2|c|@7\nc:3|c", 0, map[reason]uint64{reasonBadSampleRate: 1}, a, bb, c)
+	f("a:1|c\nx:1:NaN:2|c\nc:3|c", 0, map[reason]uint64{reasonBadValue: 1}, a, counter("x", "", 1), counter("x", "", 2), c)
 
 	// Overlong lines are rejected one by one (the limit is 64 here).
 	long := "x:1|c|#" + strings.Repeat("t", 60)
-	f("a:1|c\n"+long+"\nb:2|c\n"+long+"\r\nc:3|c", 2, map[Reason]uint64{ReasonLineTooLong: 2}, a, bb, c)
+	f("a:1|c\n"+long+"\nb:2|c\n"+long+"\r\nc:3|c", 2, map[reason]uint64{reasonLineTooLong: 2}, a, bb, c)
 	exact := "x:1|c|#" + strings.Repeat("t", 64-7)
 	f(exact+"\r\n"+exact, 0, nil, counter("x", strings.Repeat("t", 57), 1), counter("x", strings.Repeat("t", 57), 1))
 
 	// Invalid UTF-8 costs only its own line.
-	f("a:1|c\nx:1|c|#\xff\xfe\nb:2|c\n\xc3:1|c\nc:3|c", 2, map[Reason]uint64{ReasonInvalidUTF8: 2}, a, bb, c)
-	f("a:é|s\nx:1|c|#\xe9", 1, map[Reason]uint64{ReasonInvalidUTF8: 1}, set("a", "", "é"))
+	f("a:1|c\nx:1|c|#\xff\xfe\nb:2|c\n\xc3:1|c\nc:3|c", 2, map[reason]uint64{reasonInvalidUTF8: 2}, a, bb, c)
+	f("a:é|s\nx:1|c|#\xe9", 1, map[reason]uint64{reasonInvalidUTF8: 1}, set("a", "", "é"))
 }
 
 func TestParsePacketEventsAndChecks(t *testing.T) {
@@ -485,16 +485,16 @@ func TestParseLineEmptyAndCounting(t *testing.T) {
 	p := NewParser(10, nil)
 	var b metric.Batch
 	for _, line := range []string{"", "\r"} {
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q) = %v, want nil", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q) = %v, want nil", line, err)
 		}
 	}
-	if len(b.Samples) != 0 || errorCounts(p) != [NumReasons]uint64{} {
+	if len(b.Samples) != 0 || errorCounts(p) != [numReasons]uint64{} {
 		t.Errorf("empty lines yielded %+v, counts %v", b, errorCounts(p))
 	}
 	// Stream readers count the lines they had to discard unparsed.
 	p.countLineTooLong()
-	if n := p.Errors(ReasonLineTooLong); n != 1 {
+	if n := p.errorCount(reasonLineTooLong); n != 1 {
 		t.Errorf("line_too_long = %d, want 1", n)
 	}
 }
@@ -517,7 +517,7 @@ func TestParseThousandsOfTags(t *testing.T) {
 	}
 
 	var eb metric.Batch
-	if err := p.ParseLine([]byte("_e{1,1}:t|x|#"+raw), &eb); err != nil {
+	if err := p.parseLine([]byte("_e{1,1}:t|x|#"+raw), &eb); err != nil {
 		t.Fatal(err)
 	}
 	if len(eb.Events) != 1 || !reflect.DeepEqual(eb.Events[0].Tags, tags) {
@@ -545,12 +545,12 @@ func TestParseErrorMessages(t *testing.T) {
 		t.Helper()
 		p := NewParser(maxLen, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
+		err := p.parseLine([]byte(line), &b)
 		if err == nil {
-			t.Fatalf("ParseLine(%q): no error", line)
+			t.Fatalf("parseLine(%q): no error", line)
 		}
 		if got := err.Error(); got != want {
-			t.Errorf("ParseLine(%q) error\n got %s\nwant %s", line, got, want)
+			t.Errorf("parseLine(%q) error\n got %s\nwant %s", line, got, want)
 		}
 	}
 	f(0, "foo:1|zz", `parse "foo:1|zz": unknown metric type "zz"`)
@@ -577,17 +577,17 @@ func TestParseErrorMessages(t *testing.T) {
 func TestParseReasonString(t *testing.T) {
 	want := []string{"bad_format", "unknown_type", "bad_value", "bad_sample_rate", "line_too_long", "invalid_utf8", "bad_event", "bad_service_check"}
 	var got []string
-	for r := range NumReasons {
+	for r := range numReasons {
 		got = append(got, r.String())
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Reason strings\n got %q\nwant %q", got, want)
+		t.Errorf("reason strings\n got %q\nwant %q", got, want)
 	}
-	if s := NumReasons.String(); s != "reason_8" {
-		t.Errorf("NumReasons.String() = %q", s)
+	if s := numReasons.String(); s != "reason_8" {
+		t.Errorf("numReasons.String() = %q", s)
 	}
-	if n := NewParser(0, nil).Errors(NumReasons); n != 0 {
-		t.Errorf("Errors(NumReasons) = %d", n)
+	if n := NewParser(0, nil).errorCount(numReasons); n != 0 {
+		t.Errorf("Errors(numReasons) = %d", n)
 	}
 }
 
@@ -612,7 +612,7 @@ func TestParseTelemetry(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parse_errors self-metrics\n got %v\nwant %v", got, want)
 	}
-	if n := p.Errors(ReasonBadValue); n != 2 {
+	if n := p.errorCount(reasonBadValue); n != 2 {
 		t.Errorf("Errors(bad_value) = %d, want 2", n)
 	}
 }
@@ -636,10 +636,10 @@ func TestParseConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := p.Errors(ReasonBadFormat); n != goroutines*rounds {
+	if n := p.errorCount(reasonBadFormat); n != goroutines*rounds {
 		t.Errorf("bad_format = %d, want %d", n, goroutines*rounds)
 	}
-	if n := p.Errors(ReasonBadSampleRate); n != goroutines*rounds {
+	if n := p.errorCount(reasonBadSampleRate); n != goroutines*rounds {
 		t.Errorf("bad_sample_rate = %d, want %d", n, goroutines*rounds)
 	}
 }
@@ -681,12 +681,12 @@ func TestParseAllocs(t *testing.T) {
 	line := []byte("req.latency:12.5|ms|@0.5|#route:/a,env:prod|c:ci-abc")
 	allocs = testing.AllocsPerRun(100, func() {
 		b.Reset()
-		if err := p.ParseLine(line, &b); err != nil {
+		if err := p.parseLine(line, &b); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("ParseLine: %v allocs, want 0", allocs)
+		t.Errorf("parseLine: %v allocs, want 0", allocs)
 	}
 }
 

@@ -42,7 +42,7 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 		opts.TCPIdleTimeout = 5 * time.Minute
 	}
 	if opts.TCPMaxConnections <= 0 {
-		opts.TCPMaxConnections = DefaultTCPMaxConnections
+		opts.TCPMaxConnections = defaultTCPMaxConnections
 	}
 	return &tcpListener{
 		ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp"),

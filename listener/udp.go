@@ -113,7 +113,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 	bc := ipv4.NewPacketConn(pc) // ReadBatch uses recvmmsg for IPv6 sockets too
 	msgs := make([]ipv4.Message, readBatchSize)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagramSize)}
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagramSize)}
 		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
 	var droppedSoFar uint32

@@ -78,7 +78,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 	bufs := make([][]byte, readBatchSize)
 	sizes := make([]int, readBatchSize)
 	for i := range bufs {
-		bufs[i] = make([]byte, MaxDatagramSize)
+		bufs[i] = make([]byte, maxDatagramSize)
 	}
 	var batch metric.Batch
 	d := newDrainer(ctx, l.conn)
