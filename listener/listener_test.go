@@ -20,13 +20,16 @@ import (
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
-// countingPusher sums counter values by name; gate, when set, blocks every
-// Push until it is closed (a stalled aggregator).
+// countingPusher sums counter values by name and keeps the events and
+// service checks; gate, when set, blocks every Push until it is closed (a
+// stalled aggregator).
 type countingPusher struct {
-	gate chan struct{}
-	mu   sync.Mutex
-	sums map[string]float64
-	evts int
+	gate   chan struct{}
+	mu     sync.Mutex
+	sums   map[string]float64
+	evts   int
+	events []metric.Event
+	checks []metric.ServiceCheck
 }
 
 func (p *countingPusher) Push(samples []metric.Sample) {
@@ -44,6 +47,8 @@ func (p *countingPusher) PushEvents(e []metric.Event, c []metric.ServiceCheck) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.evts += len(e) + len(c)
+	p.events = append(p.events, e...)
+	p.checks = append(p.checks, c...)
 }
 
 func (p *countingPusher) sum(name string) float64 {
@@ -57,7 +62,9 @@ func startListener(t *testing.T, network, addr string, opts Options) (Listener, 
 	if opts.Parser == nil {
 		opts.Parser = NewParser(4096, opts.Stats)
 	}
-	opts.Log = slog.New(slog.DiscardHandler)
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	l, err := New(network, addr, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package listener
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -32,8 +33,10 @@ const (
 	// reasonBadValue: an empty, unparsable, NaN or infinite value, or an
 	// empty set member. Counted per value of a multi-value line.
 	reasonBadValue
-	// reasonBadSampleRate: "@rate" is unparsable or outside (0,1]. The
-	// sample is still kept, with rate 1.
+	// reasonBadSampleRate: "@rate" is a number outside (0,1] (NaN and ±Inf
+	// included), in which case the line is kept with rate 1; or it is empty
+	// or not a number at all ("|@", "|@abc"), which rejects the line as the
+	// Datadog Agent does.
 	reasonBadSampleRate
 	// reasonLineTooLong: the line is longer than metric_max_length.
 	reasonLineTooLong
@@ -43,6 +46,10 @@ const (
 	reasonBadEvent
 	// reasonBadServiceCheck: a malformed "_sc|..." line.
 	reasonBadServiceCheck
+	// reasonBadTimestamp: a "|T" field that is not a decimal int64 ("|T",
+	// "|TABCD", "|T1.5"); the line is rejected. A valid one is accepted and
+	// its value ignored: samples are aggregated into the arrival interval.
+	reasonBadTimestamp
 
 	// numReasons is the number of reasons, for sizing arrays indexed by reason.
 	numReasons
@@ -57,6 +64,7 @@ var reasonNames = [numReasons]string{
 	reasonInvalidUTF8:     "invalid_utf8",
 	reasonBadEvent:        "bad_event",
 	reasonBadServiceCheck: "bad_service_check",
+	reasonBadTimestamp:    "bad_timestamp",
 }
 
 // String returns the reason in snake_case, as used in the "reason:" tag of
@@ -320,10 +328,12 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	}
 
 	// Optional fields come in any order. Only the rate and the tags matter
-	// here; |T<ts> is aggregated into the arrival interval, |c:, |e: and
-	// |card: are origin detection we do not do, and any other field is
-	// skipped so that newer clients keep working. A repeated field: the
-	// last one wins, as in the Datadog Agent.
+	// here; |T<ts> is checked but aggregated into the arrival interval,
+	// |c:, |e: and |card: are origin detection we do not do, and any other
+	// field is skipped so that newer clients keep working. A repeated
+	// field: the last one wins, as in the Datadog Agent; but, as there, a
+	// rate or timestamp that is not a number rejects the line wherever it
+	// stands.
 	var tags []byte
 	rate := float32(1)
 	badRate := false
@@ -341,9 +351,18 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		case '#':
 			tags = field[1:]
 		case '@':
-			rate, badRate = 1, true
-			if r, ok := parseRate(field[1:]); ok {
+			r, st := parseRate(field[1:])
+			switch st {
+			case rateOK:
 				rate, badRate = r, false
+			case rateOutOfRange:
+				rate, badRate = 1, true
+			default:
+				return p.rejectArg(f, reasonBadSampleRate, "invalid sample rate", field[1:])
+			}
+		case 'T':
+			if !isInt64(field[1:]) {
+				return p.rejectArg(f, reasonBadTimestamp, "invalid timestamp", field[1:])
 			}
 		}
 	}
@@ -446,14 +465,58 @@ func nameEnd(line []byte) int {
 	return i
 }
 
+// rateStatus is what parseRate found.
+type rateStatus uint8
+
+const (
+	rateOK         rateStatus = iota
+	rateOutOfRange            // a number, but not in (0,1]: counted, rate 1
+	rateInvalid               // not a number: the line is bad
+)
+
 // parseRate parses a sample rate, which must be in (0,1] and stay non-zero
-// as the float32 a Sample carries.
-func parseRate(s []byte) (float32, bool) {
-	r, ok := parseValue(s)
-	if !ok || !(r > 0 && r <= 1) || float32(r) == 0 {
-		return 0, false
+// as the float32 a Sample carries. "Not a number" is strconv.ParseFloat's
+// syntax error, as in the Datadog Agent: "NaN", "Inf" and "1e400" are
+// numbers, just not rates.
+func parseRate(s []byte) (float32, rateStatus) {
+	r, ok := parseSimpleDecimal(s)
+	if !ok {
+		// The unsafe string lives only for this call (see parseValue).
+		var err error
+		r, err = strconv.ParseFloat(unsafe.String(unsafe.SliceData(s), len(s)), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, rateInvalid
+		}
 	}
-	return float32(r), true
+	if !(r > 0 && r <= 1) || float32(r) == 0 {
+		return 0, rateOutOfRange
+	}
+	return float32(r), rateOK
+}
+
+// isInt64 reports whether s is a decimal int64 as strconv.ParseInt(s, 10,
+// 64) reads it (an optional sign, then digits), without its allocation of
+// an error for the bad ones.
+func isInt64(s []byte) bool {
+	limit := uint64(math.MaxInt64)
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+		if s[0] == '-' {
+			limit++
+		}
+		s = s[1:]
+	}
+	if len(s) == 0 {
+		return false
+	}
+	var n uint64
+	for _, c := range s {
+		d := uint64(c - '0')
+		if d > 9 || n > (limit-d)/10 {
+			return false
+		}
+		n = n*10 + d
+	}
+	return true
 }
 
 // parseValue parses a finite float64 with strconv.ParseFloat's syntax.

@@ -137,8 +137,15 @@ func TestParseMetricLines(t *testing.T) {
 	f("x:1|c|zzz|#a|qq:1", counter("x", "a", 1))
 	f("x:1|c||#a||", counter("x", "a", 1))
 	f("x:1|c|", counter("x", "", 1))
-	f("x:1|c|T", counter("x", "", 1))
-	f("x:1|c|Tnotanumber", counter("x", "", 1))
+
+	// |T must be an int64; its value is not used (samples go into the
+	// arrival interval), so any integer does.
+	f("x:1|c|T0", counter("x", "", 1))
+	f("x:1|c|T-1", counter("x", "", 1))
+	f("x:1|c|T+1700000000", counter("x", "", 1))
+	f("x:1|c|T9223372036854775807", counter("x", "", 1))
+	f("x:1|c|T-9223372036854775808", counter("x", "", 1))
+	f("x:1|c|T00000000000000000000001", counter("x", "", 1))
 
 	// A repeated field: the last one wins.
 	f("x:1|c|#a|#b", counter("x", "b", 1))
@@ -229,6 +236,35 @@ func TestParseLineRejects(t *testing.T) {
 	f("x:|s", reasonBadValue)
 	f("x:NaN|c|@2", reasonBadValue) // a rejected line does not also count its rate
 
+	// A rate that is not a number rejects the line, as in the Datadog
+	// Agent, wherever it stands and whatever other rate the line has.
+	f("x:1|c|@", reasonBadSampleRate)
+	f("x:666|g|@abc", reasonBadSampleRate)
+	f("x:1|c|@abc|#a", reasonBadSampleRate)
+	f("x:1|c|@0.5|@abc", reasonBadSampleRate)
+	f("x:1|c|@abc|@0.5", reasonBadSampleRate)
+	f("x:1|c|@0,5", reasonBadSampleRate)
+	f("x:1|c|@ 0.5", reasonBadSampleRate)
+	f("x:1|c|@0.5x", reasonBadSampleRate)
+	f("x:1:2|h|@-", reasonBadSampleRate)
+	f("x:u|s|@.", reasonBadSampleRate)
+	f("x:NaN|c|@abc", reasonBadSampleRate) // optional fields are read before the value
+
+	// So does a |T that is not a decimal int64.
+	f("x:1|c|T", reasonBadTimestamp)
+	f("x:1|c|TABCD", reasonBadTimestamp)
+	f("x:1|c|Tnotanumber|#a", reasonBadTimestamp)
+	f("x:1|c|T1.5", reasonBadTimestamp)
+	f("x:1|c|T1e9", reasonBadTimestamp)
+	f("x:1|c|T1_000", reasonBadTimestamp)
+	f("x:1|c|T0x10", reasonBadTimestamp)
+	f("x:1|c|T 1", reasonBadTimestamp)
+	f("x:1|c|T-", reasonBadTimestamp)
+	f("x:1|c|T9223372036854775808", reasonBadTimestamp)
+	f("x:1|c|T-9223372036854775809", reasonBadTimestamp)
+	f("x:1|c|T1700000000|T", reasonBadTimestamp)
+	f("x:1:2|d|@0.5|TABCD|#a", reasonBadTimestamp)
+
 	// Too long, bad encoding.
 	f("x:1|c|#"+strings.Repeat("a", 94), reasonLineTooLong)
 	f("x:1|c|#\xff", reasonInvalidUTF8)
@@ -291,10 +327,12 @@ func TestParseBadSampleRateKeepsSample(t *testing.T) {
 	f("x:1|c|@2", counter("x", "", 1))
 	f("x:1|c|@-1", counter("x", "", 1))
 	f("x:1|c|@-0.5", counter("x", "", 1))
-	f("x:1|c|@abc|#a", counter("x", "a", 1))
-	f("x:1|c|@", counter("x", "", 1))
+	// Numbers, though not rates (strconv.ParseFloat reads them all).
 	f("x:1|c|@NaN", counter("x", "", 1))
 	f("x:1|c|@Inf", counter("x", "", 1))
+	f("x:1|c|@-Infinity|#a", counter("x", "a", 1))
+	f("x:1|c|@1e400", counter("x", "", 1))
+	f("x:1|c|@0x1p1", counter("x", "", 1))
 	f("x:1|c|@1.0000001", counter("x", "", 1))
 	f("x:1|c|@1e-300", counter("x", "", 1)) // would be 0 as a float32
 	f("x:1|c|@0.5|@7", counter("x", "", 1)) // the last rate wins, even a bad one
@@ -567,6 +605,9 @@ func TestParseErrorMessages(t *testing.T) {
 	f(0, "_e{5,4}:title|tex", `parse "_e{5,4}:title|tex": event shorter than its header says`)
 	f(0, "_e{1,1}:t|x|p:urgent", `parse "_e{1,1}:t|x|p:urgent": invalid event priority "urgent"`)
 	f(0, "_sc|db|7", `parse "_sc|db|7": invalid service check status "7"`)
+	f(0, "x:1|c|@abc", `parse "x:1|c|@abc": invalid sample rate "abc"`)
+	f(0, "x:1|c|@", `parse "x:1|c|@": invalid sample rate ""`)
+	f(0, "x:1|c|TABCD", `parse "x:1|c|TABCD": invalid timestamp "ABCD"`)
 	// Long input is cut in the message.
 	long := "x:1|zz|#" + strings.Repeat("t", 200)
 	f(0, long, `parse "`+long[:64]+`...": unknown metric type "zz"`)
@@ -575,7 +616,7 @@ func TestParseErrorMessages(t *testing.T) {
 }
 
 func TestParseReasonString(t *testing.T) {
-	want := []string{"bad_format", "unknown_type", "bad_value", "bad_sample_rate", "line_too_long", "invalid_utf8", "bad_event", "bad_service_check"}
+	want := []string{"bad_format", "unknown_type", "bad_value", "bad_sample_rate", "line_too_long", "invalid_utf8", "bad_event", "bad_service_check", "bad_timestamp"}
 	var got []string
 	for r := range numReasons {
 		got = append(got, r.String())
@@ -583,7 +624,7 @@ func TestParseReasonString(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("reason strings\n got %q\nwant %q", got, want)
 	}
-	if s := numReasons.String(); s != "reason_8" {
+	if s := numReasons.String(); s != "reason_9" {
 		t.Errorf("numReasons.String() = %q", s)
 	}
 	if n := NewParser(0, nil).errorCount(numReasons); n != 0 {
@@ -670,7 +711,7 @@ func TestParseAllocs(t *testing.T) {
 		t.Errorf("Parse of a typical packet: %v allocs, want 0", allocs)
 	}
 	// Counted-but-kept problems must not allocate either.
-	bad := []byte("x:1|c|@7\nx:1:NaN:2|h\nx:1|c|#\xff\n")
+	bad := []byte("x:1|c|@7\nx:1:NaN:2|h\nx:1|c|#\xff\nx:1|c|TABCD\n")
 	allocs = testing.AllocsPerRun(100, func() {
 		b.Reset()
 		p.Parse(bad, &b)
@@ -720,5 +761,26 @@ func checkParseValue(t *testing.T, s string) {
 	wantOK := err == nil && !math.IsNaN(want) && !math.IsInf(want, 0)
 	if ok != wantOK || (ok && math.Float64bits(got) != math.Float64bits(want)) {
 		t.Errorf("parseValue(%q) = %v, %v; strconv says %v, %v", s, got, ok, want, err)
+	}
+}
+
+// isInt64 must agree with strconv.ParseInt(s, 10, 64), which it replaces
+// to keep bad |T fields from allocating an error.
+func TestIsInt64MatchesStrconv(t *testing.T) {
+	for _, s := range []string{
+		"0", "-0", "+0", "1", "-1", "+1", "1700000000", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616",
+		"99999999999999999999", "00000000000000000000001", "", "+", "-", "--1", "+-1", "1-", "1.0", "1e3",
+		"0x10", "1_000", " 1", "1 ", "a", "١",
+	} {
+		checkIsInt64(t, s)
+	}
+}
+
+func checkIsInt64(t *testing.T, s string) {
+	t.Helper()
+	_, err := strconv.ParseInt(s, 10, 64)
+	if got := isInt64([]byte(s)); got != (err == nil) {
+		t.Errorf("isInt64(%q) = %v; strconv.ParseInt says %v", s, got, err)
 	}
 }

@@ -1,0 +1,83 @@
+package listener
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/await"
+)
+
+// udpRoundTrip sends each datagram to a fresh one-reader UDP listener,
+// waits until every name in wait has arrived (a datagram is parsed and
+// pushed as one batch, so the rest of it has arrived too), then stops the
+// listener so that nothing more can arrive and returns what it pushed.
+func udpRoundTrip(t *testing.T, parser *Parser, wait []string, datagrams ...string) *countingPusher {
+	t.Helper()
+	p := &countingPusher{sums: map[string]float64{}}
+	l, cancel, done := startListener(t, "udp", "127.0.0.1:0", Options{Pusher: p, Parser: parser, NumReaders: 1})
+	conn, err := net.Dial("udp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, d := range datagrams {
+		if _, err := conn.Write([]byte(d)); err != nil {
+			t.Fatalf("write %d-byte datagram: %v", len(d), err)
+		}
+	}
+	await.Until(t, 5*time.Second, func() (bool, string) {
+		for _, name := range wait {
+			if p.sum(name) == 0 {
+				return false, name + " has not arrived"
+			}
+		}
+		return true, ""
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Bad lines of every new kind sit between good ones in one datagram: each
+// good line arrives exactly once, each bad one is dropped and counted.
+func TestUDPBadRateAndTimestampDropOnlyTheirLine(t *testing.T) {
+	lines := []string{
+		"good.a:1|c",
+		"bad:1|c|@",
+		"good.b:1|c",
+		"bad:666|g|@abc",
+		"good.c:1|c|@1",
+		"bad:1|c|T",
+		"good.d:1|c|T1700000000",
+		"bad:1|c|TABCD",
+		"good.e:1|c|@7", // a number outside (0,1]: kept with rate 1, counted
+		"bad:1:2|h|@0.5|T1.5|#a",
+		"good.f:1|c",
+	}
+	parser := NewParser(4096, nil)
+	var good []string
+	for _, l := range lines {
+		if name, _, _ := strings.Cut(l, ":"); strings.HasPrefix(name, "good.") {
+			good = append(good, name)
+		}
+	}
+	p := udpRoundTrip(t, parser, good, strings.Join(lines, "\n")+"\n")
+	for _, name := range good {
+		if got := p.sum(name); got != 1 {
+			t.Errorf("%s = %v, want exactly 1", name, got)
+		}
+	}
+	if got := p.sum("bad"); got != 0 {
+		t.Errorf("bad lines yielded %v", got)
+	}
+	if n := parser.errorCount(reasonBadSampleRate); n != 3 {
+		t.Errorf("bad_sample_rate = %d, want 3 (two rejected lines, one kept)", n)
+	}
+	if n := parser.errorCount(reasonBadTimestamp); n != 3 {
+		t.Errorf("bad_timestamp = %d, want 3", n)
+	}
+}
