@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -79,5 +80,51 @@ func TestUDPBadRateAndTimestampDropOnlyTheirLine(t *testing.T) {
 	}
 	if n := parser.errorCount(reasonBadTimestamp); n != 3 {
 		t.Errorf("bad_timestamp = %d, want 3", n)
+	}
+}
+
+// A 64 KiB-class datagram (the most a UDP datagram carries over IPv4) is
+// read whole: every one of its lines counts, bad ones among them cost only
+// themselves, and a line over metric_max_length costs only itself.
+func TestUDPLargestDatagram(t *testing.T) {
+	const maxUDPPayload = 65507 // 65535 - 8 (UDP header) - 20 (IPv4 header)
+	parser := NewParser(4096, nil)
+	var b strings.Builder
+	good := 0
+	var want [numReasons]uint64
+	for i := 0; ; i++ {
+		line, r := fmt.Sprintf("big:1|c|#i:%d\r\n", i), numReasons
+		switch i % 50 {
+		case 10:
+			line, r = "x:1|c|@abc\n", reasonBadSampleRate
+		case 20:
+			line, r = "x:1|c|#"+strings.Repeat("t", 5000)+"\n", reasonLineTooLong
+		case 30:
+			line, r = "x:NaN|g\n", reasonBadValue
+		}
+		if b.Len()+len(line)+len("last:1|c") > maxUDPPayload {
+			break
+		}
+		b.WriteString(line)
+		if r == numReasons {
+			good++
+		} else {
+			want[r]++
+		}
+	}
+	b.WriteString("last:1|c")
+	packet := strings.Repeat("\n", maxUDPPayload-b.Len()) + b.String() // empty lines are fine
+	if len(packet) != maxUDPPayload || good < 400 {
+		t.Fatalf("built %d bytes, %d good lines", len(packet), good)
+	}
+	p := udpRoundTrip(t, parser, []string{"last"}, packet)
+	if got := p.sum("big"); got != float64(good) {
+		t.Errorf("big = %v, want %d", got, good)
+	}
+	if got := p.sum("last"); got != 1 {
+		t.Errorf("last = %v, want 1", got)
+	}
+	if got := errorCounts(parser); got != want {
+		t.Errorf("parse error counts %v, want %v", got, want)
 	}
 }
