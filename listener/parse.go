@@ -42,9 +42,13 @@ const (
 	reasonLineTooLong
 	// reasonInvalidUTF8: the line is not valid UTF-8.
 	reasonInvalidUTF8
-	// reasonBadEvent: a malformed "_e{...}" line.
+	// reasonBadEvent: a malformed "_e{...}" line, which is rejected; or an
+	// optional field of an event with a bad value (d:abc, p:urgent,
+	// t:test), which is ignored and the event kept, as in the Agent.
 	reasonBadEvent
-	// reasonBadServiceCheck: a malformed "_sc|..." line.
+	// reasonBadServiceCheck: a malformed "_sc|..." line, which is
+	// rejected; or a service check's d: that is not an integer, which is
+	// ignored and the check kept.
 	reasonBadServiceCheck
 	// reasonBadTimestamp: a "|T" field that is not a decimal int64 ("|T",
 	// "|TABCD", "|T1.5"); the line is rejected. A valid one is accepted and
@@ -594,8 +598,10 @@ func parseSimpleDecimal(s []byte) (float64, bool) {
 //	_e{<title length>,<text length>}:<title>|<text>[|d:ts|h:host|k:key|p:priority|s:source|t:alert type|#tags]
 //
 // where the lengths count the bytes as sent, escapes included, and must
-// match exactly. Optional fields come in any order; unknown ones are
-// skipped, but a known field with an invalid value rejects the event.
+// match exactly. Optional fields come in any order and unknown ones are
+// skipped. As in the Datadog Agent, a known field with an invalid value
+// (d:abc, p:urgent, t:test) is ignored and the event kept; it is counted
+// as bad_event all the same, so that a client sending it can be found.
 func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_e{"):]
 	titleLen, n := parseLength(s)
@@ -626,6 +632,8 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 		Priority:  "normal",
 		AlertType: "info",
 	}
+	var host, tags []byte
+	badField := false
 	rest := s[end:]
 	for len(rest) > 0 {
 		rest = rest[1:] // the '|' before each field
@@ -637,13 +645,13 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 		}
 		switch {
 		case bytes.HasPrefix(field, []byte("d:")):
-			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
-			if err != nil {
-				return p.rejectArg(f, reasonBadEvent, "invalid event timestamp", field[2:])
+			if ts, err := strconv.ParseInt(string(field[2:]), 10, 64); err == nil {
+				ev.Timestamp = ts
+			} else {
+				badField = true
 			}
-			ev.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):
-			ev.Hostname = string(field[2:])
+			host = field[2:]
 		case bytes.HasPrefix(field, []byte("k:")):
 			ev.AggregationKey = string(field[2:])
 		case bytes.HasPrefix(field, []byte("p:")):
@@ -651,7 +659,7 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "normal", "low":
 				ev.Priority = v
 			default:
-				return p.rejectArg(f, reasonBadEvent, "invalid event priority", field[2:])
+				badField = true
 			}
 		case bytes.HasPrefix(field, []byte("s:")):
 			ev.SourceType = string(field[2:])
@@ -660,11 +668,15 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "info", "error", "warning", "success":
 				ev.AlertType = v
 			default:
-				return p.rejectArg(f, reasonBadEvent, "invalid event alert type", field[2:])
+				badField = true
 			}
 		case bytes.HasPrefix(field, []byte("#")):
-			ev.Tags = splitTags(field[1:])
+			tags = field[1:]
 		}
+	}
+	ev.Tags, ev.Hostname, ev.HostSet = eventTags(tags, host)
+	if badField {
+		p.count(reasonBadEvent)
 	}
 	b.Events = append(b.Events, ev)
 	return true
@@ -677,7 +689,9 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 // As in the Datadog Agent, m: is a field like the others and ends at the
 // next '|': datadog-go v5 writes its |c: container field after the message.
 // The message is kept as sent (datadog-go's "\n" and "m\:" escapes are not
-// undone, as the Agent does not undo them either).
+// undone, as the Agent does not undo them either). A d: that is not an
+// integer is ignored, the check kept and the field counted as
+// bad_service_check, as parseEvent does for events.
 func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_sc|"):]
 	name, s, ok := bytes.Cut(s, []byte("|"))
@@ -695,23 +709,29 @@ func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) boo
 		Name:   string(name),
 		Status: metric.CheckStatus(status[0] - '0'),
 	}
+	var host, tags []byte
+	badField := false
 	for more {
 		var field []byte
 		field, rest, more = bytes.Cut(rest, []byte("|"))
 		switch {
 		case bytes.HasPrefix(field, []byte("d:")):
-			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
-			if err != nil {
-				return p.rejectArg(f, reasonBadServiceCheck, "invalid service check timestamp", field[2:])
+			if ts, err := strconv.ParseInt(string(field[2:]), 10, 64); err == nil {
+				sc.Timestamp = ts
+			} else {
+				badField = true
 			}
-			sc.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):
-			sc.Hostname = string(field[2:])
+			host = field[2:]
 		case bytes.HasPrefix(field, []byte("m:")):
 			sc.Message = string(field[2:])
 		case bytes.HasPrefix(field, []byte("#")):
-			sc.Tags = splitTags(field[1:])
+			tags = field[1:]
 		}
+	}
+	sc.Tags, sc.Hostname, sc.HostSet = eventTags(tags, host)
+	if badField {
+		p.count(reasonBadServiceCheck)
 	}
 	b.Checks = append(b.Checks, sc)
 	return true
@@ -739,15 +759,31 @@ func unescapeNewlines(s []byte) string {
 	return strings.ReplaceAll(string(s), `\n`, "\n")
 }
 
-// splitTags copies a comma-separated tag list, dropping empty tags.
-func splitTags(raw []byte) []string {
-	var tags []string
+// eventTags splits the comma-separated tags of an event or service check
+// and settles its host. It copies the tags, dropping empty ones, the
+// "host:" tags and the "dd.internal.*" ones (origin detection, which is
+// consumed here and never sent on). The host follows the Datadog Agent: a
+// non-empty h: field (hField), else the last "host:" tag, even an empty
+// one, which means no host; else none is set and the aggregator's default
+// applies (hostSet false).
+func eventTags(raw, hField []byte) (tags []string, host string, hostSet bool) {
+	var hostTag []byte
 	for len(raw) > 0 {
 		var t []byte
 		t, raw, _ = bytes.Cut(raw, []byte(","))
-		if len(t) > 0 {
+		switch {
+		case len(t) == 0, bytes.HasPrefix(t, []byte("dd.internal.")):
+		case bytes.HasPrefix(t, []byte("host:")):
+			hostTag, hostSet = t[len("host:"):], true
+		default:
 			tags = append(tags, string(t))
 		}
 	}
-	return tags
+	switch {
+	case len(hField) > 0:
+		return tags, string(hField), true
+	case hostSet:
+		return tags, string(hostTag), true
+	}
+	return tags, "", false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ var fuzzSeeds = []string{
 	"_e{6,8}:deploy|v1.2 out|d:1700000000|h:web1|k:agg|p:low|s:jenkins|t:success|#env:prod,team:x",
 	"_e{6,12}:ti\\ntl|line1\\nline2", "_e{3,1}:a|b|c", "_e{1,0}:a|",
 	"_e{5,4}:title|tex", "_e{5,4}:title|texts", "_e{0,4}:|text", "_e{5,4}:title|text|p:urgent", "_e{",
+	"_e{1,1}:t|x|d:abc|t:test|#host:,dd.internal.card:high,a", "_e{1,1}:t|x|h:web1|#host:web2", "_sc|db|0|d:x|h:|#host:h,dd.internal.entity_id:e",
 	"_sc|db.up|0", "_sc|db.up|2|d:1700000000|h:web1|#env:prod,db:main|m:disk full",
 	"_sc|db.up|1|#env:prod|m:line1\\nline2 m\\: x|c:ci-abc123", "_sc|db.up|4", "_sc||0", "_sc|db.up",
 	"a:1|c\nb:2|c\r\nc:3|c\n", "a:1|c\ngarbage\nb:2|c", "\n\n\r\n", "x:1|c\r",
@@ -182,16 +184,12 @@ func checkEvent(t *testing.T, e metric.Event) {
 	case e.AlertType != "info" && e.AlertType != "error" && e.AlertType != "warning" && e.AlertType != "success":
 		t.Fatalf("event %+v: alert type", e)
 	}
-	for _, tag := range e.Tags {
-		if tag == "" || strings.ContainsAny(tag, ",|\n") {
-			t.Fatalf("event %+v: tag %q", e, tag)
-		}
-	}
+	checkEventTags(t, e.Tags, e.Hostname, e.HostSet)
 	esc := func(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
 	title, text := esc(e.Title), esc(e.Text)
 	line := "_e{" + strconv.Itoa(len(title)) + "," + strconv.Itoa(len(text)) + "}:" + title + "|" + text +
 		"|h:" + e.Hostname + "|k:" + e.AggregationKey + "|p:" + e.Priority + "|s:" + e.SourceType +
-		"|t:" + e.AlertType + "|#" + strings.Join(e.Tags, ",") + "|d:" + strconv.FormatInt(e.Timestamp, 10)
+		"|t:" + e.AlertType + "|#" + encodeEventTags(e.Tags, e.Hostname, e.HostSet) + "|d:" + strconv.FormatInt(e.Timestamp, 10)
 	var b metric.Batch
 	if err := NewParser(0, nil).parseLine([]byte(line), &b); err != nil {
 		t.Fatalf("re-encoded %+v as %q: %v", e, line, err)
@@ -206,7 +204,8 @@ func checkServiceCheck(t *testing.T, c metric.ServiceCheck) {
 	if c.Name == "" || c.Status > metric.CheckUnknown {
 		t.Fatalf("service check %+v: empty name or bad status", c)
 	}
-	line := "_sc|" + c.Name + "|" + strconv.Itoa(int(c.Status)) + "|h:" + c.Hostname + "|#" + strings.Join(c.Tags, ",") +
+	checkEventTags(t, c.Tags, c.Hostname, c.HostSet)
+	line := "_sc|" + c.Name + "|" + strconv.Itoa(int(c.Status)) + "|h:" + c.Hostname + "|#" + encodeEventTags(c.Tags, c.Hostname, c.HostSet) +
 		"|m:" + c.Message + "|d:" + strconv.FormatInt(c.Timestamp, 10)
 	var b metric.Batch
 	if err := NewParser(0, nil).parseLine([]byte(line), &b); err != nil {
@@ -215,4 +214,28 @@ func checkServiceCheck(t *testing.T, c metric.ServiceCheck) {
 	if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{c}) {
 		t.Fatalf("re-encoded %#v as %q, which parses as %#v", c, line, b.Checks)
 	}
+}
+
+// checkEventTags checks the tags and host of an event or service check: no
+// empty, host: or dd.internal.* tag survives, and a host is only ever set
+// by the line.
+func checkEventTags(t *testing.T, tags []string, host string, hostSet bool) {
+	t.Helper()
+	if !hostSet && host != "" {
+		t.Fatalf("host %q without HostSet", host)
+	}
+	for _, tag := range tags {
+		if tag == "" || strings.ContainsAny(tag, ",|\n") || strings.HasPrefix(tag, "host:") || strings.HasPrefix(tag, "dd.internal.") {
+			t.Fatalf("tags %q: tag %q", tags, tag)
+		}
+	}
+}
+
+// encodeEventTags writes tags back, with the "host:" tag that an explicit
+// empty host needs (an empty h: field names no host).
+func encodeEventTags(tags []string, host string, hostSet bool) string {
+	if hostSet && host == "" {
+		tags = append(slices.Clip(tags), "host:")
+	}
+	return strings.Join(tags, ",")
 }

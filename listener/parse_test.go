@@ -289,10 +289,6 @@ func TestParseLineRejects(t *testing.T) {
 	f("_e{0,4}:|text", reasonBadEvent)
 	f("_e{5,99999999}:title|text", reasonBadEvent)
 	f("_e{9999999999,4}:title|text", reasonBadEvent)
-	f("_e{5,4}:title|text|p:urgent", reasonBadEvent)
-	f("_e{5,4}:title|text|t:fatal", reasonBadEvent)
-	f("_e{5,4}:title|text|t:", reasonBadEvent)
-	f("_e{5,4}:title|text|d:soon", reasonBadEvent)
 
 	// Service checks.
 	f("_sc|db.ok|4", reasonBadServiceCheck)
@@ -303,7 +299,6 @@ func TestParseLineRejects(t *testing.T) {
 	f("_sc|db.ok", reasonBadServiceCheck)
 	f("_sc||0", reasonBadServiceCheck)
 	f("_sc|", reasonBadServiceCheck)
-	f("_sc|db.ok|0|d:yesterday", reasonBadServiceCheck)
 }
 
 func TestParseBadSampleRateKeepsSample(t *testing.T) {
@@ -368,29 +363,40 @@ func TestParseMultiValueBadValues(t *testing.T) {
 	f("x:NaN:Inf:abc|h|#a", 3, true)
 }
 
+// checkEventLine parses line, which must yield want and nothing else, and
+// count badFields bad_event (fields ignored, the event kept).
+func checkEventLine(t *testing.T, line string, badFields uint64, want metric.Event) {
+	t.Helper()
+	p := NewParser(4096, nil)
+	var b metric.Batch
+	if err := p.parseLine([]byte(line), &b); err != nil {
+		t.Errorf("parseLine(%q): unexpected error %v", line, err)
+	}
+	if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
+		t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
+	}
+	if len(b.Samples) != 0 || len(b.Checks) != 0 {
+		t.Errorf("parseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
+	}
+	var wantCounts [numReasons]uint64
+	wantCounts[reasonBadEvent] = badFields
+	if got := errorCounts(p); got != wantCounts {
+		t.Errorf("parseLine(%q): counted errors %v, want %v", line, got, wantCounts)
+	}
+}
+
+// ev is an event with only a title and text: its defaults.
+func ev(title, text string) metric.Event {
+	return metric.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
+}
+
 func TestParseEvents(t *testing.T) {
 	f := func(line string, want metric.Event) {
 		t.Helper()
-		p := NewParser(4096, nil)
-		var b metric.Batch
-		if err := p.parseLine([]byte(line), &b); err != nil {
-			t.Errorf("parseLine(%q): unexpected error %v", line, err)
-		}
-		if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
-			t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
-		}
-		if len(b.Samples) != 0 || len(b.Checks) != 0 {
-			t.Errorf("parseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
-		}
-		if got := errorCounts(p); got != [numReasons]uint64{} {
-			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
-		}
-	}
-	ev := func(title, text string) metric.Event {
-		return metric.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
+		checkEventLine(t, line, 0, want)
 	}
 	full := metric.Event{
-		Title: "deploy", Text: "v1.2 out", Timestamp: 1700000000, Hostname: "web1",
+		Title: "deploy", Text: "v1.2 out", Timestamp: 1700000000, Hostname: "web1", HostSet: true,
 		AggregationKey: "agg", Priority: "low", SourceType: "jenkins", AlertType: "success",
 		Tags: []string{"env:prod", "team:x"},
 	}
@@ -418,27 +424,35 @@ func TestParseEvents(t *testing.T) {
 	f("_e{6,18}:Deploy|line one\\nline two|p:normal|t:warning|#env:prod|c:ci-abc123", dd)
 }
 
+// checkServiceCheckLine is checkEventLine for service checks.
+func checkServiceCheckLine(t *testing.T, line string, badFields uint64, want metric.ServiceCheck) {
+	t.Helper()
+	p := NewParser(4096, nil)
+	var b metric.Batch
+	if err := p.parseLine([]byte(line), &b); err != nil {
+		t.Errorf("parseLine(%q): unexpected error %v", line, err)
+	}
+	if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
+		t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
+	}
+	if len(b.Samples) != 0 || len(b.Events) != 0 {
+		t.Errorf("parseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
+	}
+	var wantCounts [numReasons]uint64
+	wantCounts[reasonBadServiceCheck] = badFields
+	if got := errorCounts(p); got != wantCounts {
+		t.Errorf("parseLine(%q): counted errors %v, want %v", line, got, wantCounts)
+	}
+}
+
 func TestParseServiceChecks(t *testing.T) {
 	f := func(line string, want metric.ServiceCheck) {
 		t.Helper()
-		p := NewParser(4096, nil)
-		var b metric.Batch
-		if err := p.parseLine([]byte(line), &b); err != nil {
-			t.Errorf("parseLine(%q): unexpected error %v", line, err)
-		}
-		if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
-			t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
-		}
-		if len(b.Samples) != 0 || len(b.Events) != 0 {
-			t.Errorf("parseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
-		}
-		if got := errorCounts(p); got != [numReasons]uint64{} {
-			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
-		}
+		checkServiceCheckLine(t, line, 0, want)
 	}
 	full := metric.ServiceCheck{
 		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000000,
-		Hostname: "web1", Tags: []string{"env:prod", "db:main"}, Message: "disk full",
+		Hostname: "web1", HostSet: true, Tags: []string{"env:prod", "db:main"}, Message: "disk full",
 	}
 	f("_sc|db.up|0", metric.ServiceCheck{Name: "db.up", Status: metric.CheckOK})
 	f("_sc|db.up|1", metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning})
@@ -450,6 +464,89 @@ func TestParseServiceChecks(t *testing.T) {
 	// which therefore does not belong to the message.
 	f("_sc|db.up|1|#env:prod|m:line1\\nline2 m\\: x|c:ci-abc123",
 		metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning, Tags: []string{"env:prod"}, Message: "line1\\nline2 m\\: x"})
+}
+
+// As in the Datadog Agent, an optional field with a bad value is ignored
+// and the event or check kept (counted, so that the sender can be found).
+func TestParseEventAndCheckBadFieldsIgnored(t *testing.T) {
+	e := func(line string, badFields uint64, want metric.Event) {
+		t.Helper()
+		checkEventLine(t, line, badFields, want)
+	}
+	withTS := ev("t", "x")
+	withTS.Timestamp = 1700000000
+	e("_e{1,1}:t|x|d:abc", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:1.5", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:1700000000|d:abc", 1, withTS) // the bad one does not erase the good one
+	e("_e{1,1}:t|x|p:urgent", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|p:", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|p:LOW", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:test", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:fatal", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:", 1, ev("t", "x"))
+	low := ev("t", "x")
+	low.Priority, low.Tags = "low", []string{"a"}
+	e("_e{1,1}:t|x|p:low|t:bogus|#a", 1, low)
+	e("_e{1,1}:t|x|p:urgent|t:test|d:abc|#a|p:low", 1, low) // counted once per event
+
+	c := func(line string, badFields uint64, want metric.ServiceCheck) {
+		t.Helper()
+		checkServiceCheckLine(t, line, badFields, want)
+	}
+	c("_sc|db.ok|0|d:yesterday", 1, metric.ServiceCheck{Name: "db.ok", Status: metric.CheckOK})
+	c("_sc|db.ok|1|d:|m:slow", 1, metric.ServiceCheck{Name: "db.ok", Status: metric.CheckWarning, Message: "slow"})
+	c("_sc|db.ok|2|d:1700000000|d:x|#a", 1,
+		metric.ServiceCheck{Name: "db.ok", Status: metric.CheckCritical, Timestamp: 1700000000, Tags: []string{"a"}})
+}
+
+// A host: tag sets the host of an event or check and is removed from its
+// tags; an explicit non-empty h: wins over it; "host:" with no value means
+// no host. HostSet tells the aggregator not to apply its default.
+func TestParseEventAndCheckHost(t *testing.T) {
+	e := func(line string, host string, hostSet bool, tags ...string) {
+		t.Helper()
+		want := ev("t", "x")
+		want.Hostname, want.HostSet, want.Tags = host, hostSet, tags
+		checkEventLine(t, line, 0, want)
+	}
+	e("_e{1,1}:t|x", "", false)
+	e("_e{1,1}:t|x|#a", "", false, "a")
+	e("_e{1,1}:t|x|h:web1", "web1", true)
+	e("_e{1,1}:t|x|#host:web2,a", "web2", true, "a")
+	e("_e{1,1}:t|x|#a,host:web2", "web2", true, "a")
+	e("_e{1,1}:t|x|h:web1|#host:web2,a", "web1", true, "a") // h: wins
+	e("_e{1,1}:t|x|#host:web2,a|h:web1", "web1", true, "a") // in either order
+	e("_e{1,1}:t|x|#host:,a", "", true, "a")                // explicitly no host
+	e("_e{1,1}:t|x|h:web1|#host:", "web1", true)
+	e("_e{1,1}:t|x|h:|#host:web2", "web2", true) // an empty h: names nothing, as in the Agent
+	e("_e{1,1}:t|x|h:", "", false)
+	e("_e{1,1}:t|x|#host:a,host:b", "b", true)  // the last host: tag, as in the Agent
+	e("_e{1,1}:t|x|#host:a|#b", "", false, "b") // the last #tags field wins whole
+	e("_e{1,1}:t|x|#hostname:h,host,hosts:x", "", false, "hostname:h", "host", "hosts:x")
+	e("_e{1,1}:t|x|h:web1|h:web3", "web3", true)
+
+	c := func(line string, host string, hostSet bool, tags ...string) {
+		t.Helper()
+		checkServiceCheckLine(t, line, 0, metric.ServiceCheck{Name: "db", Status: metric.CheckOK, Hostname: host, HostSet: hostSet, Tags: tags})
+	}
+	c("_sc|db|0", "", false)
+	c("_sc|db|0|h:web1", "web1", true)
+	c("_sc|db|0|#env:prod,host:web2", "web2", true, "env:prod")
+	c("_sc|db|0|#host:web2|h:web1", "web1", true)
+	c("_sc|db|0|#host:,env:prod", "", true, "env:prod")
+	c("_sc|db|0|h:|#host:web2", "web2", true)
+}
+
+// dd.internal.* tags are origin detection that datadog-go adds; they are
+// consumed, never sent on with an event or check.
+func TestParseEventAndCheckDropInternalTags(t *testing.T) {
+	want := ev("t", "x")
+	want.Tags = []string{"env:prod", "dd.internalx", "internal.dd.x:1"}
+	checkEventLine(t, "_e{1,1}:t|x|#dd.internal.entity_id:pod-uid-1,env:prod,dd.internal.card:high,dd.internalx,dd.internal.jmx_check_name:j,internal.dd.x:1", 0, want)
+	checkEventLine(t, "_e{1,1}:t|x|#dd.internal.entity_id:1", 0, ev("t", "x"))
+	checkServiceCheckLine(t, "_sc|db|0|#dd.internal.card:low,a,dd.internal.entity_id:e|h:web1", 0,
+		metric.ServiceCheck{Name: "db", Status: metric.CheckOK, Hostname: "web1", HostSet: true, Tags: []string{"a"}})
 }
 
 func TestParsePacket(t *testing.T) {
@@ -603,7 +700,7 @@ func TestParseErrorMessages(t *testing.T) {
 	f(0, "foo:|s", `parse "foo:|s": empty set member`)
 	f(0, "x:1|c|#\xff", `parse "x:1|c|#\xff": invalid utf-8`)
 	f(0, "_e{5,4}:title|tex", `parse "_e{5,4}:title|tex": event shorter than its header says`)
-	f(0, "_e{1,1}:t|x|p:urgent", `parse "_e{1,1}:t|x|p:urgent": invalid event priority "urgent"`)
+	f(0, "_e{1,1}:t|xy", `parse "_e{1,1}:t|xy": event title or text length does not match its header`)
 	f(0, "_sc|db|7", `parse "_sc|db|7": invalid service check status "7"`)
 	f(0, "x:1|c|@abc", `parse "x:1|c|@abc": invalid sample rate "abc"`)
 	f(0, "x:1|c|@", `parse "x:1|c|@": invalid sample rate ""`)

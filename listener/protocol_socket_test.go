@@ -3,11 +3,13 @@ package listener
 import (
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/metric"
 )
 
 // udpRoundTrip sends each datagram to a fresh one-reader UDP listener,
@@ -126,5 +128,44 @@ func TestUDPLargestDatagram(t *testing.T) {
 	}
 	if got := errorCounts(parser); got != want {
 		t.Errorf("parse error counts %v, want %v", got, want)
+	}
+}
+
+// Events and checks with bad optional fields are kept, their host: and
+// dd.internal.* tags are consumed, and the lines around them arrive once.
+func TestUDPEventsAndChecksKeptWithBadFields(t *testing.T) {
+	lines := []string{
+		"good.a:1|c",
+		"_e{6,4}:deploy|text|d:abc|p:urgent|t:test|#host:web2,dd.internal.entity_id:pod1,env:prod",
+		"good.b:1|c",
+		"_sc|db.up|2|d:yesterday|h:web1|#host:web2,dd.internal.card:high,env:prod|m:down",
+		"good.c:1|c",
+		"_e{5,1}:other|x|#host:",
+		"good.d:1|c",
+	}
+	parser := NewParser(4096, nil)
+	p := udpRoundTrip(t, parser, []string{"good.a", "good.b", "good.c", "good.d"}, strings.Join(lines, "\n"))
+	for _, name := range []string{"good.a", "good.b", "good.c", "good.d"} {
+		if got := p.sum(name); got != 1 {
+			t.Errorf("%s = %v, want exactly 1", name, got)
+		}
+	}
+	wantEvents := []metric.Event{
+		{Title: "deploy", Text: "text", Priority: "normal", AlertType: "info", Hostname: "web2", HostSet: true, Tags: []string{"env:prod"}},
+		{Title: "other", Text: "x", Priority: "normal", AlertType: "info", HostSet: true},
+	}
+	wantChecks := []metric.ServiceCheck{
+		{Name: "db.up", Status: metric.CheckCritical, Hostname: "web1", HostSet: true, Tags: []string{"env:prod"}, Message: "down"},
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !reflect.DeepEqual(p.events, wantEvents) {
+		t.Errorf("events\n got %#v\nwant %#v", p.events, wantEvents)
+	}
+	if !reflect.DeepEqual(p.checks, wantChecks) {
+		t.Errorf("checks\n got %#v\nwant %#v", p.checks, wantChecks)
+	}
+	if n, m := parser.errorCount(reasonBadEvent), parser.errorCount(reasonBadServiceCheck); n != 1 || m != 1 {
+		t.Errorf("bad_event = %d, bad_service_check = %d; want 1 each (fields ignored, lines kept)", n, m)
 	}
 }
