@@ -30,6 +30,8 @@ type udpListener struct {
 	conns []net.PacketConn
 	opts  Options
 	c     counters
+	// readErrLog throttles the read-failure warning of all readers.
+	readErrLog logThrottle
 }
 
 func newUDP(network, address string, opts Options) (*udpListener, error) {
@@ -142,7 +144,10 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err)
+			if ok, n := l.readErrLog.allow(); ok {
+				l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err,
+					"suppressed_since_last", n)
+			}
 		}
 	}
 }

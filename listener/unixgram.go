@@ -23,6 +23,8 @@ type unixgramListener struct {
 	path string
 	opts Options
 	c    counters
+	// readErrLog throttles the read-failure warning of all readers.
+	readErrLog logThrottle
 }
 
 func newUnixgram(path string, opts Options) (*unixgramListener, error) {
@@ -127,7 +129,10 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err)
+			if ok, n := l.readErrLog.allow(); ok {
+				l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err,
+					"suppressed_since_last", n)
+			}
 		}
 	}
 }
