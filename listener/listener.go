@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
@@ -31,8 +32,13 @@ type Options struct {
 	// goroutine and a 64 KiB buffer); one more is closed at once and
 	// counted. Zero means 1024 (defaultTCPMaxConnections).
 	TCPMaxConnections int
-	Stats             *telemetry.Registry
-	Log               *slog.Logger
+	// SocketMode is the permissions of a unixgram socket file. Zero means
+	// 0722, as the Datadog Agent creates it: every local user may send
+	// (connecting needs write permission), only the owner may do more.
+	// Only permission bits are allowed.
+	SocketMode os.FileMode
+	Stats      *telemetry.Registry
+	Log        *slog.Logger
 }
 
 // Listener is a bound socket set that reads until its context ends.
@@ -54,6 +60,9 @@ const (
 
 // maxDatagramSize is the largest UDP or Unix datagram accepted.
 const maxDatagramSize = 64 * 1024
+
+// defaultSocketMode is Options.SocketMode's default.
+const defaultSocketMode os.FileMode = 0o722
 
 // defaultTCPMaxConnections is far more than the clients of one host open,
 // and caps the buffers a connection leak can pin at 64 MiB.

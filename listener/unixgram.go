@@ -38,9 +38,29 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	mode := opts.SocketMode
+	if mode == 0 {
+		mode = defaultSocketMode
+	}
+	if mode&^fs.ModePerm != 0 {
+		return nil, fmt.Errorf("listen unixgram %s: socket mode %v has bits other than permissions", path, mode)
+	}
+	conn, err := bindUnixgram(path, mode)
 	if err != nil {
 		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
+	}
+	// bind created the file with mode minus the umask, which may lack bits
+	// that were asked for (with umask 022, 0722 becomes 0700). The Lstat
+	// makes sure the chmod, which follows symlinks, changes a socket: a
+	// directory that others may write to is the operator's to avoid.
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		conn.Close()
+		return nil, fmt.Errorf("listen unixgram %s: socket file replaced after bind (%v)", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		conn.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("listen unixgram %s: set socket mode %v: %w", path, mode, err)
 	}
 	if opts.ReadBufferBytes > 0 {
 		if err := conn.SetReadBuffer(opts.ReadBufferBytes); err != nil {
@@ -49,6 +69,33 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 		}
 	}
 	return &unixgramListener{conn: conn, path: path, opts: opts, c: newCounters(opts.Stats, "unixgram")}, nil
+}
+
+// bindUnixgram binds a Unix datagram socket at path whose file is created
+// with at most the permissions in mode. bind(2) gives the new file the
+// socket inode's mode minus the umask, so setting that mode (fchmod on the
+// socket) before bind means the file never exists with more permissions
+// than asked for, even under umask 0. That would not hold of a chmod after
+// bind, and changing the umask instead would race with every other
+// goroutine that creates files.
+func bindUnixgram(path string, mode fs.FileMode) (*net.UnixConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var chmodErr error
+		if err := rc.Control(func(fd uintptr) {
+			chmodErr = unix.Fchmod(int(fd), uint32(mode.Perm()))
+		}); err != nil {
+			return err
+		}
+		if chmodErr != nil {
+			return fmt.Errorf("fchmod socket before bind: %w", chmodErr)
+		}
+		return nil
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "unixgram", path)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UnixConn), nil
 }
 
 func (l *unixgramListener) Addr() string { return l.path }
