@@ -23,7 +23,8 @@ const readBatchSize = 32
 
 // udpListener is num_readers UDP sockets bound to one port with
 // SO_REUSEPORT, so the kernel spreads datagrams across readers without any
-// user-space hand-off. Backpressure policy: none — when readers fall behind
+// user-space hand-off. Only they may share the port: a listener refuses to
+// start when another process's socket is on it (see checkPortNotShared). Backpressure policy: none — when readers fall behind
 // the kernel drops datagrams (its RcvbufErrors), which is the DogStatsD
 // contract; the sender is never blocked.
 type udpListener struct {
@@ -35,6 +36,42 @@ type udpListener struct {
 }
 
 func newUDP(network, address string, opts Options) (*udpListener, error) {
+	// For port 0 the kernel picks a port its rules let this socket bind,
+	// which with SO_REUSEPORT includes one that another socket of this
+	// user already holds; another pick is then tried rather than failing.
+	attempts := 1
+	if _, port, err := net.SplitHostPort(address); err == nil && port == "0" {
+		attempts = 3
+	}
+	for attempt := 1; ; attempt++ {
+		l, err := bindUDP(network, address, opts)
+		if err != nil {
+			return nil, err
+		}
+		err = checkPortNotShared(l.conns)
+		switch {
+		case err == nil:
+		case errors.Is(err, errPortShared):
+			l.closeAll()
+			if attempt < attempts {
+				continue
+			}
+			return nil, fmt.Errorf("listen udp %s: %w", address, err)
+		default:
+			opts.Log.Warn("cannot check that no other process shares the UDP port; if one does, each gets part of the traffic",
+				"address", l.Addr(), "error", err)
+		}
+		if got := socketReadBuffer(l.conns[0]); got > 0 && got/2 < opts.ReadBufferBytes {
+			// Linux doubles the request and caps it at net.core.rmem_max.
+			opts.Log.Warn("kernel capped the UDP receive buffer; raise net.core.rmem_max to avoid drops",
+				"address", address, "requested_bytes", opts.ReadBufferBytes, "granted_bytes", got/2)
+		}
+		return l, nil
+	}
+}
+
+// bindUDP binds opts.NumReaders sockets to one port with SO_REUSEPORT.
+func bindUDP(network, address string, opts Options) (*udpListener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var sockErr error
 		err := rc.Control(func(fd uintptr) {
@@ -67,11 +104,6 @@ func newUDP(network, address string, opts Options) (*udpListener, error) {
 				return nil, fmt.Errorf("set SO_RCVBUF on udp %s: %w", address, err)
 			}
 		}
-	}
-	if got := socketReadBuffer(l.conns[0]); got > 0 && got/2 < opts.ReadBufferBytes {
-		// Linux doubles the request and caps it at net.core.rmem_max.
-		opts.Log.Warn("kernel capped the UDP receive buffer; raise net.core.rmem_max to avoid drops",
-			"address", address, "requested_bytes", opts.ReadBufferBytes, "granted_bytes", got/2)
 	}
 	return l, nil
 }
