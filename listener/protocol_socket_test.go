@@ -3,7 +3,9 @@ package listener
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +169,93 @@ func TestUDPEventsAndChecksKeptWithBadFields(t *testing.T) {
 	}
 	if n, m := parser.errorCount(reasonBadEvent), parser.errorCount(reasonBadServiceCheck); n != 1 || m != 1 {
 		t.Errorf("bad_event = %d, bad_service_check = %d; want 1 each (fields ignored, lines kept)", n, m)
+	}
+}
+
+// Over TCP the same bad lines cost only themselves and the connection
+// stays open: lines written after them, on the same connection, count.
+func TestTCPBadLinesKeepConnection(t *testing.T) {
+	parser := NewParser(4096, nil)
+	p := &countingPusher{sums: map[string]float64{}}
+	l, cancel, done := startListener(t, "tcp", "127.0.0.1:0", Options{Pusher: p, Parser: parser})
+	c, err := net.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := "good.a:1|c\r\nbad:1|c|@\nbad:666|g|@abc\r\nbad:1|c|TABCD\nbad:1|cc2\nbad:NaN|g\n" +
+		"_e{1,1}:t|x|p:urgent\n_sc|db|0|d:x\ngood.b:1:2|c|T1700000000\n"
+	if _, err := c.Write([]byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 5*time.Second, func() (bool, string) {
+		return p.sum("good.b") == 3, fmt.Sprintf("good.b = %v", p.sum("good.b"))
+	})
+	if _, err := c.Write([]byte("good.c:1|c\n")); err != nil {
+		t.Fatalf("connection closed after bad lines: %v", err)
+	}
+	await.Until(t, 5*time.Second, func() (bool, string) {
+		return p.sum("good.c") == 1, "a line written after the bad ones did not arrive"
+	})
+	c.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.sum("good.a") != 1 || p.sum("good.b") != 3 || p.sum("good.c") != 1 || p.sum("bad") != 0 || p.evts != 2 {
+		t.Errorf("sums %v, %d events and checks; want good.a 1, good.b 3, good.c 1, no bad, 2 events and checks", p.sums, p.evts)
+	}
+	want := [numReasons]uint64{reasonBadSampleRate: 2, reasonBadTimestamp: 1, reasonUnknownType: 1, reasonBadValue: 1,
+		reasonBadEvent: 1, reasonBadServiceCheck: 1}
+	if got := errorCounts(parser); got != want {
+		t.Errorf("parse error counts %v, want %v", got, want)
+	}
+}
+
+// A Unix datagram of exactly 64 KiB is read whole, its bad lines costing
+// only themselves.
+func TestUnixgramFullSizeDatagram(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dsd.sock")
+	parser := NewParser(4096, nil)
+	p := &countingPusher{sums: map[string]float64{}}
+	_, cancel, done := startListener(t, "unixgram", path, Options{Pusher: p, Parser: parser, NumReaders: 1})
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var b strings.Builder
+	good, bad := 0, 0
+	for i := 0; ; i++ {
+		line := "full:1|c|#n:" + strconv.Itoa(i) + "\n"
+		if i%100 == 50 {
+			line = "x:1|c|TABCD\n"
+		}
+		if b.Len()+len(line)+len("last:1|c") > maxDatagramSize {
+			break
+		}
+		b.WriteString(line)
+		if strings.HasPrefix(line, "full:") {
+			good++
+		} else {
+			bad++
+		}
+	}
+	b.WriteString(strings.Repeat("\n", maxDatagramSize-b.Len()-len("last:1|c")) + "last:1|c")
+	if b.Len() != maxDatagramSize {
+		t.Fatalf("built %d bytes", b.Len())
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		t.Fatalf("write %d bytes: %v", b.Len(), err)
+	}
+	await.Until(t, 5*time.Second, func() (bool, string) {
+		return p.sum("last") == 1, "the 64 KiB datagram has not arrived"
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.sum("full") != float64(good) || parser.errorCount(reasonBadTimestamp) != uint64(bad) {
+		t.Errorf("full = %v, bad_timestamp = %d; want %d and %d", p.sum("full"), parser.errorCount(reasonBadTimestamp), good, bad)
 	}
 }
