@@ -24,9 +24,10 @@ const readBatchSize = 32
 // udpListener is num_readers UDP sockets bound to one port with
 // SO_REUSEPORT, so the kernel spreads datagrams across readers without any
 // user-space hand-off. Only they may share the port: a listener refuses to
-// start when another process's socket is on it (see checkPortNotShared). Backpressure policy: none — when readers fall behind
-// the kernel drops datagrams (its RcvbufErrors), which is the DogStatsD
-// contract; the sender is never blocked.
+// start when another process's socket is on it (see checkPortNotShared).
+// Backpressure policy: none — when readers fall behind the kernel drops
+// datagrams (its RcvbufErrors), which is the DogStatsD contract; the
+// sender is never blocked.
 type udpListener struct {
 	conns []net.PacketConn
 	opts  Options

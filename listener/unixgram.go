@@ -28,6 +28,13 @@ type unixgramListener struct {
 }
 
 func newUnixgram(path string, opts Options) (*unixgramListener, error) {
+	mode := opts.SocketMode
+	if mode == 0 {
+		mode = defaultSocketMode
+	}
+	if mode&^fs.ModePerm != 0 {
+		return nil, fmt.Errorf("listen unixgram %s: socket mode %v has bits other than permissions", path, mode)
+	}
 	// A socket file left by a previous run that died would make bind fail;
 	// remove it, but never a file that is not a socket.
 	if fi, err := os.Lstat(path); err == nil {
@@ -38,13 +45,6 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	mode := opts.SocketMode
-	if mode == 0 {
-		mode = defaultSocketMode
-	}
-	if mode&^fs.ModePerm != 0 {
-		return nil, fmt.Errorf("listen unixgram %s: socket mode %v has bits other than permissions", path, mode)
-	}
 	conn, err := bindUnixgram(path, mode)
 	if err != nil {
 		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
@@ -53,13 +53,16 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 	// that were asked for (with umask 022, 0722 becomes 0700). The Lstat
 	// makes sure the chmod, which follows symlinks, changes a socket: a
 	// directory that others may write to is the operator's to avoid.
-	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+	if fi, err := os.Lstat(path); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("listen unixgram %s: socket file replaced after bind (%v)", path, err)
+		return nil, fmt.Errorf("listen unixgram %s: socket file gone after bind: %w", path, err)
+	} else if fi.Mode().Type() != fs.ModeSocket {
+		conn.Close()
+		return nil, fmt.Errorf("listen unixgram %s: socket file replaced by a %v after bind", path, fi.Mode().Type())
 	}
 	if err := os.Chmod(path, mode); err != nil {
 		conn.Close()
-		os.Remove(path)
+		_ = os.Remove(path)
 		return nil, fmt.Errorf("listen unixgram %s: set socket mode %v: %w", path, mode, err)
 	}
 	if opts.ReadBufferBytes > 0 {
