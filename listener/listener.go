@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
@@ -29,10 +30,15 @@ type Options struct {
 	TCPIdleTimeout time.Duration
 	// TCPMaxConnections bounds the open TCP connections (each holds a
 	// goroutine and a 64 KiB buffer); one more is closed at once and
-	// counted. Zero means DefaultTCPMaxConnections.
+	// counted. Zero means 1024 (defaultTCPMaxConnections).
 	TCPMaxConnections int
-	Stats             *telemetry.Registry
-	Log               *slog.Logger
+	// SocketMode is the permissions of a unixgram socket file. Zero means
+	// 0722, as the Datadog Agent creates it: every local user may send
+	// (connecting needs write permission), only the owner may do more.
+	// Only permission bits are allowed.
+	SocketMode os.FileMode
+	Stats      *telemetry.Registry
+	Log        *slog.Logger
 }
 
 // Listener is a bound socket set that reads until its context ends.
@@ -52,12 +58,15 @@ const (
 	drainTimeout = 2 * time.Second
 )
 
-// MaxDatagramSize is the largest UDP or Unix datagram accepted.
-const MaxDatagramSize = 64 * 1024
+// maxDatagramSize is the largest UDP or Unix datagram accepted.
+const maxDatagramSize = 64 * 1024
 
-// DefaultTCPMaxConnections is far more than the clients of one host open,
+// defaultSocketMode is Options.SocketMode's default.
+const defaultSocketMode os.FileMode = 0o722
+
+// defaultTCPMaxConnections is far more than the clients of one host open,
 // and caps the buffers a connection leak can pin at 64 MiB.
-const DefaultTCPMaxConnections = 1024
+const defaultTCPMaxConnections = 1024
 
 // New binds the listener for one statsd_listen_addresses entry.
 func New(network, address string, opts Options) (Listener, error) {
@@ -86,7 +95,7 @@ type counters struct {
 	metrics *telemetry.Counter
 	events  *telemetry.Counter
 	errors  *telemetry.Counter
-	dropped *telemetry.Counter // datagrams the kernel dropped (UDP), or over MaxDatagramSize (unixgram)
+	dropped *telemetry.Counter // datagrams the kernel dropped (UDP), or over maxDatagramSize (unixgram)
 }
 
 func newCounters(reg *telemetry.Registry, protocol string) counters {

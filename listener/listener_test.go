@@ -20,13 +20,16 @@ import (
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
-// countingPusher sums counter values by name; gate, when set, blocks every
-// Push until it is closed (a stalled aggregator).
+// countingPusher sums counter values by name and keeps the events and
+// service checks; gate, when set, blocks every Push until it is closed (a
+// stalled aggregator).
 type countingPusher struct {
-	gate chan struct{}
-	mu   sync.Mutex
-	sums map[string]float64
-	evts int
+	gate   chan struct{}
+	mu     sync.Mutex
+	sums   map[string]float64
+	evts   int
+	events []metric.Event
+	checks []metric.ServiceCheck
 }
 
 func (p *countingPusher) Push(samples []metric.Sample) {
@@ -44,6 +47,8 @@ func (p *countingPusher) PushEvents(e []metric.Event, c []metric.ServiceCheck) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.evts += len(e) + len(c)
+	p.events = append(p.events, e...)
+	p.checks = append(p.checks, c...)
 }
 
 func (p *countingPusher) sum(name string) float64 {
@@ -57,7 +62,9 @@ func startListener(t *testing.T, network, addr string, opts Options) (Listener, 
 	if opts.Parser == nil {
 		opts.Parser = NewParser(4096, opts.Stats)
 	}
-	opts.Log = slog.New(slog.DiscardHandler)
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	l, err := New(network, addr, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -189,12 +196,12 @@ func TestTCPOverlongLineKeepsConnection(t *testing.T) {
 	if p.sum("before") != 1 || p.sum("after") != 1 || p.sum("huge") != 0 || p.sum("long") != 0 {
 		t.Errorf("sums = %v", p.sums)
 	}
-	if n := parser.Errors(ReasonLineTooLong); n != 2 {
+	if n := parser.errorCount(reasonLineTooLong); n != 2 {
 		t.Errorf("line_too_long = %d, want 2", n)
 	}
 }
 
-// A Unix datagram larger than MaxDatagramSize is dropped and counted
+// A Unix datagram larger than maxDatagramSize is dropped and counted
 // whole, never cut into a different last line; the datagrams around it
 // count.
 func TestUnixgramOversizedDatagramDropped(t *testing.T) {
@@ -208,10 +215,10 @@ func TestUnixgramOversizedDatagramDropped(t *testing.T) {
 	}
 	defer c.Close()
 	var big strings.Builder
-	for big.Len() < MaxDatagramSize-20 {
+	for big.Len() < maxDatagramSize-20 {
 		big.WriteString("filler:1|c\n")
 	}
-	// Cut at MaxDatagramSize, this line would read as "cut:1|c|#tag:lo…".
+	// Cut at maxDatagramSize, this line would read as "cut:1|c|#tag:lo…".
 	big.WriteString("cut:1|c|#tag:longvalue_past_the_end\n")
 	for _, msg := range []string{"before:1|c", big.String(), "after:1|c"} {
 		if _, err := c.Write([]byte(msg)); err != nil {

@@ -3,6 +3,7 @@ package listener
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -17,70 +18,81 @@ import (
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
-// Reason is why a line (or part of it) was rejected; it indexes the parse
+// reason is why a line (or part of it) was rejected; it indexes the parse
 // error counters.
-type Reason uint8
+type reason uint8
 
 // The reasons a DogStatsD line, value or field can be refused.
 const (
-	// ReasonBadFormat: no "|type", no ':' after the name, an empty name or a
+	// reasonBadFormat: no "|type", no ':' after the name, an empty name or a
 	// control character in it (or a newline inside a line given to
-	// ParseLine).
-	ReasonBadFormat Reason = iota
-	// ReasonUnknownType: the type field is none of c, g, h, ms, d, s.
-	ReasonUnknownType
-	// ReasonBadValue: an empty, unparsable, NaN or infinite value, or an
+	// parseLine).
+	reasonBadFormat reason = iota
+	// reasonUnknownType: the type field is none of c, g, h, ms, d, s.
+	reasonUnknownType
+	// reasonBadValue: an empty, unparsable, NaN or infinite value, or an
 	// empty set member. Counted per value of a multi-value line.
-	ReasonBadValue
-	// ReasonBadSampleRate: "@rate" is unparsable or outside (0,1]. The
-	// sample is still kept, with rate 1.
-	ReasonBadSampleRate
-	// ReasonLineTooLong: the line is longer than metric_max_length.
-	ReasonLineTooLong
-	// ReasonInvalidUTF8: the line is not valid UTF-8.
-	ReasonInvalidUTF8
-	// ReasonBadEvent: a malformed "_e{...}" line.
-	ReasonBadEvent
-	// ReasonBadServiceCheck: a malformed "_sc|..." line.
-	ReasonBadServiceCheck
+	reasonBadValue
+	// reasonBadSampleRate: "@rate" is a number outside (0,1] (NaN and ±Inf
+	// included), in which case the line is kept with rate 1; or it is empty
+	// or not a number at all ("|@", "|@abc"), which rejects the line as the
+	// Datadog Agent does.
+	reasonBadSampleRate
+	// reasonLineTooLong: the line is longer than metric_max_length.
+	reasonLineTooLong
+	// reasonInvalidUTF8: the line is not valid UTF-8.
+	reasonInvalidUTF8
+	// reasonBadEvent: a malformed "_e{...}" line, which is rejected; or an
+	// optional field of an event with a bad value (d:abc, p:urgent,
+	// t:test), which is ignored and the event kept, as in the Agent.
+	reasonBadEvent
+	// reasonBadServiceCheck: a malformed "_sc|..." line, which is
+	// rejected; or a service check's d: that is not an integer, which is
+	// ignored and the check kept.
+	reasonBadServiceCheck
+	// reasonBadTimestamp: a "|T" field that is not a decimal int64 ("|T",
+	// "|TABCD", "|T1.5"); the line is rejected. A valid one is accepted and
+	// its value ignored: samples are aggregated into the arrival interval.
+	reasonBadTimestamp
 
-	// NumReasons is the number of reasons, for sizing arrays indexed by Reason.
-	NumReasons
+	// numReasons is the number of reasons, for sizing arrays indexed by reason.
+	numReasons
 )
 
-var reasonNames = [NumReasons]string{
-	ReasonBadFormat:       "bad_format",
-	ReasonUnknownType:     "unknown_type",
-	ReasonBadValue:        "bad_value",
-	ReasonBadSampleRate:   "bad_sample_rate",
-	ReasonLineTooLong:     "line_too_long",
-	ReasonInvalidUTF8:     "invalid_utf8",
-	ReasonBadEvent:        "bad_event",
-	ReasonBadServiceCheck: "bad_service_check",
+var reasonNames = [numReasons]string{
+	reasonBadFormat:       "bad_format",
+	reasonUnknownType:     "unknown_type",
+	reasonBadValue:        "bad_value",
+	reasonBadSampleRate:   "bad_sample_rate",
+	reasonLineTooLong:     "line_too_long",
+	reasonInvalidUTF8:     "invalid_utf8",
+	reasonBadEvent:        "bad_event",
+	reasonBadServiceCheck: "bad_service_check",
+	reasonBadTimestamp:    "bad_timestamp",
 }
 
 // String returns the reason in snake_case, as used in the "reason:" tag of
 // the parse_errors self-metric.
-func (r Reason) String() string {
-	if r < NumReasons {
+func (r reason) String() string {
+	if r < numReasons {
 		return reasonNames[r]
 	}
 	return "reason_" + strconv.Itoa(int(r))
 }
 
-// ParseError is the error ParseLine returns for a rejected line.
-type ParseError struct {
-	Reason Reason
-	// Line is the start of the offending line (at most errorQuoteMax bytes,
+// parseError is the error parseLine returns for a rejected line.
+type parseError struct {
+	reason reason
+	// line is the start of the offending line (at most errorQuoteMax bytes,
 	// "..." appended when it was cut), so that errors of huge lines stay
 	// readable in logs.
-	Line string
-	// Msg says what was wrong, e.g. `unknown metric type "zz"`.
-	Msg string
+	line string
+	// msg says what was wrong, e.g. `unknown metric type "zz"`.
+	msg string
 }
 
-func (e *ParseError) Error() string {
-	return "parse " + strconv.Quote(e.Line) + ": " + e.Msg
+func (e *parseError) Error() string {
+	return "parse " + strconv.Quote(e.line) + ": " + e.msg
 }
 
 // errorQuoteMax bounds how much of the input an error quotes.
@@ -97,40 +109,40 @@ func truncateForError(b []byte) string {
 // counters, so one Parser is safe for concurrent use by every reader.
 type Parser struct {
 	maxLineLength int
-	// errs always counts, so that Errors works without a registry; tel
+	// errs always counts, so that errorCount works without a registry; tel
 	// mirrors it into the self-metrics (nil counters when there is no
 	// registry, which ignore Add).
-	errs [NumReasons]atomic.Uint64
-	tel  [NumReasons]*telemetry.Counter
+	errs [numReasons]atomic.Uint64
+	tel  [numReasons]*telemetry.Counter
 }
 
 // NewParser returns a parser that rejects lines longer than maxLineLength
 // bytes (metric_max_length; 0 or less means no limit). It registers the
-// counter parse_errors{reason:<r>} in reg for every Reason; reg may be nil.
+// counter parse_errors{reason:<r>} in reg for every reason; reg may be nil.
 func NewParser(maxLineLength int, reg *telemetry.Registry) *Parser {
 	p := &Parser{maxLineLength: maxLineLength}
-	for r := range NumReasons {
+	for r := range numReasons {
 		p.tel[r] = reg.Counter("parse_errors", "reason:"+r.String())
 	}
 	return p
 }
 
-// Errors returns how many times r was counted so far.
-func (p *Parser) Errors(r Reason) uint64 {
-	if r >= NumReasons {
+// errorCount returns how many times r was counted so far.
+func (p *Parser) errorCount(r reason) uint64 {
+	if r >= numReasons {
 		return 0
 	}
 	return p.errs[r].Load()
 }
 
-func (p *Parser) count(r Reason) {
+func (p *Parser) count(r reason) {
 	p.errs[r].Add(1)
 	p.tel[r].Inc()
 }
 
 // countLineTooLong is for stream readers that discard a line too long to
 // buffer before it ever reaches the parser.
-func (p *Parser) countLineTooLong() { p.count(ReasonLineTooLong) }
+func (p *Parser) countLineTooLong() { p.count(reasonLineTooLong) }
 
 // Parse splits packet into lines and appends every good sample, event and
 // service check to b. Lines end with "\n" or "\r\n" (a '\r' ending any
@@ -163,22 +175,22 @@ func (p *Parser) Parse(packet []byte, b *metric.Batch) (rejected int) {
 		if len(line) == 0 {
 			continue
 		}
-		if !p.parseLine(line, b, valid, &f) {
+		if !p.parseOne(line, b, valid, &f) {
 			rejected++
 		}
 	}
 	return rejected
 }
 
-// ParseLine parses one line, as Parse does for each line of a packet, and
+// parseLine parses one line, as Parse does for each line of a packet, and
 // appends what it yields to b. A trailing '\r' is dropped and an empty line
 // yields nothing and no error.
 //
-// Every problem found is counted (see Errors), including those that do not
+// Every problem found is counted (see errorCount), including those that do not
 // reject the line: a bad sample rate, or a bad value next to good ones in a
 // multi-value line. The error is nil when the line yielded something, else
-// a *ParseError. Samples reference line, as with Parse.
-func (p *Parser) ParseLine(line []byte, b *metric.Batch) error {
+// a *parseError. Samples reference line, as with Parse.
+func (p *Parser) parseLine(line []byte, b *metric.Batch) error {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
@@ -190,59 +202,59 @@ func (p *Parser) ParseLine(line []byte, b *metric.Batch) error {
 	if bytes.IndexByte(line, '\n') >= 0 {
 		// Parse never passes one; refuse it rather than let a newline into
 		// a name or tags.
-		ok = p.reject(&f, ReasonBadFormat, "newline inside a line")
+		ok = p.reject(&f, reasonBadFormat, "newline inside a line")
 	} else {
-		ok = p.parseLine(line, b, false, &f)
+		ok = p.parseOne(line, b, false, &f)
 	}
 	if ok {
 		return nil
 	}
 	msg := f.msg
 	switch {
-	case f.reason == ReasonLineTooLong:
+	case f.reason == reasonLineTooLong:
 		msg = fmt.Sprintf("line of %d bytes is longer than metric_max_length %d", len(line), p.maxLineLength)
 	case f.quote:
 		msg += " " + strconv.Quote(truncateForError(f.arg))
 	}
-	return &ParseError{Reason: f.reason, Line: truncateForError(line), Msg: msg}
+	return &parseError{reason: f.reason, line: truncateForError(line), msg: msg}
 }
 
 // failure says why a line was rejected, without allocating, so that Parse
-// stays allocation-free even on garbage; ParseLine turns it into a
-// *ParseError. The parse functions report success as a bool and fill a
+// stays allocation-free even on garbage; parseLine turns it into a
+// *parseError. The parse functions report success as a bool and fill a
 // failure only when they fail, rather than return the struct and copy it
 // up through every level for every good line.
 type failure struct {
 	msg    string // static description
 	arg    []byte // the offending part of the line, quoted when quote is set
 	quote  bool
-	reason Reason
+	reason reason
 }
 
 // reject counts r, describes the failure in f and returns false, for
 // "return p.reject(...)".
-func (p *Parser) reject(f *failure, r Reason, msg string) bool {
+func (p *Parser) reject(f *failure, r reason, msg string) bool {
 	p.count(r)
 	*f = failure{reason: r, msg: msg}
 	return false
 }
 
 // rejectArg is reject quoting the offending bytes in the error.
-func (p *Parser) rejectArg(f *failure, r Reason, msg string, arg []byte) bool {
+func (p *Parser) rejectArg(f *failure, r reason, msg string, arg []byte) bool {
 	p.count(r)
 	*f = failure{reason: r, msg: msg, arg: arg, quote: true}
 	return false
 }
 
-// parseLine parses one non-empty line without its newline and reports
+// parseOne parses one non-empty line without its newline and reports
 // whether it yielded anything; if not, f says why. utf8Checked says that
 // the caller has already validated the line's encoding.
-func (p *Parser) parseLine(line []byte, b *metric.Batch, utf8Checked bool, f *failure) bool {
+func (p *Parser) parseOne(line []byte, b *metric.Batch, utf8Checked bool, f *failure) bool {
 	if p.maxLineLength > 0 && len(line) > p.maxLineLength {
-		return p.reject(f, ReasonLineTooLong, "line too long")
+		return p.reject(f, reasonLineTooLong, "line too long")
 	}
 	if !utf8Checked && !utf8.Valid(line) {
-		return p.reject(f, ReasonInvalidUTF8, "invalid utf-8")
+		return p.reject(f, reasonInvalidUTF8, "invalid utf-8")
 	}
 	// Events and service checks are told apart by their prefix. Matching
 	// "_sc|" rather than the Agent's "_sc" keeps a metric named "_sc"
@@ -263,13 +275,13 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	colon := nameEnd(line)
 	switch {
 	case colon == len(line):
-		return p.reject(f, ReasonBadFormat, "missing metric type")
+		return p.reject(f, reasonBadFormat, "missing metric type")
 	case line[colon] == '|':
-		return p.reject(f, ReasonBadFormat, "missing ':' between name and value")
+		return p.reject(f, reasonBadFormat, "missing ':' between name and value")
 	case line[colon] != ':':
-		return p.reject(f, ReasonBadFormat, "control character in metric name")
+		return p.reject(f, reasonBadFormat, "control character in metric name")
 	case colon == 0:
-		return p.reject(f, ReasonBadFormat, "empty metric name")
+		return p.reject(f, reasonBadFormat, "empty metric name")
 	}
 	name := line[:colon]
 
@@ -284,7 +296,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		}
 	}
 	if i == len(line) {
-		return p.reject(f, ReasonBadFormat, "missing metric type")
+		return p.reject(f, reasonBadFormat, "missing metric type")
 	}
 	raw, rest := line[colon+1:i], line[i+1:]
 
@@ -311,7 +323,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	}
 	if kind == metric.KindInvalid || (len(rest) > n && rest[n] != '|') {
 		typ, _, _ := bytes.Cut(rest, []byte("|"))
-		return p.rejectArg(f, ReasonUnknownType, "unknown metric type", typ)
+		return p.rejectArg(f, reasonUnknownType, "unknown metric type", typ)
 	}
 	if len(rest) > n {
 		rest = rest[n+1:]
@@ -320,10 +332,12 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	}
 
 	// Optional fields come in any order. Only the rate and the tags matter
-	// here; |T<ts> is aggregated into the arrival interval, |c:, |e: and
-	// |card: are origin detection we do not do, and any other field is
-	// skipped so that newer clients keep working. A repeated field: the
-	// last one wins, as in the Datadog Agent.
+	// here; |T<ts> is checked but aggregated into the arrival interval,
+	// |c:, |e: and |card: are origin detection we do not do, and any other
+	// field is skipped so that newer clients keep working. A repeated
+	// field: the last one wins, as in the Datadog Agent; but, as there, a
+	// rate or timestamp that is not a number rejects the line wherever it
+	// stands.
 	var tags []byte
 	rate := float32(1)
 	badRate := false
@@ -341,9 +355,18 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		case '#':
 			tags = field[1:]
 		case '@':
-			rate, badRate = 1, true
-			if r, ok := parseRate(field[1:]); ok {
+			r, st := parseRate(field[1:])
+			switch st {
+			case rateOK:
 				rate, badRate = r, false
+			case rateOutOfRange:
+				rate, badRate = 1, true
+			default:
+				return p.rejectArg(f, reasonBadSampleRate, "invalid sample rate", field[1:])
+			}
+		case 'T':
+			if !isInt64(field[1:]) {
+				return p.rejectArg(f, reasonBadTimestamp, "invalid timestamp", field[1:])
 			}
 		}
 	}
@@ -352,13 +375,13 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	case kind == metric.Set:
 		// A set member is a string and may itself contain ':'.
 		if len(raw) == 0 {
-			return p.reject(f, ReasonBadValue, "empty set member")
+			return p.reject(f, reasonBadValue, "empty set member")
 		}
 		appendSample(b, name, tags, raw, 0, rate, kind)
 	case !multi:
 		v, ok := parseValue(raw)
 		if !ok {
-			return p.rejectArg(f, ReasonBadValue, "invalid value", raw)
+			return p.rejectArg(f, reasonBadValue, "invalid value", raw)
 		}
 		appendSample(b, name, tags, nil, v, rate, kind)
 	default:
@@ -375,9 +398,9 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 				appendSample(b, name, tags, nil, v, rate, kind)
 				good++
 			} else {
-				p.count(ReasonBadValue)
+				p.count(reasonBadValue)
 				if bad == 0 {
-					*f = failure{reason: ReasonBadValue, msg: "invalid value", arg: val, quote: true}
+					*f = failure{reason: reasonBadValue, msg: "invalid value", arg: val, quote: true}
 				}
 				bad++
 			}
@@ -392,7 +415,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 	// A bad rate is counted only for a line that is kept: a rejected line
 	// counts once, under the reason it was rejected for.
 	if badRate {
-		p.count(ReasonBadSampleRate)
+		p.count(reasonBadSampleRate)
 	}
 	return true
 }
@@ -446,14 +469,58 @@ func nameEnd(line []byte) int {
 	return i
 }
 
+// rateStatus is what parseRate found.
+type rateStatus uint8
+
+const (
+	rateOK         rateStatus = iota
+	rateOutOfRange            // a number, but not in (0,1]: counted, rate 1
+	rateInvalid               // not a number: the line is bad
+)
+
 // parseRate parses a sample rate, which must be in (0,1] and stay non-zero
-// as the float32 a Sample carries.
-func parseRate(s []byte) (float32, bool) {
-	r, ok := parseValue(s)
-	if !ok || !(r > 0 && r <= 1) || float32(r) == 0 {
-		return 0, false
+// as the float32 a Sample carries. "Not a number" is strconv.ParseFloat's
+// syntax error, as in the Datadog Agent: "NaN", "Inf" and "1e400" are
+// numbers, just not rates.
+func parseRate(s []byte) (float32, rateStatus) {
+	r, ok := parseSimpleDecimal(s)
+	if !ok {
+		// The unsafe string lives only for this call (see parseValue).
+		var err error
+		r, err = strconv.ParseFloat(unsafe.String(unsafe.SliceData(s), len(s)), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, rateInvalid
+		}
 	}
-	return float32(r), true
+	if !(r > 0 && r <= 1) || float32(r) == 0 {
+		return 0, rateOutOfRange
+	}
+	return float32(r), rateOK
+}
+
+// isInt64 reports whether s is a decimal int64 as strconv.ParseInt(s, 10,
+// 64) reads it (an optional sign, then digits), without its allocation of
+// an error for the bad ones.
+func isInt64(s []byte) bool {
+	limit := uint64(math.MaxInt64)
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+		if s[0] == '-' {
+			limit++
+		}
+		s = s[1:]
+	}
+	if len(s) == 0 {
+		return false
+	}
+	var n uint64
+	for _, c := range s {
+		d := uint64(c - '0')
+		if d > 9 || n > (limit-d)/10 {
+			return false
+		}
+		n = n*10 + d
+	}
+	return true
 }
 
 // parseValue parses a finite float64 with strconv.ParseFloat's syntax.
@@ -531,30 +598,32 @@ func parseSimpleDecimal(s []byte) (float64, bool) {
 //	_e{<title length>,<text length>}:<title>|<text>[|d:ts|h:host|k:key|p:priority|s:source|t:alert type|#tags]
 //
 // where the lengths count the bytes as sent, escapes included, and must
-// match exactly. Optional fields come in any order; unknown ones are
-// skipped, but a known field with an invalid value rejects the event.
+// match exactly. Optional fields come in any order and unknown ones are
+// skipped. As in the Datadog Agent, a known field with an invalid value
+// (d:abc, p:urgent, t:test) is ignored and the event kept; it is counted
+// as bad_event all the same, so that a client sending it can be found.
 func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_e{"):]
 	titleLen, n := parseLength(s)
 	if n == 0 || n >= len(s) || s[n] != ',' {
-		return p.reject(f, ReasonBadEvent, "malformed event header")
+		return p.reject(f, reasonBadEvent, "malformed event header")
 	}
 	s = s[n+1:]
 	textLen, n := parseLength(s)
 	if n == 0 || n+1 >= len(s) || s[n] != '}' || s[n+1] != ':' {
-		return p.reject(f, ReasonBadEvent, "malformed event header")
+		return p.reject(f, reasonBadEvent, "malformed event header")
 	}
 	s = s[n+2:]
 	if titleLen == 0 {
-		return p.reject(f, ReasonBadEvent, "empty event title")
+		return p.reject(f, reasonBadEvent, "empty event title")
 	}
 	// Written to stay clear of overflow: both lengths may be huge.
 	if titleLen >= len(s) || textLen > len(s)-titleLen-1 {
-		return p.reject(f, ReasonBadEvent, "event shorter than its header says")
+		return p.reject(f, reasonBadEvent, "event shorter than its header says")
 	}
 	end := titleLen + 1 + textLen
 	if s[titleLen] != '|' || (end < len(s) && s[end] != '|') {
-		return p.reject(f, ReasonBadEvent, "event title or text length does not match its header")
+		return p.reject(f, reasonBadEvent, "event title or text length does not match its header")
 	}
 
 	ev := metric.Event{
@@ -563,6 +632,8 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 		Priority:  "normal",
 		AlertType: "info",
 	}
+	var host, tags []byte
+	badField := false
 	rest := s[end:]
 	for len(rest) > 0 {
 		rest = rest[1:] // the '|' before each field
@@ -574,13 +645,13 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 		}
 		switch {
 		case bytes.HasPrefix(field, []byte("d:")):
-			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
-			if err != nil {
-				return p.rejectArg(f, ReasonBadEvent, "invalid event timestamp", field[2:])
+			if ts, err := strconv.ParseInt(string(field[2:]), 10, 64); err == nil {
+				ev.Timestamp = ts
+			} else {
+				badField = true
 			}
-			ev.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):
-			ev.Hostname = string(field[2:])
+			host = field[2:]
 		case bytes.HasPrefix(field, []byte("k:")):
 			ev.AggregationKey = string(field[2:])
 		case bytes.HasPrefix(field, []byte("p:")):
@@ -588,7 +659,7 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "normal", "low":
 				ev.Priority = v
 			default:
-				return p.rejectArg(f, ReasonBadEvent, "invalid event priority", field[2:])
+				badField = true
 			}
 		case bytes.HasPrefix(field, []byte("s:")):
 			ev.SourceType = string(field[2:])
@@ -597,11 +668,15 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 			case "info", "error", "warning", "success":
 				ev.AlertType = v
 			default:
-				return p.rejectArg(f, ReasonBadEvent, "invalid event alert type", field[2:])
+				badField = true
 			}
 		case bytes.HasPrefix(field, []byte("#")):
-			ev.Tags = splitTags(field[1:])
+			tags = field[1:]
 		}
+	}
+	ev.Tags, ev.Hostname, ev.HostSet = eventTags(tags, host)
+	if badField {
+		p.count(reasonBadEvent)
 	}
 	b.Events = append(b.Events, ev)
 	return true
@@ -614,41 +689,49 @@ func (p *Parser) parseEvent(line []byte, b *metric.Batch, f *failure) bool {
 // As in the Datadog Agent, m: is a field like the others and ends at the
 // next '|': datadog-go v5 writes its |c: container field after the message.
 // The message is kept as sent (datadog-go's "\n" and "m\:" escapes are not
-// undone, as the Agent does not undo them either).
+// undone, as the Agent does not undo them either). A d: that is not an
+// integer is ignored, the check kept and the field counted as
+// bad_service_check, as parseEvent does for events.
 func (p *Parser) parseServiceCheck(line []byte, b *metric.Batch, f *failure) bool {
 	s := line[len("_sc|"):]
 	name, s, ok := bytes.Cut(s, []byte("|"))
 	if len(name) == 0 {
-		return p.reject(f, ReasonBadServiceCheck, "empty service check name")
+		return p.reject(f, reasonBadServiceCheck, "empty service check name")
 	}
 	if !ok {
-		return p.reject(f, ReasonBadServiceCheck, "missing service check status")
+		return p.reject(f, reasonBadServiceCheck, "missing service check status")
 	}
 	status, rest, more := bytes.Cut(s, []byte("|"))
 	if len(status) != 1 || status[0] < '0' || status[0] > '3' {
-		return p.rejectArg(f, ReasonBadServiceCheck, "invalid service check status", status)
+		return p.rejectArg(f, reasonBadServiceCheck, "invalid service check status", status)
 	}
 	sc := metric.ServiceCheck{
 		Name:   string(name),
 		Status: metric.CheckStatus(status[0] - '0'),
 	}
+	var host, tags []byte
+	badField := false
 	for more {
 		var field []byte
 		field, rest, more = bytes.Cut(rest, []byte("|"))
 		switch {
 		case bytes.HasPrefix(field, []byte("d:")):
-			ts, err := strconv.ParseInt(string(field[2:]), 10, 64)
-			if err != nil {
-				return p.rejectArg(f, ReasonBadServiceCheck, "invalid service check timestamp", field[2:])
+			if ts, err := strconv.ParseInt(string(field[2:]), 10, 64); err == nil {
+				sc.Timestamp = ts
+			} else {
+				badField = true
 			}
-			sc.Timestamp = ts
 		case bytes.HasPrefix(field, []byte("h:")):
-			sc.Hostname = string(field[2:])
+			host = field[2:]
 		case bytes.HasPrefix(field, []byte("m:")):
 			sc.Message = string(field[2:])
 		case bytes.HasPrefix(field, []byte("#")):
-			sc.Tags = splitTags(field[1:])
+			tags = field[1:]
 		}
+	}
+	sc.Tags, sc.Hostname, sc.HostSet = eventTags(tags, host)
+	if badField {
+		p.count(reasonBadServiceCheck)
 	}
 	b.Checks = append(b.Checks, sc)
 	return true
@@ -676,15 +759,31 @@ func unescapeNewlines(s []byte) string {
 	return strings.ReplaceAll(string(s), `\n`, "\n")
 }
 
-// splitTags copies a comma-separated tag list, dropping empty tags.
-func splitTags(raw []byte) []string {
-	var tags []string
+// eventTags splits the comma-separated tags of an event or service check
+// and settles its host. It copies the tags, dropping empty ones, the
+// "host:" tags and the "dd.internal.*" ones (origin detection, which is
+// consumed here and never sent on). The host follows the Datadog Agent: a
+// non-empty h: field (hField), else the last "host:" tag, even an empty
+// one, which means no host; else none is set and the aggregator's default
+// applies (hostSet false).
+func eventTags(raw, hField []byte) (tags []string, host string, hostSet bool) {
+	var hostTag []byte
 	for len(raw) > 0 {
 		var t []byte
 		t, raw, _ = bytes.Cut(raw, []byte(","))
-		if len(t) > 0 {
+		switch {
+		case len(t) == 0, bytes.HasPrefix(t, []byte("dd.internal.")):
+		case bytes.HasPrefix(t, []byte("host:")):
+			hostTag, hostSet = t[len("host:"):], true
+		default:
 			tags = append(tags, string(t))
 		}
 	}
-	return tags
+	switch {
+	case len(hField) > 0:
+		return tags, string(hField), true
+	case hostSet:
+		return tags, string(hostTag), true
+	}
+	return tags, "", false
 }

@@ -59,7 +59,7 @@ func BenchmarkParse(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(lines), "ns/line")
 }
 
-// BenchmarkParseLine is one typical datadog-go line through ParseLine.
+// BenchmarkParseLine is one typical datadog-go line through parseLine.
 func BenchmarkParseLine(b *testing.B) {
 	line := []byte("myapp.http.latency:12.25|ms|@0.5|#env:prod,service:web,method:get|c:ci-3f2a9c1d8e7b4a60")
 	p := NewParser(4096, nil)
@@ -68,7 +68,7 @@ func BenchmarkParseLine(b *testing.B) {
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
 		batch.Reset()
-		if err := p.ParseLine(line, &batch); err != nil {
+		if err := p.parseLine(line, &batch); err != nil {
 			b.Fatal(err)
 		}
 	}

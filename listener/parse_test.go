@@ -48,10 +48,10 @@ func set(name, tags, member string) sample {
 }
 
 // errorCounts snapshots every reason's counter.
-func errorCounts(p *Parser) [NumReasons]uint64 {
-	var c [NumReasons]uint64
-	for r := range NumReasons {
-		c[r] = p.Errors(r)
+func errorCounts(p *Parser) [numReasons]uint64 {
+	var c [numReasons]uint64
+	for r := range numReasons {
+		c[r] = p.errorCount(r)
 	}
 	return c
 }
@@ -61,17 +61,17 @@ func TestParseMetricLines(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
+		if got := errorCounts(p); got != [numReasons]uint64{} {
+			t.Errorf("parseLine(%q): counted errors %v, want none", line, got)
 		}
 		if len(b.Events) != 0 || len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q): got events %v, checks %v", line, b.Events, b.Checks)
+			t.Errorf("parseLine(%q): got events %v, checks %v", line, b.Events, b.Checks)
 		}
 	}
 
@@ -137,8 +137,15 @@ func TestParseMetricLines(t *testing.T) {
 	f("x:1|c|zzz|#a|qq:1", counter("x", "a", 1))
 	f("x:1|c||#a||", counter("x", "a", 1))
 	f("x:1|c|", counter("x", "", 1))
-	f("x:1|c|T", counter("x", "", 1))
-	f("x:1|c|Tnotanumber", counter("x", "", 1))
+
+	// |T must be an int64; its value is not used (samples go into the
+	// arrival interval), so any integer does.
+	f("x:1|c|T0", counter("x", "", 1))
+	f("x:1|c|T-1", counter("x", "", 1))
+	f("x:1|c|T+1700000000", counter("x", "", 1))
+	f("x:1|c|T9223372036854775807", counter("x", "", 1))
+	f("x:1|c|T-9223372036854775808", counter("x", "", 1))
+	f("x:1|c|T00000000000000000000001", counter("x", "", 1))
 
 	// A repeated field: the last one wins.
 	f("x:1|c|#a|#b", counter("x", "b", 1))
@@ -164,110 +171,134 @@ func TestParseMetricLines(t *testing.T) {
 }
 
 func TestParseLineRejects(t *testing.T) {
-	f := func(line string, reason Reason) {
+	f := func(line string, why reason) {
 		t.Helper()
 		p := NewParser(100, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
-		var pe *ParseError
+		err := p.parseLine([]byte(line), &b)
+		var pe *parseError
 		if !errors.As(err, &pe) {
-			t.Fatalf("ParseLine(%q) = %v, want a *ParseError", line, err)
+			t.Fatalf("parseLine(%q) = %v, want a *parseError", line, err)
 		}
-		if pe.Reason != reason {
-			t.Errorf("ParseLine(%q): reason %v, want %v (%v)", line, pe.Reason, reason, err)
+		if pe.reason != why {
+			t.Errorf("parseLine(%q): reason %v, want %v (%v)", line, pe.reason, why, err)
 		}
 		if len(b.Samples)+len(b.Events)+len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q) appended %+v", line, b)
+			t.Errorf("parseLine(%q) appended %+v", line, b)
 		}
-		var want [NumReasons]uint64
-		want[reason] = 1
+		var want [numReasons]uint64
+		want[why] = 1
 		if got := errorCounts(p); got != want {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, want)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, want)
 		}
-		if msg := err.Error(); !strings.HasPrefix(msg, "parse ") || pe.Msg == "" || pe.Msg[0] < 'a' || pe.Msg[0] > 'z' {
-			t.Errorf("ParseLine(%q): error %q is not `parse \"...\": <lower-case message>`", line, msg)
+		if msg := err.Error(); !strings.HasPrefix(msg, "parse ") || pe.msg == "" || pe.msg[0] < 'a' || pe.msg[0] > 'z' {
+			t.Errorf("parseLine(%q): error %q is not `parse \"...\": <lower-case message>`", line, msg)
 		}
 	}
 
 	// Garbage and missing pieces.
-	f("garbage", ReasonBadFormat)
-	f("x:1", ReasonBadFormat)
-	f("x1|c", ReasonBadFormat)
-	f(":1|c", ReasonBadFormat)
-	f("|c", ReasonBadFormat)
-	f("a|b:1|c", ReasonBadFormat) // the name-value field is "a"
-	f("x\x00y:1|c", ReasonBadFormat)
-	f("x\ty:1|c", ReasonBadFormat)
-	f("x\x7f:1|c", ReasonBadFormat)
-	f("x:1|c\nx:1|c", ReasonBadFormat) // ParseLine takes one line
+	f("garbage", reasonBadFormat)
+	f("x:1", reasonBadFormat)
+	f("x1|c", reasonBadFormat)
+	f(":1|c", reasonBadFormat)
+	f("|c", reasonBadFormat)
+	f("a|b:1|c", reasonBadFormat) // the name-value field is "a"
+	f("x\x00y:1|c", reasonBadFormat)
+	f("x\ty:1|c", reasonBadFormat)
+	f("x\x7f:1|c", reasonBadFormat)
+	f("x:1|c\nx:1|c", reasonBadFormat) // parseLine takes one line
 
 	// Unknown types.
-	f("x:1|", ReasonUnknownType)
-	f("x:1||c", ReasonUnknownType)
-	f("x:1|cc2", ReasonUnknownType)
-	f("x:1|C", ReasonUnknownType)
-	f("x:1|m", ReasonUnknownType)
-	f("x:1|msx", ReasonUnknownType)
-	f("x:1|c2|#a", ReasonUnknownType)
-	f("x:NaN|zz", ReasonUnknownType) // the type is checked first
+	f("x:1|", reasonUnknownType)
+	f("x:1||c", reasonUnknownType)
+	f("x:1|cc2", reasonUnknownType)
+	f("x:1|C", reasonUnknownType)
+	f("x:1|m", reasonUnknownType)
+	f("x:1|msx", reasonUnknownType)
+	f("x:1|c2|#a", reasonUnknownType)
+	f("x:NaN|zz", reasonUnknownType) // the type is checked first
 
 	// Bad values.
-	f("x:|c", ReasonBadValue)
-	f("x:NaN|g", ReasonBadValue)
-	f("x:nan|g", ReasonBadValue)
-	f("x:Inf|g", ReasonBadValue)
-	f("x:-Inf|g", ReasonBadValue)
-	f("x:+infinity|h", ReasonBadValue)
-	f("x:1e400|g", ReasonBadValue)
-	f("x:abc|c", ReasonBadValue)
-	f("x:1,5|c", ReasonBadValue)
-	f("x:1 |c", ReasonBadValue)
-	f("x: 1|c", ReasonBadValue)
-	f("x:--1|c", ReasonBadValue)
-	f("x:.|c", ReasonBadValue)
-	f("x:-|c", ReasonBadValue)
-	f("x:|s", ReasonBadValue)
-	f("x:NaN|c|@2", ReasonBadValue) // a rejected line does not also count its rate
+	f("x:|c", reasonBadValue)
+	f("x:NaN|g", reasonBadValue)
+	f("x:nan|g", reasonBadValue)
+	f("x:Inf|g", reasonBadValue)
+	f("x:-Inf|g", reasonBadValue)
+	f("x:+infinity|h", reasonBadValue)
+	f("x:1e400|g", reasonBadValue)
+	f("x:abc|c", reasonBadValue)
+	f("x:1,5|c", reasonBadValue)
+	f("x:1 |c", reasonBadValue)
+	f("x: 1|c", reasonBadValue)
+	f("x:--1|c", reasonBadValue)
+	f("x:.|c", reasonBadValue)
+	f("x:-|c", reasonBadValue)
+	f("x:|s", reasonBadValue)
+	f("x:NaN|c|@2", reasonBadValue) // a rejected line does not also count its rate
+
+	// A rate that is not a number rejects the line, as in the Datadog
+	// Agent, wherever it stands and whatever other rate the line has.
+	f("x:1|c|@", reasonBadSampleRate)
+	f("x:666|g|@abc", reasonBadSampleRate)
+	f("x:1|c|@abc|#a", reasonBadSampleRate)
+	f("x:1|c|@0.5|@abc", reasonBadSampleRate)
+	f("x:1|c|@abc|@0.5", reasonBadSampleRate)
+	f("x:1|c|@0,5", reasonBadSampleRate)
+	f("x:1|c|@ 0.5", reasonBadSampleRate)
+	f("x:1|c|@0.5x", reasonBadSampleRate)
+	f("x:1:2|h|@-", reasonBadSampleRate)
+	f("x:u|s|@.", reasonBadSampleRate)
+	f("x:NaN|c|@abc", reasonBadSampleRate) // optional fields are read before the value
+
+	// So does a |T that is not a decimal int64.
+	f("x:1|c|T", reasonBadTimestamp)
+	f("x:1|c|TABCD", reasonBadTimestamp)
+	f("x:1|c|Tnotanumber|#a", reasonBadTimestamp)
+	f("x:1|c|T1.5", reasonBadTimestamp)
+	f("x:1|c|T1e9", reasonBadTimestamp)
+	f("x:1|c|T1_000", reasonBadTimestamp)
+	f("x:1|c|T0x10", reasonBadTimestamp)
+	f("x:1|c|T 1", reasonBadTimestamp)
+	f("x:1|c|T-", reasonBadTimestamp)
+	f("x:1|c|T9223372036854775808", reasonBadTimestamp)
+	f("x:1|c|T-9223372036854775809", reasonBadTimestamp)
+	f("x:1|c|T1700000000|T", reasonBadTimestamp)
+	f("x:1:2|d|@0.5|TABCD|#a", reasonBadTimestamp)
 
 	// Too long, bad encoding.
-	f("x:1|c|#"+strings.Repeat("a", 94), ReasonLineTooLong)
-	f("x:1|c|#\xff", ReasonInvalidUTF8)
-	f("\xc3(:1|c", ReasonInvalidUTF8)
-	f("x:1|c|#a\xed\xa0\x80", ReasonInvalidUTF8) // an encoded surrogate
-	f("_e{1,1}:\xff|b", ReasonInvalidUTF8)
+	f("x:1|c|#"+strings.Repeat("a", 94), reasonLineTooLong)
+	f("x:1|c|#\xff", reasonInvalidUTF8)
+	f("\xc3(:1|c", reasonInvalidUTF8)
+	f("x:1|c|#a\xed\xa0\x80", reasonInvalidUTF8) // an encoded surrogate
+	f("_e{1,1}:\xff|b", reasonInvalidUTF8)
 
 	// Events.
-	f("_e{", ReasonBadEvent)
-	f("_e{5,4}", ReasonBadEvent)
-	f("_e{5,4}:", ReasonBadEvent)
-	f("_e{5,4}:title|tex", ReasonBadEvent)   // truncated
-	f("_e{5,4}:title|texts", ReasonBadEvent) // longer than announced
-	f("_e{5,4}:titl|etext", ReasonBadEvent)
-	f("_e{5,4}:title", ReasonBadEvent)
-	f("_e{5,4}title|text", ReasonBadEvent)
-	f("_e{5;4}:title|text", ReasonBadEvent)
-	f("_e{5,4:title|text", ReasonBadEvent)
-	f("_e{,4}:title|text", ReasonBadEvent)
-	f("_e{5,}:title|text", ReasonBadEvent)
-	f("_e{-5,4}:title|text", ReasonBadEvent)
-	f("_e{0,4}:|text", ReasonBadEvent)
-	f("_e{5,99999999}:title|text", ReasonBadEvent)
-	f("_e{9999999999,4}:title|text", ReasonBadEvent)
-	f("_e{5,4}:title|text|p:urgent", ReasonBadEvent)
-	f("_e{5,4}:title|text|t:fatal", ReasonBadEvent)
-	f("_e{5,4}:title|text|t:", ReasonBadEvent)
-	f("_e{5,4}:title|text|d:soon", ReasonBadEvent)
+	f("_e{", reasonBadEvent)
+	f("_e{5,4}", reasonBadEvent)
+	f("_e{5,4}:", reasonBadEvent)
+	f("_e{5,4}:title|tex", reasonBadEvent)   // truncated
+	f("_e{5,4}:title|texts", reasonBadEvent) // longer than announced
+	f("_e{5,4}:titl|etext", reasonBadEvent)
+	f("_e{5,4}:title", reasonBadEvent)
+	f("_e{5,4}title|text", reasonBadEvent)
+	f("_e{5;4}:title|text", reasonBadEvent)
+	f("_e{5,4:title|text", reasonBadEvent)
+	f("_e{,4}:title|text", reasonBadEvent)
+	f("_e{5,}:title|text", reasonBadEvent)
+	f("_e{-5,4}:title|text", reasonBadEvent)
+	f("_e{0,4}:|text", reasonBadEvent)
+	f("_e{5,99999999}:title|text", reasonBadEvent)
+	f("_e{9999999999,4}:title|text", reasonBadEvent)
 
 	// Service checks.
-	f("_sc|db.ok|4", ReasonBadServiceCheck)
-	f("_sc|db.ok|-1", ReasonBadServiceCheck)
-	f("_sc|db.ok|01", ReasonBadServiceCheck)
-	f("_sc|db.ok|ok", ReasonBadServiceCheck)
-	f("_sc|db.ok|", ReasonBadServiceCheck)
-	f("_sc|db.ok", ReasonBadServiceCheck)
-	f("_sc||0", ReasonBadServiceCheck)
-	f("_sc|", ReasonBadServiceCheck)
-	f("_sc|db.ok|0|d:yesterday", ReasonBadServiceCheck)
+	f("_sc|db.ok|4", reasonBadServiceCheck)
+	f("_sc|db.ok|-1", reasonBadServiceCheck)
+	f("_sc|db.ok|01", reasonBadServiceCheck)
+	f("_sc|db.ok|ok", reasonBadServiceCheck)
+	f("_sc|db.ok|", reasonBadServiceCheck)
+	f("_sc|db.ok", reasonBadServiceCheck)
+	f("_sc||0", reasonBadServiceCheck)
+	f("_sc|", reasonBadServiceCheck)
 }
 
 func TestParseBadSampleRateKeepsSample(t *testing.T) {
@@ -275,26 +306,28 @@ func TestParseBadSampleRateKeepsSample(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q): unexpected error %v", line, err)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		var wantCounts [NumReasons]uint64
-		wantCounts[ReasonBadSampleRate] = 1
+		var wantCounts [numReasons]uint64
+		wantCounts[reasonBadSampleRate] = 1
 		if got := errorCounts(p); got != wantCounts {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, wantCounts)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, wantCounts)
 		}
 	}
 	f("x:1|c|@0", counter("x", "", 1))
 	f("x:1|c|@2", counter("x", "", 1))
 	f("x:1|c|@-1", counter("x", "", 1))
 	f("x:1|c|@-0.5", counter("x", "", 1))
-	f("x:1|c|@abc|#a", counter("x", "a", 1))
-	f("x:1|c|@", counter("x", "", 1))
+	// Numbers, though not rates (strconv.ParseFloat reads them all).
 	f("x:1|c|@NaN", counter("x", "", 1))
 	f("x:1|c|@Inf", counter("x", "", 1))
+	f("x:1|c|@-Infinity|#a", counter("x", "a", 1))
+	f("x:1|c|@1e400", counter("x", "", 1))
+	f("x:1|c|@0x1p1", counter("x", "", 1))
 	f("x:1|c|@1.0000001", counter("x", "", 1))
 	f("x:1|c|@1e-300", counter("x", "", 1)) // would be 0 as a float32
 	f("x:1|c|@0.5|@7", counter("x", "", 1)) // the last rate wins, even a bad one
@@ -307,17 +340,17 @@ func TestParseMultiValueBadValues(t *testing.T) {
 		t.Helper()
 		p := NewParser(4096, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
+		err := p.parseLine([]byte(line), &b)
 		if (err != nil) != wantErr {
-			t.Errorf("ParseLine(%q): error %v, want error: %v", line, err, wantErr)
+			t.Errorf("parseLine(%q): error %v, want error: %v", line, err, wantErr)
 		}
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
-			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", line, got, want)
+			t.Errorf("parseLine(%q)\n got %+v\nwant %+v", line, got, want)
 		}
-		var wantCounts [NumReasons]uint64
-		wantCounts[ReasonBadValue] = wantBad
+		var wantCounts [numReasons]uint64
+		wantCounts[reasonBadValue] = wantBad
 		if got := errorCounts(p); got != wantCounts {
-			t.Errorf("ParseLine(%q): counts %v, want %v", line, got, wantCounts)
+			t.Errorf("parseLine(%q): counts %v, want %v", line, got, wantCounts)
 		}
 	}
 	h := func(v float64) sample { return ofKind(metric.Histogram, "x", "a", v) }
@@ -330,29 +363,40 @@ func TestParseMultiValueBadValues(t *testing.T) {
 	f("x:NaN:Inf:abc|h|#a", 3, true)
 }
 
+// checkEventLine parses line, which must yield want and nothing else, and
+// count badFields bad_event (fields ignored, the event kept).
+func checkEventLine(t *testing.T, line string, badFields uint64, want metric.Event) {
+	t.Helper()
+	p := NewParser(4096, nil)
+	var b metric.Batch
+	if err := p.parseLine([]byte(line), &b); err != nil {
+		t.Errorf("parseLine(%q): unexpected error %v", line, err)
+	}
+	if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
+		t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
+	}
+	if len(b.Samples) != 0 || len(b.Checks) != 0 {
+		t.Errorf("parseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
+	}
+	var wantCounts [numReasons]uint64
+	wantCounts[reasonBadEvent] = badFields
+	if got := errorCounts(p); got != wantCounts {
+		t.Errorf("parseLine(%q): counted errors %v, want %v", line, got, wantCounts)
+	}
+}
+
+// ev is an event with only a title and text: its defaults.
+func ev(title, text string) metric.Event {
+	return metric.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
+}
+
 func TestParseEvents(t *testing.T) {
 	f := func(line string, want metric.Event) {
 		t.Helper()
-		p := NewParser(4096, nil)
-		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
-		}
-		if !reflect.DeepEqual(b.Events, []metric.Event{want}) {
-			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Events, want)
-		}
-		if len(b.Samples) != 0 || len(b.Checks) != 0 {
-			t.Errorf("ParseLine(%q): got samples %v, checks %v", line, b.Samples, b.Checks)
-		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
-		}
-	}
-	ev := func(title, text string) metric.Event {
-		return metric.Event{Title: title, Text: text, Priority: "normal", AlertType: "info"}
+		checkEventLine(t, line, 0, want)
 	}
 	full := metric.Event{
-		Title: "deploy", Text: "v1.2 out", Timestamp: 1700000000, Hostname: "web1",
+		Title: "deploy", Text: "v1.2 out", Timestamp: 1700000000, Hostname: "web1", HostSet: true,
 		AggregationKey: "agg", Priority: "low", SourceType: "jenkins", AlertType: "success",
 		Tags: []string{"env:prod", "team:x"},
 	}
@@ -380,27 +424,35 @@ func TestParseEvents(t *testing.T) {
 	f("_e{6,18}:Deploy|line one\\nline two|p:normal|t:warning|#env:prod|c:ci-abc123", dd)
 }
 
+// checkServiceCheckLine is checkEventLine for service checks.
+func checkServiceCheckLine(t *testing.T, line string, badFields uint64, want metric.ServiceCheck) {
+	t.Helper()
+	p := NewParser(4096, nil)
+	var b metric.Batch
+	if err := p.parseLine([]byte(line), &b); err != nil {
+		t.Errorf("parseLine(%q): unexpected error %v", line, err)
+	}
+	if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
+		t.Errorf("parseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
+	}
+	if len(b.Samples) != 0 || len(b.Events) != 0 {
+		t.Errorf("parseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
+	}
+	var wantCounts [numReasons]uint64
+	wantCounts[reasonBadServiceCheck] = badFields
+	if got := errorCounts(p); got != wantCounts {
+		t.Errorf("parseLine(%q): counted errors %v, want %v", line, got, wantCounts)
+	}
+}
+
 func TestParseServiceChecks(t *testing.T) {
 	f := func(line string, want metric.ServiceCheck) {
 		t.Helper()
-		p := NewParser(4096, nil)
-		var b metric.Batch
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q): unexpected error %v", line, err)
-		}
-		if !reflect.DeepEqual(b.Checks, []metric.ServiceCheck{want}) {
-			t.Errorf("ParseLine(%q)\n got %#v\nwant %#v", line, b.Checks, want)
-		}
-		if len(b.Samples) != 0 || len(b.Events) != 0 {
-			t.Errorf("ParseLine(%q): got samples %v, events %v", line, b.Samples, b.Events)
-		}
-		if got := errorCounts(p); got != [NumReasons]uint64{} {
-			t.Errorf("ParseLine(%q): counted errors %v, want none", line, got)
-		}
+		checkServiceCheckLine(t, line, 0, want)
 	}
 	full := metric.ServiceCheck{
 		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000000,
-		Hostname: "web1", Tags: []string{"env:prod", "db:main"}, Message: "disk full",
+		Hostname: "web1", HostSet: true, Tags: []string{"env:prod", "db:main"}, Message: "disk full",
 	}
 	f("_sc|db.up|0", metric.ServiceCheck{Name: "db.up", Status: metric.CheckOK})
 	f("_sc|db.up|1", metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning})
@@ -414,8 +466,91 @@ func TestParseServiceChecks(t *testing.T) {
 		metric.ServiceCheck{Name: "db.up", Status: metric.CheckWarning, Tags: []string{"env:prod"}, Message: "line1\\nline2 m\\: x"})
 }
 
+// As in the Datadog Agent, an optional field with a bad value is ignored
+// and the event or check kept (counted, so that the sender can be found).
+func TestParseEventAndCheckBadFieldsIgnored(t *testing.T) {
+	e := func(line string, badFields uint64, want metric.Event) {
+		t.Helper()
+		checkEventLine(t, line, badFields, want)
+	}
+	withTS := ev("t", "x")
+	withTS.Timestamp = 1700000000
+	e("_e{1,1}:t|x|d:abc", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:1.5", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|d:1700000000|d:abc", 1, withTS) // the bad one does not erase the good one
+	e("_e{1,1}:t|x|p:urgent", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|p:", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|p:LOW", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:test", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:fatal", 1, ev("t", "x"))
+	e("_e{1,1}:t|x|t:", 1, ev("t", "x"))
+	low := ev("t", "x")
+	low.Priority, low.Tags = "low", []string{"a"}
+	e("_e{1,1}:t|x|p:low|t:bogus|#a", 1, low)
+	e("_e{1,1}:t|x|p:urgent|t:test|d:abc|#a|p:low", 1, low) // counted once per event
+
+	c := func(line string, badFields uint64, want metric.ServiceCheck) {
+		t.Helper()
+		checkServiceCheckLine(t, line, badFields, want)
+	}
+	c("_sc|db.ok|0|d:yesterday", 1, metric.ServiceCheck{Name: "db.ok", Status: metric.CheckOK})
+	c("_sc|db.ok|1|d:|m:slow", 1, metric.ServiceCheck{Name: "db.ok", Status: metric.CheckWarning, Message: "slow"})
+	c("_sc|db.ok|2|d:1700000000|d:x|#a", 1,
+		metric.ServiceCheck{Name: "db.ok", Status: metric.CheckCritical, Timestamp: 1700000000, Tags: []string{"a"}})
+}
+
+// A host: tag sets the host of an event or check and is removed from its
+// tags; an explicit non-empty h: wins over it; "host:" with no value means
+// no host. HostSet tells the aggregator not to apply its default.
+func TestParseEventAndCheckHost(t *testing.T) {
+	e := func(line string, host string, hostSet bool, tags ...string) {
+		t.Helper()
+		want := ev("t", "x")
+		want.Hostname, want.HostSet, want.Tags = host, hostSet, tags
+		checkEventLine(t, line, 0, want)
+	}
+	e("_e{1,1}:t|x", "", false)
+	e("_e{1,1}:t|x|#a", "", false, "a")
+	e("_e{1,1}:t|x|h:web1", "web1", true)
+	e("_e{1,1}:t|x|#host:web2,a", "web2", true, "a")
+	e("_e{1,1}:t|x|#a,host:web2", "web2", true, "a")
+	e("_e{1,1}:t|x|h:web1|#host:web2,a", "web1", true, "a") // h: wins
+	e("_e{1,1}:t|x|#host:web2,a|h:web1", "web1", true, "a") // in either order
+	e("_e{1,1}:t|x|#host:,a", "", true, "a")                // explicitly no host
+	e("_e{1,1}:t|x|h:web1|#host:", "web1", true)
+	e("_e{1,1}:t|x|h:|#host:web2", "web2", true) // an empty h: names nothing, as in the Agent
+	e("_e{1,1}:t|x|h:", "", false)
+	e("_e{1,1}:t|x|#host:a,host:b", "b", true)  // the last host: tag, as in the Agent
+	e("_e{1,1}:t|x|#host:a|#b", "", false, "b") // the last #tags field wins whole
+	e("_e{1,1}:t|x|#hostname:h,host,hosts:x", "", false, "hostname:h", "host", "hosts:x")
+	e("_e{1,1}:t|x|h:web1|h:web3", "web3", true)
+
+	c := func(line string, host string, hostSet bool, tags ...string) {
+		t.Helper()
+		checkServiceCheckLine(t, line, 0, metric.ServiceCheck{Name: "db", Status: metric.CheckOK, Hostname: host, HostSet: hostSet, Tags: tags})
+	}
+	c("_sc|db|0", "", false)
+	c("_sc|db|0|h:web1", "web1", true)
+	c("_sc|db|0|#env:prod,host:web2", "web2", true, "env:prod")
+	c("_sc|db|0|#host:web2|h:web1", "web1", true)
+	c("_sc|db|0|#host:,env:prod", "", true, "env:prod")
+	c("_sc|db|0|h:|#host:web2", "web2", true)
+}
+
+// dd.internal.* tags are origin detection that datadog-go adds; they are
+// consumed, never sent on with an event or check.
+func TestParseEventAndCheckDropInternalTags(t *testing.T) {
+	want := ev("t", "x")
+	want.Tags = []string{"env:prod", "dd.internalx", "internal.dd.x:1"}
+	checkEventLine(t, "_e{1,1}:t|x|#dd.internal.entity_id:pod-uid-1,env:prod,dd.internal.card:high,dd.internalx,dd.internal.jmx_check_name:j,internal.dd.x:1", 0, want)
+	checkEventLine(t, "_e{1,1}:t|x|#dd.internal.entity_id:1", 0, ev("t", "x"))
+	checkServiceCheckLine(t, "_sc|db|0|#dd.internal.card:low,a,dd.internal.entity_id:e|h:web1", 0,
+		metric.ServiceCheck{Name: "db", Status: metric.CheckOK, Hostname: "web1", HostSet: true, Tags: []string{"a"}})
+}
+
 func TestParsePacket(t *testing.T) {
-	f := func(packet string, wantRejected int, wantCounts map[Reason]uint64, want ...sample) {
+	f := func(packet string, wantRejected int, wantCounts map[reason]uint64, want ...sample) {
 		t.Helper()
 		p := NewParser(64, nil)
 		var b metric.Batch
@@ -425,7 +560,7 @@ func TestParsePacket(t *testing.T) {
 		if got := toSamples(b.Samples); !slices.Equal(got, want) {
 			t.Errorf("Parse(%q)\n got %+v\nwant %+v", packet, got, want)
 		}
-		var wc [NumReasons]uint64
+		var wc [numReasons]uint64
 		for r, n := range wantCounts {
 			wc[r] = n
 		}
@@ -446,21 +581,21 @@ func TestParsePacket(t *testing.T) {
 	f("a:1|c\r\n\r\nb:2|c", 0, nil, a, bb)
 
 	// A bad line in the middle does not drop its neighbours.
-	f("a:1|c\ngarbage\nb:2|c", 1, map[Reason]uint64{ReasonBadFormat: 1}, a, bb)
-	f("a:1|c\nx:1|cc2\nb:2|c\nx:NaN|g\nc:3|c", 2, map[Reason]uint64{ReasonUnknownType: 1, ReasonBadValue: 1}, a, bb, c)
-	f("a:1|c\n_e{5,4}:title|tex\nb:2|c\n_sc|x|9\nc:3|c", 2, map[Reason]uint64{ReasonBadEvent: 1, ReasonBadServiceCheck: 1}, a, bb, c)
-	f("a:1|c\nb:2|c|@7\nc:3|c", 0, map[Reason]uint64{ReasonBadSampleRate: 1}, a, bb, c)
-	f("a:1|c\nx:1:NaN:2|c\nc:3|c", 0, map[Reason]uint64{ReasonBadValue: 1}, a, counter("x", "", 1), counter("x", "", 2), c)
+	f("a:1|c\ngarbage\nb:2|c", 1, map[reason]uint64{reasonBadFormat: 1}, a, bb)
+	f("a:1|c\nx:1|cc2\nb:2|c\nx:NaN|g\nc:3|c", 2, map[reason]uint64{reasonUnknownType: 1, reasonBadValue: 1}, a, bb, c)
+	f("a:1|c\n_e{5,4}:title|tex\nb:2|c\n_sc|x|9\nc:3|c", 2, map[reason]uint64{reasonBadEvent: 1, reasonBadServiceCheck: 1}, a, bb, c)
+	f("a:1|c\nb:2|c|@7\nc:3|c", 0, map[reason]uint64{reasonBadSampleRate: 1}, a, bb, c)
+	f("a:1|c\nx:1:NaN:2|c\nc:3|c", 0, map[reason]uint64{reasonBadValue: 1}, a, counter("x", "", 1), counter("x", "", 2), c)
 
 	// Overlong lines are rejected one by one (the limit is 64 here).
 	long := "x:1|c|#" + strings.Repeat("t", 60)
-	f("a:1|c\n"+long+"\nb:2|c\n"+long+"\r\nc:3|c", 2, map[Reason]uint64{ReasonLineTooLong: 2}, a, bb, c)
+	f("a:1|c\n"+long+"\nb:2|c\n"+long+"\r\nc:3|c", 2, map[reason]uint64{reasonLineTooLong: 2}, a, bb, c)
 	exact := "x:1|c|#" + strings.Repeat("t", 64-7)
 	f(exact+"\r\n"+exact, 0, nil, counter("x", strings.Repeat("t", 57), 1), counter("x", strings.Repeat("t", 57), 1))
 
 	// Invalid UTF-8 costs only its own line.
-	f("a:1|c\nx:1|c|#\xff\xfe\nb:2|c\n\xc3:1|c\nc:3|c", 2, map[Reason]uint64{ReasonInvalidUTF8: 2}, a, bb, c)
-	f("a:é|s\nx:1|c|#\xe9", 1, map[Reason]uint64{ReasonInvalidUTF8: 1}, set("a", "", "é"))
+	f("a:1|c\nx:1|c|#\xff\xfe\nb:2|c\n\xc3:1|c\nc:3|c", 2, map[reason]uint64{reasonInvalidUTF8: 2}, a, bb, c)
+	f("a:é|s\nx:1|c|#\xe9", 1, map[reason]uint64{reasonInvalidUTF8: 1}, set("a", "", "é"))
 }
 
 func TestParsePacketEventsAndChecks(t *testing.T) {
@@ -485,16 +620,16 @@ func TestParseLineEmptyAndCounting(t *testing.T) {
 	p := NewParser(10, nil)
 	var b metric.Batch
 	for _, line := range []string{"", "\r"} {
-		if err := p.ParseLine([]byte(line), &b); err != nil {
-			t.Errorf("ParseLine(%q) = %v, want nil", line, err)
+		if err := p.parseLine([]byte(line), &b); err != nil {
+			t.Errorf("parseLine(%q) = %v, want nil", line, err)
 		}
 	}
-	if len(b.Samples) != 0 || errorCounts(p) != [NumReasons]uint64{} {
+	if len(b.Samples) != 0 || errorCounts(p) != [numReasons]uint64{} {
 		t.Errorf("empty lines yielded %+v, counts %v", b, errorCounts(p))
 	}
 	// Stream readers count the lines they had to discard unparsed.
 	p.countLineTooLong()
-	if n := p.Errors(ReasonLineTooLong); n != 1 {
+	if n := p.errorCount(reasonLineTooLong); n != 1 {
 		t.Errorf("line_too_long = %d, want 1", n)
 	}
 }
@@ -517,7 +652,7 @@ func TestParseThousandsOfTags(t *testing.T) {
 	}
 
 	var eb metric.Batch
-	if err := p.ParseLine([]byte("_e{1,1}:t|x|#"+raw), &eb); err != nil {
+	if err := p.parseLine([]byte("_e{1,1}:t|x|#"+raw), &eb); err != nil {
 		t.Fatal(err)
 	}
 	if len(eb.Events) != 1 || !reflect.DeepEqual(eb.Events[0].Tags, tags) {
@@ -545,12 +680,12 @@ func TestParseErrorMessages(t *testing.T) {
 		t.Helper()
 		p := NewParser(maxLen, nil)
 		var b metric.Batch
-		err := p.ParseLine([]byte(line), &b)
+		err := p.parseLine([]byte(line), &b)
 		if err == nil {
-			t.Fatalf("ParseLine(%q): no error", line)
+			t.Fatalf("parseLine(%q): no error", line)
 		}
 		if got := err.Error(); got != want {
-			t.Errorf("ParseLine(%q) error\n got %s\nwant %s", line, got, want)
+			t.Errorf("parseLine(%q) error\n got %s\nwant %s", line, got, want)
 		}
 	}
 	f(0, "foo:1|zz", `parse "foo:1|zz": unknown metric type "zz"`)
@@ -565,8 +700,11 @@ func TestParseErrorMessages(t *testing.T) {
 	f(0, "foo:|s", `parse "foo:|s": empty set member`)
 	f(0, "x:1|c|#\xff", `parse "x:1|c|#\xff": invalid utf-8`)
 	f(0, "_e{5,4}:title|tex", `parse "_e{5,4}:title|tex": event shorter than its header says`)
-	f(0, "_e{1,1}:t|x|p:urgent", `parse "_e{1,1}:t|x|p:urgent": invalid event priority "urgent"`)
+	f(0, "_e{1,1}:t|xy", `parse "_e{1,1}:t|xy": event title or text length does not match its header`)
 	f(0, "_sc|db|7", `parse "_sc|db|7": invalid service check status "7"`)
+	f(0, "x:1|c|@abc", `parse "x:1|c|@abc": invalid sample rate "abc"`)
+	f(0, "x:1|c|@", `parse "x:1|c|@": invalid sample rate ""`)
+	f(0, "x:1|c|TABCD", `parse "x:1|c|TABCD": invalid timestamp "ABCD"`)
 	// Long input is cut in the message.
 	long := "x:1|zz|#" + strings.Repeat("t", 200)
 	f(0, long, `parse "`+long[:64]+`...": unknown metric type "zz"`)
@@ -575,19 +713,19 @@ func TestParseErrorMessages(t *testing.T) {
 }
 
 func TestParseReasonString(t *testing.T) {
-	want := []string{"bad_format", "unknown_type", "bad_value", "bad_sample_rate", "line_too_long", "invalid_utf8", "bad_event", "bad_service_check"}
+	want := []string{"bad_format", "unknown_type", "bad_value", "bad_sample_rate", "line_too_long", "invalid_utf8", "bad_event", "bad_service_check", "bad_timestamp"}
 	var got []string
-	for r := range NumReasons {
+	for r := range numReasons {
 		got = append(got, r.String())
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Reason strings\n got %q\nwant %q", got, want)
+		t.Errorf("reason strings\n got %q\nwant %q", got, want)
 	}
-	if s := NumReasons.String(); s != "reason_8" {
-		t.Errorf("NumReasons.String() = %q", s)
+	if s := numReasons.String(); s != "reason_9" {
+		t.Errorf("numReasons.String() = %q", s)
 	}
-	if n := NewParser(0, nil).Errors(NumReasons); n != 0 {
-		t.Errorf("Errors(NumReasons) = %d", n)
+	if n := NewParser(0, nil).errorCount(numReasons); n != 0 {
+		t.Errorf("Errors(numReasons) = %d", n)
 	}
 }
 
@@ -612,7 +750,7 @@ func TestParseTelemetry(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parse_errors self-metrics\n got %v\nwant %v", got, want)
 	}
-	if n := p.Errors(ReasonBadValue); n != 2 {
+	if n := p.errorCount(reasonBadValue); n != 2 {
 		t.Errorf("Errors(bad_value) = %d, want 2", n)
 	}
 }
@@ -636,10 +774,10 @@ func TestParseConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := p.Errors(ReasonBadFormat); n != goroutines*rounds {
+	if n := p.errorCount(reasonBadFormat); n != goroutines*rounds {
 		t.Errorf("bad_format = %d, want %d", n, goroutines*rounds)
 	}
-	if n := p.Errors(ReasonBadSampleRate); n != goroutines*rounds {
+	if n := p.errorCount(reasonBadSampleRate); n != goroutines*rounds {
 		t.Errorf("bad_sample_rate = %d, want %d", n, goroutines*rounds)
 	}
 }
@@ -670,7 +808,7 @@ func TestParseAllocs(t *testing.T) {
 		t.Errorf("Parse of a typical packet: %v allocs, want 0", allocs)
 	}
 	// Counted-but-kept problems must not allocate either.
-	bad := []byte("x:1|c|@7\nx:1:NaN:2|h\nx:1|c|#\xff\n")
+	bad := []byte("x:1|c|@7\nx:1:NaN:2|h\nx:1|c|#\xff\nx:1|c|TABCD\n")
 	allocs = testing.AllocsPerRun(100, func() {
 		b.Reset()
 		p.Parse(bad, &b)
@@ -681,12 +819,12 @@ func TestParseAllocs(t *testing.T) {
 	line := []byte("req.latency:12.5|ms|@0.5|#route:/a,env:prod|c:ci-abc")
 	allocs = testing.AllocsPerRun(100, func() {
 		b.Reset()
-		if err := p.ParseLine(line, &b); err != nil {
+		if err := p.parseLine(line, &b); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("ParseLine: %v allocs, want 0", allocs)
+		t.Errorf("parseLine: %v allocs, want 0", allocs)
 	}
 }
 
@@ -720,5 +858,26 @@ func checkParseValue(t *testing.T, s string) {
 	wantOK := err == nil && !math.IsNaN(want) && !math.IsInf(want, 0)
 	if ok != wantOK || (ok && math.Float64bits(got) != math.Float64bits(want)) {
 		t.Errorf("parseValue(%q) = %v, %v; strconv says %v, %v", s, got, ok, want, err)
+	}
+}
+
+// isInt64 must agree with strconv.ParseInt(s, 10, 64), which it replaces
+// to keep bad |T fields from allocating an error.
+func TestIsInt64MatchesStrconv(t *testing.T) {
+	for _, s := range []string{
+		"0", "-0", "+0", "1", "-1", "+1", "1700000000", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616",
+		"99999999999999999999", "00000000000000000000001", "", "+", "-", "--1", "+-1", "1-", "1.0", "1e3",
+		"0x10", "1_000", " 1", "1 ", "a", "١",
+	} {
+		checkIsInt64(t, s)
+	}
+}
+
+func checkIsInt64(t *testing.T, s string) {
+	t.Helper()
+	_, err := strconv.ParseInt(s, 10, 64)
+	if got := isInt64([]byte(s)); got != (err == nil) {
+		t.Errorf("isInt64(%q) = %v; strconv.ParseInt says %v", s, got, err)
 	}
 }

@@ -42,7 +42,7 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 		opts.TCPIdleTimeout = 5 * time.Minute
 	}
 	if opts.TCPMaxConnections <= 0 {
-		opts.TCPMaxConnections = DefaultTCPMaxConnections
+		opts.TCPMaxConnections = defaultTCPMaxConnections
 	}
 	return &tcpListener{
 		ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp"),
@@ -66,7 +66,7 @@ func (l *tcpListener) Run(ctx context.Context) error {
 	// is accepted and closed rather than left in the backlog, so that its
 	// client learns at once instead of writing into a socket nobody reads.
 	slots := make(chan struct{}, l.opts.TCPMaxConnections)
-	var lastRefusalLog time.Time
+	var refusalLog, acceptErrLog logThrottle
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -75,7 +75,9 @@ func (l *tcpListener) Run(ctx context.Context) error {
 			}
 			// EMFILE and friends: wait a little instead of spinning.
 			l.c.errors.Inc()
-			l.opts.Log.Warn("tcp accept failed", "address", l.Addr(), "error", err)
+			if ok, n := acceptErrLog.allow(); ok {
+				l.opts.Log.Warn("tcp accept failed", "address", l.Addr(), "error", err, "suppressed_since_last", n)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -89,10 +91,10 @@ func (l *tcpListener) Run(ctx context.Context) error {
 		default:
 			conn.Close()
 			l.refused.Inc()
-			if time.Since(lastRefusalLog) >= refusalLogEvery {
-				lastRefusalLog = time.Now()
+			if ok, n := refusalLog.allow(); ok {
 				l.opts.Log.Warn("tcp connection refused: too many open", "address", l.Addr(),
-					"max_connections", l.opts.TCPMaxConnections, "refused_total", l.refused.Load())
+					"max_connections", l.opts.TCPMaxConnections, "refused_total", l.refused.Load(),
+					"suppressed_since_last", n)
 			}
 			continue
 		}
@@ -104,10 +106,6 @@ func (l *tcpListener) Run(ctx context.Context) error {
 		}()
 	}
 }
-
-// refusalLogEvery throttles the warning for refused connections: a client
-// retrying in a loop must not flood the log. The counter has every one.
-const refusalLogEvery = 10 * time.Second
 
 // serve reads one connection: it parses every complete line of each read,
 // keeps a partial last line for the next read, and at EOF parses a final

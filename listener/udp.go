@@ -23,16 +23,56 @@ const readBatchSize = 32
 
 // udpListener is num_readers UDP sockets bound to one port with
 // SO_REUSEPORT, so the kernel spreads datagrams across readers without any
-// user-space hand-off. Backpressure policy: none — when readers fall behind
-// the kernel drops datagrams (its RcvbufErrors), which is the DogStatsD
-// contract; the sender is never blocked.
+// user-space hand-off. Only they may share the port: a listener refuses to
+// start when another process's socket is on it (see checkPortNotShared).
+// Backpressure policy: none — when readers fall behind the kernel drops
+// datagrams (its RcvbufErrors), which is the DogStatsD contract; the
+// sender is never blocked.
 type udpListener struct {
 	conns []net.PacketConn
 	opts  Options
 	c     counters
+	// readErrLog throttles the read-failure warning of all readers.
+	readErrLog logThrottle
 }
 
 func newUDP(network, address string, opts Options) (*udpListener, error) {
+	// For port 0 the kernel picks a port its rules let this socket bind,
+	// which with SO_REUSEPORT includes one that another socket of this
+	// user already holds; another pick is then tried rather than failing.
+	attempts := 1
+	if _, port, err := net.SplitHostPort(address); err == nil && port == "0" {
+		attempts = 3
+	}
+	for attempt := 1; ; attempt++ {
+		l, err := bindUDP(network, address, opts)
+		if err != nil {
+			return nil, err
+		}
+		err = checkPortNotShared(l.conns)
+		switch {
+		case err == nil:
+		case errors.Is(err, errPortShared):
+			l.closeAll()
+			if attempt < attempts {
+				continue
+			}
+			return nil, fmt.Errorf("listen udp %s: %w", address, err)
+		default:
+			opts.Log.Warn("cannot check that no other process shares the UDP port; if one does, each gets part of the traffic",
+				"address", l.Addr(), "error", err)
+		}
+		if got := socketReadBuffer(l.conns[0]); got > 0 && got/2 < opts.ReadBufferBytes {
+			// Linux doubles the request and caps it at net.core.rmem_max.
+			opts.Log.Warn("kernel capped the UDP receive buffer; raise net.core.rmem_max to avoid drops",
+				"address", address, "requested_bytes", opts.ReadBufferBytes, "granted_bytes", got/2)
+		}
+		return l, nil
+	}
+}
+
+// bindUDP binds opts.NumReaders sockets to one port with SO_REUSEPORT.
+func bindUDP(network, address string, opts Options) (*udpListener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var sockErr error
 		err := rc.Control(func(fd uintptr) {
@@ -65,11 +105,6 @@ func newUDP(network, address string, opts Options) (*udpListener, error) {
 				return nil, fmt.Errorf("set SO_RCVBUF on udp %s: %w", address, err)
 			}
 		}
-	}
-	if got := socketReadBuffer(l.conns[0]); got > 0 && got/2 < opts.ReadBufferBytes {
-		// Linux doubles the request and caps it at net.core.rmem_max.
-		opts.Log.Warn("kernel capped the UDP receive buffer; raise net.core.rmem_max to avoid drops",
-			"address", address, "requested_bytes", opts.ReadBufferBytes, "granted_bytes", got/2)
 	}
 	return l, nil
 }
@@ -113,7 +148,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 	bc := ipv4.NewPacketConn(pc) // ReadBatch uses recvmmsg for IPv6 sockets too
 	msgs := make([]ipv4.Message, readBatchSize)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagramSize)}
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagramSize)}
 		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
 	var droppedSoFar uint32
@@ -142,7 +177,10 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err)
+			if ok, n := l.readErrLog.allow(); ok {
+				l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err,
+					"suppressed_since_last", n)
+			}
 		}
 	}
 }

@@ -23,9 +23,18 @@ type unixgramListener struct {
 	path string
 	opts Options
 	c    counters
+	// readErrLog throttles the read-failure warning of all readers.
+	readErrLog logThrottle
 }
 
 func newUnixgram(path string, opts Options) (*unixgramListener, error) {
+	mode := opts.SocketMode
+	if mode == 0 {
+		mode = defaultSocketMode
+	}
+	if mode&^fs.ModePerm != 0 {
+		return nil, fmt.Errorf("listen unixgram %s: socket mode %v has bits other than permissions", path, mode)
+	}
 	// A socket file left by a previous run that died would make bind fail;
 	// remove it, but never a file that is not a socket.
 	if fi, err := os.Lstat(path); err == nil {
@@ -36,9 +45,25 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	conn, err := bindUnixgram(path, mode)
 	if err != nil {
 		return nil, fmt.Errorf("listen unixgram %s: %w", path, err)
+	}
+	// bind created the file with mode minus the umask, which may lack bits
+	// that were asked for (with umask 022, 0722 becomes 0700). The Lstat
+	// makes sure the chmod, which follows symlinks, changes a socket: a
+	// directory that others may write to is the operator's to avoid.
+	if fi, err := os.Lstat(path); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen unixgram %s: socket file gone after bind: %w", path, err)
+	} else if fi.Mode().Type() != fs.ModeSocket {
+		conn.Close()
+		return nil, fmt.Errorf("listen unixgram %s: socket file replaced by a %v after bind", path, fi.Mode().Type())
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		conn.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("listen unixgram %s: set socket mode %v: %w", path, mode, err)
 	}
 	if opts.ReadBufferBytes > 0 {
 		if err := conn.SetReadBuffer(opts.ReadBufferBytes); err != nil {
@@ -47,6 +72,33 @@ func newUnixgram(path string, opts Options) (*unixgramListener, error) {
 		}
 	}
 	return &unixgramListener{conn: conn, path: path, opts: opts, c: newCounters(opts.Stats, "unixgram")}, nil
+}
+
+// bindUnixgram binds a Unix datagram socket at path whose file is created
+// with at most the permissions in mode. bind(2) gives the new file the
+// socket inode's mode minus the umask, so setting that mode (fchmod on the
+// socket) before bind means the file never exists with more permissions
+// than asked for, even under umask 0. That would not hold of a chmod after
+// bind, and changing the umask instead would race with every other
+// goroutine that creates files.
+func bindUnixgram(path string, mode fs.FileMode) (*net.UnixConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var chmodErr error
+		if err := rc.Control(func(fd uintptr) {
+			chmodErr = unix.Fchmod(int(fd), uint32(mode.Perm()))
+		}); err != nil {
+			return err
+		}
+		if chmodErr != nil {
+			return fmt.Errorf("fchmod socket before bind: %w", chmodErr)
+		}
+		return nil
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "unixgram", path)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UnixConn), nil
 }
 
 func (l *unixgramListener) Addr() string { return l.path }
@@ -78,7 +130,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 	bufs := make([][]byte, readBatchSize)
 	sizes := make([]int, readBatchSize)
 	for i := range bufs {
-		bufs[i] = make([]byte, MaxDatagramSize)
+		bufs[i] = make([]byte, maxDatagramSize)
 	}
 	var batch metric.Batch
 	d := newDrainer(ctx, l.conn)
@@ -127,7 +179,10 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err)
+			if ok, n := l.readErrLog.allow(); ok {
+				l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err,
+					"suppressed_since_last", n)
+			}
 		}
 	}
 }

@@ -48,17 +48,26 @@ type Sample struct {
 	Kind Kind
 }
 
-// EventPriority and AlertType follow the DogStatsD event fields p: and t:.
+// Event is one DogStatsD event (_e). Priority and AlertType follow its
+// fields p: and t:.
 type Event struct {
-	Title          string
-	Text           string
-	Timestamp      int64 // unix seconds; 0 = time of arrival
-	Hostname       string
+	Title     string
+	Text      string
+	Timestamp int64 // unix seconds; 0 = time of arrival
+	// Hostname is the event's host: its h: field, else its "host:" tag.
+	Hostname string
+	// HostSet says that the line named a host (a non-empty h: field or a
+	// "host:" tag, possibly empty): Hostname is final even when empty, and
+	// the instance's default hostname must not replace it. When HostSet
+	// is false, Hostname is empty and the default applies.
+	HostSet        bool
 	AggregationKey string
 	Priority       string // "normal" or "low"
 	SourceType     string
 	AlertType      string // "info", "error", "warning", "success"
-	Tags           []string
+	// Tags are as sent, minus empty tags, "host:" tags and "dd.internal.*"
+	// tags (origin detection, consumed by the listener).
+	Tags []string
 }
 
 // CheckStatus is a service check status as DogStatsD numbers it.
@@ -76,9 +85,12 @@ type ServiceCheck struct {
 	Name      string
 	Status    CheckStatus
 	Timestamp int64 // unix seconds; 0 = time of arrival
-	Hostname  string
-	Tags      []string
-	Message   string
+	// Hostname and HostSet are as in Event.
+	Hostname string
+	HostSet  bool
+	// Tags are as in Event: no empty, "host:" or "dd.internal.*" tags.
+	Tags    []string
+	Message string
 }
 
 // Batch is what one read of the listener produces. The listener owns it and
