@@ -339,7 +339,7 @@ func TestExtendTags(t *testing.T) {
 		"y:1|g",
 	))
 	a.PushEvents(
-		[]metric.Event{{Title: "deploy", Tags: []string{"team:a", "k:v"}}, {Title: "other", Hostname: "h2"}},
+		[]metric.Event{{Title: "deploy", Tags: []string{"team:a", "k:v"}}, {Title: "other", Hostname: "h2", HostSet: true}, {Title: "nohost", HostSet: true}},
 		[]metric.ServiceCheck{{Name: "db", Status: metric.CheckCritical, Tags: []string{"env:dev"}}},
 	)
 	got := a.Flush(testNow, time.Second)
@@ -350,7 +350,8 @@ func TestExtendTags(t *testing.T) {
 	})
 	wantEvents := []metric.Event{
 		{Title: "deploy", Hostname: testHost, Tags: []string{"env:prod", "k:v", "team", "zone:z1"}},
-		{Title: "other", Hostname: "h2", Tags: []string{"env:prod", "team", "zone:z1"}},
+		{Title: "other", Hostname: "h2", HostSet: true, Tags: []string{"env:prod", "team", "zone:z1"}},
+		{Title: "nohost", HostSet: true, Tags: []string{"env:prod", "team", "zone:z1"}}, // "host:" with no value
 	}
 	if !reflect.DeepEqual(got.Events, wantEvents) {
 		t.Errorf("events:\ngot  %+v\nwant %+v", got.Events, wantEvents)

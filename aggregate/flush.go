@@ -248,14 +248,14 @@ func (a *Aggregator) takeEvents() ([]metric.Event, []metric.ServiceCheck) {
 
 	for i := range events {
 		ev := &events[i]
-		if ev.Hostname == "" {
+		if !ev.HostSet { // a line that named a host keeps it, an empty one too
 			ev.Hostname = a.hostname
 		}
 		ev.Tags = a.eventTags(ev.Tags)
 	}
 	for i := range checks {
 		c := &checks[i]
-		if c.Hostname == "" {
+		if !c.HostSet {
 			c.Hostname = a.hostname
 		}
 		c.Tags = a.eventTags(c.Tags)

@@ -81,13 +81,13 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	}
 	parser := listener.NewParser(cfg.MetricMaxLength, reg)
 	for _, la := range cfg.StatsdListenAddresses {
-		// TODO(lead): pass cfg.UnixSocketMode as listener.Options.SocketMode
 		l, err := listener.New(la.Network, la.Address, listener.Options{
 			Parser:          parser,
 			Pusher:          agg,
 			NumReaders:      cfg.NumReaders,
 			ReadBufferBytes: cfg.ReadBufferSizeBytes,
 			TCPIdleTimeout:  cfg.TCPIdleTimeout.D(),
+			SocketMode:      cfg.UnixSocketMode.Mode(),
 			Stats:           reg,
 			Log:             log,
 		})

@@ -122,14 +122,14 @@ func checkDatadogGoOutput(t *testing.T, td *testDaemon) {
 	td.sink.mu.Lock()
 	defer td.sink.mu.Unlock()
 	wantEvent := metric.Event{
-		Title: "deploy", Text: "line one\nline two", Timestamp: 1700000000, Hostname: "ci-box",
+		Title: "deploy", Text: "line one\nline two", Timestamp: 1700000000, Hostname: "ci-box", HostSet: true,
 		AggregationKey: "deploys", Priority: "low", SourceType: "jenkins", AlertType: "success", Tags: []string{"team:web"},
 	}
 	if len(td.sink.events) != 1 || fmt.Sprint(td.sink.events[0]) != fmt.Sprint(wantEvent) {
 		t.Errorf("events = %+v\nwant [%+v]", td.sink.events, wantEvent)
 	}
 	wantCheck := metric.ServiceCheck{
-		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000001, Hostname: "db-1",
+		Name: "db.up", Status: metric.CheckCritical, Timestamp: 1700000001, Hostname: "db-1", HostSet: true,
 		Tags: []string{"db:main"}, Message: "connection refused",
 	}
 	if len(td.sink.checks) != 1 || fmt.Sprint(td.sink.checks[0]) != fmt.Sprint(wantCheck) {
