@@ -60,6 +60,7 @@ func runPipeline(tb testing.TB, cfg Config, pool []Packet, interval time.Duratio
 	l, err := listener.New("udp", "127.0.0.1:0", listener.Options{
 		Parser:          listener.NewParser(4096, reg),
 		Pusher:          agg,
+		NewPusher:       func() listener.Pusher { return agg.NewWriter() },
 		NumReaders:      pipelineReaders,
 		ReadBufferBytes: pipelineReadBuffer,
 		Stats:           reg,

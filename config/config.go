@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
@@ -59,14 +61,46 @@ type Config struct {
 	// aggregating. 0 means no bound. Left out, they depend on the role
 	// (RoleDefaults): a local holds one host's series, the root of the
 	// tier every host's.
-	MaxSeries        int          `yaml:"max_series"`
-	MaxSeriesPerName int          `yaml:"max_series_per_name"`
-	MetricSinks      []SinkConfig `yaml:"metric_sinks"`
+	MaxSeries        int `yaml:"max_series"`
+	MaxSeriesPerName int `yaml:"max_series_per_name"`
+	// TLSCertificate and TLSKey turn on TLS for tcp:// statsd listeners
+	// and http_address (Veneur's names). With TLSAuthorityCertificate, a
+	// tcp:// client must present a certificate that authority signed, and
+	// so must an import without the token (mTLS). The files are reread
+	// when they change, and on SIGHUP.
+	TLSCertificate          string `yaml:"tls_certificate"`
+	TLSKey                  string `yaml:"tls_key"`
+	TLSAuthorityCertificate string `yaml:"tls_authority_certificate"`
+	// TLS is the client side of forward_address (https:// members), as
+	// in Veneur.
+	TLS ClientTLS `yaml:"tls"`
+	// ImportToken is the shared secret of the import endpoint: a global
+	// requires it of an import (with a client certificate as the other
+	// way in), a local sends it with every forward. It is never logged.
+	ImportToken string `yaml:"import_token"`
+	// EnableProfiling serves /debug/pprof/ on http_address. Left out, it
+	// is on for a loopback http_address and off for any other.
+	EnableProfiling bool         `yaml:"enable_profiling"`
+	MetricSinks     []SinkConfig `yaml:"metric_sinks"`
 
 	// origins records where Load found each key's value, so that
 	// Validate's errors can point at it.
 	origins map[string]origin
 }
+
+// ClientTLS is a TLS client's files: the authority that signs the
+// servers (the system's roots when empty), this client's certificate for
+// mTLS, and the name to verify the servers under (each member's host when
+// empty).
+type ClientTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// IsZero reports whether no TLS client setting is given.
+func (t ClientTLS) IsZero() bool { return t == ClientTLS{} }
 
 // SinkConfig is one entry of metric_sinks. Config stays undecoded here: the
 // sink's own package owns its keys; Config.DecodeSinkConfig decodes them.
@@ -128,6 +162,9 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 	}
 	warnings := d.applyEnv(root, environ)
 	cfg.applyRoleDefaults()
+	if _, set := cfg.origins["enable_profiling"]; !set {
+		cfg.EnableProfiling = IsLoopback(cfg.HTTPAddress)
+	}
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
 			cfg.Hostname = h
@@ -299,6 +336,27 @@ func (c *Config) validate() []*KeyError {
 	if c.TCPIdleTimeout.D() <= 0 {
 		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
 	}
+	if (c.TLSCertificate == "") != (c.TLSKey == "") {
+		badf("tls_certificate", "tls_certificate and tls_key go together")
+	} else if c.TLSAuthorityCertificate != "" && c.TLSCertificate == "" {
+		badf("tls_authority_certificate", "needs tls_certificate and tls_key: a server presents its own certificate")
+	} else if err := (tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate}).Validate(); err != nil {
+		bad("tls_certificate", err)
+	}
+	if !c.TLS.IsZero() {
+		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+			badf("tls.cert_file", "cert_file and key_file go together")
+		} else if err := (tlsconfig.Files{Cert: c.TLS.CertFile, Key: c.TLS.KeyFile, CA: c.TLS.CAFile}).Validate(); err != nil {
+			bad("tls", err)
+		}
+		for i, f := range c.ForwardAddress {
+			if a, err := forward.ParseAddress(f); err == nil && a.Scheme != "https" {
+				// Ignoring tls would send in the clear what the operator
+				// meant to protect.
+				badf(fmt.Sprintf("forward_address[%d]", i), "%q is not https://, but tls is set", f)
+			}
+		}
+	}
 	if c.MaxSeries < 0 {
 		badf("max_series", "%d is negative (0 means no bound)", c.MaxSeries)
 	}
@@ -337,6 +395,20 @@ func (c *Config) originOf(key string) origin {
 		}
 	}
 	return origin{}
+}
+
+// IsLoopback reports whether a host:port address listens on loopback only:
+// a loopback IP or "localhost". An empty host (all interfaces) is not.
+func IsLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // SinkKinds are the values metric_sinks[].kind accepts.

@@ -12,7 +12,9 @@ package flusher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -83,6 +85,7 @@ type output struct {
 	busy    chan struct{}
 	skipped *telemetry.Counter
 	errors  *telemetry.Counter
+	panics  *telemetry.Counter
 	run     func(ctx context.Context, f *aggregate.Flushed, intervalStart time.Time) error
 	// whileBusy, if set, takes the interval instead when the output is
 	// still busy with the previous one.
@@ -137,6 +140,7 @@ func (f *Flusher) addOutput(name string, run func(context.Context, *aggregate.Fl
 		run:     run,
 		skipped: f.cfg.Stats.Counter("flush.skipped", "output:"+name),
 		errors:  f.cfg.Stats.Counter("flush.errors", "output:"+name),
+		panics:  f.cfg.Stats.Counter("flush.panics", "output:"+name),
 	})
 }
 
@@ -266,13 +270,26 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 				}
 			}
 			defer func() { <-o.busy }()
-			if err := o.run(octx, &flushed, intervalStart); err != nil {
+			if err := o.safeRun(octx, &flushed, intervalStart); err != nil {
 				o.errors.Inc()
 				f.cfg.Log.Error("flush failed", "output", o.name, "error", err)
 			}
 		}()
 	}
 	f.flushDuration.Set(float64(time.Since(start).Microseconds()) / 1000)
+}
+
+// safeRun runs the output, turning a panic into an error: a sink with a
+// bug loses its interval, counted in flush.panics, and neither ingestion
+// nor the other outputs notice.
+func (o *output) safeRun(ctx context.Context, fl *aggregate.Flushed, start time.Time) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			o.panics.Inc()
+			err = fmt.Errorf("output panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return o.run(ctx, fl, start)
 }
 
 // tryAcquire puts a token in busy if there is room.

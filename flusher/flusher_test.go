@@ -491,3 +491,37 @@ func TestRootMergesOwnAndImportedDigests(t *testing.T) {
 		}
 	})
 }
+
+// panickingSink blows up on every flush.
+type panickingSink struct{}
+
+func (panickingSink) Name() string                                { return "buggy" }
+func (panickingSink) Flush(context.Context, []metric.Point) error { panic("sink bug") }
+
+// TestPanickingSinkIsContained: a sink that panics loses its interval,
+// counted, while the other outputs get theirs, interval after interval.
+func TestPanickingSinkIsContained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := telemetry.NewRegistry()
+		good := &captureSink{}
+		f := New(Config{Aggregator: &fakeAggregator{}, Sinks: []sinks.Sink{panickingSink{}, good}, Interval: time.Second,
+			Stats: reg, Log: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(3*time.Second + time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		f.Wait(context.Background())
+		good.mu.Lock()
+		defer good.mu.Unlock()
+		if len(good.flushes) != 3 {
+			t.Errorf("the healthy sink got %d flushes, want 3", len(good.flushes))
+		}
+		if n := reg.Counter("flush.panics", "output:sink:buggy").Load(); n != 3 {
+			t.Errorf("flush.panics = %d, want 3", n)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,6 +44,12 @@ type Config struct {
 	ResolveEvery time.Duration
 	// Resolver looks up DNS entries; nil means net.DefaultResolver.
 	Resolver Resolver
+	// TLS configures the client side of https:// members; nil means Go's
+	// defaults (the system roots). Ignored when Client is set.
+	TLS *tls.Config
+	// Token is the global's import token, sent with every batch; empty
+	// sends none.
+	Token string
 	// Client makes the requests; nil means a client with connection reuse
 	// for MaxInFlight requests per global and no redirects.
 	Client *http.Client
@@ -147,6 +154,7 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if f.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = cfg.TLS
 		// Keep every in-flight connection for the next interval.
 		tr.MaxIdleConnsPerHost = cfg.MaxInFlight
 		f.client = &http.Client{

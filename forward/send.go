@@ -253,6 +253,9 @@ func (f *Forwarder) attempt(ctx context.Context, b *batch) result {
 	// the POST as idempotent and retry it on a stale keep-alive connection.
 	req.Header.Set(wire.HeaderIdempotencyKey, b.key)
 	req.Header.Set("User-Agent", "veneur-lite")
+	if f.cfg.Token != "" {
+		req.Header.Set(wire.HeaderAuthorization, wire.BearerPrefix+f.cfg.Token)
+	}
 	f.m.bytesSent.Add(uint64(len(b.body)))
 
 	began := time.Now()

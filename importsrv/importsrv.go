@@ -124,18 +124,12 @@ type Auth struct {
 	Required      bool
 }
 
-// HeaderAuthorization carries the import token.
-const HeaderAuthorization = "Authorization"
-
-// BearerPrefix opens the Authorization header's value.
-const BearerPrefix = "Bearer "
-
 // check reports why r may not import, if it may not.
 func (a *Auth) check(r *http.Request) (cause, error) {
-	if got := r.Header.Get(HeaderAuthorization); got != "" && a.Token != "" {
+	if got := r.Header.Get(wire.HeaderAuthorization); got != "" && a.Token != "" {
 		// Compared in constant time; the token itself is never logged
 		// nor echoed, and neither is what was sent.
-		if subtle.ConstantTimeCompare([]byte(got), []byte(BearerPrefix+a.Token)) == 1 {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(wire.BearerPrefix+a.Token)) == 1 {
 			return 0, nil
 		}
 		return causeForbidden, errors.New("import token does not match")

@@ -18,6 +18,8 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate/global"
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
+	"github.com/veneur-lite/veneur-lite/internal/tlstest"
 	"github.com/veneur-lite/veneur-lite/metric"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
@@ -87,6 +89,7 @@ func gzipped(t testing.TB, p []byte) []byte {
 
 type request struct {
 	method, contentType, encoding, key string
+	authorization                      string
 	body                               []byte
 }
 
@@ -101,6 +104,9 @@ func (req request) setHeaders(r *http.Request) {
 	}
 	if req.encoding != "" {
 		r.Header.Set("Content-Encoding", req.encoding)
+	}
+	if req.authorization != "" {
+		r.Header.Set(wire.HeaderAuthorization, req.authorization)
 	}
 	if req.key != "" {
 		r.Header.Set(wire.HeaderIdempotencyKey, req.key)
@@ -562,5 +568,100 @@ func TestStalledBodiesDoNotHoldSlots(t *testing.T) {
 	}
 	if n := reg.Counter("import.errors", "cause:read_timeout").Load(); n != 2 {
 		t.Errorf("import.errors{cause:read_timeout} = %d, want 2", n)
+	}
+}
+
+// TestImportAuth: with a token configured, an import without it gets 401
+// and one with a wrong token 403, both counted, nothing merged; the right
+// token merges once. Required without any credential configured refuses
+// everyone with 403. Without Required and without a token, anyone may
+// import (a loopback http_address).
+func TestImportAuth(t *testing.T) {
+	const token = "s3cret-token"
+	withToken := func(req request, tok string) request {
+		req.authorization = "Bearer " + tok
+		return req
+	}
+	for _, tc := range []struct {
+		name   string
+		auth   Auth
+		req    request
+		code   int
+		cause  string
+		merged int
+	}{
+		{"missing token", Auth{Token: token, Required: true}, post("k1", gzipped(t, batchBytes(t, 1))), http.StatusUnauthorized, "unauthenticated", 0},
+		{"wrong token", Auth{Token: token, Required: true}, withToken(post("k2", gzipped(t, batchBytes(t, 1))), "guess"), http.StatusForbidden, "forbidden", 0},
+		{"right token", Auth{Token: token, Required: true}, withToken(post("k3", gzipped(t, batchBytes(t, 1))), token), http.StatusOK, "", 1},
+		{"token on loopback too", Auth{Token: token}, post("k4", gzipped(t, batchBytes(t, 1))), http.StatusUnauthorized, "unauthenticated", 0},
+		{"nothing configured, required", Auth{Required: true}, post("k5", gzipped(t, batchBytes(t, 1))), http.StatusForbidden, "forbidden", 0},
+		{"nothing configured, loopback", Auth{}, post("k6", gzipped(t, batchBytes(t, 1))), http.StatusOK, "", 1},
+		{"certificates only, none shown", Auth{VerifiedCerts: true, Required: true}, post("k7", gzipped(t, batchBytes(t, 1))), http.StatusUnauthorized, "unauthenticated", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := telemetry.NewRegistry()
+			var logs bytes.Buffer
+			imp := &fakeImporter{}
+			h := New(Config{Importer: imp, Auth: tc.auth, Stats: reg, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			code, msg := do(t, h, tc.req)
+			if code != tc.code || imp.merges != tc.merged {
+				t.Fatalf("status %d (%q), %d merges; want %d, %d", code, msg, imp.merges, tc.code, tc.merged)
+			}
+			if tc.cause != "" {
+				if n := reg.Counter("import.errors", "cause:"+tc.cause).Load(); n != 1 {
+					t.Errorf("import.errors{cause:%s} = %d, want 1", tc.cause, n)
+				}
+			}
+			if strings.Contains(logs.String()+msg, token) || strings.Contains(logs.String()+msg, "guess") {
+				t.Errorf("a token appears in the answer or the log:\n%s\n%s", msg, logs.String())
+			}
+		})
+	}
+}
+
+// TestImportAuthByClientCertificate: over a real TLS server that verifies
+// client certificates when given, an import with a certificate the
+// authority signed merges without a token; one without is refused.
+func TestImportAuthByClientCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t, "fleet")
+	srvPair, clientPair := ca.Server("global"), ca.Client("local-1")
+	srvTLS, err := tlsconfig.NewReloader(tlsconfig.Files{Cert: srvPair.CertFile, Key: srvPair.KeyFile, CA: ca.CertFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := &fakeImporter{}
+	srv := httptest.NewUnstartedServer(New(Config{Importer: imp, Auth: Auth{VerifiedCerts: true, Required: true}, Log: quietLog()}))
+	srv.TLS = srvTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
+	srv.StartTLS()
+	defer srv.Close()
+
+	client := func(pair *tlstest.Pair) *http.Client {
+		files := tlsconfig.Files{CA: ca.CertFile}
+		if pair != nil {
+			files.Cert, files.Key = pair.CertFile, pair.KeyFile
+		}
+		r, err := tlsconfig.NewReloader(files, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: r.ClientConfig("")}}
+	}
+	for _, tc := range []struct {
+		name   string
+		pair   *tlstest.Pair
+		code   int
+		merged int
+	}{
+		{"no certificate", nil, http.StatusUnauthorized, 0},
+		{"signed certificate", &clientPair, http.StatusOK, 1},
+	} {
+		resp, err := client(tc.pair).Do(post(fmt.Sprintf("k%d", tc.merged), gzipped(t, batchBytes(t, 1))).to(srv.URL))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || imp.merges != tc.merged {
+			t.Errorf("%s: status %d after %d merges, want %d, %d", tc.name, resp.StatusCode, imp.merges, tc.code, tc.merged)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,7 +21,12 @@ type Pusher interface {
 // Options are what every listener needs besides its address.
 type Options struct {
 	Parser *Parser
-	Pusher Pusher
+	// Pusher receives the parsed batches. When NewPusher is set, each
+	// reader goroutine and TCP connection calls it once for a Pusher of
+	// its own instead: the aggregator's Writers remember what each series
+	// resolves to, and one reader's needs no lock against another's.
+	Pusher    Pusher
+	NewPusher func() Pusher
 	// NumReaders is how many goroutines (and, for UDP, SO_REUSEPORT sockets)
 	// read concurrently.
 	NumReaders int
@@ -37,8 +43,11 @@ type Options struct {
 	// (connecting needs write permission), only the owner may do more.
 	// Only permission bits are allowed.
 	SocketMode os.FileMode
-	Stats      *telemetry.Registry
-	Log        *slog.Logger
+	// TLS, when set, makes tcp:// listeners speak TLS with it (a server
+	// configuration; with client CAs, mTLS).
+	TLS   *tls.Config
+	Stats *telemetry.Registry
+	Log   *slog.Logger
 }
 
 // Listener is a bound socket set that reads until its context ends.
@@ -108,6 +117,14 @@ func newCounters(reg *telemetry.Registry, protocol string) counters {
 		errors:  reg.Counter("listener.read_errors", tag),
 		dropped: reg.Counter("listener.packets_dropped", tag),
 	}
+}
+
+// pusher returns the Pusher for one reader goroutine or connection.
+func (o *Options) pusher() Pusher {
+	if o.NewPusher != nil {
+		return o.NewPusher()
+	}
+	return o.Pusher
 }
 
 // flushBatch hands a non-empty batch to the pusher, counts it and resets it.

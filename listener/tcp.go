@@ -3,11 +3,13 @@ package listener
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -31,7 +33,17 @@ type tcpListener struct {
 	// refused counts connections closed at once because
 	// TCPMaxConnections were open.
 	refused *telemetry.Counter
+	// handshakeFailed counts TLS connections that did not complete a
+	// handshake (no or an untrusted client certificate, not TLS at all);
+	// panics counts connections a panic ended.
+	handshakeFailed *telemetry.Counter
+	panics          *telemetry.Counter
+	handshakeLog    logThrottle
 }
+
+// tlsHandshakeTimeout bounds a client's handshake, which holds a
+// connection slot.
+const tlsHandshakeTimeout = 10 * time.Second
 
 func newTCP(network, address string, opts Options) (*tcpListener, error) {
 	ln, err := net.Listen(network, address)
@@ -46,7 +58,9 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 	}
 	return &tcpListener{
 		ln: ln, opts: opts, c: newCounters(opts.Stats, "tcp"),
-		refused: opts.Stats.Counter("listener.connections_refused", "protocol:tcp"),
+		refused:         opts.Stats.Counter("listener.connections_refused", "protocol:tcp"),
+		handshakeFailed: opts.Stats.Counter("listener.tls_handshake_errors", "protocol:tcp"),
+		panics:          opts.Stats.Counter("listener.panics", "protocol:tcp"),
 	}, nil
 }
 
@@ -112,11 +126,36 @@ func (l *tcpListener) Run(ctx context.Context) error {
 // line that has no newline.
 func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	defer func() {
+		// A panic on one connection's data ends that connection, counted
+		// and logged, never the process.
+		if p := recover(); p != nil {
+			l.panics.Inc()
+			l.opts.Log.Error("tcp connection handler panicked; connection closed", "remote", conn.RemoteAddr().String(),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	if l.opts.TLS != nil {
+		tc := tls.Server(conn, l.opts.TLS)
+		conn = tc
+		hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			l.handshakeFailed.Inc()
+			if ok, n := l.handshakeLog.allow(); ok {
+				l.opts.Log.Warn("tcp TLS handshake failed", "address", l.Addr(), "remote", conn.RemoteAddr().String(),
+					"error", err, "suppressed_since_last", n)
+			}
+			return
+		}
+	}
 	d := newDrainer(ctx, conn)
 	defer d.stop()
 
 	buf := make([]byte, tcpReadBufferSize)
 	var batch metric.Batch
+	push := l.opts.pusher()
 	filled := 0         // bytes of buf holding unparsed input
 	discarding := false // inside an overlong line, skipping to its newline
 	for {
@@ -145,7 +184,7 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 			end := bytes.LastIndexByte(chunk, '\n')
 			if end >= 0 {
 				l.opts.Parser.Parse(chunk[:end+1], &batch)
-				flushBatch(&batch, l.opts.Pusher, &l.c)
+				flushBatch(&batch, push, &l.c)
 				chunk = chunk[end+1:]
 			}
 			if len(chunk) == len(buf) {
@@ -160,7 +199,7 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 		if err != nil {
 			if errors.Is(err, io.EOF) && filled > 0 && !discarding {
 				l.opts.Parser.Parse(buf[:filled], &batch)
-				flushBatch(&batch, l.opts.Pusher, &l.c)
+				flushBatch(&batch, push, &l.c)
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 				l.c.errors.Inc()

@@ -153,6 +153,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 	}
 	var droppedSoFar uint32
 	var batch metric.Batch
+	push := l.opts.pusher()
 	d := newDrainer(ctx, pc)
 	defer d.stop()
 	for {
@@ -169,7 +170,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 				l.c.dropped.Add(uint64(total - droppedSoFar)) // wraps correctly at 2^32
 				droppedSoFar = total
 			}
-			flushBatch(&batch, l.opts.Pusher, &l.c)
+			flushBatch(&batch, push, &l.c)
 			d.gotData()
 		}
 		if err != nil {

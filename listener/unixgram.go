@@ -133,6 +133,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 		bufs[i] = make([]byte, maxDatagramSize)
 	}
 	var batch metric.Batch
+	push := l.opts.pusher()
 	d := newDrainer(ctx, l.conn)
 	defer d.stop()
 	for {
@@ -168,7 +169,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 			}
 			l.c.packets.Add(uint64(n))
 			l.c.bytes.Add(uint64(total))
-			flushBatch(&batch, l.opts.Pusher, &l.c)
+			flushBatch(&batch, push, &l.c)
 			d.gotData()
 		}
 		if err == nil {

@@ -29,6 +29,13 @@ const ContentType = "application/x-veneur-lite-batch"
 // retries, so the global merges it once however often it arrives.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
+// HeaderAuthorization carries the import token, as
+// BearerPrefix + token, when the global requires one.
+const (
+	HeaderAuthorization = "Authorization"
+	BearerPrefix        = "Bearer "
+)
+
 // Version is the format version this package writes and reads.
 const Version = 1
 

@@ -437,7 +437,7 @@ func TestBinarySIGHUPIsIgnored(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitErrLine(t, 5*time.Second, "level=INFO", "SIGHUP received and ignored")
+	p.waitErrLine(t, 5*time.Second, "level=INFO", "SIGHUP received: no TLS files to reload")
 	waitHealthy(t, httpAddr)
 
 	u, err := net.Dial("udp", udp)

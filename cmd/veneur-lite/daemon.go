@@ -17,6 +17,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/flusher"
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/importsrv"
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -32,6 +33,7 @@ type daemon struct {
 	http      *httpServer
 	flusher   *flusher.Flusher
 	forwarder *forward.Forwarder // nil unless forward_address is set
+	reloaders []*tlsconfig.Reloader
 }
 
 // newDaemon binds every socket (so a port in use fails at start, not later)
@@ -67,45 +69,85 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	}
 
 	d := &daemon{cfg: cfg, log: log, agg: agg, fleet: fleet}
+	// The TLS files are reread when they change and on SIGHUP (Reload);
+	// config.Load has checked that they load.
+	var serverTLS *tlsconfig.Reloader
+	if cfg.TLSCertificate != "" {
+		serverTLS, err = d.reloader(tlsconfig.Files{Cert: cfg.TLSCertificate, Key: cfg.TLSKey, CA: cfg.TLSAuthorityCertificate})
+		if err != nil {
+			return nil, fmt.Errorf("tls_certificate: %w", err)
+		}
+	}
 	if len(cfg.ForwardAddress) > 0 {
-		d.forwarder, err = forward.New(forward.Config{
+		fwd := forward.Config{
 			Addresses: cfg.ForwardAddress,
 			Source:    cfg.Hostname,
 			Interval:  cfg.Interval.D(),
+			Token:     cfg.ImportToken,
 			Stats:     reg,
 			Log:       log.With("component", "forward"),
-		})
+		}
+		if !cfg.TLS.IsZero() {
+			client, err := d.reloader(tlsconfig.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, CA: cfg.TLS.CAFile})
+			if err != nil {
+				return nil, fmt.Errorf("tls: %w", err)
+			}
+			fwd.TLS = client.ClientConfig(cfg.TLS.ServerName)
+		}
+		d.forwarder, err = forward.New(fwd)
 		if err != nil {
 			return nil, fmt.Errorf("forward_address: %w", err)
 		}
 	}
 	parser := listener.NewParser(cfg.MetricMaxLength, reg)
 	for _, la := range cfg.StatsdListenAddresses {
-		l, err := listener.New(la.Network, la.Address, listener.Options{
+		opts := listener.Options{
 			Parser:          parser,
 			Pusher:          agg,
+			NewPusher:       func() listener.Pusher { return agg.NewWriter() },
 			NumReaders:      cfg.NumReaders,
 			ReadBufferBytes: cfg.ReadBufferSizeBytes,
 			TCPIdleTimeout:  cfg.TCPIdleTimeout.D(),
 			SocketMode:      cfg.UnixSocketMode.Mode(),
 			Stats:           reg,
 			Log:             log,
-		})
+		}
+		if serverTLS != nil {
+			opts.TLS = serverTLS.ServerConfig(tlsconfig.RequireClientCert)
+		}
+		l, err := listener.New(la.Network, la.Address, opts)
 		if err != nil {
 			d.release()
 			return nil, err
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log)
+	httpOpts := httpOptions{Profiling: cfg.EnableProfiling}
+	if serverTLS != nil {
+		// Health checks come without a client certificate; imports must
+		// bring one or the token (importsrv.Auth).
+		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
+	}
+	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
 	if err != nil {
 		d.release()
 		return nil, err
 	}
 	// Every instance accepts imports: a middle tier of a chained global tier
-	// has forward_address set just like a local.
+	// has forward_address set just like a local. On an address others can
+	// reach, only authenticated senders may import.
+	auth := importsrv.Auth{
+		Token:         cfg.ImportToken,
+		VerifiedCerts: cfg.TLSAuthorityCertificate != "",
+		Required:      !config.IsLoopback(cfg.HTTPAddress),
+	}
+	if auth.Required && auth.Token == "" && !auth.VerifiedCerts {
+		log.Warn("imports are refused to everyone: http_address is not a loopback address and neither import_token nor tls_authority_certificate is set",
+			"http_address", cfg.HTTPAddress)
+	}
 	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
 		Importer: fleet,
+		Auth:     auth,
 		Stats:    reg,
 		Log:      log.With("component", "import"),
 	}))
@@ -122,6 +164,35 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	}
 	d.flusher = flusher.New(fcfg)
 	return d, nil
+}
+
+// reloader loads TLS files and keeps them for Reload (SIGHUP); a later
+// change that does not load is logged.
+func (d *daemon) reloader(files tlsconfig.Files) (*tlsconfig.Reloader, error) {
+	r, err := tlsconfig.NewReloader(files, func(err error) {
+		d.log.Error("TLS files changed but do not load; the previous ones stay in use", "error", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.reloaders = append(d.reloaders, r)
+	return r, nil
+}
+
+// Reload rereads every TLS file at once (SIGHUP); each configuration
+// whose files do not load keeps its current certificates.
+func (d *daemon) Reload() {
+	if len(d.reloaders) == 0 {
+		d.log.Info("SIGHUP received: no TLS files to reload")
+		return
+	}
+	for _, r := range d.reloaders {
+		if err := r.Reload(); err != nil {
+			d.log.Error("SIGHUP: reload failed", "error", err)
+			continue
+		}
+	}
+	d.log.Info("SIGHUP received: TLS files reloaded", "sets", len(d.reloaders))
 }
 
 // release closes listeners that will never run.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +25,23 @@ type httpServer struct {
 	log *slog.Logger
 }
 
+// httpOptions are the server's optional parts.
+type httpOptions struct {
+	// TLS, when set, makes the server speak HTTPS with it.
+	TLS *tls.Config
+	// Profiling serves /debug/pprof/.
+	Profiling bool
+}
+
 // newHTTPServer binds addr. /metrics serves reg, the registry whose
 // increases are also flushed as veneur.* series.
-func newHTTPServer(addr string, reg *telemetry.Registry, log *slog.Logger) (*httpServer, error) {
+func newHTTPServer(addr string, reg *telemetry.Registry, log *slog.Logger, opts httpOptions) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", addr, err)
+	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, _ *http.Request) {
@@ -39,17 +51,20 @@ func newHTTPServer(addr string, reg *telemetry.Registry, log *slog.Logger) (*htt
 		_, _ = fmt.Fprintln(w, versionString())
 	})
 	mux.Handle("GET /metrics", exposition.Handler(reg, log))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if opts.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	panics := reg.Counter("http.panics")
 	return &httpServer{
 		ln:  ln,
 		mux: mux,
 		log: log,
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           recoverPanics(mux, panics, log),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Forwarders reuse their connections every interval; one left
 			// idle longer (a client gone quiet) should not hold a descriptor.
@@ -82,6 +97,26 @@ func (h *httpServer) Run(ctx context.Context) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	return nil
+}
+
+// recoverPanics answers 500 for a request whose handler panicked, counts
+// and logs it, and lets the server go on: net/http would log it too, but
+// not count it, and would cut the connection without an answer.
+func recoverPanics(next http.Handler, panics *telemetry.Counter, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // a sentinel net/http panics with on purpose
+					panic(p)
+				}
+				panics.Inc()
+				log.Error("http handler panicked", "path", r.URL.Path, "remote", r.RemoteAddr,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 func versionString() string {

@@ -91,20 +91,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		fmt.Fprintln(stdout, "config ok")
 		return 0
 	}
-	go ignoreHUP(ctx, hup, log)
-	if err := serve(ctx, cfg, newSinks, stdout, log); err != nil {
+	if err := serve(ctx, cfg, newSinks, stdout, log, hup); err != nil {
 		log.Error("veneur-lite stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
-// ignoreHUP logs each SIGHUP until ctx ends. Nothing is reloaded yet.
-func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+// reloadOnHUP reloads the daemon's TLS files at each SIGHUP until ctx
+// ends.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, d *daemon) {
 	for {
 		select {
 		case <-hup:
-			log.Info("SIGHUP received and ignored: nothing to reload")
+			d.Reload()
 		case <-ctx.Done():
 			return
 		}
@@ -137,8 +137,9 @@ func loadConfig(path string, environ []string) (config.Config, []newSink, []stri
 	return cfg, newSinks, warnings, nil
 }
 
-// serve builds the daemon from cfg and runs it until ctx ends.
-func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io.Writer, log *slog.Logger) error {
+// serve builds the daemon from cfg and runs it until ctx ends; hup
+// delivers SIGHUP, which reloads the TLS files.
+func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io.Writer, log *slog.Logger, hup <-chan os.Signal) error {
 	reg := telemetry.NewRegistry()
 	outputs := make([]sinks.Sink, 0, len(newSinks))
 	for _, n := range newSinks {
@@ -152,6 +153,7 @@ func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io
 	if err != nil {
 		return err
 	}
+	go reloadOnHUP(ctx, hup, d)
 	return d.Run(ctx)
 }
 

@@ -153,10 +153,24 @@ func (r *Reloader) current() loaded {
 	return r.cur
 }
 
+// ClientCerts is what a server with a CA asks of its clients.
+type ClientCerts uint8
+
+const (
+	// RequireClientCert refuses a client without a certificate the CA
+	// signed (the statsd TCP listener: mTLS).
+	RequireClientCert ClientCerts = iota
+	// VerifyClientCertIfGiven verifies a certificate a client presents
+	// and lets one without through, for the handler to decide (the HTTP
+	// server: health checks come without one, imports must bring one or
+	// the token).
+	VerifyClientCertIfGiven
+)
+
 // ServerConfig returns a server configuration: the Reloader's certificate,
-// and when it has a CA, client certificates required and verified against
-// it. Each handshake takes the files' current reading.
-func (r *Reloader) ServerConfig() *tls.Config {
+// and when it has a CA, client certificates verified against it as certs
+// says. Each handshake takes the files' current reading.
+func (r *Reloader) ServerConfig(certs ClientCerts) *tls.Config {
 	base := &tls.Config{MinVersion: tls.VersionTLS12}
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		cur := r.current()
@@ -167,6 +181,9 @@ func (r *Reloader) ServerConfig() *tls.Config {
 		if cur.pool != nil {
 			c.ClientCAs = cur.pool
 			c.ClientAuth = tls.RequireAndVerifyClientCert
+			if certs == VerifyClientCertIfGiven {
+				c.ClientAuth = tls.VerifyClientCertIfGiven
+			}
 		}
 		return c, nil
 	}

@@ -69,7 +69,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, srv.ServerConfig())
+	addr := serve(t, srv.ServerConfig(RequireClientCert))
 
 	client := func(pair *tlstest.Pair, caFile string) *tls.Config {
 		f := Files{CA: caFile}
@@ -114,7 +114,7 @@ func TestRotation(t *testing.T) {
 	srv.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	var reported atomic.Value
 	srv.onError = func(err error) { reported.Store(err) }
-	addr := serve(t, srv.ServerConfig())
+	addr := serve(t, srv.ServerConfig(RequireClientCert))
 	cr, err := NewReloader(Files{CA: ca.CertFile}, nil)
 	if err != nil {
 		t.Fatal(err)
