@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
@@ -88,6 +89,8 @@ type Aggregator struct {
 	// counts, swapped at every flush.
 	limit    *cardinality.Limiter
 	interval atomic.Pointer[cardinality.Interval]
+	// intervalStart is when the interval under way began (unix ns).
+	intervalStart atomic.Int64
 
 	flushMu sync.Mutex // serializes Flush
 	stats   aggregatorStats
@@ -120,6 +123,7 @@ func New(cfg Config) (*Aggregator, error) {
 		Scope: "local", Stats: cfg.Stats, Log: cfg.Log,
 	})
 	a.interval.Store(a.limit.NewInterval())
+	a.intervalStart.Store(time.Now().UnixNano())
 	for i := range a.shards {
 		a.shards[i].index = make(map[uint64]int32)
 		a.shards[i].interval = 1 // seen = 0 is before the first interval

@@ -69,6 +69,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	// The next interval counts from zero: its limits admit anew, while
 	// every series held over counts at its first sample.
 	a.limit.End(a.interval.Swap(a.limit.NewInterval()), now)
+	a.intervalStart.Store(now.UnixNano())
 
 	var totalPoints, totalForward int
 	for i := range results {

@@ -46,7 +46,9 @@ type slot struct {
 	// slot number is trusted only while the series still holds it.
 	gen  uint32
 	seen uint32 // the interval of the last sample
-	kind metric.Kind
+	// samples counts the interval's samples, for Aggregator.Stats.
+	samples uint32
+	kind    metric.Kind
 }
 
 // meta is what a series keeps besides its per-sample state: its identity
@@ -145,9 +147,11 @@ func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardin
 	sl := &sh.slots[i]
 	if sl.seen != sh.interval {
 		sl.seen = sh.interval
+		sl.samples = 0
 		sh.live = append(sh.live, i)
 		iv.Count(sh.metas[i].name)
 	}
+	sl.samples++
 	switch sl.kind {
 	case metric.Counter:
 		sl.value += s.Value * weight

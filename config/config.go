@@ -78,8 +78,9 @@ type Config struct {
 	// requires it of an import (with a client certificate as the other
 	// way in), a local sends it with every forward. It is never logged.
 	ImportToken string `yaml:"import_token"`
-	// EnableProfiling serves /debug/pprof/ on http_address. Left out, it
-	// is on for a loopback http_address and off for any other.
+	// EnableProfiling serves the /debug/ endpoints (pprof, series) on
+	// http_address to every client (true) or to none (false). Left out,
+	// they answer loopback clients only (DebugAccess).
 	EnableProfiling bool         `yaml:"enable_profiling"`
 	MetricSinks     []SinkConfig `yaml:"metric_sinks"`
 
@@ -162,9 +163,6 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 	}
 	warnings := d.applyEnv(root, environ)
 	cfg.applyRoleDefaults()
-	if _, set := cfg.origins["enable_profiling"]; !set {
-		cfg.EnableProfiling = IsLoopback(cfg.HTTPAddress)
-	}
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
 			cfg.Hostname = h
@@ -395,6 +393,29 @@ func (c *Config) originOf(key string) origin {
 		}
 	}
 	return origin{}
+}
+
+// Access says who may use the /debug/ endpoints.
+type Access uint8
+
+// The Access levels.
+const (
+	AccessNone     Access = iota // enable_profiling: false
+	AccessLoopback               // left out: clients on this host only
+	AccessEveryone               // enable_profiling: true
+)
+
+// DebugAccess is who may use the /debug/ endpoints: a profile or a series
+// list is for whoever runs the host, so an address others can reach
+// answers them only when enable_profiling says so.
+func (c *Config) DebugAccess() Access {
+	if _, set := c.origins["enable_profiling"]; !set {
+		return AccessLoopback
+	}
+	if c.EnableProfiling {
+		return AccessEveryone
+	}
+	return AccessNone
 }
 
 // IsLoopback reports whether a host:port address listens on loopback only:

@@ -122,7 +122,7 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	httpOpts := httpOptions{Profiling: cfg.EnableProfiling}
+	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: agg.Stats}
 	if serverTLS != nil {
 		// Health checks come without a client certificate; imports must
 		// bring one or the token (importsrv.Auth).

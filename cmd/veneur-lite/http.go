@@ -3,15 +3,20 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"github.com/veneur-lite/veneur-lite/telemetry/exposition"
 )
@@ -29,8 +34,10 @@ type httpServer struct {
 type httpOptions struct {
 	// TLS, when set, makes the server speak HTTPS with it.
 	TLS *tls.Config
-	// Profiling serves /debug/pprof/.
-	Profiling bool
+	// Debug is who may use /debug/pprof/ and /debug/series.
+	Debug config.Access
+	// Stats serves /debug/series; nil serves none.
+	Stats func(now time.Time, n int, order string) aggregate.SeriesStats
 }
 
 // newHTTPServer binds addr. /metrics serves reg, the registry whose
@@ -51,12 +58,16 @@ func newHTTPServer(addr string, reg *telemetry.Registry, log *slog.Logger, opts 
 		_, _ = fmt.Fprintln(w, versionString())
 	})
 	mux.Handle("GET /metrics", exposition.Handler(reg, log))
-	if opts.Profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if opts.Debug != config.AccessNone {
+		debug := func(h http.HandlerFunc) http.Handler { return debugOnly(opts.Debug, h) }
+		mux.Handle("/debug/pprof/", debug(pprof.Index))
+		mux.Handle("/debug/pprof/cmdline", debug(pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", debug(pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", debug(pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", debug(pprof.Trace))
+		if opts.Stats != nil {
+			mux.Handle("GET /debug/series", debug(seriesHandler(opts.Stats)))
+		}
 	}
 	panics := reg.Counter("http.panics")
 	return &httpServer{
@@ -97,6 +108,52 @@ func (h *httpServer) Run(ctx context.Context) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	return nil
+}
+
+// debugOnly serves h to the clients access allows, 403 to the others.
+func debugOnly(access config.Access, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if access == config.AccessLoopback && !isLoopbackClient(r.RemoteAddr) {
+			http.Error(w, "the /debug/ endpoints answer clients on this host only (set enable_profiling: true to open them)", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// isLoopbackClient reports whether a request's remote address is loopback.
+func isLoopbackClient(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// seriesHandler serves GET /debug/series?n=20&sort=series|samples|shed:
+// the interval's live series and samples per metric name, as JSON.
+func seriesHandler(stats func(time.Time, int, string) aggregate.SeriesStats) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := 20
+		if v := r.URL.Query().Get("n"); v != "" {
+			parsed, err := strconv.Atoi(v)
+			if err != nil || parsed < 0 || parsed > 10_000 {
+				http.Error(w, "n: want a number from 0 to 10000", http.StatusBadRequest)
+				return
+			}
+			n = parsed
+		}
+		order := r.URL.Query().Get("sort")
+		switch order {
+		case "", aggregate.BySeries, aggregate.BySamples, aggregate.ByShed:
+		default:
+			http.Error(w, "sort: want series, samples or shed", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(stats(time.Now(), n, order))
+	}
 }
 
 // recoverPanics answers 500 for a request whose handler panicked, counts

@@ -23,6 +23,7 @@ import (
 	"cmp"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,6 +188,24 @@ func (iv *Interval) Shed(r Reason, name string, samples uint64) {
 		name = "other"
 	}
 	m[name] += samples
+}
+
+// MaxSeries and MaxSeriesPerName return the bounds, 0 for none.
+func (l *Limiter) MaxSeries() int        { return l.cfg.MaxSeries }
+func (l *Limiter) MaxSeriesPerName() int { return l.cfg.MaxSeriesPerName }
+
+// ShedByName returns a copy of the interval's shed samples so far, by
+// reason and metric name.
+func (iv *Interval) ShedByName() map[string]map[string]uint64 {
+	iv.shedMu.Lock()
+	defer iv.shedMu.Unlock()
+	out := map[string]map[string]uint64{}
+	for r := range numReasons {
+		if len(iv.shed[r]) > 0 {
+			out[r.String()] = maps.Clone(iv.shed[r])
+		}
+	}
+	return out
 }
 
 // Live returns the series counted in the interval so far.
