@@ -28,6 +28,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sinks"
 )
 
 // Config is the whole configuration file. Every list key also takes a
@@ -106,9 +107,25 @@ func (t ClientTLS) IsZero() bool { return t == ClientTLS{} }
 // SinkConfig is one entry of metric_sinks. Config stays undecoded here: the
 // sink's own package owns its keys; Config.DecodeSinkConfig decodes them.
 type SinkConfig struct {
-	Kind   string    `yaml:"kind"`
-	Name   string    `yaml:"name"`
-	Config yaml.Node `yaml:"config"`
+	Kind string `yaml:"kind"`
+	Name string `yaml:"name"`
+	// The sink's hygiene, with Veneur's keys (sinks.Hygiene): points with
+	// a longer name, a longer tag or more tags are dropped and counted;
+	// strip_tags takes tags out by key (or "prefix*"), add_tags adds some.
+	MaxNameLength int       `yaml:"max_name_length"`
+	MaxTagLength  int       `yaml:"max_tag_length"`
+	MaxTags       int       `yaml:"max_tags"`
+	StripTags     []string  `yaml:"strip_tags"`
+	AddTags       []string  `yaml:"add_tags"`
+	Config        yaml.Node `yaml:"config"`
+}
+
+// Hygiene returns the sink's hygiene settings.
+func (s SinkConfig) Hygiene() sinks.Hygiene {
+	return sinks.Hygiene{
+		MaxNameLength: s.MaxNameLength, MaxTagLength: s.MaxTagLength, MaxTags: s.MaxTags,
+		StripTags: s.StripTags, AddTags: s.AddTags,
+	}
 }
 
 // Default returns the built-in configuration used when no file is given.
@@ -367,6 +384,19 @@ func (c *Config) validate() []*KeyError {
 	names := map[string]bool{}
 	for i, s := range c.MetricSinks {
 		key := fmt.Sprintf("metric_sinks[%d]", i)
+		for _, lim := range []struct {
+			name string
+			v    int
+		}{{"max_name_length", s.MaxNameLength}, {"max_tag_length", s.MaxTagLength}, {"max_tags", s.MaxTags}} {
+			if lim.v < 0 {
+				badf(key+"."+lim.name, "%d is negative (0 means no limit)", lim.v)
+			}
+		}
+		for j, tag := range s.AddTags {
+			if tag == "" || strings.ContainsAny(tag, ",|") {
+				badf(fmt.Sprintf("%s.add_tags[%d]", key, j), "%q is not a tag", tag)
+			}
+		}
 		if !slices.Contains(SinkKinds, s.Kind) {
 			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
 		}

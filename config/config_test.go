@@ -476,3 +476,38 @@ func TestSeriesBoundsByRole(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkHygieneKeys: a metric_sinks entry takes Veneur's hygiene keys
+// beside kind, name and config; a negative limit names its key.
+func TestSinkHygieneKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "v.yaml")
+	body := `metric_sinks:
+  - kind: console
+    max_name_length: 200
+    max_tag_length: 100
+    max_tags: 50
+    strip_tags: [pod, "dd.*"]
+    add_tags: env:prod
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.MetricSinks[0].Hygiene()
+	if h.MaxNameLength != 200 || h.MaxTagLength != 100 || h.MaxTags != 50 ||
+		!slices.Equal(h.StripTags, []string{"pod", "dd.*"}) || !slices.Equal(h.AddTags, []string{"env:prod"}) {
+		t.Errorf("hygiene %+v", h)
+	}
+	if err := os.WriteFile(path, []byte("metric_sinks:\n  - kind: console\n    max_tags: -1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Load(path, nil)
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "metric_sinks[0].max_tags" {
+		t.Errorf("error %v, want one naming metric_sinks[0].max_tags", err)
+	}
+}

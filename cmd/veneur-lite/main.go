@@ -142,10 +142,13 @@ func loadConfig(path string, environ []string) (config.Config, []newSink, []stri
 func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io.Writer, log *slog.Logger, hup <-chan os.Signal) error {
 	reg := telemetry.NewRegistry()
 	outputs := make([]sinks.Sink, 0, len(newSinks))
-	for _, n := range newSinks {
+	for i, n := range newSinks {
 		s, err := n(stdout, reg, log)
 		if err != nil {
 			return err
+		}
+		if i < len(cfg.MetricSinks) {
+			s = sinks.WithHygiene(s, cfg.MetricSinks[i].Hygiene(), reg)
 		}
 		outputs = append(outputs, s)
 	}
