@@ -54,8 +54,13 @@ func TestDebugSeriesMatchesWhatWasSent(t *testing.T) {
 	if len(req.TopTagKeys) == 0 || req.TopTagKeys[0] != (aggregate.TagKeyStats{Key: "user", Values: 120}) {
 		t.Errorf("api.requests tag keys %+v, want user with 120 values first", req.TopTagKeys)
 	}
-	if resp, err := http.Get("http://" + td.http.Addr() + "/debug/series?sort=nonsense"); err != nil || resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("a bad sort: %v %v, want 400", resp, err)
+	resp, err := http.Get("http://" + td.http.Addr() + "/debug/series?sort=nonsense")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a bad sort: status %d, want 400", resp.StatusCode)
 	}
 }
 
