@@ -76,8 +76,8 @@ type Aggregator struct {
 	pctSuffixes []string    // "." + metric.PercentileName(p), parallel to percentiles
 	aggregates  []Aggregate // configured, deduplicated, in flush order
 
-	// shared serves Push, for callers without a Writer of their own (the
-	// flusher's self-metrics, tests).
+	// shared serves Push, for callers without a Writer of their own: the
+	// flusher's self-metrics (and tests). Its new series are never shed.
 	sharedMu sync.Mutex
 	shared   *Writer
 
@@ -167,11 +167,13 @@ func New(cfg Config) (*Aggregator, error) {
 		a.extendKeys = append(a.extendKeys, tagKey(tag))
 	}
 	a.shared = a.NewWriter()
+	a.shared.unlimited = true
 	return a, nil
 }
 
 // Push aggregates samples through a Writer shared by every caller that
-// has none of its own; readers on a hot path use NewWriter instead.
+// has none of its own: the process's own measurements, which the series
+// limits never shed. Readers of client traffic use NewWriter instead.
 func (a *Aggregator) Push(samples []metric.Sample) {
 	a.sharedMu.Lock()
 	defer a.sharedMu.Unlock()

@@ -74,7 +74,7 @@ func TestCardinalityLimitPerName(t *testing.T) {
 		batch = append(batch, parseTestLine(t, fmt.Sprintf("runaway:1|c|#id:%d", i)))
 		batch = append(batch, parseTestLine(t, fmt.Sprintf("other%d:1|c", i%5)))
 	}
-	a.Push(batch)
+	a.NewWriter().Push(batch) // a reader's Writer: Push is for self-metrics
 	byName := map[string]int{}
 	for _, p := range a.Flush(testNow, time.Second).Points {
 		byName[p.Name]++
@@ -87,5 +87,16 @@ func TestCardinalityLimitPerName(t *testing.T) {
 	}
 	if n := reg.Counter("cardinality.samples_shed_by_name", "scope:local", "reason:max_series_per_name", "metric:runaway").Load(); n != 40 {
 		t.Errorf("shed_by_name{metric:runaway} = %d, want 40", n)
+	}
+}
+
+// TestSelfMetricsAreNeverShed: the process's own measurements (Push, the
+// shared Writer) get through a full interval.
+func TestSelfMetricsAreNeverShed(t *testing.T) {
+	a := newTestAggregator(t, Config{MaxSeries: 1})
+	a.NewWriter().Push(parseTestLines(t, "client:1|c"))
+	a.Push(parseTestLines(t, "veneur.x:1|c|#veneur_internal_metric:true", "veneur.y:1|c|#veneur_internal_metric:true"))
+	if points := a.Flush(testNow, time.Second).Points; len(points) != 3 {
+		t.Errorf("flushed %d series, want the client's and both self-metrics", len(points))
 	}
 }

@@ -37,6 +37,11 @@ type Writer struct {
 	// repeats one rate.
 	lastRate   float32
 	lastWeight float64
+
+	// unlimited makes the series limits let this Writer's new series in
+	// (counted, never shed): it carries the process's own measurements,
+	// which must get through a flood above all.
+	unlimited bool
 }
 
 // cached is what one raw name and tag section resolves to.
@@ -50,6 +55,8 @@ type cached struct {
 	// meta is the series' identity: the shard's own once the slot is
 	// known, or the one this Writer resolved before it was.
 	meta *meta
+	// raw is the cache key this entry is filed under.
+	raw string
 }
 
 // pushEntry is one sample of a batch, resolved outside the locks.
@@ -160,6 +167,12 @@ func (w *Writer) pushShard(sh *shard, samples []metric.Sample, order []int32) {
 		e := &w.entries[ei]
 		if i := w.slotOf(sh, e.c, iv); i != noSlot {
 			sh.addSample(i, &samples[e.sample], e.weight, iv)
+		} else if e.c.raw != "" {
+			// A shed series is not remembered: under a flood of new
+			// series the cache would fill with the flood, and what it
+			// costs is memory the limits are there to bound.
+			delete(w.cache, e.c.raw)
+			e.c.raw = ""
 		}
 	}
 }
@@ -174,7 +187,9 @@ func (w *Writer) slotOf(sh *shard, c *cached, iv *cardinality.Interval) int32 {
 	}
 	i := sh.find(c.hash, c.meta.key)
 	if i == noSlot {
-		if ok, reason := iv.Admit(c.meta.name); !ok {
+		if w.unlimited {
+			iv.Count(c.meta.name)
+		} else if ok, reason := iv.Admit(c.meta.name); !ok {
 			iv.Shed(reason, c.meta.name, 1)
 			return noSlot
 		}
@@ -193,7 +208,8 @@ func (w *Writer) resolve(s *metric.Sample) *cached {
 	if len(w.cache) >= maxCachedSeries {
 		clear(w.cache)
 	}
-	w.cache[string(w.raw)] = c
+	c.raw = string(w.raw)
+	w.cache[c.raw] = c
 	return c
 }
 
