@@ -101,7 +101,6 @@ func evalConst(e ast.Expr) constant.Value {
 	return constant.MakeUnknown()
 }
 
-
 // The receiver counts every datagram and line sent to it, and reports
 // after its context ends.
 func TestRunCountsWhatArrives(t *testing.T) {
