@@ -63,7 +63,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.rates, "rates", "", "offered metrics/s for every load, e.g. 0.2M,400k,1e6 (default per load)")
 	fs.IntVar(&o.reps, "reps", 0, "runs per receiver and rate; the table shows their median (default 3, -quick 1)")
 	fs.DurationVar(&o.duration, "duration", 0, "sending time per run (default 3s, -quick 2s)")
-	fs.DurationVar(&o.interval, "interval", time.Second, "veneur-lite's flush interval")
+	fs.DurationVar(&o.interval, "interval", 0, "veneur-lite's flush interval for every load (default per load: 1s; 10s for 100k-series)")
 	fs.IntVar(&o.readers, "readers", runtime.NumCPU(), "num_readers of veneur-lite, and the baseline's socket count")
 	fs.IntVar(&o.readBuffer, "read-buffer", 2<<20, "read_buffer_size_bytes of veneur-lite, and the baseline's SO_RCVBUF request")
 	fs.Float64Var(&o.lossThreshold, "loss-threshold", 1, "loss % at or above which a rate counts as lossy in the summary")
@@ -98,7 +98,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.duration < 500*time.Millisecond || o.duration > time.Minute {
 		errs = append(errs, fmt.Errorf("-duration %v: want 0.5s to 1m", o.duration))
 	}
-	if o.interval < time.Second {
+	if o.interval != 0 && o.interval < time.Second {
 		errs = append(errs, fmt.Errorf("-interval %v: veneur-lite's minimum is 1s", o.interval))
 	}
 	if o.readers < 1 || o.readers > 64 {
@@ -145,9 +145,12 @@ func selectLoads(o options) ([]load, error) {
 			out = append(out, all[i])
 		}
 	}
-	if rates != nil {
-		for i := range out {
+	for i := range out {
+		if rates != nil {
 			out[i].Rates = rates
+		}
+		if o.interval != 0 {
+			out[i].Interval = o.interval
 		}
 	}
 	return out, nil
@@ -262,8 +265,9 @@ func buildBinaries(ctx context.Context, o *options, log *slog.Logger) (func(), e
 }
 
 // runOverhead is roughly what a run costs beyond its sending time:
-// starting the receiver, veneur-lite's final flush and exit, decoding.
-const runOverhead = 800 * time.Millisecond
+// starting the receiver, veneur-lite's final flush and exit, decoding,
+// waiting for a flush tick to pass.
+const runOverhead = time.Second
 
 func runSweep(ctx context.Context, opts options, private bool, log *slog.Logger) error {
 	loads, err := selectLoads(opts)
@@ -332,8 +336,8 @@ func collectMeta(o options, private bool) meta {
 		GoVersion:     runtime.Version(),
 		CPUs:          runtime.NumCPU(),
 		PrivateNetns:  private,
-		Interval:      o.interval.String(),
 		RunDuration:   o.duration.String(),
+		RunSeconds:    o.duration.Seconds(),
 		Reps:          o.reps,
 		Readers:       o.readers,
 		ReadBuffer:    o.readBuffer,

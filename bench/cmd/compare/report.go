@@ -36,14 +36,16 @@ type meta struct {
 	CPUs          int       `json:"cpus"`
 	RmemMax       int       `json:"net_core_rmem_max,omitempty"`
 	PrivateNetns  bool      `json:"private_netns"`
-	Interval      string    `json:"interval"`
 	RunDuration   string    `json:"run_duration"`
 	Reps          int       `json:"reps"`
 	Readers       int       `json:"num_readers"`
 	ReadBuffer    int       `json:"read_buffer_size_bytes"`
 	LossThreshold float64   `json:"loss_threshold_pct"`
+	RunSeconds    float64   `json:"run_seconds"`
 	Note          string    `json:"note"`
 }
+
+func (m meta) duration() time.Duration { return time.Duration(m.RunSeconds * float64(time.Second)) }
 
 const noiseNote = "Absolute figures depend on the machine and on whatever else runs on it; " +
 	"compare veneur-lite with the baseline of the same sweep, and take figures that matter on a quiet machine."
@@ -139,8 +141,8 @@ func writeReport(w io.Writer, res *results) {
 		ns = "SHARED network namespace (kernel counters may include other sockets)"
 	}
 	fmt.Fprintf(w, "bench-compare %s UTC  commit %s  %d CPUs  %s\n", m.Started.Format("2006-01-02 15:04"), orDash(m.Commit), m.CPUs, ns)
-	fmt.Fprintf(w, "veneur-lite interval %s, num_readers %d, read buffer %d B (both receivers); %s per run; %s\n",
-		m.Interval, m.Readers, m.ReadBuffer, m.RunDuration, how)
+	fmt.Fprintf(w, "num_readers %d, read buffer %d B (both receivers); %s of sending per run; %s\n",
+		m.Readers, m.ReadBuffer, m.RunDuration, how)
 	fmt.Fprintf(w, "%s\n", m.Note)
 	if !m.Complete {
 		fmt.Fprintf(w, "INCOMPLETE: the sweep was interrupted or a load failed; see the log and the runs' errors.\n")
@@ -150,8 +152,11 @@ func writeReport(w io.Writer, res *results) {
 		l := findLoad(res.Loads, ps[0].Load)
 		fmt.Fprintf(w, "\n== %s", ps[0].Load)
 		if l != nil {
-			fmt.Fprintf(w, ": %s\n   sender: %d distinct datagrams, %.1f lines each, %d series, %.0f %% of lines countable",
-				l.About, l.Pool.Packets, float64(l.Pool.Lines)/math.Max(float64(l.Pool.Packets), 1), l.Pool.Series, 100*l.Pool.CountableShare)
+			fmt.Fprintf(w, ": %s\n   sender: %d distinct datagrams, %.1f lines each, %d series, %.0f %% of lines countable; veneur-lite interval %v",
+				l.About, l.Pool.Packets, float64(l.Pool.Lines)/math.Max(float64(l.Pool.Packets), 1), l.Pool.Series, 100*l.Pool.CountableShare, l.Interval)
+			if tickFree(l.Interval, m.duration()) {
+				fmt.Fprint(w, " (runs placed between ticks: final flush only)")
+			}
 		}
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -84,6 +84,8 @@ type Run struct {
 	Series   int         `json:"sink_series,omitempty"` // countable series seen at the sink
 	Warnings int         `json:"log_warnings,omitempty"`
 	Errors   int         `json:"log_errors,omitempty"`
+	// LogTail is the end of veneur-lite's log when it warned or failed.
+	LogTail string `json:"log_tail,omitempty"`
 	// ReadErrors is the baseline's failed reads (none expected).
 	ReadErrors uint64 `json:"read_errors,omitempty"`
 
@@ -115,7 +117,7 @@ func startChild(path string, args ...string) (*child, error) {
 	cmd := exec.Command(path, args...)
 	// A receiver left behind by a crashed harness would hold the port.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	c := &child{cmd: cmd, lines: make(chan string, 16), stderr: newTailBuffer(16 << 10), done: make(chan struct{})}
+	c := &child{cmd: cmd, lines: make(chan string, 16), stderr: newTailBuffer(4 << 10), done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -208,11 +210,11 @@ type nullCounts struct {
 
 // veneurConfig is the daemon's configuration for a run: everything left at
 // its default but what the comparison needs to control.
-func (h *harness) veneurConfig(udpAddr, httpAddr string) string {
+func (h *harness) veneurConfig(udpAddr, httpAddr string, interval time.Duration) string {
 	return fmt.Sprintf(`# written by bench/cmd/compare
 statsd_listen_addresses: [udp://%s]
 http_address: %s
-interval: %s
+interval: %v
 hostname: bench-compare
 num_readers: %d
 read_buffer_size_bytes: %d
@@ -221,12 +223,12 @@ metric_sinks:
     config:
       api_key: bench-compare-not-a-key
       api_hostname: %s
-`, udpAddr, httpAddr, h.opts.interval, h.opts.readers, h.opts.readBuffer, h.intake.URL())
+`, udpAddr, httpAddr, interval, h.opts.readers, h.opts.readBuffer, h.intake.URL())
 }
 
 // startVeneur writes a config, starts the built veneur-lite and waits until
 // it answers /healthcheck (its UDP sockets are bound before HTTP serves).
-func (h *harness) startVeneur(addr string) (*child, error) {
+func (h *harness) startVeneur(addr string, interval time.Duration) (*child, error) {
 	httpPort, err := freePort("tcp")
 	if err != nil {
 		return nil, err
@@ -234,7 +236,7 @@ func (h *harness) startVeneur(addr string) (*child, error) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	h.runs++
 	path := filepath.Join(h.tmp, fmt.Sprintf("veneur-%d.yaml", h.runs))
-	if err := os.WriteFile(path, []byte(h.veneurConfig(addr, httpAddr)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(h.veneurConfig(addr, httpAddr, interval)), 0o600); err != nil {
 		return nil, fmt.Errorf("write veneur-lite config: %w", err)
 	}
 	c, err := startChild(h.opts.veneur, "-f", path)
@@ -260,6 +262,48 @@ func (h *harness) startVeneur(addr string) (*child, error) {
 	}
 	c.kill()
 	return nil, fmt.Errorf("veneur-lite not healthy within 15s: %s", c.stderr.String())
+}
+
+// tickSlack is the time a veneur-lite run needs besides its sending: start
+// until healthy, and the stop once the sender returns.
+const tickSlack = 1500 * time.Millisecond
+
+// tickFree reports whether runs sending for d are placed between two of
+// veneur-lite's flush ticks, which fall on multiples of interval: when a
+// run takes at most half the interval, so that the wait for a tick to
+// pass is never longer than the run.
+func tickFree(interval, d time.Duration) bool { return interval >= 2*(d+tickSlack) }
+
+// tickWait is how long to wait at now so that a run sending for d ends
+// before the next tick: zero when it already does, else until just after
+// that tick.
+func tickWait(now time.Time, interval, d time.Duration) time.Duration {
+	if !tickFree(interval, d) {
+		return 0
+	}
+	// Truncate, as veneur-lite's flusher computes its ticks.
+	left := now.Truncate(interval).Add(interval).Sub(now)
+	if left >= d+tickSlack {
+		return 0
+	}
+	return left + 100*time.Millisecond
+}
+
+// avoidTick waits as tickWait says: then the only flush of a run is the
+// final one, in every run alike, rather than in some of them.
+func avoidTick(ctx context.Context, interval, d time.Duration) error {
+	wait := tickWait(time.Now(), interval, d)
+	if wait == 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // freePort returns a loopback port that was free a moment ago. In the
@@ -306,7 +350,10 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 		c, err = h.startBaseline(addr)
 	} else {
 		h.intake.take() // nothing from an earlier run may count
-		c, err = h.startVeneur(addr)
+		if err := avoidTick(ctx, l.Interval, h.opts.duration); err != nil {
+			return err
+		}
+		c, err = h.startVeneur(addr, l.Interval)
 	}
 	if err != nil {
 		return err
@@ -352,6 +399,9 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 	}
 	r.CPUSeconds = c.cpu() - r.CPUStartup
 	r.Warnings, r.Errors = c.stderr.counts()
+	if r.Warnings+r.Errors > 0 {
+		r.LogTail = c.stderr.String()
+	}
 
 	cpu1, err := readCPUTimes()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMedian(t *testing.T) {
@@ -175,6 +176,25 @@ func TestFmtRate(t *testing.T) {
 	for in, want := range map[float64]string{4.8e6: "4.80M", 200e3: "0.20M", 50e3: "50k", 950: "950", math.NaN(): "-"} {
 		if got := fmtRate(in); got != want {
 			t.Errorf("fmtRate(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTickWait(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0) // a multiple of 10 s
+	for _, c := range []struct {
+		at       time.Duration // after a tick
+		interval time.Duration
+		want     time.Duration
+	}{
+		{0, 10 * time.Second, 0},                                                  // 10 s ahead: room for 3 s + slack
+		{5 * time.Second, 10 * time.Second, 0},                                    // 5 s left ≥ 4.5 s
+		{6 * time.Second, 10 * time.Second, 4*time.Second + 100*time.Millisecond}, // 4 s left: wait for the tick
+		{500 * time.Millisecond, time.Second, 0},                                  // 1 s interval: ticks always fall in runs
+		{6 * time.Second, 8 * time.Second, 0},                                     // 8 s < 2 × 4.5 s: not placed
+	} {
+		if got := tickWait(base.Add(c.at), c.interval, 3*time.Second); got != c.want {
+			t.Errorf("%v after a tick of %v: wait %v, want %v", c.at, c.interval, got, c.want)
 		}
 	}
 }
