@@ -21,8 +21,8 @@ bench-pipeline:
 	go test ./bench -run '^$$' -bench PipelineUDP -benchtime 1x -count 3
 
 # veneur-lite beside a do-nothing receiver, loss counted end to end at the
-# sink, in a private network namespace (~12 minutes; see bench/README.md).
-# make bench-compare ARGS=-quick is a ~2 minute development run.
+# sink, in a private network namespace (~11 minutes; see bench/README.md).
+# make bench-compare ARGS=-quick is a ~70 s development run.
 bench-compare:
 	go build -o bin/veneur-lite ./cmd/veneur-lite
 	go build -o bin/nullrecv ./bench/cmd/nullrecv

@@ -6,8 +6,18 @@
 //
 // See bench/README.md for what it prints and how to read it. In short:
 //
-//	go run ./bench/cmd/compare -quick   # ~2 minutes, for development
-//	make bench-compare                  # the full sweep, ~12 minutes
+//	go run ./bench/cmd/compare -quick   # ~70 s, for development
+//	make bench-compare                  # the full sweep, ~11 minutes
+//
+// The data path of one veneur-lite run:
+//
+//	sender child ─ UDP 127.0.0.1 ─▶ veneur-lite ─ POST /api/v1/series ─▶ intake (keeps bodies)
+//	                                   │ SIGTERM, final flush, exit          │
+//	                                   ▼                                     ▼
+//	                     rusage (CPU), /proc/net/udp (drops)      decode, Σ value × interval
+//
+// and of a baseline run the same, with nullrecv printing its counts at exit
+// instead of the sink.
 package main
 
 import (
