@@ -243,6 +243,16 @@ func (s *sender) send(ctx context.Context, addr string, rate float64, d time.Dur
 	return rep.Result, nil
 }
 
+// exited reports whether the child has gone: every later send would fail.
+func (s *sender) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // close ends the child (EOF on its stdin) and waits for it, briefly.
 func (s *sender) close() error {
 	_ = s.stdin.Close()

@@ -128,6 +128,9 @@ func (h *harness) sweep(ctx context.Context, loads []load, log *slog.Logger) ([]
 						_ = snd.close()
 						return runs, ctx.Err()
 					}
+					if snd.exited() {
+						return runs, fmt.Errorf("load %s: the sender died: %s", l.Name, r.Err)
+					}
 				}
 			}
 		}
