@@ -46,8 +46,8 @@ func plotLoad(path string, l *load, ps []point, started time.Time, reps int) err
 	if reps == 1 {
 		how = "single runs"
 	}
-	delivered := newPanel(fmt.Sprintf("%s — %s\n%s UTC, %s, bars: min–max", l.Name, l.About, started.Format("2006-01-02 15:04"), how),
-		"delivered, M metrics/s")
+	delivered := newPanel(fmt.Sprintf("%s — %s\n%s UTC, veneur-lite interval %v, %s, bars: min–max",
+		l.Name, l.About, started.Format("2006-01-02 15:04"), l.Interval, how), "delivered, M metrics/s")
 	ideal := plotter.NewFunction(func(x float64) float64 { return x })
 	ideal.XMin, ideal.XMax = 0, top
 	ideal.Color = color.Gray{Y: 0x99}
