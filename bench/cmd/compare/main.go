@@ -23,6 +23,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,6 +61,7 @@ type options struct {
 	nullrecv      string
 	noNetns       bool
 	timeout       time.Duration
+	replot        string
 
 	self string // this executable, for the sender child
 }
@@ -82,6 +84,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.nullrecv, "nullrecv", "", "baseline binary (default: go build ./bench/cmd/nullrecv)")
 	fs.BoolVar(&o.noNetns, "no-netns", false, "run in the current network namespace instead of a private one")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "bound on the whole sweep")
+	fs.StringVar(&o.replot, "replot", "", "redo the report, tables and plots of an earlier sweep from its results JSON, without running anything")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -199,6 +202,13 @@ func run(args []string) int {
 	}
 	if err != nil {
 		return 2
+	}
+	if opts.replot != "" {
+		if err := replot(opts.replot, os.Stdout); err != nil {
+			log.Error("replot", "error", err)
+			return 1
+		}
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -318,24 +328,47 @@ func runSweep(ctx context.Context, opts options, private bool, log *slog.Logger)
 	runs, sweepErr := h.sweep(ctx, loads, log)
 
 	res.Runs = runs
-	res.Points = aggregate(runs)
-	res.Summaries = summarize(res.Points, opts.lossThreshold)
 	res.Meta.Finished = time.Now().UTC()
 	res.Meta.Complete = sweepErr == nil
-	var report bytes.Buffer
-	writeReport(&report, &res)
-	_, _ = os.Stdout.Write(report.Bytes())
-
 	stem := "compare-" + res.Meta.Started.Format("20060102T150405Z")
 	if opts.quick {
 		stem += "-quick"
 	}
-	paths, err := writeFiles(opts.out, stem, &res, report.String())
-	for _, p := range paths {
-		fmt.Fprintln(os.Stdout, "wrote", p)
-	}
+	err = finish(&res, opts.out, stem, os.Stdout)
 	log.Info("done", "took", res.Meta.Finished.Sub(res.Meta.Started).Round(time.Second).String())
 	return errors.Join(sweepErr, err)
+}
+
+// finish computes the medians and the summary from the runs, prints the
+// report to w and writes every file.
+func finish(res *results, dir, stem string, w io.Writer) error {
+	res.Points = aggregate(res.Runs)
+	res.Summaries = summarize(res.Points, res.Meta.LossThreshold)
+	var report bytes.Buffer
+	writeReport(&report, res)
+	_, _ = w.Write(report.Bytes())
+	paths, err := writeFiles(dir, stem, res, report.String())
+	for _, p := range paths {
+		fmt.Fprintln(w, "wrote", p)
+	}
+	return err
+}
+
+// replot redoes everything but the runs from an earlier results file, in
+// place: a change to the report or the plots needs no new sweep.
+func replot(path string, w io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	if len(res.Runs) == 0 {
+		return fmt.Errorf("%s holds no runs", path)
+	}
+	return finish(&res, filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".json"), w)
 }
 
 // collectMeta records what the figures depend on.

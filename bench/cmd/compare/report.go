@@ -204,14 +204,16 @@ func writeReport(w io.Writer, res *results) {
 			fmtThreshold(s.Lossless[subjectVeneur]), s.RatioText, fmtFloat(b, 3), fmtFloat(v, 3), fmtRatio(v, b), at)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "≥ rate: lossless through the highest rate offered, the real limit is higher. none: lossy at the lowest rate.\n")
+	fmt.Fprintf(w, "≥ rate: no limit found, lossless through the highest rate offered (* or as far as the sender could go: the rate it reached). none: lossy at the lowest rate.\n")
 }
 
 func fmtThreshold(t threshold) string {
 	switch {
 	case t.None:
 		return "none"
-	case t.AtTop:
+	case t.SenderLimited:
+		return "≥ " + fmtRate(t.Rate) + "*"
+	case t.Bound:
 		return "≥ " + fmtRate(t.Rate)
 	}
 	return fmtRate(t.Rate)

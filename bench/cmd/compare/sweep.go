@@ -254,13 +254,17 @@ func aggregate(runs []Run) []point {
 	return points
 }
 
-// threshold is the highest offered rate one receiver handled within the
-// loss bound.
+// threshold is the highest rate one receiver handled within the loss
+// bound.
 type threshold struct {
 	Rate float64 `json:"rate_per_s"` // 0 when None
-	// AtTop: lossless up to the highest rate of the sweep, so the real
-	// limit is at least Rate.
-	AtTop bool `json:"at_top"`
+	// Bound: no limit was found below Rate, because the receiver was
+	// lossless up to the top of the sweep or as far as the sender could
+	// go; the real limit is at least Rate.
+	Bound bool `json:"bound"`
+	// SenderLimited: the walk ended at a rate the sender could not reach,
+	// and Rate is what it did reach there.
+	SenderLimited bool `json:"sender_limited"`
 	// None: lossy already at the lowest rate offered.
 	None bool `json:"none"`
 }
@@ -269,7 +273,9 @@ type threshold struct {
 // returns the last rate before the first whose median loss reached
 // maxLossPct. Stopping at the first failure, rather than taking the
 // highest passing rate anywhere, keeps one lucky run above the knee from
-// counting; a rate with no successful run counts as a failure.
+// counting; a rate with no successful run counts as a failure. A lossless
+// rate the sender fell short of also ends the walk, at the rate it did
+// reach: nothing was offered beyond it, so it is a bound, not a limit.
 func maxLossless(ps []point, maxLossPct float64) threshold {
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(a, b point) int { return cmp.Compare(a.Offered, b.Offered) })
@@ -278,7 +284,10 @@ func maxLossless(ps []point, maxLossPct float64) threshold {
 		if p.Runs == 0 || !(p.LossPct < maxLossPct) {
 			break
 		}
-		t = threshold{Rate: p.Offered, AtTop: i == len(ps)-1}
+		if p.SenderLimited {
+			return threshold{Rate: max(t.Rate, p.SendRate), Bound: true, SenderLimited: true}
+		}
+		t = threshold{Rate: p.Offered, Bound: i == len(ps)-1}
 	}
 	return t
 }
@@ -292,8 +301,8 @@ type summary struct {
 	Ratio     float64 `json:"ratio"`
 	RatioText string  `json:"ratio_text"`
 	// CPU per million metrics of each receiver at CPURate: the highest
-	// rate at which both were lossless, or the lowest rate of the sweep
-	// when there is none (CPUAtLossless false).
+	// rate at which both were lossless and the sender kept up, or the
+	// lowest rate of the sweep when there is none (CPUAtLossless false).
 	CPURate       float64            `json:"cpu_rate_per_s"`
 	CPUAtLossless bool               `json:"cpu_at_lossless"`
 	CPU           map[string]float64 `json:"cpu_s_per_million"`
@@ -356,27 +365,27 @@ func ratio(v, b threshold, lowestRate float64) (float64, string) {
 	case v.None:
 		r := lowestRate / b.Rate
 		return r, fmt.Sprintf("< %.2f", r)
-	case v.AtTop && b.AtTop:
-		return 0, "n/a (both lossless through the sweep)"
+	case v.Bound && b.Bound:
+		return 0, "n/a (no limit found for either)"
 	}
 	r := v.Rate / b.Rate
 	switch {
-	case b.AtTop: // the baseline could do more: the ratio is at most this
+	case b.Bound: // the baseline could do more: the ratio is at most this
 		return r, fmt.Sprintf("≤ %.2f", r)
-	case v.AtTop:
+	case v.Bound:
 		return r, fmt.Sprintf("≥ %.2f", r)
 	}
 	return r, fmt.Sprintf("%.2f", r)
 }
 
 // cpuRate is the highest offered rate at which both receivers were
-// lossless, where their CPU per metric compares like with like; failing
-// that, the lowest rate.
+// lossless and got what was offered, where their CPU per metric compares
+// like with like; failing that, the lowest rate.
 func cpuRate(base, ven []point, maxLossPct float64) (float64, bool) {
 	lossless := func(ps []point, rate float64) bool {
 		for _, p := range ps {
 			if p.Offered == rate {
-				return p.Runs > 0 && p.LossPct < maxLossPct
+				return p.Runs > 0 && p.LossPct < maxLossPct && !p.SenderLimited
 			}
 		}
 		return false

@@ -80,7 +80,13 @@ func TestMaxLossless(t *testing.T) {
 		{"knee in the middle", []point{pt(3, 50), pt(1, 0), pt(2, 0.99)}, threshold{Rate: 2}},
 		{"exactly the threshold is lossy", []point{pt(1, 0), pt(2, 1)}, threshold{Rate: 1}},
 		{"lucky run above the knee does not count", []point{pt(1, 0), pt(2, 5), pt(3, 0)}, threshold{Rate: 1}},
-		{"lossless throughout", []point{pt(1, 0), pt(2, 0)}, threshold{Rate: 2, AtTop: true}},
+		{"lossless throughout", []point{pt(1, 0), pt(2, 0)}, threshold{Rate: 2, Bound: true}},
+		{"the sender fell short", []point{pt(1, 0), {Offered: 2, SendRate: 1.5, Runs: 3, SenderLimited: true}, pt(3, 0)},
+			threshold{Rate: 1.5, Bound: true, SenderLimited: true}},
+		{"the sender fell short below the previous rate", []point{pt(1, 0), {Offered: 2, SendRate: 0.8, Runs: 3, SenderLimited: true}},
+			threshold{Rate: 1, Bound: true, SenderLimited: true}},
+		{"lossy where the sender fell short", []point{pt(1, 0), {Offered: 2, SendRate: 1.5, LossPct: 5, Runs: 3, SenderLimited: true}},
+			threshold{Rate: 1}},
 		{"lossy from the start", []point{pt(1, 2), pt(2, 0)}, threshold{None: true}},
 		{"a rate without runs stops the walk", []point{pt(1, 0), {Offered: 2}, pt(3, 0)}, threshold{Rate: 1}},
 		{"nothing", nil, threshold{None: true}},
@@ -98,9 +104,9 @@ func TestRatioSaysWhenItIsABound(t *testing.T) {
 		text  string
 	}{
 		{threshold{Rate: 1e6}, threshold{Rate: 4e6}, 0.25, "0.25"},
-		{threshold{Rate: 1e6}, threshold{Rate: 4e6, AtTop: true}, 0.25, "≤ 0.25"},
-		{threshold{Rate: 4e6, AtTop: true}, threshold{Rate: 2e6}, 2, "≥ 2.00"},
-		{threshold{Rate: 4e6, AtTop: true}, threshold{Rate: 4e6, AtTop: true}, 0, "n/a (both"},
+		{threshold{Rate: 1e6}, threshold{Rate: 4e6, Bound: true}, 0.25, "≤ 0.25"},
+		{threshold{Rate: 4e6, Bound: true}, threshold{Rate: 2e6}, 2, "≥ 2.00"},
+		{threshold{Rate: 4e6, Bound: true}, threshold{Rate: 4e6, Bound: true}, 0, "n/a (no limit"},
 		{threshold{None: true}, threshold{Rate: 2e6}, 0.1, "< 0.10"},
 		{threshold{Rate: 1e6}, threshold{None: true}, 0, "n/a (baseline"},
 	} {
@@ -196,5 +202,27 @@ func TestTickWait(t *testing.T) {
 		if got := tickWait(base.Add(c.at), c.interval, 3*time.Second); got != c.want {
 			t.Errorf("%v after a tick of %v: wait %v, want %v", c.at, c.interval, got, c.want)
 		}
+	}
+}
+
+// A rate the sender fell short of for one receiver is no place to compare
+// CPU, nor a limit found.
+func TestSummarizeSenderLimited(t *testing.T) {
+	var runs []Run
+	runs = append(runs, runsOf("l", subjectBaseline, 1e6, 0)...)
+	runs = append(runs, runsOf("l", subjectVeneur, 1e6, 0)...)
+	runs = append(runs, runsOf("l", subjectBaseline, 2e6, 0)...)
+	short := runsOf("l", subjectVeneur, 2e6, 0)
+	short[0].SendRate = 0.7e6
+	runs = append(runs, short...)
+	got := summarize(aggregate(runs), 1)[0]
+	if v := got.Lossless[subjectVeneur]; v != (threshold{Rate: 1e6, Bound: true, SenderLimited: true}) {
+		t.Errorf("veneur-lite threshold %+v", v)
+	}
+	if got.CPURate != 1e6 || !got.CPUAtLossless {
+		t.Errorf("CPU compared at %v (%v), want 1M", got.CPURate, got.CPUAtLossless)
+	}
+	if got.RatioText != "n/a (no limit found for either)" {
+		t.Errorf("ratio %q", got.RatioText)
 	}
 }
