@@ -54,11 +54,16 @@ func plotLoad(path string, l *load, ps []point, started time.Time, reps int) err
 	ideal.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	delivered.Add(ideal)
 	delivered.Legend.Add("offered", ideal)
-	// What the sender achieved: below the dashed line, the sender (not the
-	// receiver) set the rate.
-	if sent := sentLine(ps); sent != nil {
-		delivered.Add(sent)
-		delivered.Legend.Add("sent (achieved)", sent)
+	// What the sender achieved, for each receiver: below the dashed line,
+	// the sender (not the receiver) set the rate, and on two cores a
+	// receiver that takes more CPU leaves the sender less.
+	for i, subj := range subjects {
+		if sent := sentLine(byS[subj], subjectColor[subj]); sent != nil {
+			delivered.Add(sent)
+			if i == 0 {
+				delivered.Legend.Add("sent (achieved), dotted, in the receiver's colour", sent)
+			}
+		}
 	}
 	loss := newPanel("", "end-to-end loss, %")
 	cpu := newPanel("", "receiver CPU-s per M metrics")
@@ -178,32 +183,20 @@ func addSeries(p *plot.Plot, subj string, ps []point, f func(point) (mid, lo, hi
 	return nil
 }
 
-// sentLine is the achieved send rate, the median over both receivers' runs
-// at each offered rate.
-func sentLine(ps []point) *plotter.Line {
-	byRate := map[float64][]float64{}
-	var rates []float64
-	for _, p := range ps {
-		if p.Runs == 0 {
-			continue
-		}
-		if _, ok := byRate[p.Offered]; !ok {
-			rates = append(rates, p.Offered)
-		}
-		byRate[p.Offered] = append(byRate[p.Offered], p.SendRate)
-	}
-	if len(rates) == 0 {
+// sentLine is the achieved send rate of one receiver's points.
+func sentLine(ps []point, c color.Color) *plotter.Line {
+	if len(ps) == 0 {
 		return nil
 	}
-	xys := make(plotter.XYs, len(rates))
-	for i, r := range rates {
-		xys[i] = plotter.XY{X: r / 1e6, Y: median(byRate[r]) / 1e6}
+	xys := make(plotter.XYs, len(ps))
+	for i, p := range ps {
+		xys[i] = plotter.XY{X: p.Offered / 1e6, Y: p.SendRate / 1e6}
 	}
 	line, err := plotter.NewLine(xys)
 	if err != nil {
 		return nil
 	}
-	line.Color = color.Gray{Y: 0x55}
-	line.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
+	line.Color = c
+	line.Dashes = []vg.Length{vg.Points(1), vg.Points(2.5)}
 	return line
 }

@@ -86,6 +86,10 @@ type Run struct {
 	Errors   int         `json:"log_errors,omitempty"`
 	// LogTail is the end of veneur-lite's log when it warned or failed.
 	LogTail string `json:"log_tail,omitempty"`
+	// DatagramsPerRead is the baseline's mean recvmmsg batch: small
+	// batches mean a wake-up per few datagrams, whose cost dominates its
+	// CPU figure.
+	DatagramsPerRead float64 `json:"datagrams_per_read,omitempty"`
 	// ReadErrors is the baseline's failed reads (none expected).
 	ReadErrors uint64 `json:"read_errors,omitempty"`
 
@@ -205,6 +209,7 @@ type nullCounts struct {
 	Datagrams   uint64 `json:"datagrams"`
 	Lines       uint64 `json:"lines"`
 	KernelDrops uint64 `json:"kernel_drops"`
+	Reads       uint64 `json:"reads"`
 	ReadErrors  uint64 `json:"read_errors"`
 }
 
@@ -446,6 +451,9 @@ func (r *Run) countBaseline(c *child) error {
 	r.LossPct = 100 * (float64(r.Sent) - r.Received) / float64(r.Sent)
 	r.DropsSelf = float64(n.KernelDrops)
 	r.ReadErrors = n.ReadErrors
+	if n.Reads > 0 {
+		r.DatagramsPerRead = float64(n.Datagrams) / float64(n.Reads)
+	}
 	return nil
 }
 

@@ -15,7 +15,7 @@
 // Protocol with the harness, one JSON object per stdout line:
 //
 //	{"event":"ready","addr":"127.0.0.1:8125","readers":2,"rcvbuf_bytes":4194304}
-//	{"event":"done","datagrams":…,"lines":…,"bytes":…,"kernel_drops":…,"read_errors":…}
+//	{"event":"done","datagrams":…,"lines":…,"bytes":…,"kernel_drops":…,"reads":…,"read_errors":…}
 //
 // "ready" is printed once every socket is bound; "done" after SIGTERM or
 // SIGINT, once what the kernel still queued has been read (the same drain
@@ -68,7 +68,11 @@ type Counts struct {
 	// KernelDrops is the sum over sockets of the last SO_RXQ_OVFL count
 	// each saw: datagrams dropped because that socket's buffer was full.
 	KernelDrops uint64 `json:"kernel_drops"`
-	ReadErrors  uint64 `json:"read_errors"`
+	// Reads is the recvmmsg calls that returned data: Datagrams/Reads is
+	// the batch a wake-up brought, which is what the CPU per datagram
+	// mostly depends on when the reader keeps up.
+	Reads      uint64 `json:"reads"`
+	ReadErrors uint64 `json:"read_errors"`
 }
 
 func (c *Counts) add(o Counts) {
@@ -76,6 +80,7 @@ func (c *Counts) add(o Counts) {
 	c.Lines += o.Lines
 	c.Bytes += o.Bytes
 	c.KernelDrops += o.KernelDrops
+	c.Reads += o.Reads
 	c.ReadErrors += o.ReadErrors
 }
 
@@ -224,6 +229,7 @@ func read(ctx context.Context, c *net.UDPConn) Counts {
 				n.Lines += uint64(countLines(b))
 			}
 			n.Datagrams += uint64(got)
+			n.Reads++
 			last := &msgs[got-1]
 			if total, ok := kernelDrops(last.OOB[:last.NN]); ok {
 				// The socket's running count; the last one seen is the total.

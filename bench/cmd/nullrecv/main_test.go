@@ -144,6 +144,10 @@ func TestRunCountsWhatArrives(t *testing.T) {
 	if err := json.Unmarshal(sc.Bytes(), &got); err != nil || got.Event != "done" {
 		t.Fatalf("done line %q: %v", sc.Text(), err)
 	}
+	if got.Reads < 1 || got.Reads > datagrams {
+		t.Errorf("%d reads for %d datagrams", got.Reads, datagrams)
+	}
+	got.Reads = 0
 	want := Counts{Datagrams: datagrams, Lines: 2 * datagrams, Bytes: uint64(bytesSent)}
 	if got.Counts != want {
 		t.Errorf("counts %+v, want %+v", got.Counts, want)
