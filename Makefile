@@ -1,5 +1,5 @@
 # Convenience targets; CI runs .ci/run.
-.PHONY: build run test test-race bench bench-pipeline fuzz lint
+.PHONY: build run test test-race bench bench-pipeline bench-compare fuzz lint
 
 build:
 	go build -o bin/veneur-lite ./cmd/veneur-lite
@@ -19,6 +19,15 @@ bench:
 # End-to-end UDP throughput and loss sweep (a few minutes); see bench/RESULTS.md.
 bench-pipeline:
 	go test ./bench -run '^$$' -bench PipelineUDP -benchtime 1x -count 3
+
+# veneur-lite beside a do-nothing receiver, loss counted end to end at the
+# sink, in a private network namespace (~11 minutes; see bench/README.md).
+# make bench-compare ARGS=-quick is a ~70 s development run.
+bench-compare:
+	go build -o bin/veneur-lite ./cmd/veneur-lite
+	go build -o bin/nullrecv ./bench/cmd/nullrecv
+	go build -o bin/bench-compare ./bench/cmd/compare
+	bin/bench-compare -veneur-lite bin/veneur-lite -nullrecv bin/nullrecv $(ARGS)
 
 fuzz:
 	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 5s

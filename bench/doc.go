@@ -14,6 +14,11 @@
 //     kernel buffer, parser, aggregator — counts as lost.
 //   - BenchmarkParsePush: the CPU chain one datagram goes through once it
 //     is read: parse a ~1432-byte packet and Push its samples, per metric.
+//   - make bench-compare (cmd/compare): the built veneur-lite binary beside
+//     a do-nothing receiver that reads the socket the same way
+//     (cmd/nullrecv), under four loads at stepped rates, run after run in
+//     a private network namespace; loss is counted end to end at a Datadog
+//     intake in the harness. How to run and read it is in README.md.
 //
 // The load generator (Config, Run, and the loadgen command in cmd/loadgen)
 // sends with the real datadog-go v5 client, or in raw mode writes prebuilt,

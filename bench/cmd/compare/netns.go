@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The sweep runs in a network namespace of its own, so that its ports and
+// the kernel's UDP counters (/proc/net/udp, /proc/net/snmp RcvbufErrors)
+// are the harness's alone, whatever else runs on the machine. The harness
+// re-executes itself in a new namespace, which is what `unshare --net`
+// does, and brings its loopback up, which is what `ip link set lo up`
+// does, with the system calls themselves rather than the two tools. It
+// needs CAP_SYS_ADMIN (root); without it the sweep runs in the current
+// namespace, with a warning.
+
+// netnsEnv marks the re-executed harness.
+const netnsEnv = "VENEUR_BENCH_COMPARE_NETNS"
+
+func inPrivateNetns() bool { return os.Getenv(netnsEnv) == "1" }
+
+// reexecInNetns runs this executable with args in a new network namespace
+// and returns its exit code. An error means it could not start there.
+func reexecInNetns(ctx context.Context, args []string) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("re-exec in a network namespace: %w", err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start in a new network namespace (needs CAP_SYS_ADMIN): %w", err)
+	}
+	// An interrupt reaches the child from the terminal as well; a SIGTERM
+	// sent to this process alone is passed on, so that the child still
+	// writes what it measured.
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+	defer stop()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 1, fmt.Errorf("harness in the network namespace: %w", err)
+	}
+	return 0, nil
+}
+
+// bringLoopbackUp sets IFF_UP on lo: a new namespace's loopback is down.
+func bringLoopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: read flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: set flags: %w", err)
+	}
+	return nil
+}
+
+// netnsID names the current network namespace, e.g. net:[4026532281].
+func netnsID() string {
+	id, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return ""
+	}
+	return id
+}
