@@ -1026,8 +1026,15 @@ func TestConfigMapsLoad(t *testing.T) {
 				scheme = corev1.URISchemeHTTPS
 			}
 			for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
-				if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != "" && p.HTTPGet.Scheme != scheme {
-					t.Errorf("probe scheme %s, but http_address speaks %s", p.HTTPGet.Scheme, scheme)
+				if p == nil || p.HTTPGet == nil {
+					continue // TestPodsAreHardenedAndProbed reports it
+				}
+				got := p.HTTPGet.Scheme
+				if got == "" {
+					got = corev1.URISchemeHTTP // the kubelet's default
+				}
+				if got != scheme {
+					t.Errorf("probe scheme %s, but http_address speaks %s", got, scheme)
 				}
 			}
 
