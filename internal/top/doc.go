@@ -19,24 +19,30 @@
 //	     ▲                                                └──▶ live: screen.draw (ANSI redraw)
 //	     └──── every -interval, and at once after s, + or - ◀── keys (stdin, raw mode)
 //
-// The screen, from the top:
+// The screen, from the top (a 100-column tmux pane; testdata of
+// cmd/veneur-lite has the one its test captured):
 //
-//	veneur-lite top  127.0.0.1:8127  sort: series  n: 20  names: 3 of 3  [s] sort [+/-] rows [q] quit
-//	interval 14:03:00 +12.4s  series: 111 of 100k (10k per name)  samples: 850 (68.5/s)
+//	veneur-lite top  127.0.0.1:8127  interval 14:03:00 +12.4s
+//	series: 111 of 2.0M (100 per name)  samples: 850 (68.5/s)
 //	shed: 30 (max_series_per_name 30)
 //
-//	NAME          SERIES  SAMPLES  SAMPLES/S    SHED  TAG KEYS:VALUES
-//	api.requests     100      200       16.1      30  user_id:100 env:1
+//	top 3 of 3 names by series (-n 20)   [s] sort  [+/-] n  [q] quit
+//	NAME         SERIES  SAMPLES  SAMPLES/S    SHED  TAG KEYS:VALUES
+//	top.hundred     100      200       16.1      30  user_id:100 env:1
+//	top.ten          10       50        4.0       0  shard:10 env:1
+//	top.one           1      600       48.4       0  env:1
 //
-// The header: the interval under way (start, local time, and elapsed),
-// its live series against max_series and max_series_per_name, samples
-// received in it and their average rate, and the samples shed by the
-// cardinality limits, by reason. The table, one line per metric name:
-// SERIES its live series, SAMPLES and SAMPLES/S the samples it received
-// in the interval (the rate is averaged over the interval so far), SHED
-// its samples dropped by the limits, and TAG KEYS:VALUES its tag keys with
-// the most distinct values: the ones that multiply its series. Counts
-// are exact below 1000, then 1.2k, 12.3k, 123k, 3.4M.
+// The header: the interval under way (its start on the instance's
+// clock, and the time since), its live series against max_series and
+// max_series_per_name, the samples received in it and their average
+// rate, and the samples shed by the cardinality limits, by reason.
+//
+// The table, one line per metric name: SERIES its live series, SAMPLES
+// and SAMPLES/S the samples it received in the interval (the rate is
+// averaged over the interval so far), SHED its samples dropped by the
+// limits, and TAG KEYS:VALUES its tag keys with their distinct values,
+// most first: the ones that multiply its series. Counts are exact below
+// 1000, then 1.2k, 12.3k, 123k, 3.4M.
 //
 // Keys: s cycles the order (series → samples → shed), + and - change n
 // by 5, q or Ctrl-C quits and leaves the terminal cleared, its mode
@@ -44,7 +50,8 @@
 // names lose their middle ("api.requests.…errors.count").
 //
 // When the instance cannot be read (down, or 403), the screen says why
-// in one line and top retries every interval. When stdout is not a
-// terminal, top prints a plain snapshot every interval, a blank line
-// after each, until interrupted (like top -b); use -once for just one.
+// in one message, wrapped to the width, and top retries every interval.
+// When stdout is not a terminal, top prints a plain snapshot every
+// interval, a blank line after each, until interrupted (like top -b);
+// use -once for just one.
 package top

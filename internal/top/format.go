@@ -97,15 +97,49 @@ func Chrome(st aggregate.SeriesStats) int {
 }
 
 // RenderError is the screen while the instance cannot be read: the
-// header and one line that says why, then note if there is one.
+// header and the one-line message that says why, wrapped to the width
+// so that its advice is not cut off, then note if there is one.
 func RenderError(err error, note string, v View) []string {
-	lines := []string{"veneur-lite top  " + v.Addr, "", "error: " + oneLine(err.Error())}
+	lines := []string{"veneur-lite top  " + v.Addr, ""}
+	lines = append(lines, wrap("error: "+oneLine(err.Error()), v.Width, maxErrorLines)...)
 	if note != "" {
 		lines = append(lines, note)
 	}
 	lines = append(lines, "", caption(v, "names"))
 	for i, l := range lines {
 		lines[i] = Fit(l, v.Width)
+	}
+	return lines
+}
+
+// maxErrorLines bounds a wrapped error message.
+const maxErrorLines = 4
+
+// wrap breaks s into lines of at most width runes at spaces (a longer
+// word stays whole, for the caller to cut), at most maxLines of them,
+// the last one ending in "…" if text is left; width <= 0 leaves s on one
+// line.
+func wrap(s string, width, maxLines int) []string {
+	if width <= 0 || utf8.RuneCountInString(s) <= width {
+		return []string{s}
+	}
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	lines = append(lines, line)
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
+		lines[maxLines-1] = Fit(lines[maxLines-1]+" …", width)
 	}
 	return lines
 }

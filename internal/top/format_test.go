@@ -301,11 +301,34 @@ names by samples (-n 20)   [s] sort  [+/-] n  [q] quit`
 	got = strings.Join(RenderError(err, "", View{Addr: "127.0.0.1:8127", Sort: "series", Width: 40}), "\n")
 	want = `veneur-lite top  127.0.0.1:8127
 
-error: 127.0.0.1:8127 unreachable: dial…
+error: 127.0.0.1:8127 unreachable: dial
+tcp 127.0.0.1:8127: connect: connection
+refused
 
 names by series`
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		s     string
+		width int
+		want  []string
+	}{
+		{"a bc def", 0, []string{"a bc def"}},
+		{"a bc def", 8, []string{"a bc def"}},
+		{"a bc def", 7, []string{"a bc", "def"}},
+		{"a bc def", 4, []string{"a bc", "def"}},
+		{"a bc def", 3, []string{"a", "bc", "def"}},
+		{"a bcdefgh i", 3, []string{"a", "bcdefgh", "i"}}, // cut by the caller
+		{"aa bb cc dd ee", 5, []string{"aa bb", "cc dd", "ee"}},
+		{"aa bb cc dd ee ff gg hh ii jj", 5, []string{"aa bb", "cc dd", "ee ff", "gg h…"}},
+	} {
+		if got := wrap(tc.s, tc.width, 4); !slices.Equal(got, tc.want) {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.s, tc.width, got, tc.want)
+		}
 	}
 }
 

@@ -205,7 +205,7 @@ func TestLiveRefreshAndErrors(t *testing.T) {
 		if got := len(inst.asked()); got != 4 {
 			t.Errorf("asked %d times in 3 intervals, want 4", got)
 		}
-		refused := errors.New("127.0.0.1:8127 refused (403): /debug/series answers clients on its own host only")
+		refused := errors.New("127.0.0.1:8127 refused /debug/series (403): it answers clients on its own host only")
 		inst.set(func(f *fakeInstance) { f.err = refused })
 		time.Sleep(time.Second)
 		synctest.Wait()
