@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/config"
+	"github.com/veneur-lite/veneur-lite/internal/top"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
 	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
@@ -48,6 +49,9 @@ func main() {
 // run is main with its environment passed in, so tests can drive it. hup
 // delivers SIGHUP.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, hup <-chan os.Signal) int {
+	if len(args) > 0 && args[0] == "top" { // veneur-lite top [flags]: a view of a running instance
+		return top.Main(ctx, args[1:], os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("veneur-lite", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("f", "", "path to the YAML config file (built-in defaults when empty)")
@@ -55,6 +59,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: veneur-lite [-f config.yaml] [-validate-config] [-version]\n")
+		fmt.Fprintf(fs.Output(), "       veneur-lite top [flags]  (which metrics hold the series of a running instance; top -h)\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
