@@ -27,13 +27,13 @@ func relErr(est uint64, want int) float64 {
 // union merged from two overlapping sets, over several seeds (the seed
 // picks the member names, so every seed is a different set of hashes).
 func TestSetAccuracy(t *testing.T) {
-	sizes := []int{100_000, 1_000_000}
-	seeds := 4
-	if testing.Short() {
-		sizes, seeds = []int{100_000}, 2
+	cases := []struct{ n, seeds int }{{100_000, 4}, {1_000_000, 3}}
+	if testing.Short() || raceEnabled {
+		cases = []struct{ n, seeds int }{{100_000, 2}, {1_000_000, 1}}
 	}
-	for _, n := range sizes {
-		for seed := range seeds {
+	for _, c := range cases {
+		n := c.n
+		for seed := range c.seeds {
 			prefix := "member-" + strconv.FormatUint(rand.New(rand.NewPCG(uint64(seed), 1)).Uint64(), 36) + "-"
 			a, b := NewSet(), NewSet()
 			// a holds [0, n), b holds [n/2, 3n/2): the union has 3n/2.
@@ -58,8 +58,8 @@ func TestSetAccuracy(t *testing.T) {
 // TestSetMemory measures what a live set costs at a few sizes (the figures
 // in SetPrecision's comment) and keeps them from growing unnoticed.
 func TestSetMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures heap over thousands of sets")
+	if testing.Short() || raceEnabled {
+		t.Skip("measures the heap over thousands of sets")
 	}
 	cases := []struct {
 		members   int
@@ -73,7 +73,7 @@ func TestSetMemory(t *testing.T) {
 		{1000, true, 200, 18},
 		{10_000, false, 50, 48},
 		{10_000, true, 50, 48},
-		{200_000, true, 5, 129},
+		{100_000, true, 5, 129},
 	}
 	for _, c := range cases {
 		perSet := heapPerSet(c.sets, func(i int) *hyperloglog.Sketch {
