@@ -72,36 +72,50 @@ func appendRun(dst []byte, cs []Centroid, split int) []byte {
 		w := wireCount(cs[split].Weight)
 		size += 4 + uvarintLen(w/2) + uvarintLen(w-w/2) - uvarintLen(w)
 	}
-	if cap(dst)-len(dst) < size {
-		grown := make([]byte, len(dst), len(dst)+size)
+	start := len(dst)
+	if cap(dst)-start < size {
+		grown := make([]byte, start, start+size)
 		copy(grown, dst)
 		dst = grown
 	}
+	dst = dst[:start+size]
+	p := dst[start:]
 
-	dst = binary.BigEndian.AppendUint32(dst, wireEncoding)
-	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(wireCompression))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	binary.BigEndian.PutUint32(p, wireEncoding)
+	binary.BigEndian.PutUint64(p[4:], math.Float64bits(wireCompression))
+	binary.BigEndian.PutUint32(p[12:], uint32(n))
+	deltas := p[wireHeaderLen : wireHeaderLen+4*n]
 	// Deltas from the previous float64 mean, as caio's ToBytes computes
 	// them, so that both write the same bytes for the same centroids.
 	var prev float64
+	k := 0
 	for i, c := range cs {
 		// Beyond float32's range a delta would be infinite, which no
 		// decoder accepts: one absurd sample must not get a whole batch
 		// rejected, so it is written as the largest float32 instead.
 		delta := min(max(c.Mean-prev, -math.MaxFloat32), math.MaxFloat32)
-		dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(float32(delta)))
+		binary.BigEndian.PutUint32(deltas[k:], math.Float32bits(float32(delta)))
+		k += 4
 		prev = c.Mean
 		if i == split {
-			dst = binary.BigEndian.AppendUint32(dst, 0)
+			binary.BigEndian.PutUint32(deltas[k:], 0)
+			k += 4
 		}
 	}
+	counts := p[wireHeaderLen+4*n:]
+	k = 0
 	for i, c := range cs {
 		w := wireCount(c.Weight)
 		if i == split {
-			dst = binary.AppendUvarint(dst, w/2)
+			k += binary.PutUvarint(counts[k:], w/2)
 			w -= w / 2
 		}
-		dst = binary.AppendUvarint(dst, w)
+		if w < 0x80 {
+			counts[k] = byte(w)
+			k++
+			continue
+		}
+		k += binary.PutUvarint(counts[k:], w)
 	}
 	return dst
 }
@@ -109,7 +123,8 @@ func appendRun(dst []byte, cs []Centroid, split int) []byte {
 // wireCount rounds a weight to the wire's integer count: the nearest
 // integer, at least 1, at most the decoder's bound on a total.
 func wireCount(w float64) uint64 {
-	return uint64(min(max(math.Round(w), 1), maxWireCount))
+	// Through int64: one instruction, where converting to uint64 branches.
+	return uint64(int64(min(max(w, 1), maxWireCount) + 0.5))
 }
 
 func uvarintLen(v uint64) int {
@@ -162,25 +177,36 @@ func DecodeRun(arena []Centroid, p []byte) (Run, []Centroid, error) {
 
 	strict := true
 	var mean float64
-	off := wireHeaderLen
+	deltas := p[wireHeaderLen : wireHeaderLen+4*n]
 	for i := range cs {
-		delta := math.Float32frombits(binary.BigEndian.Uint32(p[off:]))
-		off += 4
-		if i > 0 && !(delta >= 0) {
+		delta := math.Float32frombits(binary.BigEndian.Uint32(deltas[4*i:]))
+		switch {
+		case i == 0 && delta-delta != 0:
+			return fail(fmt.Errorf("centroid 0: mean %v: not finite", delta))
+		case i > 0 && !(delta >= 0):
 			return fail(fmt.Errorf("centroid %d: mean delta %v: means must not decrease", i, delta))
+		case delta > math.MaxFloat32:
+			return fail(fmt.Errorf("centroid %d: mean delta %v: not finite", i, delta))
 		}
+		// The sum of at most 2^32 finite float32s is a finite float64.
 		prev := mean
 		mean += float64(delta)
 		// A positive delta can vanish in the sum: strictness is of the
 		// means.
 		strict = strict && (i == 0 || mean > prev)
-		if mean-mean != 0 {
-			return fail(fmt.Errorf("centroid %d: mean %v: not finite", i, mean))
-		}
 		cs[i].Mean = mean
 	}
+	off := wireHeaderLen + 4*n
 	var total uint64
 	for i := range cs {
+		if off < len(p) && p[off] < 0x80 && p[off] > 0 {
+			// One byte, the usual count: 2^32 of them stay far below
+			// 2^53.
+			cs[i].Weight = float64(p[off])
+			total += uint64(p[off])
+			off++
+			continue
+		}
 		c, err := readCount(p[off:])
 		if err != nil {
 			return fail(fmt.Errorf("centroid %d: count: %w", i, err))
