@@ -116,7 +116,7 @@ func (d *Digest) makeRoom() {
 			return
 		}
 	}
-	newCap := min(max(2*cap(d.cs), 8), d.n+bufferLen)
+	newCap := min(max(2*cap(d.cs), 4), d.n+bufferLen)
 	if newCap <= len(d.cs) {
 		newCap = len(d.cs) + 1
 	}

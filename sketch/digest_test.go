@@ -277,9 +277,11 @@ func TestAccuracy(t *testing.T) {
 			checkRanks(t, fmt.Sprintf("%s n=%d", dist.name, n), &d, xs)
 			if dist.name == "lognormal" {
 				got, want := d.Quantile(0.999), xs[int(math.Ceil(0.999*float64(n)))-1]
-				if math.Abs(got-want) > 0.01*want {
-					t.Errorf("%s n=%d: p99.9 %v, exact %v: value error %.2f%% > 1%%", dist.name, n, got, want, 100*math.Abs(got-want)/want)
+				e := math.Abs(got-want) / want
+				if e > 0.01 {
+					t.Errorf("%s n=%d: p99.9 %v, exact %v: value error %.2f%% > 1%%", dist.name, n, got, want, 100*e)
 				}
+				t.Logf("%s n=%d: p99.9 value error %.2f%%", dist.name, n, 100*e)
 			}
 		}
 	}
@@ -289,11 +291,15 @@ func TestAccuracy(t *testing.T) {
 // quantiles rise with q and stay within [Min, Max].
 func checkRanks(t *testing.T, name string, d *Digest, sorted []float64) {
 	t.Helper()
+	worst := 0.0
 	for _, q := range testQuantiles {
-		if e := rankError(sorted, d.Quantile(q), q); e > 0.001 {
+		e := rankError(sorted, d.Quantile(q), q)
+		if e > 0.001 {
 			t.Errorf("%s: q=%v: estimate %v has rank error %.5f > 0.001", name, q, d.Quantile(q), e)
 		}
+		worst = max(worst, e)
 	}
+	t.Logf("%s: worst rank error %.5f over p50–p99.9, %d centroids", name, worst, d.n)
 	prev := math.Inf(-1)
 	for q := 0.0; q <= 1; q += 0.0005 {
 		v := d.Quantile(q)
@@ -444,7 +450,7 @@ func TestResetKeepsMemory(t *testing.T) {
 // TestSmallDigestMemory: most of a million series see a handful of samples
 // per interval; their digests must stay small.
 func TestSmallDigestMemory(t *testing.T) {
-	for _, c := range []struct{ samples, atMost int }{{0, 72}, {1, 200}, {10, 328}, {100, 600}} {
+	for _, c := range []struct{ samples, atMost int }{{0, 72}, {1, 136}, {10, 328}, {100, 600}} {
 		var d Digest
 		for i := range c.samples {
 			d.Add(float64(i%7), 1)
