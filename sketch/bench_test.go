@@ -10,7 +10,11 @@ package sketch
 //	go test ./sketch -run '^$' -bench . -benchmem -count 3
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -179,6 +183,60 @@ func BenchmarkDecodeMerge(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGunzipDecodeMerge is the whole of a global's work per
+// forwarded digest that this package can see: gunzip a batch body of
+// globalSeries length-prefixed 500-sample digests, decode them all, merge
+// each into its series. The target is 250,000 digests per second per core,
+// 4 µs each. (The real batch also carries names and tags.)
+func BenchmarkGunzipDecodeMerge(b *testing.B) {
+	_, enc := hostDigests(1)
+	var raw []byte
+	for _, p := range enc {
+		raw = binary.BigEndian.AppendUint32(raw, uint32(len(p)))
+		raw = append(raw, p...)
+	}
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	if _, err := w.Write(raw); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	gs := runningDigests()
+	var arena []Centroid
+	runs := make([]Run, len(enc))
+	body := make([]byte, 0, len(raw))
+	zr, err := gzip.NewReader(bytes.NewReader(gz.Bytes()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	measureCPU(b, globalSeries, "digest", func() {
+		for range b.N {
+			if err := zr.Reset(bytes.NewReader(gz.Bytes())); err != nil {
+				b.Fatal(err)
+			}
+			buf := bytes.NewBuffer(body[:0])
+			if _, err := io.Copy(buf, zr); err != nil {
+				b.Fatal(err)
+			}
+			p := buf.Bytes()
+			arena = arena[:0]
+			for i := range runs {
+				n := binary.BigEndian.Uint32(p)
+				if runs[i], arena, err = DecodeRun(arena, p[4:4+n]); err != nil {
+					b.Fatal(err)
+				}
+				p = p[4+n:]
+			}
+			for i, r := range runs {
+				gs[i].MergeRun(r)
+			}
+		}
+	})
+	b.ReportMetric(float64(gz.Len())/globalSeries, "gzip-bytes/digest")
 }
 
 // BenchmarkDecodeRun is the decoding half of BenchmarkDecodeMerge.
