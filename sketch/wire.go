@@ -30,7 +30,12 @@ import (
 // maximum, and a digest is written as exact exactly when its means strictly
 // increase and there are at most ExactLimit of them (a compressed digest
 // that small is written with one centroid split in two halves of equal
-// mean). DecodeRun reads them back that way.
+// mean; if all its counts round to 1 it reads as exact, which it nearly
+// is). DecodeRun reads them back that way; a caio digest of few, distinct
+// centroids reads as exact too, as caio keeps small digests' samples.
+//
+// The decoder rejects a total count beyond 2^53, so a digest of more total
+// weight than that (9e15) cannot travel.
 const (
 	wireEncoding    = 2
 	wireHeaderLen   = 16
