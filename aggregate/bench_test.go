@@ -139,26 +139,6 @@ func BenchmarkPushParallel(b *testing.B) {
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*benchBatchSize), "ns/sample")
 }
 
-// BenchmarkDigestAdd is the bare t-digest cost per histogram sample, for
-// comparison with BenchmarkPush/histogram.
-func BenchmarkDigestAdd(b *testing.B) {
-	td := metric.NewDigest()
-	rng := rand.New(rand.NewPCG(3, 4))
-	values := make([]float64, 4096)
-	for i := range values {
-		values[i] = math.Exp(3 + rng.NormFloat64())
-	}
-	for _, v := range values {
-		_ = td.Add(v)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		_ = td.AddWeighted(values[i%len(values)], 1)
-		i++
-	}
-}
-
 // BenchmarkFlush flushes 100k series, each with a few samples.
 func BenchmarkFlush(b *testing.B) {
 	const series = 100_000

@@ -170,15 +170,15 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histo
 		pt.Name = next(1 + len(g.String()))
 		switch g {
 		case AggMin:
-			pt.Value = h.min
+			pt.Value = h.digest.Min()
 		case AggMax:
-			pt.Value = h.max
+			pt.Value = h.digest.Max()
 		case AggCount: // goes out like a counter (SPEC §3)
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.count/job.seconds, job.interval
+			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.digest.Count()/job.seconds, job.interval
 		case AggSum:
 			pt.Value = h.sum
 		case AggAvg:
-			pt.Value = h.sum / h.count
+			pt.Value = h.sum / h.digest.Count()
 		case AggMedian:
 			pt.Value = h.digest.Quantile(0.5)
 		}
@@ -230,7 +230,7 @@ func forwardSeries(t *taken) metric.Series {
 	fs := metric.Series{Key: m.key[:m.fleetLen], Name: m.name, Tags: m.tags, Kind: m.kind}
 	switch {
 	case m.kind.IsHistogram():
-		fs.Digest = t.hist.digest
+		fs.Digest = &t.hist.digest
 	case m.kind == metric.Set:
 		fs.Set = t.set
 	default:

@@ -1,16 +1,15 @@
 package aggregate
 
 import (
-	"math"
 	"sync"
 	"unsafe"
 
 	"github.com/axiomhq/hyperloglog"
-	"github.com/caio/go-tdigest/v4"
 	"golang.org/x/sys/cpu"
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 // shard is one lock and the series behind it. Series live across
@@ -66,15 +65,12 @@ type meta struct {
 }
 
 // histogram is the state of a histogram series in one interval. The
-// aggregates are exact; only percentiles come from the digest.
+// digest keeps min, max and the weighted count exactly beside its
+// centroids, and answers a series of few distinct values exactly; only
+// larger series' percentiles are estimates.
 type histogram struct {
-	min, max   float64
-	sum, count float64 // weighted by 1/rate
-	digest     *tdigest.TDigest
-}
-
-func newHistogram() *histogram {
-	return &histogram{min: math.Inf(1), max: math.Inf(-1), digest: metric.NewDigest()}
+	sum    float64 // weighted by 1/rate
+	digest sketch.Digest
 }
 
 // noSlot ends a chain and marks a Writer's unresolved cache entry.
@@ -160,23 +156,18 @@ func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardin
 	case metric.Set:
 		m := sh.metas[i]
 		if m.set == nil {
-			m.set = metric.NewSet()
+			m.set = sketch.NewSet()
 		}
 		m.set.Insert(s.SetMember)
 	default: // histogram
 		m := sh.metas[i]
 		h := m.hist
 		if h == nil {
-			h = newHistogram()
+			h = new(histogram)
 			m.hist = h
 		}
-		h.min = min(h.min, s.Value)
-		h.max = max(h.max, s.Value)
 		h.sum += s.Value * weight
-		h.count += weight
-		// The digest only takes integer weights; the count above stays
-		// exact. The error cases (NaN, zero weight) are excluded already.
-		_ = h.digest.AddWeighted(s.Value, max(uint64(math.Round(weight)), 1))
+		h.digest.Add(s.Value, weight)
 	}
 }
 

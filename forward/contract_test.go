@@ -30,7 +30,7 @@ func (r *recordingImporter) Import(_ time.Time, _ time.Duration, series []metric
 		case s.Kind == metric.Counter:
 			r.counters[s.Key] += s.Value
 		case s.Kind.IsHistogram():
-			r.digests[s.Key] += s.Digest.Count()
+			r.digests[s.Key] += uint64(s.Digest.Count())
 		}
 	}
 }

@@ -133,7 +133,7 @@ func (g *fakeGlobal) merge(key string, b *wire.Batch) {
 		case s.Kind == metric.Gauge:
 			g.gauges[s.Key] = s.Value
 		case s.Kind.IsHistogram():
-			g.digests[s.Key] += s.Digest.Count()
+			g.digests[s.Key] += uint64(s.Digest.Count())
 		case s.Kind == metric.Set:
 			if have := g.sets[s.Key]; have != nil {
 				if err := have.Merge(s.Set); err != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 func routeKeys(n int) []string {
@@ -141,7 +141,7 @@ func TestCoalesceMergesSameKey(t *testing.T) {
 		t.Errorf("gauge %v, want the fresh value 7", v)
 	}
 	if c := got["histogram|lat|"].Digest.Count(); c != 6 {
-		t.Errorf("digest count %d, want 6", c)
+		t.Errorf("digest count %v, want 6", c)
 	}
 	if e := got["set|users|"].Set.Estimate(); e != 3 {
 		t.Errorf("set estimate %d, want 3", e)
@@ -164,20 +164,15 @@ func gaugeSeries(name string, v float64) metric.Series {
 }
 
 func timerSeries(name string, values ...float64) metric.Series {
-	td := metric.NewDigest()
+	td := new(sketch.Digest)
 	for _, v := range values {
-		if err := td.Add(v); err != nil {
-			panic(err)
-		}
+		td.Add(v, 1)
 	}
 	return metric.Series{Key: metric.SeriesKey(metric.Histogram, name, nil), Name: name, Kind: metric.Histogram, Digest: td}
 }
 
 func setSeries(name string, members ...string) metric.Series {
-	sk, err := hyperloglog.NewSketch(metric.SetPrecision, true)
-	if err != nil {
-		panic(err)
-	}
+	sk := sketch.NewSet()
 	for _, m := range members {
 		sk.Insert([]byte(m))
 	}

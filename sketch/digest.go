@@ -524,3 +524,32 @@ func emit(c Centroid, lo, hi float64) Centroid {
 	}
 	return Centroid{min(max(m, lo), hi), c.Weight}
 }
+
+// FromRun returns a digest that holds r's centroids in place, without
+// copying them: a decoded batch's digests are read (merged, encoded) and
+// dropped, so a batch needs one array for all their centroids. r must be
+// sorted, as DecodeRun's runs are. The digest never writes over the
+// memory it shares with r: adding to it copies the centroids first.
+func FromRun(r Run) Digest {
+	n := len(r.Centroids)
+	if n == 0 {
+		return Digest{}
+	}
+	rmin, rmax := r.Min, r.Max
+	if !(rmin <= r.Centroids[0].Mean) {
+		rmin = r.Centroids[0].Mean
+	}
+	if !(rmax >= r.Centroids[n-1].Mean) {
+		rmax = r.Centroids[n-1].Mean
+	}
+	w := sumWeights(r.Centroids)
+	return Digest{cs: r.Centroids[:n:n], n: n, min: rmin, max: rmax, count: w, total: w, compressed: !r.Exact}
+}
+
+// Centroids returns d's centroids, sorted, after folding pending samples:
+// a view of d's memory, valid until d changes. In exact mode they are the
+// distinct sample values with their total weights.
+func (d *Digest) Centroids() []Centroid {
+	d.fold()
+	return d.cs[:d.n:d.n]
+}

@@ -461,3 +461,37 @@ func TestSmallDigestMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestFromRun: a digest over a decoded run answers as the digest that was
+// encoded, and adding to it leaves the run's memory alone.
+func TestFromRun(t *testing.T) {
+	var src Digest
+	for i := range 1000 {
+		src.Add(float64(i%97), 1)
+	}
+	run, arena, err := DecodeRun(nil, src.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]Centroid(nil), arena...)
+	d := FromRun(run)
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6*max(1, math.Abs(b)) } // means travel as float32
+	if d.Count() != src.Count() || !near(d.Min(), src.Min()) || !near(d.Max(), src.Max()) || !near(d.Quantile(0.5), src.Quantile(0.5)) {
+		t.Errorf("from run: count %v min %v max %v p50 %v; encoded %v %v %v %v",
+			d.Count(), d.Min(), d.Max(), d.Quantile(0.5), src.Count(), src.Min(), src.Max(), src.Quantile(0.5))
+	}
+	for i := range 2000 {
+		d.Add(float64(i), 1)
+	}
+	d.Quantile(0.5)
+	for i := range before {
+		if arena[i] != before[i] {
+			t.Fatalf("centroid %d of the shared arena changed", i)
+		}
+	}
+	var merged Digest
+	merged.Merge(&d)
+	if merged.Count() != src.Count()+2000 {
+		t.Errorf("merged count %v", merged.Count())
+	}
+}

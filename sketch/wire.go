@@ -229,6 +229,11 @@ func DecodeRun(arena []Centroid, p []byte) (Run, []Centroid, error) {
 	if off != len(p) {
 		return fail(fmt.Errorf("%d bytes after the last count", len(p)-off))
 	}
+	// The one-byte counts skip the check on the way: a run of them can
+	// still carry a total past the bound after a large count.
+	if total > maxWireCount {
+		return fail(errors.New("total count beyond 2^53"))
+	}
 	r := Run{Centroids: cs, Exact: strict && n <= ExactLimit}
 	if n > 0 {
 		r.Min, r.Max = cs[0].Mean, cs[n-1].Mean

@@ -384,3 +384,18 @@ func FuzzDecodeRun(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeTotalBound: one-byte counts after a large one cannot carry the
+// total past 2^53 unnoticed.
+func TestDecodeTotalBound(t *testing.T) {
+	p := binary.BigEndian.AppendUint32(nil, 2)
+	p = binary.BigEndian.AppendUint64(p, math.Float64bits(Compression))
+	p = binary.BigEndian.AppendUint32(p, 2)
+	p = binary.BigEndian.AppendUint32(p, math.Float32bits(1))
+	p = binary.BigEndian.AppendUint32(p, math.Float32bits(1))
+	p = binary.AppendUvarint(p, 1<<53)
+	p = binary.AppendUvarint(p, 1)
+	if _, _, err := DecodeRun(nil, p); err == nil || !strings.Contains(err.Error(), "beyond 2^53") {
+		t.Errorf("error %v, want the total bound", err)
+	}
+}

@@ -3,14 +3,15 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
-	"github.com/caio/go-tdigest/v4"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 // Decode parses one encoded batch, checking it against lim (zero fields
@@ -79,7 +80,7 @@ func decode(data []byte, lim Limits) (*Batch, error) {
 	}
 	b.Series = make([]metric.Series, n)
 	for i := range b.Series {
-		if err := d.series(&b.Series[i], lim); err != nil {
+		if err := d.series(&b.Series[i], lim, len(b.Series)-i); err != nil {
 			return nil, fmt.Errorf("series %d: %w", i, err)
 		}
 	}
@@ -94,6 +95,25 @@ type decoder struct {
 	buf  []byte
 	off  int
 	tags [][]byte // scratch: the current series' tags, aliasing buf
+	// The batch's digests come from chunks and all their centroids from
+	// one array, not two allocations per digest: they are merged and
+	// dropped with the batch. A chunk never grows, so pointers into it
+	// stay valid.
+	digests   []sketch.Digest
+	centroids []sketch.Centroid
+}
+
+// digestChunk is how many digests a chunk holds.
+const digestChunk = 256
+
+// newDigest returns room for one more of the batch's digests; left is how
+// many series are still to be decoded, bounding a new chunk.
+func (d *decoder) newDigest(left int) *sketch.Digest {
+	if len(d.digests) == cap(d.digests) {
+		d.digests = make([]sketch.Digest, 0, min(left, digestChunk))
+	}
+	d.digests = d.digests[:len(d.digests)+1]
+	return &d.digests[len(d.digests)-1]
 }
 
 func (d *decoder) remaining() int { return len(d.buf) - d.off }
@@ -158,7 +178,7 @@ func (d *decoder) blob(what string, limit int) ([]byte, error) {
 	return p, nil
 }
 
-func (d *decoder) series(s *metric.Series, lim Limits) error {
+func (d *decoder) series(s *metric.Series, lim Limits, left int) error {
 	if d.remaining() < 1 {
 		return fmt.Errorf("kind: truncated: %w", ErrMalformed)
 	}
@@ -221,72 +241,32 @@ func (d *decoder) series(s *metric.Series, lim Limits) error {
 		if err != nil {
 			return err
 		}
-		if s.Digest, err = decodeDigest(p); err != nil {
-			return fmt.Errorf("digest: %w", err)
+		if d.centroids == nil {
+			// A centroid takes 5 bytes on the wire at least and about 6
+			// as a rule: what is left of the batch bounds them.
+			d.centroids = make([]sketch.Centroid, 0, (len(p)+d.remaining())/6)
 		}
+		run, centroids, err := sketch.DecodeRun(d.centroids, p)
+		if err != nil {
+			return fmt.Errorf("digest: %w: %w", err, ErrMalformed)
+		}
+		d.centroids = centroids
+		s.Digest = d.newDigest(left)
+		*s.Digest = sketch.FromRun(run)
 	default: // Set
 		p, err := d.blob("set", lim.MaxSetBytes)
 		if err != nil {
 			return err
 		}
-		if s.Set, err = decodeSet(p); err != nil {
+		if s.Set, err = decodeSet(p); err != nil && !errors.Is(err, errSetPrecision) {
 			return fmt.Errorf("set: %w", err)
 		}
 	}
 	return nil
 }
 
-// decodeDigest checks the tdigest header against the payload's size before
-// handing it to the library, whose FromBytes sizes its centroid arrays
-// (16 bytes per centroid) from the declared count; after the check that is
-// at most 16/minCentroidLen times the payload. It then checks what the
-// library does not: compression in range, centroids sorted, finite, of
-// positive weight, and a total weight that does not overflow.
-func decodeDigest(p []byte) (*tdigest.TDigest, error) {
-	if len(p) < minDigestLen {
-		return nil, fmt.Errorf("%d bytes, shorter than its header: %w", len(p), ErrMalformed)
-	}
-	if enc := binary.BigEndian.Uint32(p); enc != digestEncoding {
-		return nil, fmt.Errorf("encoding %d (want %d): %w", enc, digestEncoding, ErrMalformed)
-	}
-	compression := math.Float64frombits(binary.BigEndian.Uint64(p[4:12]))
-	if !(compression >= minCompression && compression <= maxCompression) { // NaN fails too
-		return nil, fmt.Errorf("compression %v: must be in [%d, %d]: %w", compression, minCompression, maxCompression, ErrMalformed)
-	}
-	n := binary.BigEndian.Uint32(p[12:16])
-	if uint64(n) > uint64((len(p)-minDigestLen)/minCentroidLen) {
-		return nil, fmt.Errorf("%d centroids declared in %d bytes: %w", n, len(p), ErrMalformed)
-	}
-	td := metric.NewDigest()
-	if err := td.FromBytes(p); err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
-	}
-	var (
-		total uint64
-		prev  = math.Inf(-1)
-		i     int
-		bad   error
-	)
-	td.ForEachCentroid(func(mean float64, count uint64) bool {
-		switch {
-		case math.IsNaN(mean) || math.IsInf(mean, 0):
-			bad = fmt.Errorf("centroid %d: mean %v: not finite: %w", i, mean, ErrMalformed)
-		case mean < prev:
-			bad = fmt.Errorf("centroid %d: mean %v below the previous %v: %w", i, mean, prev, ErrMalformed)
-		case count == 0:
-			bad = fmt.Errorf("centroid %d: zero count: %w", i, ErrMalformed)
-		case count > maxDigestCount-total:
-			bad = fmt.Errorf("centroid %d: total count beyond 2^53: %w", i, ErrMalformed)
-		}
-		prev, total = mean, total+count
-		i++
-		return bad == nil
-	})
-	if bad != nil {
-		return nil, bad
-	}
-	return td, nil
-}
+// errSetPrecision marks a set sketch of another precision.
+var errSetPrecision = errors.New("set of another precision")
 
 // decodeSet checks the precision before handing the payload to the
 // library: sketches of different precisions don't merge, and the merge on
@@ -302,12 +282,16 @@ func decodeSet(p []byte) (*hyperloglog.Sketch, error) {
 	if p[0] != setEncoding {
 		return nil, fmt.Errorf("encoding version %d (want %d): %w", p[0], setEncoding, ErrMalformed)
 	}
-	if p[1] != metric.SetPrecision {
-		return nil, fmt.Errorf("precision %d (want %d): %w", p[1], metric.SetPrecision, ErrMalformed)
-	}
 	sk := new(hyperloglog.Sketch)
 	if err := sk.UnmarshalBinary(p); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrMalformed)
+	}
+	if p[1] != sketch.SetPrecision {
+		// Well formed, but it cannot merge: an older local's (theirs was
+		// 14). The series is decoded without its sketch, which the global
+		// counts as rejected, and the rest of the batch merges, so a
+		// rolling upgrade loses only these sets.
+		return nil, fmt.Errorf("precision %d (want %d): %w", p[1], sketch.SetPrecision, errSetPrecision)
 	}
 	return sk, nil
 }

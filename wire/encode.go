@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 // castagnoli is the CRC32-C table; the polynomial has hardware support on
@@ -90,24 +90,13 @@ func appendSeries(dst []byte, s *metric.Series) ([]byte, error) {
 	}
 }
 
-// appendDigest frames tdigest's own serialization with a uint32 length,
-// serializing straight into dst's spare capacity.
+// appendDigest frames the digest's wire form (package sketch: the
+// serialization of github.com/caio/go-tdigest) with a uint32 length,
+// written straight into dst.
 func appendDigest(dst []byte, s *metric.Series) ([]byte, error) {
-	centroids := 0
-	s.Digest.ForEachCentroid(func(float64, uint64) bool {
-		centroids++
-		return true
-	})
-	// ToBytes's own bound: header, a float32 and a maximal uvarint each.
-	need := minDigestLen + centroids*(4+binary.MaxVarintLen64)
 	lenAt := len(dst)
-	dst = slices.Grow(dst, 4+need)
-	dst = append(dst, 0, 0, 0, 0) // length, patched below
-	enc := s.Digest.ToBytes(dst[len(dst):])
-	// With the capacity reserved, ToBytes wrote in place and this append
-	// copies enc onto itself; it stays correct if ToBytes ever allocates.
-	dst = append(dst, enc...)
-	binary.BigEndian.PutUint32(dst[lenAt:], uint32(len(enc)))
+	dst = s.Digest.AppendBinary(append(dst, 0, 0, 0, 0)) // length, patched below
+	binary.BigEndian.PutUint32(dst[lenAt:], uint32(len(dst)-lenAt-4))
 	return dst, nil
 }
 
@@ -126,8 +115,8 @@ func appendSet(dst []byte, s *metric.Series) ([]byte, error) {
 	if enc[0] != setEncoding {
 		return dst[:lenAt], fmt.Errorf("set encoding version %d: want %d", enc[0], setEncoding)
 	}
-	if enc[1] != metric.SetPrecision {
-		return dst[:lenAt], fmt.Errorf("set precision %d: want %d", enc[1], metric.SetPrecision)
+	if enc[1] != sketch.SetPrecision {
+		return dst[:lenAt], fmt.Errorf("set precision %d: want %d", enc[1], sketch.SetPrecision)
 	}
 	binary.BigEndian.PutUint32(out[lenAt:], uint32(len(enc)))
 	return out, nil

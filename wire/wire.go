@@ -7,8 +7,9 @@
 //	local:  []metric.Series ─AppendEncode─▶ bytes ─(gzip, POST)─▶
 //	global: bytes ─Decode(Limits)─▶ Batch ─▶ Aggregator.Import
 //
-// Digests and sketches travel in their libraries' own serialization
-// (tdigest ToBytes, hyperloglog MarshalBinary), framed by lengths and
+// Digests and sketches travel in their libraries' own serialization (the
+// t-digest in github.com/caio/go-tdigest's, which package sketch writes
+// and reads; hyperloglog MarshalBinary), framed by lengths and
 // checked by a CRC32-C trailer. Decode treats its input as hostile: it
 // rejects anything malformed with an error saying what was wrong, never
 // panics, and allocates at most a small constant times len(data) plus the
@@ -50,11 +51,6 @@ const (
 	// with its length, a zero tag count, an 8-byte value. Decode checks a
 	// declared series count against it before allocating anything.
 	minSeriesLen = 1 + 1 + 1 + 1 + 8
-	// minDigestLen is tdigest's header: encoding, compression, centroid count.
-	minDigestLen = 16
-	// minCentroidLen is a centroid's smallest encoding: a float32 mean delta
-	// and a one-byte uvarint count.
-	minCentroidLen = 5
 	// minSetLen is hyperloglog's header.
 	minSetLen = 8
 )
@@ -67,17 +63,8 @@ const (
 	// MaxInterval bounds Batch.Interval; flush intervals are seconds to
 	// minutes.
 	MaxInterval = 24 * time.Hour
-	// digestEncoding is the only tdigest serialization version there is.
-	digestEncoding = 2
 	// setEncoding is the hyperloglog serialization version accepted.
 	setEncoding = 2
-	// minCompression and maxCompression bound a digest's compression;
-	// veneur-lite uses 100.
-	minCompression = 1
-	maxCompression = 1000
-	// maxDigestCount bounds a digest's total weight. Counts stay exact in a
-	// float64 below 2^53, and one host's interval never comes near it.
-	maxDigestCount = 1 << 53
 )
 
 // Batch is one forwarded batch: series a local aggregated in one interval.
@@ -110,9 +97,10 @@ type Limits struct {
 // DefaultLimits returns limits that every batch a veneur-lite local sends
 // fits comfortably.
 //
-// A digest at compression 100 holds at most ~2000 centroids before it
-// compresses itself: 16 + 2000×4 + 2000×(≤10) ≈ 28 KB. A precision-14
-// sketch is 16 KB dense and about as much sparse (it turns dense past
+// A digest (package sketch) holds its centroids plus at most a buffer of
+// samples, and folds before it is encoded: a few hundred centroids, a few
+// KB. A set sketch at sketch.SetPrecision (17) is 128 KiB dense (131,080
+// bytes with its header) and about as much sparse (it turns dense past
 // that). Names and tags come from DogStatsD lines of at most
 // metric_max_length (4096 by default) bytes.
 func DefaultLimits() Limits {
@@ -122,7 +110,7 @@ func DefaultLimits() Limits {
 		MaxTags:        1000,
 		MaxTagBytes:    64 << 10,
 		MaxDigestBytes: 256 << 10,
-		MaxSetBytes:    128 << 10,
+		MaxSetBytes:    256 << 10,
 	}
 }
 

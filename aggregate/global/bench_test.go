@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 // BenchmarkImport measures a global merging forwarded batches: each batch
@@ -65,7 +66,9 @@ func cloneForward(series []metric.Series) []metric.Series {
 	out := slices.Clone(series)
 	for i := range out {
 		if out[i].Digest != nil {
-			out[i].Digest = out[i].Digest.Clone()
+			d := new(sketch.Digest)
+			d.Merge(out[i].Digest)
+			out[i].Digest = d
 		}
 		if out[i].Set != nil {
 			out[i].Set = out[i].Set.Clone()

@@ -51,6 +51,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -277,7 +278,7 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 			}
 			var n uint64
 			if s.Digest != nil {
-				n = s.Digest.Count() // before the digest is adopted or consumed
+				n = uint64(math.Round(s.Digest.Count()))
 			}
 			if err := sh.merge(s); err != nil {
 				rejected++
@@ -362,9 +363,9 @@ func (w *Windows) window(s time.Time) *window {
 }
 
 // merge folds s, which passed check, into the shard, whose lock the caller
-// holds. s is owned (see Import): a new series adopts its state if its
-// digest has this instance's compression (every merged digest has), and a
-// sketch merging into one already there is consumed.
+// holds. A series new to the window gets a digest and sketch of its own:
+// a decoded batch's digests share one array of centroids with the whole
+// batch, which the window must not keep alive.
 func (sh *shard) merge(s *metric.Series) error {
 	if cur := sh.series[s.Key]; cur != nil {
 		return cur.Merge(s)
@@ -372,16 +373,11 @@ func (sh *shard) merge(s *metric.Series) error {
 	cur := &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
 	case s.Kind.IsHistogram():
-		if s.Digest.Compression() == metric.DigestCompression {
-			cur.Digest = s.Digest
-			sh.series[s.Key] = cur
-			return nil
-		}
-		cur.Digest = metric.NewDigest()
+		cur.Digest = new(sketch.Digest)
 	case s.Kind == metric.Set:
 		// A set is never adopted: the sketch does not tell its precision,
 		// and Merge refuses any but SetPrecision.
-		cur.Set = metric.NewSet()
+		cur.Set = sketch.NewSet()
 	}
 	if err := cur.Merge(s); err != nil {
 		return err

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caio/go-tdigest/v4"
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/pointtest"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -402,7 +402,7 @@ func TestConcurrentImportFlush(t *testing.T) {
 	collect := func(_ []metric.Point, fwd []metric.Series) {
 		for _, s := range fwd {
 			if s.Digest != nil {
-				gotSamples += s.Digest.Count()
+				gotSamples += uint64(s.Digest.Count())
 			}
 			if s.Kind == metric.Counter {
 				gotJobs += s.Value
@@ -436,34 +436,28 @@ func TestConcurrentImportFlush(t *testing.T) {
 }
 
 func digestQuantile(q float64, values ...float64) float64 {
-	td := metric.NewDigest()
+	td := new(sketch.Digest)
 	for _, v := range values {
-		_ = td.Add(v)
+		td.Add(v, 1)
 	}
 	return td.Quantile(q)
 }
 
-// TestImportAdoptsOwnedDigests: a new series adopts the batch's digest
-// when its compression is this instance's, and otherwise merges it into
-// a digest of its own; a digest passed twice still merges once per pass;
-// many shards and series merge as one per key whatever the grouping.
-func TestImportAdoptsOwnedDigests(t *testing.T) {
+// TestImportKeepsNoBatchMemory: a series new to a window gets a digest of
+// its own (a decoded batch's digests share the batch's memory), not the
+// batch's; a digest passed twice merges once per pass; many shards and
+// series merge as one per key whatever the grouping.
+func TestImportKeepsNoBatchMemory(t *testing.T) {
 	clock := newClock(at(g + time.Second))
 	glob := newGlobal(t, clock, Config{Shards: 8, Forwarding: true})
 	glob.Flush(at(g), g)
 
-	adopted := metric.NewDigest()
-	_ = adopted.Add(1)
-	other, err := tdigest.New(tdigest.Compression(50))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = other.Add(2)
-	twice := metric.NewDigest()
-	_ = twice.Add(3)
+	own := new(sketch.Digest)
+	own.Add(1, 1)
+	twice := new(sketch.Digest)
+	twice.Add(3, 1)
 	batch := []metric.Series{
-		{Key: metric.SeriesKey(metric.Histogram, "a", nil), Name: "a", Kind: metric.Histogram, Digest: adopted},
-		{Key: metric.SeriesKey(metric.Histogram, "b", nil), Name: "b", Kind: metric.Histogram, Digest: other},
+		keyed(metric.Series{Name: "a", Kind: metric.Histogram, Digest: own}),
 		keyed(metric.Series{Name: "c", Kind: metric.Histogram, Digest: twice}),
 		keyed(metric.Series{Name: "c", Kind: metric.Histogram, Digest: twice}),
 	}
@@ -471,16 +465,14 @@ func TestImportAdoptsOwnedDigests(t *testing.T) {
 		batch = append(batch, keyed(metric.Series{Name: "n" + strconv.Itoa(i%50), Kind: metric.Counter, Value: 1}))
 	}
 	glob.Import(t0, g, batch)
+	own.Add(100, 1) // the caller's digest, changed after the import
 
 	got := map[string]metric.Series{}
 	for _, s := range flushForward(glob, at(2*g)) {
 		got[s.Key] = s
 	}
-	if s := got["histogram|a|"]; s.Digest != adopted || s.Digest.Count() != 1 {
-		t.Errorf("a: want the batch's digest adopted, got %+v", s)
-	}
-	if s := got["histogram|b|"]; s.Digest == other || s.Digest.Compression() != metric.DigestCompression || s.Digest.Count() != 1 {
-		t.Errorf("b: want a digest of compression %d holding 1 sample, got %+v", metric.DigestCompression, s)
+	if s := got["histogram|a|"]; s.Digest == own || s.Digest.Count() != 1 || s.Digest.Max() != 1 {
+		t.Errorf("a: want a digest of its own holding the 1 sample imported, got %+v", s)
 	}
 	if s := got["histogram|c|"]; s.Digest == nil || s.Digest.Count() != 2 {
 		t.Errorf("c: want 2 samples, got %+v", s)

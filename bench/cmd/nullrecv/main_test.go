@@ -63,7 +63,7 @@ func TestMirrorsListenerConstants(t *testing.T) {
 	}
 	for name, ours := range map[string]int64{
 		"readBatchSize":   readBatchSize,
-		"MaxDatagramSize": maxDatagramSize,
+		"maxDatagramSize": maxDatagramSize,
 		"drainQuiet":      int64(drainQuiet),
 		"drainTimeout":    int64(drainTimeout),
 	} {
