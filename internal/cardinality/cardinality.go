@@ -12,11 +12,11 @@
 // every series of an interval was either admitted under it or live in the
 // interval before, which was within it too.
 //
-// Shed samples are counted by reason and metric name. Limiter.End reports
-// them as
-// self-metrics (veneur.cardinality.samples_shed{reason,metric}, for the
-// names that shed the most; the rest as metric:other) and in a log line
-// at most every logEvery.
+// Shed samples are counted by reason (veneur.cardinality.samples_shed
+// {scope,reason}) and by metric name: Limiter.End adds each interval's to
+// veneur.cardinality.samples_shed_by_name{scope,reason,metric}, for at most
+// maxNamedCounters names over the process's life (the rest as
+// metric:other), and reports them in a log line at most every logEvery.
 package cardinality
 
 import (
