@@ -141,8 +141,10 @@ func (sh *shard) remove(i int32) {
 // towards this one's limits at its first sample.
 func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardinality.Interval) {
 	sl := &sh.slots[i]
+	var last uint32 // the samples of the interval before, when this is the first of this one
 	if sl.seen != sh.interval {
 		sl.seen = sh.interval
+		last = sl.samples
 		sl.samples = 0
 		sh.live = append(sh.live, i)
 		iv.Count(sh.metas[i].name)
@@ -164,6 +166,9 @@ func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardin
 		h := m.hist
 		if h == nil {
 			h = new(histogram)
+			// As many samples as last interval are likely: the digest
+			// grows once, not step by step.
+			h.digest.Grow(int(last))
 			m.hist = h
 		}
 		h.sum += s.Value * weight

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-go/v5/statsd"
+	"github.com/veneur-lite/veneur-lite/internal/cputime"
 )
 
 // MetricType is a DogStatsD metric type the generator sends.
@@ -429,7 +430,7 @@ func SendPackets(cfg Config, pool []Packet) (Result, error) {
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu0 := cputime.Thread()
 
 	var r Result
 	pc := newPacer(cfg.Rate, cfg.Duration)
@@ -453,7 +454,7 @@ func SendPackets(cfg Config, pool []Packet) (Result, error) {
 		}
 	}
 	r.Elapsed = pc.elapsed()
-	if cpu := threadCPU(); cpu > 0 {
+	if cpu := cputime.Thread(); cpu > 0 {
 		r.SenderCPU = cpu - cpu0
 	}
 	return r, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/cputime"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -93,7 +94,7 @@ func runPipeline(tb testing.TB, cfg Config, pool []Packet, interval time.Duratio
 		}
 	}()
 
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	sent, err := SendPackets(cfg, pool)
 	if err != nil {
 		tb.Fatal(err)
@@ -108,7 +109,7 @@ func runPipeline(tb testing.TB, cfg Config, pool []Packet, interval time.Duratio
 		sent:        sent,
 		received:    received,
 		kernelDrops: reg.Counter("listener.packets_dropped", "protocol:udp").Load(),
-		receiverCPU: processCPU() - cpu0 - sent.SenderCPU,
+		receiverCPU: cputime.Process() - cpu0 - sent.SenderCPU,
 	}
 }
 

@@ -128,6 +128,19 @@ func (d *Digest) makeRoom() {
 	d.cs = cs
 }
 
+// Grow makes room for n more samples without reallocating, up to the
+// buffer's size: a series that saw n samples in its last interval asks for
+// as many in the next, and grows once rather than step by step.
+func (d *Digest) Grow(n int) {
+	n = min(n, bufferLen)
+	if cap(d.cs)-len(d.cs) >= n {
+		return
+	}
+	cs := make([]Centroid, len(d.cs), len(d.cs)+n)
+	copy(cs, d.cs)
+	d.cs = cs
+}
+
 // Count returns the total weight of the samples recorded: each sample
 // counts its weight, so 10 samples at rate 0.1 count 100.
 func (d *Digest) Count() float64 { return d.count }
