@@ -17,7 +17,7 @@
 //	                         ▼                      ▼                      ▼
 //	                    member A               member B               member C
 //	          batches ≤ MaxBatchSeries and ≤ 4 MiB encoded, each wire.AppendEncode
-//	          + gzip, with one random Idempotency-Key kept across all its retries
+//	          + zstd, with one random Idempotency-Key kept across all its retries
 //	                         │                      │                      │
 //	                         └──── POST {member}/import, ≤ MaxInFlight at once ────┐
 //	                                  retried with full-jitter backoff until       │

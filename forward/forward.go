@@ -100,7 +100,11 @@ type Forwarder struct {
 	held   heldState
 
 	rawBufs  sync.Pool // *[]byte: wire encodings
-	gzipBufs sync.Pool // *gzipBuf: compressed bodies
+	bodyBufs sync.Pool // *[]byte: compressed bodies
+
+	// gzipUntil maps a member that refused a zstd body (a global older
+	// than zstd forwarding) to when to offer it zstd again.
+	gzipUntil sync.Map // string → time.Time
 }
 
 // New validates cfg, resolves the addresses once and returns a Forwarder.
@@ -165,7 +169,7 @@ func New(cfg Config) (*Forwarder, error) {
 		}
 	}
 	f.rawBufs.New = func() any { return new([]byte) }
-	f.gzipBufs.New = func() any { return newGzipBuf() }
+	f.bodyBufs.New = func() any { return new([]byte) }
 	f.view.Store(newView(nil))
 	f.resolve(context.Background())
 	return f, nil

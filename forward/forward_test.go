@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/veneur-lite/veneur-lite/internal/await"
 	"github.com/veneur-lite/veneur-lite/metric"
 
@@ -33,6 +35,9 @@ type fakeGlobal struct {
 	// act, if set, decides each request's fate from its key and how many
 	// requests with that key arrived so far (1 for the first).
 	act func(key string, nth int) action
+	// refuseZstd answers zstd bodies 415, as globals before zstd did.
+	refuseZstd bool
+	encodings  map[string]int // requests by Content-Encoding
 
 	mu        sync.Mutex
 	requests  map[string]int // by idempotency key
@@ -57,9 +62,12 @@ func newFakeGlobal(t *testing.T) *fakeGlobal {
 	return &fakeGlobal{
 		t: t, requests: map[string]int{}, merged: map[string]bool{},
 		counters: map[string]float64{}, gauges: map[string]float64{}, digests: map[string]uint64{},
-		sets: map[string]*hyperloglog.Sketch{}, keyServer: map[string]int{},
+		sets: map[string]*hyperloglog.Sketch{}, keyServer: map[string]int{}, encodings: map[string]int{},
 	}
 }
+
+// testDecoder reads the bodies the forwarder sends.
+var testDecoder, _ = zstd.NewReader(nil)
 
 func (g *fakeGlobal) start() *httptest.Server {
 	srv := httptest.NewServer(g)
@@ -68,24 +76,40 @@ func (g *fakeGlobal) start() *httptest.Server {
 }
 
 func (g *fakeGlobal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	encoding := r.Header.Get("Content-Encoding")
 	if r.Method != http.MethodPost || r.URL.Path != importPath ||
-		r.Header.Get("Content-Type") != wire.ContentType || r.Header.Get("Content-Encoding") != "gzip" {
+		r.Header.Get("Content-Type") != wire.ContentType || (encoding != "zstd" && encoding != "gzip") {
 		g.t.Errorf("fake global: unexpected request %s %s %v", r.Method, r.URL.Path, r.Header)
 		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	g.mu.Lock()
+	g.encodings[encoding]++
+	g.mu.Unlock()
+	if encoding == "zstd" && g.refuseZstd {
+		http.Error(w, "content encoding \"zstd\": want gzip or identity", http.StatusUnsupportedMediaType)
 		return
 	}
 	key := r.Header.Get(wire.HeaderIdempotencyKey)
 	if len(key) != 32 {
 		g.t.Errorf("fake global: idempotency key %q is not 128 bits of hex", key)
 	}
-	zr, err := gzip.NewReader(r.Body)
+	compressed, err := io.ReadAll(r.Body)
 	if err != nil {
-		http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "read: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	data, err := io.ReadAll(zr)
+	var data []byte
+	if encoding == "zstd" {
+		data, err = testDecoder.DecodeAll(compressed, nil)
+	} else {
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(bytes.NewReader(compressed)); err == nil {
+			data, err = io.ReadAll(zr)
+		}
+	}
 	if err != nil {
-		http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, encoding+": "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	b, err := wire.Decode(data, wire.Limits{})
@@ -772,4 +796,29 @@ func TestHoldTravelsWithNextForward(t *testing.T) {
 			t.Errorf("counter = %v, want held 2 + fresh 3", v)
 		}
 	})
+}
+
+// TestOlderGlobalGetsGzip: a global from before zstd forwarding refuses a
+// zstd body with 415; the batch is sent again at once as gzip and merged
+// once, and that global is sent gzip from then on.
+func TestOlderGlobalGetsGzip(t *testing.T) {
+	g := newFakeGlobal(t)
+	g.refuseZstd = true
+	srv := g.start()
+	f, reg := newTestForwarder(t, []string{srv.URL}, nil)
+	key := metric.SeriesKey(metric.Counter, "x", nil)
+	for i := range 2 {
+		forwardWithin(t, f, 5*time.Second, interval(i), []metric.Series{{Key: key, Name: "x", Kind: metric.Counter, Value: 2}})
+	}
+	g.snapshot(func(g *fakeGlobal) {
+		if g.counters[key] != 4 || len(g.batches) != 2 {
+			t.Errorf("merged %v in %d batches, want 4 in 2", g.counters[key], len(g.batches))
+		}
+		if g.encodings["zstd"] != 1 || g.encodings["gzip"] != 2 {
+			t.Errorf("requests by encoding %v, want one zstd (refused), then gzip only", g.encodings)
+		}
+	})
+	if n := reg.Counter("forward.dropped_series", "reason:poison").Load(); n != 0 {
+		t.Errorf("%d series dropped as poison", n)
+	}
 }

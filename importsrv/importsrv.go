@@ -1,7 +1,7 @@
 // Package importsrv is the HTTP endpoint on a global instance that decodes
 // forwarded batches and merges them.
 //
-//	local ──POST /import (gzip, Idempotency-Key)──▶ Handler
+//	local ──POST /import (zstd or gzip, Idempotency-Key)──▶ Handler
 //	        method, media type, encoding, key ─▶ read body (bounded, decompressed bounded)
 //	        ─▶ dedup: merged already? 200 · in progress? 409
 //	        ─▶ wire.Decode (whole batch validated) ─▶ Importer.Import ─▶ key done ─▶ 200
@@ -17,7 +17,6 @@ package importsrv
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -32,6 +31,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/klauspost/compress/zstd"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"github.com/veneur-lite/veneur-lite/wire"
@@ -40,11 +42,12 @@ import (
 // Path is where the handler is mounted.
 const Path = "/import"
 
-// Importer merges a decoded batch; *aggregate.Aggregator is one. Import
-// must be done merging when it returns: the handler acknowledges the batch
-// then. Import takes ownership of the series, their strings and their
-// digests and sketches, which it may keep or consume: the handler drops
-// the decoded batch once Import returns, using only len(batch.Series).
+// Importer merges a decoded batch; *global.Windows is one. Import must be
+// done merging when it returns: the handler acknowledges the batch then.
+// Import may keep the series' strings and set sketches, but not their
+// digests: those live in memory the handler reuses for the next batch
+// once Import returns (wire.Decoder), so Import merges them into digests
+// of its own.
 type Importer interface {
 	Import(intervalStart time.Time, interval time.Duration, series []metric.Series)
 }
@@ -159,6 +162,10 @@ type Handler struct {
 	// bufs holds decoded-body buffers for reuse: wire.Decode copies what
 	// it keeps, so a buffer is free again once the batch is decoded.
 	bufs sync.Pool
+	// decoders hold the arrays the batches' digests are decoded into.
+	decoders sync.Pool
+	zstdOnce sync.Once
+	zstd     *zstd.Decoder
 	// Rejections are logged at most once per logEvery; the rest are
 	// counted and reported with the next log line.
 	lastLog    atomic.Int64 // unix nanoseconds
@@ -199,10 +206,11 @@ func New(cfg Config) *Handler {
 		cfg.Now = time.Now
 	}
 	return &Handler{
-		slots: make(chan struct{}, cfg.MaxConcurrent),
-		cfg:   cfg,
-		keys:  newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
-		stats: newHandlerStats(cfg.Stats),
+		slots:    make(chan struct{}, cfg.MaxConcurrent),
+		cfg:      cfg,
+		keys:     newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
+		stats:    newHandlerStats(cfg.Stats),
+		decoders: sync.Pool{New: func() any { return new(wire.Decoder) }},
 	}
 }
 
@@ -317,13 +325,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, causeContentType, fmt.Errorf("content type %q: want %s", r.Header.Get("Content-Type"), wire.ContentType))
 		return
 	}
-	gzipped := false
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	var enc encoding
+	switch name := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); name {
 	case "", "identity":
+		enc = encIdentity
+	case "zstd":
+		enc = encZstd
 	case "gzip":
-		gzipped = true
+		enc = encGzip
 	default:
-		h.refuse(w, r, causeEncoding, fmt.Errorf("content encoding %q: want gzip or identity", enc))
+		h.refuse(w, r, causeEncoding, fmt.Errorf("content encoding %q: want zstd, gzip or identity", name))
 		return
 	}
 	key := r.Header.Get(wire.HeaderIdempotencyKey)
@@ -348,9 +359,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The body is read before the key is looked up, so that a sender is
 	// never cut off mid-request: it would retry what may be a success.
-	buf := h.getBuffer(r.ContentLength, gzipped)
+	buf := h.getBuffer(r.ContentLength, enc)
 	defer h.putBuffer(buf)
-	if c, err := h.readBody(w, r, gzipped, buf); err != nil {
+	if c, err := h.readBody(w, r, enc, buf); err != nil {
 		h.refuse(w, r, c, err)
 		return
 	}
@@ -376,7 +387,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	began := time.Now()
-	batch, err := wire.Decode(buf.Bytes(), h.cfg.Limits)
+	dec := h.decoders.Get().(*wire.Decoder)
+	defer h.decoders.Put(dec)
+	batch, err := dec.Decode(buf.Bytes(), h.cfg.Limits)
 	if err != nil {
 		h.refuse(w, r, decodeCause(err), err)
 		return
@@ -431,13 +444,55 @@ func checkKey(key string) error {
 	return nil
 }
 
+// encoding is how a body is compressed.
+type encoding uint8
+
+const (
+	encIdentity encoding = iota
+	encZstd              // what veneur-lite locals send
+	encGzip              // older locals
+)
+
+// decoder decompresses zstd bodies; DecodeAll may be called concurrently.
+// Its memory bound is set per handler by zstdDecoder.
+func (h *Handler) zstdDecoder() *zstd.Decoder {
+	h.zstdOnce.Do(func() {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(h.cfg.MaxDecodedBytes)))
+		if err != nil {
+			panic("importsrv: " + err.Error()) // valid options
+		}
+		h.zstd = d
+	})
+	return h.zstd
+}
+
 // readBody reads the whole body into buf, decompressing it, within both
 // size bounds.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, gzipped bool, buf *bytes.Buffer) (cause, error) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, enc encoding, buf *bytes.Buffer) (cause, error) {
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
 	defer func() { h.stats.bytesBody.Add(uint64(body.n)) }()
+	if enc == encZstd {
+		// zstd decodes a whole frame at once: the compressed body is read
+		// first (bounded by MaxBodyBytes), and the decoder refuses to
+		// produce more than MaxDecodedBytes.
+		compressed := h.getBuffer(r.ContentLength, encIdentity)
+		defer h.putBuffer(compressed)
+		if _, err := compressed.ReadFrom(body); err != nil {
+			return readCause(err, causeRead), fmt.Errorf("read body: %w", err)
+		}
+		out, err := h.zstdDecoder().DecodeAll(compressed.Bytes(), buf.AvailableBuffer())
+		h.stats.bytesDecoded.Add(uint64(len(out)))
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || len(out) > int(h.cfg.MaxDecodedBytes) {
+			return causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
+		}
+		if err != nil {
+			return causeDecompress, fmt.Errorf("decompress: %w", err)
+		}
+		buf.Write(out) // in place when out is buf's own spare room
+		return 0, nil
+	}
 	var src io.Reader = body
-	if gzipped {
+	if enc == encGzip {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
 			return readCause(err, causeDecompress), fmt.Errorf("decompress: %w", err)
@@ -449,7 +504,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, gzipped bool,
 	h.stats.bytesDecoded.Add(uint64(n))
 	if err != nil {
 		c := causeRead
-		if gzipped {
+		if enc == encGzip {
 			c = causeDecompress
 		}
 		return readCause(err, c), fmt.Errorf("read body: %w", err)
@@ -513,13 +568,13 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (h *Handler) getBuffer(contentLength int64, gzipped bool) *bytes.Buffer {
+func (h *Handler) getBuffer(contentLength int64, enc encoding) *bytes.Buffer {
 	buf, _ := h.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
 	// An uncompressed body's size is known: read it without regrowing.
-	if !gzipped && contentLength > 0 && contentLength <= h.cfg.MaxDecodedBytes {
+	if enc == encIdentity && contentLength > 0 && contentLength <= h.cfg.MaxDecodedBytes {
 		buf.Grow(int(contentLength) + 1) // +1: ReadFrom wants room to see EOF
 	}
 	return buf

@@ -26,14 +26,80 @@ import (
 // refer to data, which the caller may reuse. Each series' Key is built with
 // metric.SeriesKey, as the aggregator builds it.
 func Decode(data []byte, lim Limits) (*Batch, error) {
-	b, err := decode(data, lim.withDefaults())
+	return new(Decoder).Decode(data, lim)
+}
+
+// Decoder decodes batches into memory it keeps for the next: the batch's
+// digests and their centroids live in arrays a Decoder reuses, so that a
+// busy global does not allocate (and zero) them for every batch. The zero
+// value is ready; it is not safe for concurrent use.
+type Decoder struct {
+	digests   chunks[sketch.Digest]
+	centroids chunks[sketch.Centroid]
+}
+
+// Decode is the package's Decode, with one difference: the digests of the
+// batch it returns are valid only until the next Decode on d. Everything
+// else (keys, names, tags, sketches) is the batch's own.
+func (d *Decoder) Decode(data []byte, lim Limits) (*Batch, error) {
+	d.digests.reset()
+	d.centroids.reset()
+	b, err := decode(data, lim.withDefaults(), d)
 	if err != nil {
 		return nil, fmt.Errorf("decode batch: %w", err)
 	}
 	return b, nil
 }
 
-func decode(data []byte, lim Limits) (*Batch, error) {
+// chunks hands out room from arrays that never grow, so that what was
+// handed out stays where it is, and are reused from the start by reset.
+type chunks[T any] struct {
+	all  [][]T
+	next int // the chunk being filled
+}
+
+// Chunk sizes: a 1,000-digest batch of 500-sample digests takes one digest
+// chunk and two centroid chunks.
+const (
+	digestChunkLen   = 1024
+	centroidChunkLen = 64 << 10
+)
+
+// keptChunks bounds what a Decoder keeps between batches: one outsized
+// batch must not pin its memory for the life of the Decoder.
+const keptChunks = 4
+
+func (c *chunks[T]) reset() {
+	if len(c.all) > keptChunks {
+		clear(c.all[keptChunks:])
+		c.all = c.all[:keptChunks]
+	}
+	for i := range c.all {
+		clear(c.all[i]) // drop what the last batch's values referred to
+		c.all[i] = c.all[i][:0]
+	}
+	c.next = 0
+}
+
+// room returns an empty slice with room for n values, from the current
+// chunk or the next one; size is the length of a new chunk.
+func (c *chunks[T]) room(n, size int) []T {
+	for ; c.next < len(c.all); c.next++ {
+		if cur := c.all[c.next]; cap(cur)-len(cur) >= n {
+			return cur[len(cur):len(cur):cap(cur)]
+		}
+	}
+	c.all = append(c.all, make([]T, 0, max(n, size)))
+	return c.all[c.next][:0]
+}
+
+// take marks the n values after the current chunk's end as handed out.
+func (c *chunks[T]) take(n int) {
+	cur := c.all[c.next]
+	c.all[c.next] = cur[:len(cur)+n]
+}
+
+func decode(data []byte, lim Limits, mem *Decoder) (*Batch, error) {
 	// Magic and version are checked before the checksum so that a peer
 	// speaking another protocol or version is told so plainly.
 	if !bytes.HasPrefix(data, magic[:min(len(data), len(magic))]) || len(data) == 0 {
@@ -51,7 +117,7 @@ func decode(data []byte, lim Limits) (*Batch, error) {
 		return nil, fmt.Errorf("crc32c %08x, trailer says %08x (truncated or corrupted): %w", got, want, ErrChecksum)
 	}
 
-	d := decoder{buf: body, off: headerFixedLen}
+	d := decoder{buf: body, off: headerFixedLen, mem: mem}
 	b := &Batch{}
 	start := int64(binary.BigEndian.Uint64(body[5:13]))
 	if start < 0 {
@@ -95,25 +161,7 @@ type decoder struct {
 	buf  []byte
 	off  int
 	tags [][]byte // scratch: the current series' tags, aliasing buf
-	// The batch's digests come from chunks and all their centroids from
-	// one array, not two allocations per digest: they are merged and
-	// dropped with the batch. A chunk never grows, so pointers into it
-	// stay valid.
-	digests   []sketch.Digest
-	centroids []sketch.Centroid
-}
-
-// digestChunk is how many digests a chunk holds.
-const digestChunk = 256
-
-// newDigest returns room for one more of the batch's digests; left is how
-// many series are still to be decoded, bounding a new chunk.
-func (d *decoder) newDigest(left int) *sketch.Digest {
-	if len(d.digests) == cap(d.digests) {
-		d.digests = make([]sketch.Digest, 0, min(left, digestChunk))
-	}
-	d.digests = d.digests[:len(d.digests)+1]
-	return &d.digests[len(d.digests)-1]
+	mem  *Decoder // where the digests and centroids go
 }
 
 func (d *decoder) remaining() int { return len(d.buf) - d.off }
@@ -241,18 +289,26 @@ func (d *decoder) series(s *metric.Series, lim Limits, left int) error {
 		if err != nil {
 			return err
 		}
-		if d.centroids == nil {
-			// A centroid takes 5 bytes on the wire at least and about 6
-			// as a rule: what is left of the batch bounds them.
-			d.centroids = make([]sketch.Centroid, 0, (len(p)+d.remaining())/6)
+		// The declared centroid count, checked against the payload's size
+		// by DecodeRun, sizes the room; a lie only costs the decode.
+		n := 0
+		if len(p) >= 16 {
+			n = min(int(binary.BigEndian.Uint32(p[12:16])), len(p)/5)
 		}
-		run, centroids, err := sketch.DecodeRun(d.centroids, p)
+		// A new chunk is sized for what is left of the batch (a centroid
+		// takes 5 bytes on the wire at least), up to centroidChunkLen.
+		room := d.mem.centroids.room(n, min((len(p)+d.remaining())/5, centroidChunkLen))
+		run, _, err := sketch.DecodeRun(room, p)
 		if err != nil {
 			return fmt.Errorf("digest: %w: %w", err, ErrMalformed)
 		}
-		d.centroids = centroids
-		s.Digest = d.newDigest(left)
-		*s.Digest = sketch.FromRun(run)
+		if len(run.Centroids) <= cap(room) { // else DecodeRun grew its own array
+			d.mem.centroids.take(len(run.Centroids))
+		}
+		digest := d.mem.digests.room(1, min(left, digestChunkLen))[:1]
+		d.mem.digests.take(1)
+		digest[0] = sketch.FromRun(run)
+		s.Digest = &digest[0]
 	default: // Set
 		p, err := d.blob("set", lim.MaxSetBytes)
 		if err != nil {

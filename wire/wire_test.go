@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -151,6 +152,46 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestDecoderReuse: a Decoder hands each batch digests equal to a fresh
+// decode's, whether the batch fits the memory kept from the last one or
+// needs more (several digest and centroid chunks), and a failed decode
+// leaves it usable.
+func TestDecoderReuse(t *testing.T) {
+	small := goldenBatches(t)["histograms.bin"]
+	if small == nil {
+		t.Fatal("golden batch histograms.bin is missing")
+	}
+	big := &Batch{IntervalStart: testStart, Interval: 10 * time.Second, Source: "big"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range digestChunkLen + 300 { // two digest chunks
+		s := series(metric.Histogram, "lat", fmt.Sprintf("i:%d", i))
+		s.Digest = new(sketch.Digest)
+		for range 200 { // past ExactLimit: ~100 centroids each, several centroid chunks
+			s.Digest.Add(rng.NormFloat64(), 1)
+		}
+		big.Series = append(big.Series, s)
+	}
+	var dec Decoder
+	for round, b := range []*Batch{small, big, small, big} {
+		enc := mustEncode(t, b)
+		if _, err := dec.Decode(enc[:len(enc)-1], Limits{}); err == nil {
+			t.Fatal("a truncated batch decoded")
+		}
+		got, err := dec.Decode(enc, Limits{})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		fresh, err := Decode(enc, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameBatch(t, fresh, got, true)
+	}
+	if n := len(dec.centroids.all); n > keptChunks+1 {
+		t.Errorf("decoder holds %d centroid chunks after a reset, want ≤ %d", n, keptChunks+1)
+	}
 }
 
 func TestEncodeRejects(t *testing.T) {
@@ -414,13 +455,25 @@ func must[T, U any](v T, _ U) T { return v }
 //	go test ./wire -run '^$' -bench . -benchmem -count 6
 func BenchmarkDecode(b *testing.B) {
 	data := benchBatch(b)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Decode(data, Limits{}); err != nil {
-			b.Fatal(err)
+	b.Run("fresh", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Decode(data, Limits{}); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("reused", func(b *testing.B) {
+		var dec Decoder
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := dec.Decode(data, Limits{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkEncode(b *testing.B) {

@@ -2,14 +2,16 @@ package datadog
 
 import (
 	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"errors"
 	"io"
 	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zlib"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/veneur-lite/veneur-lite/metric"
 )
