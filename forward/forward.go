@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/http"
@@ -178,9 +179,9 @@ func New(cfg Config) (*Forwarder, error) {
 // Forward ships series, the global series of the interval that started at
 // intervalStart, together with whatever earlier intervals left undelivered,
 // and returns when all of it is delivered, rejected, or held for the next
-// call — by ctx's deadline at the latest. It takes ownership of the series'
-// digests and sketches. Calls must not overlap (the flusher runs one at a
-// time).
+// call — by ctx's deadline at the latest. It takes ownership of series,
+// which it reorders and merges in place, and of their digests and
+// sketches. Calls must not overlap (the flusher runs one at a time).
 func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series []metric.Series) {
 	began := time.Now()
 	prev := f.takeHeld(f.now())
@@ -238,60 +239,121 @@ type pending struct {
 
 // coalesce merges held and fresh series into one entry per Key: two scopes
 // of one series produce the same Key, and held data joins the fresh data of
-// its series. Held series go first so a fresh gauge wins.
+// its series (a fresh gauge wins). fresh is compacted in place and becomes
+// the front of the result: an interval of a million series is not copied.
 func (f *Forwarder) coalesce(held []heldSeries, fresh []metric.Series, intervalStart time.Time, out *outcome) pending {
-	n := len(held) + len(fresh)
-	p := pending{series: make([]metric.Series, 0, n), since: make([]time.Time, 0, n)}
-	at := make(map[string]int, n)
-	add := func(s metric.Series, since time.Time) {
-		i, ok := at[s.Key]
+	idx := newKeyIndex(len(fresh) + len(held))
+	series := fresh[:0]
+	for r := range fresh {
+		h := idx.hash(fresh[r].Key)
+		if i, ok := idx.find(series, fresh[r].Key, h); ok {
+			if err := series[i].Merge(&fresh[r]); err != nil {
+				// Only mismatched sketches can fail (a precision or kind
+				// that one Key cannot have); the part that failed is lost.
+				out.encodeFailed(f, 1, err)
+			}
+			continue
+		}
+		idx.add(h, fresh[r].Key, len(series))
+		series = append(series, fresh[r]) // in place: len(series) ≤ r
+	}
+	since := make([]time.Time, len(series), len(series)+len(held))
+	for i := range since {
+		since[i] = intervalStart
+	}
+	for _, hs := range held {
+		h := idx.hash(hs.series.Key)
+		i, ok := idx.find(series, hs.series.Key, h)
 		if !ok {
-			at[s.Key] = len(p.series)
-			p.series = append(p.series, s)
-			p.since = append(p.since, since)
-			return
+			idx.add(h, hs.series.Key, len(series))
+			series, since = append(series, hs.series), append(since, hs.since)
+			continue
 		}
-		if err := p.series[i].Merge(&s); err != nil {
-			// Only mismatched sketches can fail (a precision or kind
-			// that one Key cannot have); the part that failed is lost.
+		merged := hs.series // the older data first, so that a fresh gauge wins
+		if err := merged.Merge(&series[i]); err != nil {
 			out.encodeFailed(f, 1, err)
-			return
+			continue
 		}
-		if since.Before(p.since[i]) {
-			p.since[i] = since
+		series[i] = merged
+		if hs.since.Before(since[i]) {
+			since[i] = hs.since
 		}
 	}
-	for _, h := range held {
-		add(h.series, h.since)
+	return pending{series: series, since: since}
+}
+
+// keyIndex finds series by Key through a pointer-free map of key hashes,
+// which a million-series interval fills several times faster than a map
+// of strings; the rare key whose hash another took goes to clash.
+type keyIndex struct {
+	seed   maphash.Seed
+	byHash map[uint64]int32
+	clash  map[string]int
+}
+
+func newKeyIndex(n int) *keyIndex {
+	return &keyIndex{seed: maphash.MakeSeed(), byHash: make(map[uint64]int32, n)}
+}
+
+func (x *keyIndex) hash(key string) uint64 { return maphash.String(x.seed, key) }
+
+// find returns the index in series of key, whose hash is hash.
+func (x *keyIndex) find(series []metric.Series, key string, hash uint64) (int, bool) {
+	j, ok := x.byHash[hash]
+	if !ok {
+		return 0, false
 	}
-	for _, s := range fresh {
-		add(s, intervalStart)
+	if series[j].Key == key {
+		return int(j), true
 	}
-	return p
+	i, ok := x.clash[key]
+	return i, ok
+}
+
+func (x *keyIndex) add(hash uint64, key string, i int) {
+	if _, taken := x.byHash[hash]; !taken {
+		x.byHash[hash] = int32(i)
+		return
+	}
+	if x.clash == nil {
+		x.clash = map[string]int{}
+	}
+	x.clash[key] = i
 }
 
 // plan routes every series to its member and cuts each member's share into
-// batches of at most MaxBatchSeries, fewer when series are large. With no member known, everything goes
-// into batches for member "", which are encoded (to size them) and held.
+// batches of at most MaxBatchSeries, fewer when series are large. With no
+// member known, everything goes into batches for member "", which are
+// encoded (to size them) and held. p's slices are reordered in place.
 func (f *Forwarder) plan(v *view, p pending) []*batch {
 	groups := max(len(v.members), 1)
-	dest := make([]int32, len(p.series))
+	series, since := p.series, p.since
+	dest := make([]int32, len(series))
 	offs := make([]int, groups+1) // counts, then start offsets
-	for i := range p.series {
-		m := max(v.route(p.series[i].Key), 0)
+	for i := range series {
+		m := max(v.route(series[i].Key), 0)
 		dest[i] = int32(m)
 		offs[m+1]++
 	}
 	for m := 1; m <= groups; m++ {
 		offs[m] += offs[m-1]
 	}
-	// Counting sort by member, so each batch is one contiguous window.
-	series := make([]metric.Series, len(p.series))
-	since := make([]time.Time, len(p.series))
+	// Sort by member in place (each series swapped straight into its
+	// member's next free place), so each batch is one contiguous window.
 	next := slices.Clone(offs[:groups])
-	for i, m := range dest {
-		series[next[m]], since[next[m]] = p.series[i], p.since[i]
-		next[m]++
+	for m := range groups {
+		for i := next[m]; i < offs[m+1]; i = next[m] {
+			d := dest[i]
+			if int(d) == m {
+				next[m]++
+				continue
+			}
+			j := next[d]
+			next[d]++
+			series[i], series[j] = series[j], series[i]
+			since[i], since[j] = since[j], since[i]
+			dest[i], dest[j] = dest[j], dest[i]
+		}
 	}
 	perBatch := f.cfg.MaxBatchSeries
 	if bps := f.bytesPerSeries.Load(); bps > 0 {

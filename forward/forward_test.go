@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -820,5 +821,75 @@ func TestOlderGlobalGetsGzip(t *testing.T) {
 	})
 	if n := reg.Counter("forward.dropped_series", "reason:poison").Load(); n != 0 {
 		t.Errorf("%d series dropped as poison", n)
+	}
+}
+
+// TestCoalesceAndPlan: fresh series with one Key twice (two scopes of a
+// series) become one, held data joins its series with the fresh gauge
+// winning, and plan's in-place sort by member keeps every series with its
+// own since.
+func TestCoalesceAndPlan(t *testing.T) {
+	f, _ := newTestForwarder(t, []string{"http://127.0.0.1:1"}, nil)
+	counter := func(key string, v float64) metric.Series {
+		return metric.Series{Key: key, Name: key, Kind: metric.Counter, Value: v}
+	}
+	fresh := []metric.Series{counter("a", 1), counter("b", 2), counter("a", 4),
+		{Key: "g", Name: "g", Kind: metric.Gauge, Value: 9}}
+	old := interval(0)
+	held := []heldSeries{
+		{series: counter("b", 10), since: old},
+		{series: counter("c", 100), since: old},
+		{series: metric.Series{Key: "g", Name: "g", Kind: metric.Gauge, Value: 1}, since: old},
+	}
+	var out outcome
+	p := f.coalesce(held, fresh, interval(1), &out)
+	got := map[string]float64{}
+	sinceOf := map[string]time.Time{}
+	for i, s := range p.series {
+		if _, dup := got[s.Key]; dup {
+			t.Errorf("key %q twice", s.Key)
+		}
+		got[s.Key], sinceOf[s.Key] = s.Value, p.since[i]
+	}
+	want := map[string]float64{"a": 5, "b": 12, "c": 100, "g": 9}
+	if !maps.Equal(got, want) {
+		t.Errorf("coalesced %v, want %v", got, want)
+	}
+	if !sinceOf["a"].Equal(interval(1)) || !sinceOf["b"].Equal(old) || !sinceOf["c"].Equal(old) {
+		t.Errorf("since %v: want the oldest data's interval", sinceOf)
+	}
+
+	v := newView([]string{"http://m1", "http://m2", "http://m3"})
+	batches := f.plan(v, p)
+	seen := 0
+	for _, b := range batches {
+		for i, s := range b.series {
+			seen++
+			if m := v.members[v.route(s.Key)]; m != b.member {
+				t.Errorf("%q in %s's batch, routes to %s", s.Key, b.member, m)
+			}
+			if !b.since[i].Equal(sinceOf[s.Key]) {
+				t.Errorf("%q moved without its since", s.Key)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("planned %d series, want %d", seen, len(want))
+	}
+}
+
+// TestKeyIndexClash: a key whose hash another key took is still found.
+func TestKeyIndexClash(t *testing.T) {
+	x := newKeyIndex(2)
+	series := []metric.Series{{Key: "first"}, {Key: "second"}}
+	x.add(42, "first", 0)
+	x.add(42, "second", 1)
+	for i, key := range []string{"first", "second"} {
+		if got, ok := x.find(series, key, 42); !ok || got != i {
+			t.Errorf("find %q = %d, %v; want %d", key, got, ok, i)
+		}
+	}
+	if _, ok := x.find(series, "third", 42); ok {
+		t.Error("found a key never added")
 	}
 }

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 // binary builds the real veneur-lite once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "veneur-lite-bin")
@@ -57,7 +57,7 @@ func binary(t *testing.T) string {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T, network string) string {
+func freePort(t testing.TB, network string) string {
 	t.Helper()
 	switch network {
 	case "udp":
@@ -90,14 +90,14 @@ type proc struct {
 	stderrLog testWriter
 }
 
-func startBinary(t *testing.T, configYAML string) *proc {
+func startBinary(t testing.TB, configYAML string) *proc {
 	t.Helper()
 	return startBinaryEnv(t, configYAML)
 }
 
 // startBinaryEnv runs the binary on configYAML with env added to the
 // test's environment.
-func startBinaryEnv(t *testing.T, configYAML string, env ...string) *proc {
+func startBinaryEnv(t testing.TB, configYAML string, env ...string) *proc {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "veneur.yaml")
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
@@ -208,7 +208,7 @@ func (p *proc) output() []string {
 }
 
 // waitHealthy polls /healthcheck until the daemon serves.
-func waitHealthy(t *testing.T, httpAddr string) {
+func waitHealthy(t testing.TB, httpAddr string) {
 	t.Helper()
 	await.Until(t, 10*time.Second, func() (bool, string) {
 		resp, err := http.Get("http://" + httpAddr + "/healthcheck")

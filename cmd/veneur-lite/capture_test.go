@@ -144,7 +144,7 @@ func (td *testDaemon) udpAddr() string  { return td.ListenAddrs()[0] }
 func (td *testDaemon) tcpAddr() string  { return td.ListenAddrs()[1] }
 func (td *testDaemon) unixPath() string { return td.ListenAddrs()[2] }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

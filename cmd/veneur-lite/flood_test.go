@@ -36,7 +36,7 @@ const (
 )
 
 // scrape reads the daemon's /metrics as name{labels} → value.
-func scrape(t *testing.T, httpAddr string) map[string]float64 {
+func scrape(t testing.TB, httpAddr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
@@ -63,7 +63,7 @@ func scrape(t *testing.T, httpAddr string) map[string]float64 {
 }
 
 // peakRSS reads a process's peak resident set size.
-func peakRSS(t *testing.T, pid int) int64 {
+func peakRSS(t testing.TB, pid int) int64 {
 	t.Helper()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -17,22 +17,28 @@ import (
 )
 
 // benchPoints is one interval of a mid-sized service fleet: histogram
-// aggregates and counters over 100 hosts, five tags each.
+// aggregates and counters over 100 hosts, five tags each. As in a flush,
+// the points of one series come together and share one Tags slice.
 func benchPoints(n int) []metric.Point {
 	rng := rand.New(rand.NewPCG(7, 8))
 	suffixes := []string{"min", "max", "count", "50percentile", "99percentile"}
 	points := make([]metric.Point, n)
+	var tags []string
 	for i := range points {
-		p := metric.Point{
-			Name: fmt.Sprintf("app.svc%02d.http.request.latency.%s", i%50, suffixes[i%len(suffixes)]),
-			Tags: []string{
+		series := i / len(suffixes)
+		if i%len(suffixes) == 0 {
+			tags = []string{
 				"env:prod",
-				fmt.Sprintf("endpoint:/api/v1/items/%d", i%200),
+				fmt.Sprintf("endpoint:/api/v1/items/%d", series%200),
 				"region:us-east-1",
-				fmt.Sprintf("service:svc%02d", i%50),
+				fmt.Sprintf("service:svc%02d", series%50),
 				"version:1.4.2",
-			},
-			Host:      fmt.Sprintf("host-%03d.prod.example.com", i%100),
+			}
+		}
+		p := metric.Point{
+			Name:      fmt.Sprintf("app.svc%02d.http.request.latency.%s", series%50, suffixes[i%len(suffixes)]),
+			Tags:      tags,
+			Host:      fmt.Sprintf("host-%03d.prod.example.com", series%100),
 			Value:     rng.Float64() * 1000,
 			Timestamp: 1_790_000_000,
 		}
@@ -120,7 +126,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendSeriesV1(buf, &points[i])
+			buf = appendSeriesV1(buf, &points[i], nil)
 		}
 		buf = append(buf, seriesSuffix...)
 		_, _ = w.Write(buf)

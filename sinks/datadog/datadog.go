@@ -58,7 +58,7 @@ type Sink struct {
 	client *http.Client
 	lim    limits
 	// appendSeries encodes one point in the configured API version.
-	appendSeries func([]byte, *metric.Point) []byte
+	appendSeries func([]byte, *metric.Point, *fieldCache) []byte
 
 	series, events, checks endpoint
 
@@ -243,7 +243,10 @@ func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body
 		put:    s.putBody,
 		emit:   emit,
 	}
-	var item []byte
+	var (
+		item  []byte
+		cache fieldCache
+	)
 	for i := range points {
 		p := &points[i]
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
@@ -251,7 +254,7 @@ func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body
 			out.fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))
 			continue
 		}
-		item = s.appendSeries(item[:0], p)
+		item = s.appendSeries(item[:0], p, &cache)
 		ok, err := c.add(item)
 		if err != nil {
 			s.m.errors[causeEncode].Inc()

@@ -16,7 +16,7 @@ func TestAppendSeriesExact(t *testing.T) {
 	rate := metric.Point{Name: "a.b", Tags: []string{"x:1", "y"}, Host: "h1", Type: metric.RatePoint, Value: 2.5, Timestamp: 1700000000, Interval: 10 * time.Second}
 	gauge := metric.Point{Name: "g", Value: -3, Timestamp: 1700000000}
 	for _, tc := range []struct {
-		f    func([]byte, *metric.Point) []byte
+		f    func([]byte, *metric.Point, *fieldCache) []byte
 		p    metric.Point
 		want string
 	}{
@@ -25,8 +25,38 @@ func TestAppendSeriesExact(t *testing.T) {
 		{appendSeriesV2, rate, `{"metric":"a.b","type":2,"interval":10,"points":[{"timestamp":1700000000,"value":2.5}],"resources":[{"name":"h1","type":"host"}],"tags":["x:1","y"]}`},
 		{appendSeriesV2, gauge, `{"metric":"g","type":3,"points":[{"timestamp":1700000000,"value":-3}],"tags":[]}`},
 	} {
-		if got := string(tc.f(nil, &tc.p)); got != tc.want {
+		if got := string(tc.f(nil, &tc.p, nil)); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+		if got := string(tc.f(nil, &tc.p, new(fieldCache))); got != tc.want {
+			t.Errorf("with a cache: got  %s\nwant %s", got, tc.want)
+		}
+	}
+}
+
+// TestFieldCacheFollowsThePoints: a cache reused across points encodes each
+// as it would alone, whether a point shares the last one's tags slice and
+// host, or has a slice of the same length over other tags, an empty one,
+// or another host.
+func TestFieldCacheFollowsThePoints(t *testing.T) {
+	series := []string{"a:1", "b:2"}
+	other := []string{"a:1", "b:3"}
+	points := []metric.Point{
+		{Name: "x.min", Tags: series, Host: "h1"},
+		{Name: "x.max", Tags: series, Host: "h1"},
+		{Name: "y", Tags: other, Host: "h1"},
+		{Name: "y2", Tags: other[:1], Host: "h1"},
+		{Name: "z", Host: "h1"},
+		{Name: "z", Tags: []string{}, Host: "h\"2\""},
+		{Name: "w", Tags: series, Host: ""},
+	}
+	for _, f := range []func([]byte, *metric.Point, *fieldCache) []byte{appendSeriesV1, appendSeriesV2} {
+		var c fieldCache
+		for i := range points {
+			want := string(f(nil, &points[i], nil))
+			if got := string(f(nil, &points[i], &c)); got != want {
+				t.Errorf("point %d: got  %s\nwant %s", i, got, want)
+			}
 		}
 	}
 }
