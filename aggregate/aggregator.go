@@ -93,6 +93,8 @@ type Aggregator struct {
 	intervalStart atomic.Int64
 
 	flushMu sync.Mutex // serializes Flush
+	// spare is a Points array handed back by Recycle for the next Flush.
+	spare atomic.Pointer[[]metric.Point]
 	stats   aggregatorStats
 }
 

@@ -674,3 +674,40 @@ func TestSeriesKeyIgnoresTagOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycledPointsAreRefilled: points handed back by Recycle are the
+// array the next Flush fills, with that interval's values, and a spare
+// too small for the interval is not used.
+func TestRecycledPointsAreRefilled(t *testing.T) {
+	a, err := New(Config{Hostname: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(n int, v float64) {
+		var batch []metric.Sample
+		for i := range n {
+			batch = append(batch, metric.Sample{Name: []byte("c"), Tags: fmt.Appendf(nil, "i:%d", i), Value: v, Rate: 1, Kind: metric.Gauge})
+		}
+		a.Push(batch)
+	}
+	push(10, 1)
+	first := a.Flush(time.Unix(100, 0), time.Second).Points
+	array := &first[:1][0]
+	a.Recycle(first)
+	push(10, 2)
+	second := a.Flush(time.Unix(101, 0), time.Second).Points
+	if len(second) != 10 || &second[0] != array {
+		t.Fatalf("second flush: %d points, reused array %v; want 10 in the recycled array", len(second), &second[0] == array)
+	}
+	for _, p := range second {
+		if p.Value != 2 || p.Timestamp != 101 {
+			t.Errorf("refilled point %+v, want value 2 at 101", p)
+		}
+	}
+	a.Recycle(second)
+	push(cap(second)+1, 3) // more series than the spare holds
+	third := a.Flush(time.Unix(102, 0), time.Second).Points
+	if len(third) != cap(second)+1 || &third[0] == array {
+		t.Fatalf("third flush: %d points in the spare too small for them", len(third))
+	}
+}

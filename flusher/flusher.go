@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
@@ -28,6 +29,8 @@ import (
 type Aggregator interface {
 	Push(samples []metric.Sample)
 	Flush(now time.Time, interval time.Duration) aggregate.Flushed
+	// Recycle takes back the points of a flush every output is done with.
+	Recycle(points []metric.Point)
 }
 
 // Fleet is the global tier's aggregation on this instance (package
@@ -244,6 +247,16 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 		flushed.Forward = append(forward, flushed.Forward...)
 	}
 	f.pointsFlushed.Add(uint64(len(flushed.Points)))
+	// The last output to finish hands the points back; an output that
+	// skips the interval never sees them.
+	var running atomic.Int32
+	running.Add(1) // the loop's own hold, released after it
+	release := func() {
+		if running.Add(-1) == 0 {
+			f.cfg.Aggregator.Recycle(flushed.Points)
+		}
+	}
+	defer release()
 	for _, o := range f.outputs {
 		if !final && !tryAcquire(o.busy) {
 			o.skipped.Inc()
@@ -256,8 +269,10 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 			continue
 		}
 		f.inFlight.Add(1)
+		running.Add(1)
 		go func() {
 			defer f.inFlight.Done()
+			defer release()
 			octx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
 			if final {

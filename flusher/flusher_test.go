@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,9 +21,22 @@ import (
 
 // fakeAggregator records when it was flushed and what was pushed into it.
 type fakeAggregator struct {
-	mu      sync.Mutex
-	flushes []time.Time
-	pushed  []metric.Sample
+	mu       sync.Mutex
+	flushes  []time.Time
+	pushed   []metric.Sample
+	recycled []int64 // the timestamp of each recycled flush's points
+}
+
+func (a *fakeAggregator) Recycle(points []metric.Point) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recycled = append(a.recycled, points[0].Timestamp)
+}
+
+func (a *fakeAggregator) recycledCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.recycled)
 }
 
 func (a *fakeAggregator) Push(s []metric.Sample) {
@@ -294,8 +308,15 @@ func TestFinalWaitsForBusyOutputs(t *testing.T) {
 			close(finalDone)
 		}()
 		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := agg.recycledCount(); n != 0 {
+			t.Errorf("%d flushes' points recycled while the sink still had them", n)
+		}
 		close(block) // the tick's outputs finish, late
 		<-finalDone
+		if n := agg.recycledCount(); n != 2 {
+			t.Errorf("%d flushes' points recycled, want both once their outputs were done", n)
+		}
 
 		agg.mu.Lock()
 		tick, final := agg.flushes[0].Unix(), agg.flushes[1].Unix()
@@ -413,7 +434,7 @@ func (s *captureSink) Name() string { return "capture" }
 func (s *captureSink) Flush(_ context.Context, points []metric.Point) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flushes = append(s.flushes, points)
+	s.flushes = append(s.flushes, slices.Clone(points)) // the flusher recycles points
 	return nil
 }
 

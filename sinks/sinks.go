@@ -11,7 +11,9 @@ import (
 
 // Sink receives the points of each flushed interval. Flush is called once
 // per interval from its own goroutine with a context that expires before the
-// next interval; a slow sink only delays itself.
+// next interval; a slow sink only delays itself. Flush must not keep
+// points, or use them, after it returns: the flusher hands the array back
+// to the aggregator to fill with a later interval.
 type Sink interface {
 	Name() string
 	Flush(ctx context.Context, points []metric.Point) error
