@@ -95,7 +95,7 @@ type Aggregator struct {
 	flushMu sync.Mutex // serializes Flush
 	// spare is a Points array handed back by Recycle for the next Flush.
 	spare atomic.Pointer[[]metric.Point]
-	stats   aggregatorStats
+	stats aggregatorStats
 }
 
 // New validates cfg and returns an Aggregator ready for Push.
