@@ -121,7 +121,8 @@ func BenchmarkPushInterval(b *testing.B) {
 // BenchmarkPushParallel is BenchmarkPush/mixed from every P at once: the
 // cost of shard lock contention.
 func BenchmarkPushParallel(b *testing.B) {
-	a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+	shards, _ := strconv.Atoi(os.Getenv("BENCH_SHARDS")) // exploring the shard count; 0: the default
+	a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func BenchmarkHistogramInterval(b *testing.B) {
 				pushed += batchSize
 				if pushed%perInterval == 0 {
 					now = now.Add(10 * time.Second)
-					a.Flush(now, 10*time.Second)
+					a.Recycle(a.Flush(now, 10*time.Second).Points) // as the flusher does
 				}
 			}
 			cpu = cputime.Process() - cpu
