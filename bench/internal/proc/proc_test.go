@@ -1,0 +1,42 @@
+package proc
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseCPUTimes(t *testing.T) {
+	c, err := parseCPUTimes([]byte("cpu  100 0 50 800 10 0 40 200 0 0\ncpu0 1 2 3\n"))
+	if err != nil || c.Busy != 1.9 || c.Steal != 2 || c.Total != 12 {
+		t.Errorf("cpu times %+v, %v", c, err)
+	}
+	if _, err := parseCPUTimes([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("a bad first line was accepted")
+	}
+}
+
+// The live readers work on this machine: the test process's own CPU time
+// is positive and the machine's counters are there.
+func TestProcReaders(t *testing.T) {
+	if cpu, err := TaskCPU(os.Getpid()); err != nil || cpu <= 0 {
+		t.Errorf("TaskCPU = %v, %v", cpu, err)
+	}
+	if _, err := ReadCPUTimes(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	b := NewTailBuffer(32)
+	for _, s := range []string{"time=1 level=INFO msg=a\n", "time=2 level=WA", "RN msg=b\ntime=3 level=ERROR msg=c\n"} {
+		_, _ = b.Write([]byte(s))
+	}
+	w, e := b.Counts()
+	if w != 1 || e != 1 {
+		t.Errorf("warnings %d errors %d, want 1 and 1", w, e)
+	}
+	if got := b.String(); len(got) > 32 || !strings.HasSuffix(got, "level=ERROR msg=c") {
+		t.Errorf("tail %q", got)
+	}
+}
