@@ -52,6 +52,10 @@ func Start(path string, args ...string) (*Child, error) {
 			default: // nobody reads this many lines: drop, keep draining
 			}
 		}
+		// A line too long for the scanner ends the loop above; the rest
+		// is still read, so that a child writing to stdout (veneur-lite's
+		// console sink) never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, stdout)
 		close(c.lines)
 		c.waitErr = cmd.Wait()
 		close(c.done)

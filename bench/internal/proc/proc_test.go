@@ -25,6 +25,20 @@ func TestProcReaders(t *testing.T) {
 	if _, err := ReadCPUTimes(); err != nil {
 		t.Error(err)
 	}
+	if _, err := StatCPU(os.Getpid()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with a space and a parenthesis; utime 250, stime 130.
+	const stat = "4242 (veneur (lite) x) S 1 4242 4242 0 -1 4194560 2191 0 0 0 250 130 0 0 20 0 9 0 12345 1407840256 5171 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	if cpu, err := parseStatCPU([]byte(stat)); err != nil || cpu != 3.8 {
+		t.Errorf("parseStatCPU = %v, %v; want 3.8", cpu, err)
+	}
+	if _, err := parseStatCPU([]byte("4242 (x) S 1 2\n")); err == nil {
+		t.Error("a short line was accepted")
+	}
 }
 
 func TestTailBuffer(t *testing.T) {

@@ -132,3 +132,39 @@ func TaskCPU(pid int) (float64, error) {
 	}
 	return float64(ns) / 1e9, nil
 }
+
+// StatCPU is a process's user + system time so far from /proc/<pid>/stat
+// (utime + stime), which, unlike TaskCPU, includes threads that have
+// exited, at the kernel's 10 ms clock-tick resolution.
+func StatCPU(pid int) (float64, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime, fields 14 and 15 of "pid (comm)
+// state ppid …". comm may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStatCPU(b []byte) (float64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/<pid>/stat: no command name in %q", b)
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3, state
+	const utime, stime = 14 - 3, 15 - 3
+	if len(f) <= stime {
+		return 0, fmt.Errorf("/proc/<pid>/stat: %d fields after the command name, want more than %d", len(f), stime)
+	}
+	var ticks uint64
+	for _, s := range f[utime : stime+1] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/<pid>/stat utime/stime %q: %w", s, err)
+		}
+		ticks += v
+	}
+	return float64(ticks) / clockTick, nil
+}
