@@ -28,6 +28,19 @@ func TestProcReaders(t *testing.T) {
 	if _, err := StatCPU(os.Getpid()); err != nil {
 		t.Error(err)
 	}
+	if rss, err := PeakRSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("PeakRSS = %d, %v", rss, err)
+	}
+}
+
+func TestParsePeakRSS(t *testing.T) {
+	const status = "Name:\tveneur-lite\nVmPeak:\t 1300000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n"
+	if rss, err := parsePeakRSS([]byte(status)); err != nil || rss != 50<<20 {
+		t.Errorf("parsePeakRSS = %d, %v; want %d", rss, err, 50<<20)
+	}
+	if _, err := parsePeakRSS([]byte("Name:\tx\n")); err == nil {
+		t.Error("a status without VmHWM was accepted")
+	}
 }
 
 func TestParseStatCPU(t *testing.T) {

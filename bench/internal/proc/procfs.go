@@ -168,3 +168,34 @@ func parseStatCPU(b []byte) (float64, error) {
 	}
 	return float64(ticks) / clockTick, nil
 }
+
+// PeakRSS is a running process's peak resident set size in bytes, VmHWM
+// of /proc/<pid>/status.
+func PeakRSS(pid int) (int64, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return parsePeakRSS(b)
+}
+
+// parsePeakRSS finds "VmHWM:   1234 kB".
+func parsePeakRSS(b []byte) (int64, error) {
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("/proc/<pid>/status: VmHWM %q", rest)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/<pid>/status: VmHWM: %w", err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("/proc/<pid>/status: no VmHWM")
+}
