@@ -20,8 +20,10 @@ import (
 // (root); without it the command runs in the current namespace, with a
 // warning.
 
-// netnsEnv marks the re-executed harness.
-const netnsEnv = "VENEUR_BENCH_NETNS"
+// netnsEnv marks the re-executed harness. It does not start with
+// VENEUR_: the children inherit the environment, and veneur-lite warns
+// about every VENEUR_ variable that is not one of its keys.
+const netnsEnv = "BENCH_PRIVATE_NETNS"
 
 // InPrivateNetns reports whether this process is the harness re-executed
 // by ReexecInNetns.
