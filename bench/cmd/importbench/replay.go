@@ -44,8 +44,8 @@ const requestTimeout = time.Minute
 
 // replayStats is what one replay sent and what came back, per global.
 type replayStats struct {
-	Posted   []int64 // digests in the batches posted, by global
-	OK       []int64 // digests in the batches answered 200, by global
+	Posted   []int64 // digests in the batches posted, by global index
+	OK       []int64 // digests in the batches answered 200, by global index
 	Requests int64
 	Non200   int64
 	// FirstFailure describes the first answer that was not 200.
@@ -54,13 +54,15 @@ type replayStats struct {
 }
 
 // replay posts the batches of locals first..first+n-1 to gs: local j sends
-// template j mod K's requests for member g to global g, each with a fresh
-// idempotency key and the captured headers, at most r.concurrency requests
-// at a time over all globals. It returns an error only when a request
-// could not be made at all; an answer other than 200 is counted.
+// template j mod K's requests for member g to the global of index g, each
+// with a fresh idempotency key and the captured headers, at most
+// r.concurrency requests at a time over all of gs. gs may be some of the
+// globals only. It returns an error only when a request could not be made
+// at all; an answer other than 200 is counted.
 func (r *replayer) replay(ctx context.Context, gs []*global, first, n int) (replayStats, error) {
-	st := replayStats{Posted: make([]int64, len(gs)), OK: make([]int64, len(gs))}
-	var okDigests = make([]atomic.Int64, len(gs))
+	members := len(r.templates[0].Members)
+	st := replayStats{Posted: make([]int64, members), OK: make([]int64, members)}
+	var okDigests = make([]atomic.Int64, members)
 	var requests, non200 atomic.Int64
 	var failOnce sync.Once
 	run, err := newRunID()
@@ -74,7 +76,8 @@ func (r *replayer) replay(ctx context.Context, gs []*global, first, n int) (repl
 	// at the end of an interval look like to the tier.
 	for j := first; j < first+n && gctx.Err() == nil; j++ {
 		t := r.templates[j%len(r.templates)]
-		for gi, gl := range gs {
+		for _, gl := range gs {
+			gi := gl.index
 			for b, req := range t.Members[gi] {
 				st.Posted[gi] += int64(req.series)
 				key := fmt.Sprintf("ib-%s-l%d-g%d-b%d", run, j, gi, b)
@@ -134,6 +137,20 @@ func (r *replayer) post(ctx context.Context, url, key string, req request) (int,
 		return resp.StatusCode, "", nil
 	}
 	return resp.StatusCode, string(bytes.TrimSpace(msg)), nil
+}
+
+// add accumulates o, a replay of other globals, into st.
+func (st *replayStats) add(o replayStats) {
+	for i := range o.Posted {
+		st.Posted[i] += o.Posted[i]
+		st.OK[i] += o.OK[i]
+	}
+	st.Requests += o.Requests
+	st.Non200 += o.Non200
+	if st.FirstFailure == "" {
+		st.FirstFailure = o.FirstFailure
+	}
+	st.Wall += o.Wall
 }
 
 // newRunID names one replay in its idempotency keys, so that no two

@@ -39,6 +39,7 @@ type meta struct {
 	Templates     int       `json:"template_locals"`
 	Samples       int       `json:"samples_per_digest"`
 	Concurrency   int       `json:"concurrency"`
+	InTurn        bool      `json:"globals_in_turn"`
 	Reps          int       `json:"reps"`
 	Interval      string    `json:"interval"`
 	BudgetCores   float64   `json:"budget_cores"`
@@ -82,7 +83,11 @@ func writeReport(w io.Writer, res *results) {
 		fmtInt(int64(m.Series)), m.Globals, orDash(m.VeneurVersion), m.Templates, m.Samples)
 	fmt.Fprintf(w, "Each local sends %d request(s) per interval, its series split %s over the globals, %s B per digest (%s);\n",
 		t.Requests, fmtInts(t.MemberShares), fmtFloat(t.BytesPerDigest, 0), orDash(t.Encoding))
-	fmt.Fprintf(w, "the replay keeps %d requests in flight over all globals, each with a fresh Idempotency-Key.\n", m.Concurrency)
+	if m.InTurn && m.Globals > 1 {
+		fmt.Fprintf(w, "The replay feeds one global at a time (-in-turn), %d requests in flight, each with a fresh Idempotency-Key.\n", m.Concurrency)
+	} else {
+		fmt.Fprintf(w, "The replay feeds all globals at once, %d requests in flight in all, each with a fresh Idempotency-Key.\n", m.Concurrency)
+	}
 	netns := "a private network namespace"
 	if !m.PrivateNetns {
 		netns = "the current network namespace, on 127.0.0.1 (no private namespace could be made)"

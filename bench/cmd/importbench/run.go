@@ -168,7 +168,7 @@ func (h *harness) measure(ctx context.Context, r *Run) (err error) {
 		profiled <- nil
 	}
 
-	st, err := h.replay.replay(ctx, gs, 0, r.Locals)
+	st, err := h.replayAll(ctx, gs, r.Locals)
 	r.ReplaySeconds = st.Wall.Seconds()
 	r.Requests, r.Non200 = st.Requests, st.Non200
 	if err != nil {
@@ -255,6 +255,28 @@ func (h *harness) measure(ctx context.Context, r *Run) (err error) {
 	r.OtherCPU = max(0, (machine1.Busy-machine0.Busy)-globalCPU-(cputime.Process()-self0).Seconds())
 
 	return errors.Join(stopErr, r.check(expected))
+}
+
+// replayAll replays n locals to every global: to all at once, or with
+// -in-turn to one global after the other, each getting its share from
+// every local before the next gets any.
+func (h *harness) replayAll(ctx context.Context, gs []*global, n int) (replayStats, error) {
+	if !h.opts.inTurn {
+		return h.replay.replay(ctx, gs, 0, n)
+	}
+	var all replayStats
+	for i := range gs {
+		st, err := h.replay.replay(ctx, gs[i:i+1], 0, n)
+		if all.Posted == nil {
+			all = st
+		} else {
+			all.add(st)
+		}
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
 }
 
 // check fails a run that did not merge exactly what it posted.

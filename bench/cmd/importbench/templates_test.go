@@ -75,4 +75,17 @@ func TestTemplatesReplayIntoImportHandlers(t *testing.T) {
 			t.Errorf("global %d: %d duplicates", i, d)
 		}
 	}
+
+	// One global alone (-in-turn) gets its share, under new keys.
+	one, err := rp.replay(context.Background(), gs[1:], 0, 2)
+	if err != nil || one.Non200 != 0 || one.Posted[0] != 0 || one.Posted[1] != int64(2*st.MemberShares[1]) {
+		t.Fatalf("global 1 alone: %+v, %v", one, err)
+	}
+	if got, want := regs[1].Counter("import.series").Load(), uint64((locals+2)*st.MemberShares[1]); got != want {
+		t.Errorf("global 1: import.series %d, want %d", got, want)
+	}
+	rs.add(one)
+	if rs.Posted[1] != int64((locals+2)*st.MemberShares[1]) || rs.Requests != one.Requests+int64(locals*len(templates[0].Members[0])+locals*len(templates[0].Members[1])) {
+		t.Errorf("added: %+v", rs)
+	}
 }
