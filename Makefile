@@ -31,7 +31,7 @@ bench-compare:
 
 # What a global spends to merge forwarded digests: real forward batches from
 # 10, 100 and 1,000 simulated locals posted to the built binary, 3 runs each
-# (~2 minutes; see bench/README.md). The sharded tier check:
+# (~20 s; see bench/README.md). The sharded tier check (~45 s a run):
 #   make bench-import ARGS='-globals 4 -locals 1000 -series 10000 -reps 1'
 bench-import:
 	go build -o bin/veneur-lite ./cmd/veneur-lite

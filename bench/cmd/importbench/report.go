@@ -81,7 +81,7 @@ func writeReport(w io.Writer, res *results) {
 	m, t := res.Meta, res.Templates
 	fmt.Fprintf(w, "Import benchmark: locals of %s histogram series each → %d global(s) (%s); %d template locals, %d-sample digests.\n",
 		fmtInt(int64(m.Series)), m.Globals, orDash(m.VeneurVersion), m.Templates, m.Samples)
-	fmt.Fprintf(w, "Each local sends %d request(s) per interval, its series split %s over the globals, %s B per digest (%s);\n",
+	fmt.Fprintf(w, "Each local sends %d request(s) per interval, its series split %s over the globals, %s B per digest (%s).\n",
 		t.Requests, fmtInts(t.MemberShares), fmtFloat(t.BytesPerDigest, 0), orDash(t.Encoding))
 	if m.InTurn && m.Globals > 1 {
 		fmt.Fprintf(w, "The replay feeds one global at a time (-in-turn), %d requests in flight, each with a fresh Idempotency-Key.\n", m.Concurrency)
