@@ -55,7 +55,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -196,7 +195,7 @@ func run(args []string) int {
 			return 1
 		}
 	} else if !opts.noNetns {
-		inner := append(slices.Clone(args), "-veneur-lite", opts.veneur)
+		inner := withFlag(args, "veneur-lite", opts.veneur)
 		code, err := proc.ReexecInNetns(ctx, inner)
 		if err == nil {
 			return code
@@ -208,6 +207,25 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// withFlag returns args with flag name set to value: any setting of it
+// removed ("-name v", "-name=v", or with "--"), then "-name value" added.
+// The re-executed command gets the binary's absolute path this way, and
+// its results record the arguments once.
+func withFlag(args []string, name, value string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
+		switch {
+		case a == name && i+1 < len(args):
+			i++ // its value
+		case strings.HasPrefix(a, name+"="):
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return append(out, "-"+name, value)
 }
 
 // runBench builds the templates, runs the sweep and writes the results.

@@ -183,3 +183,16 @@ func TestFmtInt(t *testing.T) {
 		}
 	}
 }
+
+func TestWithFlag(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{nil, []string{"-veneur-lite", "/abs"}},
+		{[]string{"-globals", "4"}, []string{"-globals", "4", "-veneur-lite", "/abs"}},
+		{[]string{"-veneur-lite", "bin/v", "-quick"}, []string{"-quick", "-veneur-lite", "/abs"}},
+		{[]string{"--veneur-lite=bin/v", "-quick"}, []string{"-quick", "-veneur-lite", "/abs"}},
+	} {
+		if got := withFlag(c.in, "veneur-lite", "/abs"); !slices.Equal(got, c.want) {
+			t.Errorf("withFlag(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
@@ -92,13 +91,10 @@ func buildTemplates(ctx context.Context, o options, intervalStart time.Time, log
 	// One template at a time: each holds a whole local's interval, S
 	// digests of every sample (~10 KB a series at 500 samples), until it
 	// is forwarded. Only the compressed bodies (~450 B a digest) are kept.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(1)
 	for k := range o.templates {
-		g.Go(func() error { return captureTemplate(gctx, o, k, intervalStart, cs.urls) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, templateStats{}, err
+		if err := captureTemplate(ctx, o, k, intervalStart, cs.urls); err != nil {
+			return nil, templateStats{}, err
+		}
 	}
 	if err := cs.err(); err != nil {
 		return nil, templateStats{}, err
