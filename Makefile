@@ -1,5 +1,5 @@
 # Convenience targets; CI runs .ci/run.
-.PHONY: build run test test-race bench bench-pipeline bench-compare fuzz lint
+.PHONY: build run test test-race bench bench-pipeline bench-compare bench-import fuzz lint
 
 build:
 	go build -o bin/veneur-lite ./cmd/veneur-lite
@@ -28,6 +28,15 @@ bench-compare:
 	go build -o bin/nullrecv ./bench/cmd/nullrecv
 	go build -o bin/bench-compare ./bench/cmd/compare
 	bin/bench-compare -veneur-lite bin/veneur-lite -nullrecv bin/nullrecv $(ARGS)
+
+# What a global spends to merge forwarded digests: real forward batches from
+# 10, 100 and 1,000 simulated locals posted to the built binary, 3 runs each
+# (~20 s; see bench/README.md). The sharded tier check (~45 s a run):
+#   make bench-import ARGS='-globals 4 -locals 1000 -series 10000 -reps 1'
+bench-import:
+	go build -o bin/veneur-lite ./cmd/veneur-lite
+	go build -o bin/bench-import ./bench/cmd/importbench
+	bin/bench-import -veneur-lite bin/veneur-lite $(ARGS)
 
 fuzz:
 	go test ./listener -run '^$$' -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 5s

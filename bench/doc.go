@@ -19,6 +19,12 @@
 //     (cmd/nullrecv), under four loads at stepped rates, run after run in
 //     a private network namespace; loss is counted end to end at a Datadog
 //     intake in the harness. How to run and read it is in README.md.
+//   - make bench-import (cmd/importbench): what a global instance spends to
+//     merge forwarded histogram digests. Batches a real forward.Forwarder
+//     sent for a few template locals are replayed over HTTP, as N locals,
+//     to the built binary running as 1 to 16 globals; it reports each
+//     global's CPU-s per digest merged and checks it against a per-interval
+//     CPU budget (README.md; figures in results/IMPORT.md).
 //
 // The load generator (Config, Run, and the loadgen command in cmd/loadgen)
 // sends with the real datadog-go v5 client, or in raw mode writes prebuilt,

@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/bench/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,9 +214,9 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	private := inPrivateNetns()
+	private := proc.InPrivateNetns()
 	if private {
-		if err := bringLoopbackUp(); err != nil {
+		if err := proc.BringLoopbackUp(); err != nil {
 			log.Error("network namespace", "error", err)
 			return 1
 		}
@@ -230,7 +231,7 @@ func run(args []string) int {
 		defer cleanup()
 		if !opts.noNetns {
 			inner := append(slices.Clone(args), "-veneur-lite", opts.veneur, "-nullrecv", opts.nullrecv)
-			code, err := reexecInNetns(ctx, inner)
+			code, err := proc.ReexecInNetns(ctx, inner)
 			if err == nil {
 				return code
 			}
@@ -320,7 +321,7 @@ func runSweep(ctx context.Context, opts options, private bool, log *slog.Logger)
 	}
 	estimate := time.Duration(n) * (opts.duration + runOverhead)
 	log.Info("sweep", "loads", len(loads), "runs", n, "estimated", estimate.Round(time.Second).String(),
-		"private_netns", private, "netns", netnsID())
+		"private_netns", private, "netns", proc.NetnsID())
 
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -38,43 +37,12 @@ UdpLite: 0 0 0 0 77 0 0 0 0
 	}
 }
 
-func TestParseCPUTimes(t *testing.T) {
-	c, err := parseCPUTimes([]byte("cpu  100 0 50 800 10 0 40 200 0 0\ncpu0 1 2 3\n"))
-	if err != nil || c.Busy != 1.9 || c.Steal != 2 || c.Total != 12 {
-		t.Errorf("cpu times %+v, %v", c, err)
-	}
-	if _, err := parseCPUTimes([]byte("intr 1 2 3\n")); err == nil {
-		t.Error("a bad first line was accepted")
-	}
-}
-
-// The live readers work on this machine: the test process's own CPU time
-// is positive and the kernel counters are there.
+// The live readers work on this machine: the kernel counters are there.
 func TestProcReaders(t *testing.T) {
-	if cpu, err := taskCPU(os.Getpid()); err != nil || cpu <= 0 {
-		t.Errorf("taskCPU = %v, %v", cpu, err)
-	}
 	if _, err := udpRcvbufErrors(); err != nil {
-		t.Error(err)
-	}
-	if _, err := readCPUTimes(); err != nil {
 		t.Error(err)
 	}
 	if _, _, err := udpSocketDrops(1); err != nil {
 		t.Error(err)
-	}
-}
-
-func TestTailBuffer(t *testing.T) {
-	b := newTailBuffer(32)
-	for _, s := range []string{"time=1 level=INFO msg=a\n", "time=2 level=WA", "RN msg=b\ntime=3 level=ERROR msg=c\n"} {
-		_, _ = b.Write([]byte(s))
-	}
-	w, e := b.counts()
-	if w != 1 || e != 1 {
-		t.Errorf("warnings %d errors %d, want 1 and 1", w, e)
-	}
-	if got := b.String(); len(got) > 32 || !strings.HasSuffix(got, "level=ERROR msg=c") {
-		t.Errorf("tail %q", got)
 	}
 }

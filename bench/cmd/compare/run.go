@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/bench/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,93 +103,28 @@ type harness struct {
 	runs   int
 }
 
-// child is a receiver process.
-type child struct {
-	cmd     *exec.Cmd
-	lines   chan string // stdout lines, closed at EOF
-	stderr  *tailBuffer
-	done    chan struct{}
-	waitErr error
-}
-
-func startChild(path string, args ...string) (*child, error) {
-	cmd := exec.Command(path, args...)
-	// A receiver left behind by a crashed harness would hold the port.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	c := &child{cmd: cmd, lines: make(chan string, 16), stderr: newTailBuffer(4 << 10), done: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", filepath.Base(path), err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", filepath.Base(path), err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case c.lines <- sc.Text():
-			default: // nobody reads this many lines: drop, keep draining
-			}
-		}
-		close(c.lines)
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-// stop sends SIGTERM and waits for the exit; a receiver that does not exit
-// within timeout is killed and the run fails.
-func (c *child) stop(timeout time.Duration) error {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-		return fmt.Errorf("%s did not exit within %v of SIGTERM: %s", filepath.Base(c.cmd.Path), timeout, c.stderr.String())
-	}
-	if c.waitErr != nil {
-		return fmt.Errorf("%s: %w: %s", filepath.Base(c.cmd.Path), c.waitErr, c.stderr.String())
-	}
-	return nil
-}
-
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.done
-}
-
-// cpu is the exited process's user + system time.
-func (c *child) cpu() float64 {
-	ps := c.cmd.ProcessState
-	return (ps.UserTime() + ps.SystemTime()).Seconds()
-}
-
 // exitTimeout bounds a receiver's shutdown: veneur-lite's own budget is
 // 9 s from the signal.
 const exitTimeout = 20 * time.Second
 
 // startBaseline starts nullrecv on addr and waits for its ready line.
-func (h *harness) startBaseline(addr string) (*child, error) {
-	c, err := startChild(h.opts.nullrecv, "-addr", addr,
+func (h *harness) startBaseline(addr string) (*proc.Child, error) {
+	c, err := proc.Start(h.opts.nullrecv, "-addr", addr,
 		"-readers", fmt.Sprint(h.opts.readers), "-read-buffer", fmt.Sprint(h.opts.readBuffer))
 	if err != nil {
 		return nil, err
 	}
 	select {
-	case line, ok := <-c.lines:
+	case line, ok := <-c.Lines():
 		var r readyLine
 		if ok && json.Unmarshal([]byte(line), &r) == nil && r.Event == "ready" {
 			return c, nil
 		}
-		c.kill()
-		return nil, fmt.Errorf("nullrecv: unexpected first line %q: %s", line, c.stderr.String())
+		c.Kill()
+		return nil, fmt.Errorf("nullrecv: unexpected first line %q: %s", line, c.Stderr().String())
 	case <-time.After(10 * time.Second):
-		c.kill()
-		return nil, fmt.Errorf("nullrecv not ready within 10s: %s", c.stderr.String())
+		c.Kill()
+		return nil, fmt.Errorf("nullrecv not ready within 10s: %s", c.Stderr().String())
 	}
 }
 
@@ -233,8 +163,8 @@ metric_sinks:
 
 // startVeneur writes a config, starts the built veneur-lite and waits until
 // it answers /healthcheck (its UDP sockets are bound before HTTP serves).
-func (h *harness) startVeneur(addr string, interval time.Duration) (*child, error) {
-	httpPort, err := freePort("tcp")
+func (h *harness) startVeneur(ctx context.Context, addr string, interval time.Duration) (*proc.Child, error) {
+	httpPort, err := proc.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -244,29 +174,14 @@ func (h *harness) startVeneur(addr string, interval time.Duration) (*child, erro
 	if err := os.WriteFile(path, []byte(h.veneurConfig(addr, httpAddr, interval)), 0o600); err != nil {
 		return nil, fmt.Errorf("write veneur-lite config: %w", err)
 	}
-	c, err := startChild(h.opts.veneur, "-f", path)
+	c, err := proc.Start(h.opts.veneur, "-f", path)
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get("http://" + httpAddr + "/healthcheck")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c, nil
-			}
-		}
-		select {
-		case <-c.done:
-			return nil, fmt.Errorf("veneur-lite exited at start (%w): %s", c.waitErr, c.stderr.String())
-		case <-time.After(20 * time.Millisecond): // polling another process
-		}
+	if err := proc.WaitHealthy(ctx, c, httpAddr, 15*time.Second); err != nil {
+		return nil, err
 	}
-	c.kill()
-	return nil, fmt.Errorf("veneur-lite not healthy within 15s: %s", c.stderr.String())
+	return c, nil
 }
 
 // tickSlack is the time a veneur-lite run needs besides its sending: start
@@ -311,27 +226,6 @@ func avoidTick(ctx context.Context, interval, d time.Duration) error {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago. In the
-// private namespace nothing else can take it in between.
-func freePort(network string) (int, error) {
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("pick a udp port: %w", err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("pick a tcp port: %w", err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port, nil
-	}
-}
-
 // runOne runs subject at one offered rate of a load: start the receiver,
 // send, read the kernel's drop counters, SIGTERM the receiver, wait for it
 // to exit, then count what it received.
@@ -345,12 +239,12 @@ func (h *harness) runOne(ctx context.Context, l *load, snd *sender, subject stri
 }
 
 func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) error {
-	port, err := freePort("udp")
+	port, err := proc.FreePort("udp")
 	if err != nil {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var c *child
+	var c *proc.Child
 	if r.Subject == subjectBaseline {
 		c, err = h.startBaseline(addr)
 	} else {
@@ -358,7 +252,7 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 		if err := avoidTick(ctx, l.Interval, h.opts.duration); err != nil {
 			return err
 		}
-		c, err = h.startVeneur(addr, l.Interval)
+		c, err = h.startVeneur(ctx, addr, l.Interval)
 	}
 	if err != nil {
 		return err
@@ -366,14 +260,14 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 	stopped := false
 	defer func() {
 		if !stopped {
-			c.kill()
+			c.Kill()
 		}
 	}()
 
-	if r.CPUStartup, err = taskCPU(c.cmd.Process.Pid); err != nil {
+	if r.CPUStartup, err = proc.TaskCPU(c.Pid()); err != nil {
 		return err
 	}
-	cpu0, err := readCPUTimes()
+	cpu0, err := proc.ReadCPUTimes()
 	if err != nil {
 		return err
 	}
@@ -399,16 +293,16 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 	}
 
 	stopped = true
-	if err := c.stop(exitTimeout); err != nil {
+	if err := c.Stop(exitTimeout); err != nil {
 		return err
 	}
-	r.CPUSeconds = c.cpu() - r.CPUStartup
-	r.Warnings, r.Errors = c.stderr.counts()
+	r.CPUSeconds = c.CPU() - r.CPUStartup
+	r.Warnings, r.Errors = c.Stderr().Counts()
 	if r.Warnings+r.Errors > 0 {
-		r.LogTail = c.stderr.String()
+		r.LogTail = c.Stderr().String()
 	}
 
-	cpu1, err := readCPUTimes()
+	cpu1, err := proc.ReadCPUTimes()
 	if err != nil {
 		return err
 	}
@@ -438,9 +332,9 @@ func (h *harness) measure(ctx context.Context, l *load, snd *sender, r *Run) err
 	return nil
 }
 
-func (r *Run) countBaseline(c *child) error {
+func (r *Run) countBaseline(c *proc.Child) error {
 	var last string
-	for line := range c.lines { // closed: the process has exited
+	for line := range c.Lines() { // closed: the process has exited
 		last = line
 	}
 	var n nullCounts

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/bench"
+	"github.com/veneur-lite/veneur-lite/bench/internal/proc"
 )
 
 // The sender runs in a process of its own (this binary with -sender-child)
@@ -150,7 +151,7 @@ type sender struct {
 	replies chan json.RawMessage
 	done    chan struct{} // closed once the child has exited
 	waitErr error
-	stderr  *tailBuffer
+	stderr  *proc.TailBuffer
 	Info    poolInfo
 }
 
@@ -168,7 +169,7 @@ func startSender(exe string, gen bench.Config, packets int) (*sender, error) {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
 	s := &sender{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin),
-		replies: make(chan json.RawMessage, 1), done: make(chan struct{}), stderr: newTailBuffer(8 << 10)}
+		replies: make(chan json.RawMessage, 1), done: make(chan struct{}), stderr: proc.NewTailBuffer(8 << 10)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sender: %w", err)

@@ -7,8 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/veneur-lite/veneur-lite/bench/internal/proc"
 )
 
 // The whole harness, built as `make bench-compare` builds it, at a rate far
@@ -19,7 +20,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three binaries")
 	}
-	if err := canUnshareNet(); err != nil {
+	if err := proc.CanUnshareNet(); err != nil {
 		t.Skipf("no private network namespace here (%v): the smoke test needs one", err)
 	}
 	dir := t.TempDir()
@@ -75,16 +76,4 @@ func TestSmoke(t *testing.T) {
 	if pngs, _ := filepath.Glob(filepath.Join(out, "compare-*-packed-mix.png")); len(pngs) != 1 {
 		t.Errorf("plots: %v", pngs)
 	}
-}
-
-// canUnshareNet starts true(1) in a new network namespace, as the harness
-// starts itself.
-func canUnshareNet() error {
-	path, err := exec.LookPath("true")
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	return cmd.Run()
 }

@@ -1,4 +1,4 @@
-package main
+package proc
 
 import (
 	"context"
@@ -11,23 +11,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The sweep runs in a network namespace of its own, so that its ports and
-// the kernel's UDP counters (/proc/net/udp, /proc/net/snmp RcvbufErrors)
-// are the harness's alone, whatever else runs on the machine. The harness
-// re-executes itself in a new namespace, which is what `unshare --net`
-// does, and brings its loopback up, which is what `ip link set lo up`
-// does, with the system calls themselves rather than the two tools. It
-// needs CAP_SYS_ADMIN (root); without it the sweep runs in the current
-// namespace, with a warning.
+// A bench command runs in a network namespace of its own, so that its
+// ports and the kernel's network counters (/proc/net/*) are the harness's
+// alone, whatever else runs on the machine. The harness re-executes itself
+// in a new namespace, which is what `unshare --net` does, and brings its
+// loopback up, which is what `ip link set lo up` does, with the system
+// calls themselves rather than the two tools. It needs CAP_SYS_ADMIN
+// (root); without it the command runs in the current namespace, with a
+// warning.
 
-// netnsEnv marks the re-executed harness.
-const netnsEnv = "VENEUR_BENCH_COMPARE_NETNS"
+// netnsEnv marks the re-executed harness. It does not start with
+// VENEUR_: the children inherit the environment, and veneur-lite warns
+// about every VENEUR_ variable that is not one of its keys.
+const netnsEnv = "BENCH_PRIVATE_NETNS"
 
-func inPrivateNetns() bool { return os.Getenv(netnsEnv) == "1" }
+// InPrivateNetns reports whether this process is the harness re-executed
+// by ReexecInNetns.
+func InPrivateNetns() bool { return os.Getenv(netnsEnv) == "1" }
 
-// reexecInNetns runs this executable with args in a new network namespace
+// ReexecInNetns runs this executable with args in a new network namespace
 // and returns its exit code. An error means it could not start there.
-func reexecInNetns(ctx context.Context, args []string) (int, error) {
+func ReexecInNetns(ctx context.Context, args []string) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("re-exec in a network namespace: %w", err)
@@ -55,8 +59,8 @@ func reexecInNetns(ctx context.Context, args []string) (int, error) {
 	return 0, nil
 }
 
-// bringLoopbackUp sets IFF_UP on lo: a new namespace's loopback is down.
-func bringLoopbackUp() error {
+// BringLoopbackUp sets IFF_UP on lo: a new namespace's loopback is down.
+func BringLoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("bring lo up: %w", err)
@@ -76,11 +80,24 @@ func bringLoopbackUp() error {
 	return nil
 }
 
-// netnsID names the current network namespace, e.g. net:[4026532281].
-func netnsID() string {
+// NetnsID names the current network namespace, e.g. net:[4026532281].
+func NetnsID() string {
 	id, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		return ""
 	}
 	return id
+}
+
+// CanUnshareNet starts true(1) in a new network namespace, as
+// ReexecInNetns starts the harness: tests that need a private namespace
+// skip when it fails.
+func CanUnshareNet() error {
+	path, err := exec.LookPath("true")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	return cmd.Run()
 }
