@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,9 +44,10 @@ type Config struct {
 	ResolveEvery time.Duration
 	// Resolver looks up DNS entries; nil means net.DefaultResolver.
 	Resolver Resolver
-	// TLS configures the client side of https:// members; nil means Go's
-	// defaults (the system roots). Ignored when Client is set.
-	TLS *tls.Config
+	// DialTLS makes the connections to https:// members
+	// (tlsconfig.Reloader.DialTLS); nil means Go's (the system roots).
+	// Ignored when Client is set.
+	DialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Token is the global's import token, sent with every batch; empty
 	// sends none.
 	Token string
@@ -159,7 +159,7 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if f.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = cfg.TLS
+		tr.DialTLSContext = cfg.DialTLS
 		// Keep every in-flight connection for the next interval.
 		tr.MaxIdleConnsPerHost = cfg.MaxInFlight
 		f.client = &http.Client{

@@ -673,7 +673,7 @@ func TestImportAuthByClientCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: r.ClientConfig("")}}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: r.ClientConfig("127.0.0.1")}}
 	}
 	for _, tc := range []struct {
 		name   string

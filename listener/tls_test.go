@@ -36,7 +36,7 @@ func TestTCPMutualTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := tls.Dial("tcp", l.Addr(), cr.ClientConfig(""))
+		c, err := tls.Dial("tcp", l.Addr(), cr.ClientConfig("127.0.0.1"))
 		if err != nil {
 			return err
 		}

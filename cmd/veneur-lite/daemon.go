@@ -92,7 +92,7 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 			if err != nil {
 				return nil, fmt.Errorf("tls: %w", err)
 			}
-			fwd.TLS = client.ClientConfig(cfg.TLS.ServerName)
+			fwd.DialTLS = client.DialTLS(cfg.TLS.ServerName, nil)
 		}
 		d.forwarder, err = forward.New(fwd)
 		if err != nil {

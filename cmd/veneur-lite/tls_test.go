@@ -89,7 +89,7 @@ tls_key: %s
 		t.Fatal(err)
 	}
 	serverName := func() (string, error) {
-		c, err := tls.Dial("tcp", httpAddr, client.ClientConfig(""))
+		c, err := tls.Dial("tcp", httpAddr, client.ClientConfig("127.0.0.1"))
 		if err != nil {
 			return "", err
 		}

@@ -11,10 +11,12 @@
 package tlsconfig
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -190,10 +192,46 @@ func (r *Reloader) ServerConfig(certs ClientCerts) *tls.Config {
 	return base
 }
 
+// DialTLS returns a dial function for http.Transport.DialTLSContext that
+// makes TLS connections with ClientConfig, verifying the server under
+// serverName or, when that is empty, under the host dialled. A transport
+// needs it: the name a handshake carries (SNI) is never an IP address, so
+// a configuration shared by every connection cannot tell which address a
+// certificate must be checked against; the dialer knows. dial makes the
+// TCP connection; nil means a net.Dialer's.
+func (r *Reloader) DialTLS(serverName string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		name := serverName
+		if name == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("tls: dial %s: %w", addr, err)
+			}
+			name = host
+		}
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(raw, r.ClientConfig(name))
+		if err := conn.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
+}
+
 // ClientConfig returns a client configuration that verifies the server
-// against the CA (the system roots without one) under serverName (the
-// dialled host when empty), and presents the certificate when there is
-// one. Each handshake takes the files' current reading.
+// against the CA (the system roots without one) under serverName, a DNS
+// name or an IP address, and presents the certificate when there is one.
+// Each handshake takes the files' current reading. With serverName empty,
+// the name the handshake carries is used; dialling an IP address, there
+// is none, and the handshake fails rather than accept any certificate the
+// CA signed: give the address as serverName, or use DialTLS.
 func (r *Reloader) ClientConfig(serverName string) *tls.Config {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
 	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -212,9 +250,16 @@ func (r *Reloader) ClientConfig(serverName string) *tls.Config {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("tls: the server presented no certificate")
 		}
+		name := serverName
+		if name == "" {
+			name = cs.ServerName
+		}
+		if name == "" {
+			return errors.New("tls: no server name to verify the certificate against (an IP address is not sent in the handshake)")
+		}
 		opts := x509.VerifyOptions{
 			Roots:         r.current().pool,
-			DNSName:       cs.ServerName,
+			DNSName:       name, // an IP address is checked against the IP SANs
 			Intermediates: x509.NewCertPool(),
 		}
 		for _, ic := range cs.PeerCertificates[1:] {

@@ -1,9 +1,11 @@
 package tlsconfig
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,7 +82,7 @@ func TestMutualTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r.ClientConfig("")
+		return r.ClientConfig("127.0.0.1")
 	}
 	good := ca.Client("local-1")
 	if answer, _, err := dial(addr, client(&good, ca.CertFile)); err != nil || answer != "local-1" {
@@ -121,7 +123,7 @@ func TestRotation(t *testing.T) {
 	}
 	serverName := func() string {
 		t.Helper()
-		_, name, err := dial(addr, cr.ClientConfig(""))
+		_, name, err := dial(addr, cr.ClientConfig("127.0.0.1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +214,7 @@ func BenchmarkHandshake(b *testing.B) {
 			}()
 		}
 	}()
-	cfg := cli.ClientConfig("")
+	cfg := cli.ClientConfig("127.0.0.1")
 	b.ReportAllocs()
 	for b.Loop() {
 		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
@@ -220,5 +222,48 @@ func BenchmarkHandshake(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// TestDialTLSVerifiesTheAddress: a handshake never carries an IP address,
+// so a client dialling one must check the certificate against the address
+// itself. DialTLS does, ClientConfig without a name refuses rather than
+// accept any certificate the CA signed, and a server name given is what
+// the certificate must hold.
+func TestDialTLSVerifiesTheAddress(t *testing.T) {
+	ca := tlstest.NewCA(t, "fleet")
+	cr, err := NewReloader(Files{CA: ca.CertFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := func(pair tlstest.Pair) string {
+		r, err := NewReloader(Files{Cert: pair.CertFile, Key: pair.KeyFile}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return serve(t, r.ServerConfig(RequireClientCert))
+	}
+	dialTLS := func(serverName, addr string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		c, err := cr.DialTLS(serverName, nil)(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+
+	elsewhere := server(ca.ServerOnly("elsewhere", "elsewhere.example"))
+	if err := dialTLS("", elsewhere); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("a certificate for another name at 127.0.0.1: %v, want refused for 127.0.0.1", err)
+	}
+	if _, _, err := dial(elsewhere, cr.ClientConfig("")); err == nil || !strings.Contains(err.Error(), "no server name") {
+		t.Errorf("ClientConfig without a name, dialling an address: %v, want refused", err)
+	}
+	if err := dialTLS("elsewhere.example", elsewhere); err != nil {
+		t.Errorf("with the server name it holds: %v", err)
+	}
+	if err := dialTLS("", server(ca.Server("global"))); err != nil {
+		t.Errorf("a certificate for 127.0.0.1: %v", err)
 	}
 }

@@ -65,6 +65,12 @@ func (ca *CA) Server(name string, dnsNames ...string) Pair {
 	return ca.issue(name, x509.ExtKeyUsageServerAuth, append([]string{"localhost"}, dnsNames...), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
 }
 
+// ServerOnly issues a server certificate for exactly the given DNS names:
+// not for the loopback addresses a test dials.
+func (ca *CA) ServerOnly(name string, dnsNames ...string) Pair {
+	return ca.issue(name, x509.ExtKeyUsageServerAuth, dnsNames, nil)
+}
+
 // Client issues a client certificate.
 func (ca *CA) Client(name string) Pair {
 	return ca.issue(name, x509.ExtKeyUsageClientAuth, nil, nil)

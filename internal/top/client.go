@@ -76,12 +76,13 @@ type Client struct {
 // NewClient returns a client of base whose requests give up after
 // timeout. TLS settings need an https base.
 func NewClient(base *url.URL, t TLS, timeout time.Duration) (*Client, error) {
+	dial := (&net.Dialer{Timeout: timeout}).DialContext
 	tr := &http.Transport{
 		// The endpoint answers clients on its own host unless
 		// enable_profiling opens it; a proxy from the environment would
 		// turn a loopback client into a remote one.
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+		DialContext:         dial,
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConns:        1,
 		IdleConnTimeout:     time.Minute,
@@ -91,7 +92,7 @@ func NewClient(base *url.URL, t TLS, timeout time.Duration) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		tr.TLSClientConfig = r.ClientConfig(t.ServerName)
+		tr.DialTLSContext = r.DialTLS(t.ServerName, dial)
 	} else if !t.isZero() {
 		return nil, fmt.Errorf("address %s is not https://, but TLS files are given", base)
 	}

@@ -1,8 +1,6 @@
 package prometheus
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,9 +8,10 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -148,7 +147,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("tls: set, but url %q is not https", u.Redacted()))
 		}
 		if (t.CertFile == "") == (t.KeyFile == "") {
-			if _, err := t.clientTLS(); err != nil {
+			if err := t.files().Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("tls: %w", err))
 			}
 		}
@@ -185,31 +184,10 @@ func validateURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// clientTLS builds the client TLS configuration, reading the files.
-func (t *TLSConfig) clientTLS() (*tls.Config, error) {
-	if t == nil {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: ca_file %s: no PEM certificate in it", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: cert_file/key_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+// files names the PEM files for the reloading client configuration that
+// the forwarder's client side uses too (internal/tlsconfig).
+func (t *TLSConfig) files() tlsconfig.Files {
+	return tlsconfig.Files{Cert: t.CertFile, Key: t.KeyFile, CA: t.CAFile}
 }
 
 // secrets lists what must never reach a log line or an error: the

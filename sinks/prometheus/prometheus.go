@@ -35,6 +35,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/golang/snappy"
@@ -105,18 +107,21 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.clientTLS()
-	if err != nil {
-		return nil, err
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	u, _ := url.Parse(cfg.URL) // Validate parsed it
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.MaxConcurrency // keep every in-flight connection for the next flush
-	if tlsCfg != nil {
-		tr.TLSClientConfig = tlsCfg
+	if t := cfg.TLS; t != nil {
+		// Rotated files are picked up by the next connection's handshake.
+		r, err := tlsconfig.NewReloader(t.files(), func(err error) {
+			log.Error("reload TLS files; keeping the previous ones", "sink", name, "error", err)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tr.DialTLSContext = r.DialTLS(t.ServerName, nil)
 	}
 	s := &Sink{
 		name:    name,

@@ -178,9 +178,9 @@ func TestTLSFilesCheckedAtStart(t *testing.T) {
 		tls  TLSConfig
 		want string
 	}{
-		{TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}, "tls: ca_file: open"},
+		{TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}, "tls: read authority certificate"},
 		{TLSConfig{CAFile: notPEM}, "no PEM certificate"},
-		{TLSConfig{CertFile: p.clientCert, KeyFile: p.caFile}, "tls: cert_file/key_file"},
+		{TLSConfig{CertFile: p.clientCert, KeyFile: p.caFile}, "tls: load certificate"},
 	} {
 		cfg := Config{URL: "https://127.0.0.1:1/api/v1/write", TLS: &tc.tls}
 		cfg.SetDefaults()
