@@ -1,10 +1,13 @@
-// Package retry is the retry policy the HTTP clients share (the Datadog
-// sink and the forwarder): exponential backoff with full jitter, never
-// sleeping past the caller's deadline, and the Retry-After header.
+// Package httpclient is the discipline the daemon's HTTP clients share
+// (the Datadog and Prometheus sinks and the forwarder): the retry policy
+// (exponential backoff with full jitter, never sleeping past the caller's
+// deadline, the Retry-After header), and how an answer is read, classified
+// and reported without leaking secrets.
 package httpclient
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -28,11 +31,39 @@ func (b Backoff) Delay(attempt int, retryAfter time.Duration) time.Duration {
 	return max(rand.N(ceil)+1, retryAfter)
 }
 
+// Retry calls attempt until it succeeds, fails for good (again is
+// false), has been called maxAttempts times, or ctx leaves no time for the
+// wait before another call; it returns attempt's last error. A
+// *StatusError's RetryAfter lengthens the wait. retried, if not nil, hears
+// of each wait taken, before the next call.
+func (b Backoff) Retry(ctx context.Context, maxAttempts int, attempt func() (again bool, err error), retried func(n int, wait time.Duration, err error)) error {
+	for n := 0; ; n++ {
+		again, err := attempt()
+		if err == nil || !again || n+1 >= maxAttempts {
+			return err
+		}
+		var after time.Duration
+		if se, ok := errors.AsType[*StatusError](err); ok {
+			after = se.RetryAfter
+		}
+		wait := b.Delay(n, after)
+		if !Sleep(ctx, wait) {
+			return err
+		}
+		if retried != nil {
+			retried(n+1, wait, err)
+		}
+	}
+}
+
 // Sleep waits d and reports whether another attempt should follow. It
 // refuses at once when d would end past ctx's deadline (sleeping only to
 // fail would hold the caller to its very end), and stops early when ctx
 // ends.
 func Sleep(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false // a select below would pick at random between the two
+	}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
 		return false
 	}

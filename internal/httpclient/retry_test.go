@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -56,5 +57,48 @@ func TestAfter(t *testing.T) {
 		if got := After(in); got != want {
 			t.Errorf("After(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestRetry: attempts go on while they ask to, up to the bound, and stop
+// at success or at a failure for good; each wait taken is reported before
+// the next attempt.
+func TestRetry(t *testing.T) {
+	b := Backoff{Base: time.Microsecond, Max: time.Microsecond}
+	transient := errors.New("transient")
+	for _, tc := range []struct {
+		name        string
+		results     []error // per call; nil succeeds
+		again       bool
+		wantCalls   int
+		wantErr     error
+		wantRetried int
+	}{
+		{"succeeds third", []error{transient, transient, nil}, true, 3, nil, 2},
+		{"gives up at the bound", []error{transient, transient, transient, transient}, true, 3, transient, 2},
+		{"fails for good", []error{transient, nil}, false, 1, transient, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls, retried := 0, 0
+			err := b.Retry(t.Context(), 3, func() (bool, error) {
+				calls++
+				return tc.again, tc.results[calls-1]
+			}, func(n int, wait time.Duration, err error) {
+				retried++
+				if n != calls || wait <= 0 || err == nil {
+					t.Errorf("retried(%d, %v, %v) after call %d", n, wait, err, calls)
+				}
+			})
+			if calls != tc.wantCalls || retried != tc.wantRetried || !errors.Is(err, tc.wantErr) {
+				t.Errorf("%d calls, %d retries, %v; want %d, %d, %v", calls, retried, err, tc.wantCalls, tc.wantRetried, tc.wantErr)
+			}
+		})
+	}
+	// A context that has ended leaves no time to wait.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := 0
+	if err := b.Retry(ctx, 10, func() (bool, error) { calls++; return true, transient }, nil); calls != 1 || err != transient {
+		t.Errorf("ended context: %d calls, %v; want 1, the attempt's error", calls, err)
 	}
 }

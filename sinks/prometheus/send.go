@@ -22,23 +22,12 @@ const maxAttempts = 10
 // failures with exponential backoff and full jitter until it succeeds,
 // fails for good, or ctx leaves no time for another attempt.
 func (s *Sink) post(ctx context.Context, payload []byte) error {
-	for attempt := 0; ; attempt++ {
-		again, err := s.attempt(ctx, payload)
-		if err == nil || !again || attempt+1 >= maxAttempts {
-			return err
-		}
-		var se *httpclient.StatusError
-		var after time.Duration
-		if errors.As(err, &se) {
-			after = se.RetryAfter
-		}
-		wait := s.backoff.Delay(attempt, after)
-		if !httpclient.Sleep(ctx, wait) {
-			return err
-		}
-		s.m.retries.Inc()
-		s.log.Debug("retried request", "attempt", attempt+1, "waited", wait, "err", err)
-	}
+	return s.backoff.Retry(ctx, maxAttempts,
+		func() (bool, error) { return s.attempt(ctx, payload) },
+		func(n int, wait time.Duration, err error) {
+			s.m.retries.Inc()
+			s.log.Debug("retried request", "attempt", n, "waited", wait, "err", err)
+		})
 }
 
 // attempt makes one request. It reports whether a failure is worth
