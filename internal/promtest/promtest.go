@@ -4,24 +4,20 @@
 package promtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/servertest"
 )
 
 // Binary is where Debian's prometheus package installs the server.
@@ -37,19 +33,7 @@ const WritePath = "/api/v1/write"
 // the package.
 func Start(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install -y prometheus): %v", Binary, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y prometheus)", Binary)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
+	servertest.Require(t, Binary, "prometheus")
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	// Nothing to scrape: everything stored arrives by remote write. The
@@ -57,44 +41,14 @@ func Start(t testing.TB) string {
 	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
-	cmd := exec.Command(Binary,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--web.enable-remote-write-receiver",
-	)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		err := <-exited // "killed", unless it had died before
-		if t.Failed() {
-			t.Logf("prometheus (%v) output:\n%s", err, out)
+	return servertest.Run(t, Binary, func(addr string) []string {
+		return []string{
+			"--config.file=" + cfgPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr,
+			"--web.enable-remote-write-receiver",
 		}
-	})
-
-	base := "http://" + addr
-	await.Until(t, 30*time.Second, func() (bool, string) {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("prometheus exited: %v\n%s", err, out)
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/-/ready: %d %s", resp.StatusCode, body)
-	})
-	return base
+	}, "/-/ready", 30*time.Second)
 }
 
 // Series is one series of a range-vector query: its labels (__name__
@@ -204,22 +158,4 @@ func query(base, q string, at time.Time, data any) error {
 	// Samples arrive as [seconds, "value"] pairs: the seconds decode as a
 	// float64, which holds milliseconds exactly enough to round back.
 	return json.Unmarshal(env.Data, data)
-}
-
-// lockedBuffer collects a child process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

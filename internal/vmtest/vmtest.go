@@ -5,22 +5,17 @@ package vmtest
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/servertest"
 )
 
 // Binary is where Debian's victoria-metrics package installs the
@@ -33,52 +28,11 @@ const Binary = "/usr/bin/victoria-metrics"
 // test must run: .ci/run installs the package.
 func Start(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install -y victoria-metrics): %v", Binary, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y victoria-metrics)", Binary)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	out := &lockedBuffer{}
-	cmd := exec.Command(Binary, "-httpListenAddr", addr, "-storageDataPath", t.TempDir())
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		err := <-exited // "killed", unless it had died before
-		if t.Failed() {
-			t.Logf("victoria-metrics (%v) output:\n%s", err, out)
-		}
-	})
-
-	base := "http://" + addr
-	await.Until(t, 20*time.Second, func() (bool, string) {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("victoria-metrics exited: %v\n%s", err, out)
-		default:
-		}
-		resp, err := http.Get(base + "/health")
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/health: %d %s", resp.StatusCode, body)
-	})
-	return base
+	servertest.Require(t, Binary, "victoria-metrics")
+	dataDir := t.TempDir()
+	return servertest.Run(t, Binary, func(addr string) []string {
+		return []string{"-httpListenAddr", addr, "-storageDataPath", dataDir}
+	}, "/health", 20*time.Second)
 }
 
 // Series is one line of /api/v1/export: a series and its raw samples,
@@ -118,22 +72,4 @@ func Export(base, selector string) ([]Series, error) {
 	}
 	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Metric["__name__"], b.Metric["__name__"]) })
 	return out, sc.Err()
-}
-
-// lockedBuffer collects a child process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
