@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -195,30 +194,6 @@ metric_sinks:
 		t.Errorf("pe2e_users points %v, want [6] unique members", vs)
 	}
 	for _, h := range []string{"pe2e_payload_bytes", "pe2e_latency"} {
-		if lo := slices.Min(append([]float64{math.Inf(1)}, got[h+"_min"].Values...)); lo != 1 {
-			t.Errorf("%s_min = %v, want 1", h, lo)
-		}
-		if hi := slices.Max(append([]float64{math.Inf(-1)}, got[h+"_max"].Values...)); hi != n {
-			t.Errorf("%s_max = %v, want %d", h, hi, n)
-		}
-		// Each percentile point comes from one interval's t-digest. Fleet
-		// percentiles flush an interval late and the final flush drains
-		// what is open: when the halves went out in two flushes, they are
-		// the percentiles of 1..50 and of 51..100; in one, of 1..100.
-		first, second, all := percentilesOf(1, n/2), percentilesOf(n/2+1, n), percentilesOf(1, n)
-		for _, suffix := range hist[3:] {
-			vs := slices.Sorted(slices.Values(got[h+"_"+suffix].Values))
-			for _, v := range vs {
-				if v < 1 || v > n {
-					t.Errorf("%s_%s = %v, outside the values sent (1..%d)", h, suffix, v, n)
-				}
-			}
-			if len(vs) == 2 && (math.Abs(vs[0]-first[suffix]) > 1 || math.Abs(vs[1]-second[suffix]) > 1) {
-				t.Errorf("%s_%s = %v, want about [%v %v]", h, suffix, vs, first[suffix], second[suffix])
-			}
-			if len(vs) == 1 && math.Abs(vs[0]-all[suffix]) > 1 {
-				t.Errorf("%s_%s = %v, want about [%v]", h, suffix, vs, all[suffix])
-			}
-		}
+		checkHistogramPoints(t, func(name string) []float64 { return got[name].Values }, h, "_", n, hist[3:])
 	}
 }

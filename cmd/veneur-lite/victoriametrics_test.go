@@ -178,31 +178,41 @@ metric_sinks:
 		t.Errorf("vme2e.queue_depth points %v, want [-4.5]", vs)
 	}
 	for _, h := range []string{"vme2e.payload_bytes", "vme2e.latency"} {
-		if lo := slices.Min(append([]float64{math.Inf(1)}, got[h+".min"].Values...)); lo != 1 {
-			t.Errorf("%s.min = %v, want 1", h, lo)
+		checkHistogramPoints(t, func(name string) []float64 { return got[name].Values }, h, ".", n, hist[3:])
+	}
+}
+
+// checkHistogramPoints checks what a sink stored of histogram h, whose
+// samples were 1..n sent in two halves (1..n/2, then the rest), its point
+// names made of h, sep and the suffix: min 1, max n, and each percentile
+// inside 1..n and near that of the half, or of the whole, it covers.
+// Each percentile point comes from one interval's t-digest. Fleet
+// percentiles flush an interval late, and the final flush drains what is
+// still open: when the two halves went out in two flushes, they are the
+// percentiles of 1..n/2 and of the rest, in either order; in one, those of
+// 1..n.
+func checkHistogramPoints(t *testing.T, values func(name string) []float64, h, sep string, n int, percentiles []string) {
+	t.Helper()
+	if lo := slices.Min(append([]float64{math.Inf(1)}, values(h+sep+"min")...)); lo != 1 {
+		t.Errorf("%s%smin = %v, want 1", h, sep, lo)
+	}
+	if hi := slices.Max(append([]float64{math.Inf(-1)}, values(h+sep+"max")...)); hi != float64(n) {
+		t.Errorf("%s%smax = %v, want %d", h, sep, hi, n)
+	}
+	first, second, all := percentilesOf(1, n/2), percentilesOf(n/2+1, n), percentilesOf(1, n)
+	for _, suffix := range percentiles {
+		name := h + sep + suffix
+		vs := slices.Sorted(slices.Values(values(name)))
+		for _, v := range vs {
+			if v < 1 || v > float64(n) {
+				t.Errorf("%s = %v, outside the values sent (1..%d)", name, v, n)
+			}
 		}
-		if hi := slices.Max(append([]float64{math.Inf(-1)}, got[h+".max"].Values...)); hi != n {
-			t.Errorf("%s.max = %v, want %d", h, hi, n)
+		if len(vs) == 2 && (math.Abs(vs[0]-first[suffix]) > 1 || math.Abs(vs[1]-second[suffix]) > 1) {
+			t.Errorf("%s = %v, want about [%v %v]", name, vs, first[suffix], second[suffix])
 		}
-		// Each percentile point comes from one interval's t-digest, so it
-		// lies within the values sent. Fleet percentiles flush an interval
-		// late, and the final flush drains what is still open: when the
-		// two halves went out in two flushes, they are the percentiles of
-		// 1..50 and of 51..100, in either order; in one, those of 1..100.
-		first, second, all := percentilesOf(1, n/2), percentilesOf(n/2+1, n), percentilesOf(1, n)
-		for _, suffix := range hist[3:] {
-			vs := slices.Sorted(slices.Values(got[h+"."+suffix].Values))
-			for _, v := range vs {
-				if v < 1 || v > n {
-					t.Errorf("%s.%s = %v, outside the values sent (1..%d)", h, suffix, v, n)
-				}
-			}
-			if len(vs) == 2 && (math.Abs(vs[0]-first[suffix]) > 1 || math.Abs(vs[1]-second[suffix]) > 1) {
-				t.Errorf("%s.%s = %v, want about [%v %v]", h, suffix, vs, first[suffix], second[suffix])
-			}
-			if len(vs) == 1 && math.Abs(vs[0]-all[suffix]) > 1 {
-				t.Errorf("%s.%s = %v, want about [%v]", h, suffix, vs, all[suffix])
-			}
+		if len(vs) == 1 && math.Abs(vs[0]-all[suffix]) > 1 {
+			t.Errorf("%s = %v, want about [%v]", name, vs, all[suffix])
 		}
 	}
 }
