@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/bench/internal/stats"
+
 	"github.com/veneur-lite/veneur-lite/bench"
 )
 
@@ -182,21 +184,6 @@ type point struct {
 // fall before a point is marked sender-limited.
 const senderShortfall = 0.95
 
-// median is the middle value (the mean of the two middle ones for an even
-// count), NaN for none.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // aggregate groups runs into points, in the order loads and rates were
 // run, the baseline before veneur-lite.
 func aggregate(runs []Run) []point {
@@ -243,8 +230,8 @@ func aggregate(runs []Run) []point {
 		}
 		p.Runs = len(send)
 		if p.Runs > 0 { // else every figure stays 0: read Runs first
-			p.SendRate, p.Delivered, p.LossPct = median(send), median(deliv), median(loss)
-			p.Drops, p.CPUPerMillion, p.StealPct, p.OtherCPU = median(drops), median(cpu), median(steal), median(other)
+			p.SendRate, p.Delivered, p.LossPct = stats.Median(send), stats.Median(deliv), stats.Median(loss)
+			p.Drops, p.CPUPerMillion, p.StealPct, p.OtherCPU = stats.Median(drops), stats.Median(cpu), stats.Median(steal), stats.Median(other)
 			p.DeliveredMin, p.DeliveredMax = slices.Min(deliv), slices.Max(deliv)
 			p.LossMin, p.LossMax = slices.Min(loss), slices.Max(loss)
 			p.SenderLimited = p.SendRate < senderShortfall*p.Offered

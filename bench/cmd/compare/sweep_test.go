@@ -8,29 +8,6 @@ import (
 	"time"
 )
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		in   []float64
-		want float64
-	}{
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{0, 0, 100}, 0}, // one bad run does not move it
-	} {
-		in := slices.Clone(c.in)
-		if got := median(c.in); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
-		}
-		if !slices.Equal(in, c.in) {
-			t.Errorf("median sorted its input: %v", c.in)
-		}
-	}
-	if !math.IsNaN(median(nil)) {
-		t.Error("median of nothing is not NaN")
-	}
-}
-
 // runsOf builds the runs of one receiver at one rate with the given losses.
 func runsOf(load, subject string, offered float64, losses ...float64) []Run {
 	var out []Run

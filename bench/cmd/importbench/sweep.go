@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/bench/internal/stats"
 )
 
 // step is one run of the sweep: N locals, repetition rep.
@@ -63,26 +65,11 @@ type stat struct {
 	Max    float64 `json:"max"`
 }
 
-// median is the middle value (the mean of the two middle ones for an even
-// count), NaN for none.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func statOf(xs []float64) stat {
 	if len(xs) == 0 {
 		return stat{math.NaN(), math.NaN(), math.NaN()}
 	}
-	return stat{Median: median(xs), Min: slices.Min(xs), Max: slices.Max(xs)}
+	return stat{Median: stats.Median(xs), Min: slices.Min(xs), Max: slices.Max(xs)}
 }
 
 // verdict is the budget check of one N: whether each global's CPU for one
@@ -204,7 +191,7 @@ func summarize(runs []Run, locals []int, globals int, budgetCPU float64) []point
 		}
 		if p.Runs > 0 {
 			p.Verdict = judge(budgetCPU, worst)
-			p.MedianShare = median(maxShare)
+			p.MedianShare = stats.Median(maxShare)
 			p.CapacityPerGlobal = budgetCPU * p.DigestsPerCoreSecond.Median
 		} else {
 			p.Verdict = verdict{BudgetCPU: budgetCPU, MaxGlobal: -1}
