@@ -271,16 +271,15 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 		sh.mu.Lock()
 		for ; j < len(refs) && refs[j]>>32 == idx; j++ {
 			s := &series[uint32(refs[j])]
-			if sh.series[s.Key] == nil {
-				if !w.admit(win.limit, shardKnown, s) {
-					continue
-				}
+			cur := sh.series[s.Key]
+			if cur == nil && !w.admit(win.limit, shardKnown, s) {
+				continue
 			}
 			var n uint64
 			if s.Digest != nil {
 				n = uint64(math.Round(s.Digest.Count()))
 			}
-			if err := sh.merge(s); err != nil {
+			if err := sh.merge(cur, s); err != nil {
 				rejected++
 				continue
 			}
@@ -362,15 +361,16 @@ func (w *Windows) window(s time.Time) *window {
 	return win
 }
 
-// merge folds s, which passed check, into the shard, whose lock the caller
-// holds. A series new to the window gets a digest and sketch of its own:
-// a decoded batch's digests share one array of centroids with the whole
-// batch, which the window must not keep alive.
-func (sh *shard) merge(s *metric.Series) error {
-	if cur := sh.series[s.Key]; cur != nil {
+// merge folds s, which passed check, into cur, the shard's series of its
+// key (nil when the window has none yet); the caller holds the shard's
+// lock. A series new to the window gets a digest and sketch of its own:
+// a decoded batch's digests live in memory the import endpoint reuses,
+// which the window must not keep.
+func (sh *shard) merge(cur, s *metric.Series) error {
+	if cur != nil {
 		return cur.Merge(s)
 	}
-	cur := &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
+	cur = &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
 	case s.Kind.IsHistogram():
 		cur.Digest = new(sketch.Digest)
