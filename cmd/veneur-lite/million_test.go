@@ -228,6 +228,7 @@ metric_sinks:
 	fill(tick)
 	time.Sleep(time.Until(tick.Add(-loadBefore))) // a wall-clock boundary
 	sentBefore := seriesSent(tb, httpAddr)
+	pointsBefore := scrape(tb, httpAddr)[`veneur_flush_points_total{}`]
 	profiled := profileFlush(tb, httpAddr, time.Until(tick)+6*time.Second)
 	defer profiled()
 	uc, err := net.Dial("udp", udp)
@@ -265,13 +266,18 @@ metric_sinks:
 	tb.Logf("steady flush phases: %s", strings.Join(phases, " "))
 	peak := peakRSS(tb, pid)
 
-	// The rest of the load is flushed at the next tick.
-	next := tick.Add(millionInterval)
-	await.Until(tb, time.Until(next)+10*time.Second, func() (bool, string) {
-		bodies := intake.snapshot()
-		return len(bodies) > 0 && bodies[len(bodies)-1].done.After(next), "waiting for the next flush"
+	// The rest of the load is flushed at the next tick. Its bodies have
+	// all landed once the points the flusher handed out since then
+	// (veneur.flush.points) have all been sent.
+	const flushedPoints = `veneur_flush_points_total{}`
+	steadyPoints := scrape(tb, httpAddr)[flushedPoints]
+	await.Until(tb, time.Until(tick.Add(millionInterval))+10*time.Second, func() (bool, string) {
+		m := scrape(tb, httpAddr)
+		handed := m[flushedPoints]
+		sentSince := seriesSent(tb, httpAddr) - sentBefore
+		return handed > steadyPoints && sentSince == handed-pointsBefore,
+			fmt.Sprintf("points handed out %v (steady flush: %v), sent since the steady tick %v", handed-pointsBefore, steadyPoints-pointsBefore, sentSince)
 	})
-	time.Sleep(time.Second) // let the next flush's bodies all land; a quiet interval's flush is small
 	var flushed []intakeBody
 	for _, body := range intake.snapshot() {
 		if body.done.After(tick) {
