@@ -6,7 +6,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,16 +78,13 @@ read_buffer_size_bytes: 65536
 	for d := range probes {
 		latencies = append(latencies, d)
 	}
-	// Once the reader has worked off the backlog, markers are sent
-	// slowly: the kernel reports its drop count with the next datagram a
-	// reader gets, so the markers carry the final count.
-	var last float64
+	// Once the reader has worked off the backlog (the socket's receive
+	// queue is empty), markers are sent: the kernel reports its drop count
+	// with the next datagram a reader gets, so the markers carry the final
+	// count.
 	await.Until(t, 10*time.Second, func() (bool, string) {
-		v := scrape(t, httpAddr)[`veneur_listener_packets_received_total{protocol=udp}`]
-		settled := v == last
-		last = v
-		time.Sleep(50 * time.Millisecond) // two looks apart tell "still reading" from "done"
-		return settled, fmt.Sprint(v)
+		q := udpQueued(t, udp)
+		return q == 0, fmt.Sprintf("%d bytes still queued", q)
 	})
 	const markers = 20
 	for range markers {
@@ -150,4 +149,37 @@ func debugSeries(t *testing.T, httpAddr string) aggregate.SeriesStats {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// udpQueued is the receive queue, in bytes, of the UDP sockets bound to
+// addr's port (/proc/net/udp: "local_address tx_queue:rx_queue", in hex).
+func udpQueued(t *testing.T, addr string) int64 {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := fmt.Sprintf(":%04X", p)
+	var queued int64
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasSuffix(f[1], suffix) {
+			continue
+		}
+		_, rx, _ := strings.Cut(f[4], ":")
+		n, err := strconv.ParseInt(rx, 16, 64)
+		if err != nil {
+			t.Fatalf("/proc/net/udp queue %q: %v", f[4], err)
+		}
+		queued += n
+	}
+	return queued
 }
