@@ -54,6 +54,14 @@ func NewCA(t testing.TB, name string) *CA {
 	return ca
 }
 
+// Pool returns a pool holding the CA certificate, for a server that
+// verifies clients with it.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return pool
+}
+
 // Pair is an issued certificate and its key as PEM files.
 type Pair struct {
 	CertFile, KeyFile string

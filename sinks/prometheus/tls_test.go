@@ -2,22 +2,18 @@ package prometheus
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/tlstest"
 )
 
 // pki is a throwaway CA that signs a server and a client certificate,
@@ -31,77 +27,16 @@ type pki struct {
 
 func newPKI(t *testing.T, serverName string) pki {
 	t.Helper()
-	dir := t.TempDir()
-	caKey := newKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "veneur-lite test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64, usage x509.ExtKeyUsage, dns []string) ([]byte, *ecdsa.PrivateKey) {
-		key := newKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "test " + strings.Join(dns, ",")},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			DNSNames:     dns,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	p := pki{pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-
+	ca := tlstest.NewCA(t, "veneur-lite test CA")
 	// The server's certificate names serverName only, not 127.0.0.1,
 	// so that reaching it by address needs server_name.
-	sDER, sKey := issue(2, x509.ExtKeyUsageServerAuth, []string{serverName})
-	p.server = tls.Certificate{Certificate: [][]byte{sDER}, PrivateKey: sKey}
-	cDER, cKey := issue(3, x509.ExtKeyUsageClientAuth, []string{"veneur-lite-client"})
-
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	p.clientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", cDER)
-	keyDER, err := x509.MarshalECPrivateKey(cKey)
+	srv := ca.ServerOnly("receiver", serverName)
+	server, err := tls.LoadX509KeyPair(srv.CertFile, srv.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.clientKey = writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", keyDER)
-	return p
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	client := ca.Client("veneur-lite-client")
+	return pki{pool: ca.Pool(), server: server, caFile: ca.CertFile, clientCert: client.CertFile, clientKey: client.KeyFile}
 }
 
 // A receiver behind mutual TLS: the sink verifies it with ca_file and
