@@ -18,13 +18,14 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
 )
 
 // veneurLite is a running veneur-lite whose console sink's lines are
 // collected.
 type veneurLite struct {
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr syncbuf.Buffer
 	mu     sync.Mutex
 	lines  []string
 	done   chan struct{} // closed once stdout is read and the process waited for

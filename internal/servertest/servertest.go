@@ -4,7 +4,6 @@
 package servertest
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -12,9 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
 )
@@ -45,7 +45,7 @@ func Run(t testing.TB, binary string, args func(addr string) []string, readyPath
 	l.Close()
 
 	name := filepath.Base(binary)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(binary, args(addr)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -78,22 +78,4 @@ func Run(t testing.TB, binary string, args func(addr string) []string, readyPath
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%s: %d %s", readyPath, resp.StatusCode, body)
 	})
 	return base
-}
-
-// lockedBuffer collects a child process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
+
 	"github.com/veneur-lite/veneur-lite/aggregate"
 )
 
@@ -63,22 +65,11 @@ func (f *fakeInstance) asked() []string {
 }
 
 // lockedBuffer is the terminal's output, written by the view's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type lockedBuffer struct{ syncbuf.Buffer }
 
 // frame is the last screen drawn, as lines without escapes.
 func (l *lockedBuffer) frame() []string {
-	l.mu.Lock()
-	out := l.b.String()
-	l.mu.Unlock()
+	out := l.String()
 	i := strings.LastIndex(out, home)
 	if i < 0 {
 		return nil

@@ -122,7 +122,7 @@ func TestBatch(t *testing.T) {
 		if code := <-done; code != 0 {
 			t.Errorf("exit %d", code)
 		}
-		stdout := out.b.String()
+		stdout := out.String()
 		snapshots := strings.SplitAfter(stdout, "\n\n"+"veneur-lite top ")
 		if len(snapshots) != 2 || !strings.HasSuffix(stdout, "\n\n") || strings.Contains(stdout, "\x1b") {
 			t.Fatalf("stdout, want 2 plain snapshots, a blank line after each:\n%s", stdout)
@@ -136,8 +136,8 @@ func TestBatch(t *testing.T) {
 				t.Errorf("names %v", got)
 			}
 		}
-		if want := "veneur-lite top: 127.0.0.1:8127 unreachable: connection refused (retrying every 1s)\n"; errOut.b.String() != want {
-			t.Errorf("stderr %q, want %q", errOut.b.String(), want)
+		if want := "veneur-lite top: 127.0.0.1:8127 unreachable: connection refused (retrying every 1s)\n"; errOut.String() != want {
+			t.Errorf("stderr %q, want %q", errOut.String(), want)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package prometheus
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
+
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -28,28 +29,10 @@ const (
 	testToken    = "Bearer tok-0f1e2d3c4b5a6978"
 )
 
-// syncBuffer is a log destination safe for the sink's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testSink struct {
 	*Sink
 	reg  *telemetry.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 func (ts testSink) counter(name string, tags ...string) uint64 {
@@ -68,7 +51,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if mod != nil {
 		mod(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	reg := telemetry.NewRegistry()
 	s, err := New("prom", cfg, reg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
