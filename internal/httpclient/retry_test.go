@@ -98,7 +98,7 @@ func TestRetry(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := 0
-	if err := b.Retry(ctx, 10, func() (bool, error) { calls++; return true, transient }, nil); calls != 1 || err != transient {
+	if err := b.Retry(ctx, 10, func() (bool, error) { calls++; return true, transient }, nil); calls != 1 || !errors.Is(err, transient) {
 		t.Errorf("ended context: %d calls, %v; want 1, the attempt's error", calls, err)
 	}
 }
