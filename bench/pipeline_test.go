@@ -21,7 +21,7 @@ import (
 var pipelineConfig = aggregate.Config{
 	Shards:      2,
 	Hostname:    "bench",
-	Percentiles: []float64{0.5, 0.75, 0.99},
+	Percentiles: metric.MustPercentiles(0.5, 0.75, 0.99),
 	Aggregates:  []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount},
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
@@ -128,6 +129,14 @@ func (s SinkConfig) Hygiene() sinks.Hygiene {
 	}
 }
 
+// NamedPercentiles returns the percentiles key checked and named, for the
+// aggregator and the global tier. Call it on a validated Config: it is
+// empty if the key is not valid.
+func (c *Config) NamedPercentiles() metric.Percentiles {
+	ps, _ := metric.NewPercentiles(c.Percentiles)
+	return ps
+}
+
 // Default returns the built-in configuration used when no file is given.
 func Default() Config {
 	host, _ := os.Hostname()
@@ -139,7 +148,7 @@ func Default() Config {
 		Percentiles:           []float64{0.5, 0.75, 0.99},
 		Aggregates:            []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount},
 		NumReaders:            runtime.NumCPU(),
-		NumWorkers:            min(runtime.NumCPU(), aggregate.MaxShards),
+		NumWorkers:            min(runtime.NumCPU(), shards.Max),
 		ReadBufferSizeBytes:   2 << 20,
 		MetricMaxLength:       4096,
 		FlushOnShutdown:       true,
@@ -311,18 +320,11 @@ func (c *Config) validate() []*KeyError {
 	if c.Hostname == "" {
 		badf("hostname", "empty, and the OS hostname could not be read")
 	}
-	seen := map[string]float64{}
-	for i, p := range c.Percentiles {
-		key := fmt.Sprintf("percentiles[%d]", i)
-		if err := metric.CheckPercentile(p); err != nil {
-			bad(key, err)
-			continue
+	if _, err := metric.NewPercentiles(c.Percentiles); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() { // errors.Join's
+			pe := e.(*metric.PercentileError)
+			bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
 		}
-		name := metric.PercentileName(p)
-		if q, dup := seen[name]; dup {
-			badf(key, "%v and %v both name %q", q, p, name)
-		}
-		seen[name] = p
 	}
 	for i, g := range c.Aggregates {
 		if _, err := g.MarshalText(); err != nil {
@@ -339,8 +341,8 @@ func (c *Config) validate() []*KeyError {
 	}
 	if c.NumWorkers < 1 {
 		badf("num_workers", "%d is less than 1", c.NumWorkers)
-	} else if c.NumWorkers > aggregate.MaxShards {
-		badf("num_workers", "%d is more than %d", c.NumWorkers, aggregate.MaxShards)
+	} else if c.NumWorkers > shards.Max {
+		badf("num_workers", "%d is more than %d", c.NumWorkers, shards.Max)
 	}
 	if c.ReadBufferSizeBytes < 0 {
 		badf("read_buffer_size_bytes", "%d is negative", c.ReadBufferSizeBytes)

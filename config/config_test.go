@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 )
 
 // keyErrors lists the *KeyErrors joined in err, and fails the test on any
@@ -409,7 +410,7 @@ func TestDefaultsAreTheSpec(t *testing.T) {
 		d.Interval.D() != 10*time.Second || d.Hostname != host || len(d.ExtendTags) != 0 ||
 		!slices.Equal(d.Percentiles, []float64{0.5, 0.75, 0.99}) ||
 		!slices.Equal(d.Aggregates, []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount}) ||
-		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), aggregate.MaxShards) ||
+		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), shards.Max) ||
 		d.ReadBufferSizeBytes < 2<<20 || d.MetricMaxLength != 4096 || !d.FlushOnShutdown || len(d.MetricSinks) != 0 {
 		t.Errorf("defaults %+v", d)
 	}

@@ -41,8 +41,8 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math"
-	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +50,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -61,14 +62,13 @@ type Config struct {
 	// interval Flush is called with (and, before the first Flush, the
 	// batch's own interval).
 	Interval time.Duration
-	// Percentiles are flushed for every merged digest, as
-	// name.<metric.PercentileName(p)>.
-	Percentiles []float64
+	// Percentiles are flushed for every merged digest.
+	Percentiles metric.Percentiles
 	// Forwarding is true on a middle tier (forward_address set): Flush
 	// returns the merged series for the next tier up instead of points.
 	Forwarding bool
 	// Shards spreads each window's series over independently locked maps
-	// (rounded up to a power of two); zero means defaultShards.
+	// (package internal/shards); zero means shards.Default.
 	Shards int
 	// MaxSeries and MaxSeriesPerName bound the series of a window, in all
 	// and per metric name (package internal/cardinality); zero means no
@@ -91,16 +91,10 @@ type Config struct {
 // flush runs late. Past the bound a batch joins the nearest later window.
 const maxOpenWindows = 3
 
-// defaultInterval is the SPEC default interval, used only when neither
-// Config.Interval, a Flush nor the batch says otherwise.
+// defaultInterval is the interval key's default (docs/configuration.md),
+// used only when neither Config.Interval, a Flush nor the batch says
+// otherwise.
 const defaultInterval = 10 * time.Second
-
-// maxShards bounds Config.Shards: more only cost memory.
-const maxShards = 1 << 12
-
-// defaultShards lets concurrent imports merge side by side: many more
-// shards than cores, so two batches rarely want the same lock.
-const defaultShards = 256
 
 // Windows merges forwarded series into global intervals. All methods are
 // safe for concurrent use.
@@ -112,8 +106,7 @@ type Windows struct {
 	learned  time.Duration // Flush's interval, when Config.Interval is zero
 	drain    bool          // the next Flush takes every open window
 
-	percentiles []float64
-	pctSuffixes []string
+	percentiles metric.Percentiles
 	forwarding  bool
 	now         func() time.Time
 	seed        maphash.Seed
@@ -156,17 +149,14 @@ type stats struct {
 
 // New validates cfg and returns empty Windows.
 func New(cfg Config) (*Windows, error) {
-	n := cfg.Shards
-	if n <= 0 {
-		n = defaultShards
+	n, err := shards.Count(cfg.Shards)
+	if err != nil {
+		return nil, err
 	}
-	if n > maxShards {
-		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, maxShards)
-	}
-	n = 1 << bits.Len(uint(n-1)) // next power of two
 	w := &Windows{
-		interval:   max(cfg.Interval, 0),
-		forwarding: cfg.Forwarding,
+		interval:    max(cfg.Interval, 0),
+		percentiles: cfg.Percentiles,
+		forwarding:  cfg.Forwarding,
 		now:        cfg.Now,
 		seed:       maphash.MakeSeed(),
 		nShards:    n,
@@ -174,13 +164,6 @@ func New(cfg Config) (*Windows, error) {
 	}
 	if w.now == nil {
 		w.now = time.Now
-	}
-	for _, p := range cfg.Percentiles {
-		if err := metric.CheckPercentile(p); err != nil {
-			return nil, err
-		}
-		w.percentiles = append(w.percentiles, p)
-		w.pctSuffixes = append(w.pctSuffixes, "."+metric.PercentileName(p))
 	}
 	w.limit = cardinality.New(cardinality.Config{
 		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
@@ -508,35 +491,24 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 	n := 0
 	for _, s := range all {
 		if s.Kind.IsHistogram() {
-			n += len(w.percentiles)
+			n += w.percentiles.Len()
 		} else {
 			n++
 		}
 	}
 	dst := make([]metric.Point, 0, n)
-	seconds := span.Seconds()
+	stamp := metric.Stamp{Timestamp: ts, Interval: span}
+	var names strings.Builder
 	for _, s := range all {
-		base := metric.Point{Name: s.Name, Tags: s.Tags, Type: metric.GaugePoint, Timestamp: ts}
-		switch s.Kind {
-		case metric.Counter:
-			pt := base
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, s.Value/seconds, span
-			dst = append(dst, pt)
-		case metric.Gauge:
-			pt := base
-			pt.Value = s.Value
-			dst = append(dst, pt)
-		case metric.Set:
-			pt := base
-			pt.Value = float64(s.Set.Estimate())
-			dst = append(dst, pt)
-		default:
-			for i, p := range w.percentiles {
-				pt := base
-				pt.Name, pt.Value = s.Name+w.pctSuffixes[i], s.Digest.Quantile(p)
-				dst = append(dst, pt)
-			}
+		base := metric.Point{Name: s.Name, Tags: s.Tags}
+		if !s.Kind.IsHistogram() {
+			dst = append(dst, stamp.ScalarPoint(base, s.Kind, s.Value, s.Set))
+			continue
 		}
+		names.Reset()
+		names.Grow(w.percentiles.NamesLen(s.Name))
+		w.percentiles.AppendNames(&names, s.Name)
+		dst, _ = w.percentiles.AppendPoints(dst, stamp, base, s.Digest, names.String())
 	}
 	return dst
 }

@@ -41,11 +41,12 @@ type daemon struct {
 func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry, log *slog.Logger) (*daemon, error) {
 	// cfg is validated (config.Load), so constructors fail here only on
 	// what a config cannot know: a port in use, a socket path taken.
+	percentiles := cfg.NamedPercentiles()
 	agg, err := aggregate.New(aggregate.Config{
 		Workers:          cfg.NumWorkers,
 		Hostname:         cfg.Hostname,
 		ExtendTags:       cfg.ExtendTags,
-		Percentiles:      cfg.Percentiles,
+		Percentiles:      percentiles,
 		Aggregates:       cfg.Aggregates,
 		MaxSeries:        cfg.MaxSeries,
 		MaxSeriesPerName: cfg.MaxSeriesPerName,
@@ -57,7 +58,7 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	}
 	fleet, err := global.New(global.Config{
 		Interval:         cfg.Interval.D(),
-		Percentiles:      cfg.Percentiles,
+		Percentiles:      percentiles,
 		Forwarding:       len(cfg.ForwardAddress) > 0,
 		MaxSeries:        cfg.MaxSeries,
 		MaxSeriesPerName: cfg.MaxSeriesPerName,
