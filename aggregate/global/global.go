@@ -157,10 +157,10 @@ func New(cfg Config) (*Windows, error) {
 		interval:    max(cfg.Interval, 0),
 		percentiles: cfg.Percentiles,
 		forwarding:  cfg.Forwarding,
-		now:        cfg.Now,
-		seed:       maphash.MakeSeed(),
-		nShards:    n,
-		shardMask:  uint64(n - 1),
+		now:         cfg.Now,
+		seed:        maphash.MakeSeed(),
+		nShards:     n,
+		shardMask:   uint64(n - 1),
 	}
 	if w.now == nil {
 		w.now = time.Now
