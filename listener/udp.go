@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sync/errgroup"
@@ -33,7 +34,7 @@ type udpListener struct {
 	opts  Options
 	c     counters
 	// readErrLog throttles the read-failure warning of all readers.
-	readErrLog logThrottle
+	readErrLog logthrottle.Throttle
 }
 
 func newUDP(network, address string, opts Options) (*udpListener, error) {
@@ -178,7 +179,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			if ok, n := l.readErrLog.allow(); ok {
+			if ok, n := l.readErrLog.Allow(); ok {
 				l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err,
 					"suppressed_since_last", n)
 			}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ type unixgramListener struct {
 	opts Options
 	c    counters
 	// readErrLog throttles the read-failure warning of all readers.
-	readErrLog logThrottle
+	readErrLog logthrottle.Throttle
 }
 
 func newUnixgram(path string, opts Options) (*unixgramListener, error) {
@@ -180,7 +181,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			if ok, n := l.readErrLog.allow(); ok {
+			if ok, n := l.readErrLog.Allow(); ok {
 				l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err,
 					"suppressed_since_last", n)
 			}
