@@ -110,23 +110,10 @@ func (t ClientTLS) IsZero() bool { return t == ClientTLS{} }
 type SinkConfig struct {
 	Kind string `yaml:"kind"`
 	Name string `yaml:"name"`
-	// The sink's hygiene, with Veneur's keys (sinks.Hygiene): points with
-	// a longer name, a longer tag or more tags are dropped and counted;
-	// strip_tags takes tags out by key (or "prefix*"), add_tags adds some.
-	MaxNameLength int       `yaml:"max_name_length"`
-	MaxTagLength  int       `yaml:"max_tag_length"`
-	MaxTags       int       `yaml:"max_tags"`
-	StripTags     []string  `yaml:"strip_tags"`
-	AddTags       []string  `yaml:"add_tags"`
+	// Hygiene holds the sink's hygiene keys (max_name_length, max_tags,
+	// strip_tags, …), Veneur's, beside kind and name.
+	sinks.Hygiene `yaml:",inline"`
 	Config        yaml.Node `yaml:"config"`
-}
-
-// Hygiene returns the sink's hygiene settings.
-func (s SinkConfig) Hygiene() sinks.Hygiene {
-	return sinks.Hygiene{
-		MaxNameLength: s.MaxNameLength, MaxTagLength: s.MaxTagLength, MaxTags: s.MaxTags,
-		StripTags: s.StripTags, AddTags: s.AddTags,
-	}
 }
 
 // NamedPercentiles returns the percentiles key checked and named, for the
@@ -399,8 +386,8 @@ func (c *Config) validate() []*KeyError {
 				badf(fmt.Sprintf("%s.add_tags[%d]", key, j), "%q is not a tag", tag)
 			}
 		}
-		if !slices.Contains(SinkKinds, s.Kind) {
-			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
+		if kinds := sinkKindNames(); !slices.Contains(kinds, s.Kind) {
+			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(kinds, ", "))
 		}
 		name := s.SinkName()
 		if names[name] {
@@ -463,9 +450,6 @@ func IsLoopback(hostport string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
-
-// SinkKinds are the values metric_sinks[].kind accepts.
-var SinkKinds = []string{"console", "datadog", "prometheus_remote_write"}
 
 // SinkName is the sink's name, defaulting to its kind.
 func (s SinkConfig) SinkName() string {

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
+
+// sinkKinds are the values metric_sinks[].kind accepts, each with how its
+// config block is decoded and checked, and its sink built: the one list of
+// sink kinds.
+var sinkKinds = []struct {
+	name   string
+	decode func(c *Config, i int) (Sink, error)
+}{
+	{"console", decodeConsole},
+	{"datadog", decodeDatadog},
+	{"prometheus_remote_write", decodePrometheus},
+}
+
+// Sink is one metric_sinks entry with its config block decoded and
+// checked, ready to build.
+type Sink struct {
+	Name    string
+	Hygiene sinks.Hygiene
+	// Config is the kind's decoded config block: a datadog.Config, a
+	// prometheus.Config, or struct{} for a console sink.
+	Config any
+	// New builds the sink (without its hygiene: sinks.WithHygiene).
+	New func(SinkEnv) (sinks.Sink, error)
+}
+
+// SinkEnv is what building a sink takes besides its config block.
+type SinkEnv struct {
+	Stdout io.Writer // the console sink's output
+	Stats  *telemetry.Registry
+	Log    *slog.Logger
+}
+
+// DecodeSinks decodes and checks every metric_sinks entry's config block
+// (Load has checked the rest), joining a *KeyError for each problem. With
+// no entry, it returns one console sink.
+func (c *Config) DecodeSinks() ([]Sink, error) {
+	if len(c.MetricSinks) == 0 {
+		return []Sink{consoleSink("console")}, nil
+	}
+	var out []Sink
+	var errs []error
+	for i, sc := range c.MetricSinks {
+		var s Sink
+		err := fmt.Errorf("metric_sinks[%d].kind: unknown sink kind %q", i, sc.Kind) // validate refuses it first
+		for _, k := range sinkKinds {
+			if k.name == sc.Kind {
+				s, err = k.decode(c, i)
+				break
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.Name, s.Hygiene = sc.SinkName(), sc.Hygiene
+		out = append(out, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sinkKindNames() []string {
+	names := make([]string, len(sinkKinds))
+	for i, k := range sinkKinds {
+		names[i] = k.name
+	}
+	return names
+}
+
+func decodeConsole(c *Config, i int) (Sink, error) {
+	var none struct{}
+	if err := c.DecodeSinkConfig(i, &none); err != nil {
+		return Sink{}, err
+	}
+	return consoleSink(c.MetricSinks[i].SinkName()), nil
+}
+
+func consoleSink(name string) Sink {
+	return Sink{Name: name, Config: struct{}{}, New: func(env SinkEnv) (sinks.Sink, error) {
+		return sinks.NewConsole(name, env.Stdout), nil
+	}}
+}
+
+func decodeDatadog(c *Config, i int) (Sink, error) {
+	var dc datadog.Config
+	dc.SetDefaults() // before decoding, so an explicit zero is not replaced
+	if err := c.DecodeSinkConfig(i, &dc); err != nil {
+		return Sink{}, err
+	}
+	if err := dc.Validate(); err != nil {
+		return Sink{}, c.SinkConfigError(i, err)
+	}
+	name := c.MetricSinks[i].SinkName()
+	return Sink{Config: dc, New: func(env SinkEnv) (sinks.Sink, error) {
+		return datadog.New(name, dc, env.Stats, env.Log)
+	}}, nil
+}
+
+func decodePrometheus(c *Config, i int) (Sink, error) {
+	var pc prometheus.Config
+	pc.SetDefaults()
+	if err := c.DecodeSinkConfig(i, &pc); err != nil {
+		return Sink{}, err
+	}
+	if err := pc.Validate(); err != nil {
+		return Sink{}, c.SinkConfigError(i, err)
+	}
+	name := c.MetricSinks[i].SinkName()
+	return Sink{Config: pc, New: func(env SinkEnv) (sinks.Sink, error) {
+		return prometheus.New(name, pc, env.Stats, env.Log)
+	}}, nil
+}
