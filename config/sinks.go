@@ -20,8 +20,12 @@ var sinkKinds = []struct {
 	decode func(c *Config, i int) (Sink, error)
 }{
 	{"console", decodeConsole},
-	{"datadog", decodeDatadog},
-	{"prometheus_remote_write", decodePrometheus},
+	{"datadog", decodeBlock(func(name string, c datadog.Config, env SinkEnv) (sinks.Sink, error) {
+		return datadog.New(name, c, env.Stats, env.Log)
+	})},
+	{"prometheus_remote_write", decodeBlock(func(name string, c prometheus.Config, env SinkEnv) (sinks.Sink, error) {
+		return prometheus.New(name, c, env.Stats, env.Log)
+	})},
 }
 
 // Sink is one metric_sinks entry with its config block decoded and
@@ -96,32 +100,25 @@ func consoleSink(name string) Sink {
 	}}
 }
 
-func decodeDatadog(c *Config, i int) (Sink, error) {
-	var dc datadog.Config
-	dc.SetDefaults() // before decoding, so an explicit zero is not replaced
-	if err := c.DecodeSinkConfig(i, &dc); err != nil {
-		return Sink{}, err
+// decodeBlock is the decode step of a kind whose config block B has
+// defaults and checks itself; build makes the sink from the block.
+func decodeBlock[B any, P interface {
+	*B
+	SetDefaults()
+	Validate() error
+}](build func(name string, block B, env SinkEnv) (sinks.Sink, error)) func(*Config, int) (Sink, error) {
+	return func(c *Config, i int) (Sink, error) {
+		var block B
+		P(&block).SetDefaults() // before decoding, so an explicit zero is not replaced
+		if err := c.DecodeSinkConfig(i, &block); err != nil {
+			return Sink{}, err
+		}
+		if err := P(&block).Validate(); err != nil {
+			return Sink{}, c.SinkConfigError(i, err)
+		}
+		name := c.MetricSinks[i].SinkName()
+		return Sink{Config: block, New: func(env SinkEnv) (sinks.Sink, error) {
+			return build(name, block, env)
+		}}, nil
 	}
-	if err := dc.Validate(); err != nil {
-		return Sink{}, c.SinkConfigError(i, err)
-	}
-	name := c.MetricSinks[i].SinkName()
-	return Sink{Config: dc, New: func(env SinkEnv) (sinks.Sink, error) {
-		return datadog.New(name, dc, env.Stats, env.Log)
-	}}, nil
-}
-
-func decodePrometheus(c *Config, i int) (Sink, error) {
-	var pc prometheus.Config
-	pc.SetDefaults()
-	if err := c.DecodeSinkConfig(i, &pc); err != nil {
-		return Sink{}, err
-	}
-	if err := pc.Validate(); err != nil {
-		return Sink{}, c.SinkConfigError(i, err)
-	}
-	name := c.MetricSinks[i].SinkName()
-	return Sink{Config: pc, New: func(env SinkEnv) (sinks.Sink, error) {
-		return prometheus.New(name, pc, env.Stats, env.Log)
-	}}, nil
 }
