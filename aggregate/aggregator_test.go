@@ -209,7 +209,7 @@ func TestTagCanonicalization(t *testing.T) {
 }
 
 // TestHistogramTimerDistributionAreOneSeries: h, ms and d flush under the
-// same names, so they are one series (SPEC §3), not three that collide at
+// same names, so they are one series (docs/output.md), not three that collide at
 // the intake; a counter of the same name stays its own.
 func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
@@ -222,7 +222,7 @@ func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 }
 
 // TestScoping: what each kind and magic tag flushes here and what goes to
-// the global tier (SPEC §3); the root of the tier takes the forwarded
+// the global tier (docs/output.md); the root of the tier takes the forwarded
 // state itself (package aggregate/global), so every instance splits alike.
 func TestScoping(t *testing.T) {
 	cases := []struct {

@@ -15,7 +15,7 @@ import (
 )
 
 // pipelineConfig is the aggregation the benchmarks run: the defaults of
-// SPEC §1 (percentiles 0.5/0.75/0.99, aggregates min/max/count), with two
+// docs/configuration.md (percentiles 0.5/0.75/0.99, aggregates min/max/count), with two
 // shards and two readers as num_workers/num_readers default to on this
 // 2-vCPU machine.
 var pipelineConfig = aggregate.Config{

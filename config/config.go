@@ -58,7 +58,8 @@ type Config struct {
 	// written in octal ("0722", the Datadog Agent's: anyone may send).
 	UnixSocketMode FileMode `yaml:"unix_socket_mode"`
 	// MaxSeries bounds the live series of an interval and
-	// MaxSeriesPerName those of one metric name (SPEC §7): past them new
+	// MaxSeriesPerName those of one metric name (docs/configuration.md):
+	// past them new
 	// series are shed and counted, while the series already live keep
 	// aggregating. 0 means no bound. Left out, they depend on the role
 	// (RoleDefaults): a local holds one host's series, the root of the

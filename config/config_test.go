@@ -449,7 +449,7 @@ func TestUnixSocketMode(t *testing.T) {
 	checkKeyErrors(t, "Validate", c.Validate(), "", wantKey{"unix_socket_mode", 0, "04755 has bits beyond 0777"})
 }
 
-// The built-in defaults are SPEC §1's table, and valid.
+// The built-in defaults are docs/configuration.md's, and valid.
 func TestDefaultsAreTheSpec(t *testing.T) {
 	d := Default()
 	host, _ := os.Hostname()

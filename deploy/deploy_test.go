@@ -47,7 +47,8 @@ const (
 	// heldBytes is what a local holds for the global tier while it is
 	// unreachable (forward.Config.MaxHeldBytes' default).
 	heldBytes = 64 << 20
-	// shutdownSeconds is the SPEC's bound on a graceful stop.
+	// shutdownSeconds bounds a graceful stop (docs/configuration.md,
+	// flush_on_shutdown).
 	shutdownSeconds = 10
 )
 

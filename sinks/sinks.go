@@ -1,6 +1,8 @@
-// Package sinks defines where flushed metrics go and holds the built-in
-// console sink. Each kind of sink lives in its own package below this one
-// (sinks/datadog) and is wired explicitly in cmd/veneur-lite.
+// Package sinks defines where flushed metrics go (Sink, EventSink), the
+// hygiene a metric_sinks entry applies in front of its sink (WithHygiene),
+// and the built-in console sink. Each other kind lives in its own package
+// below this one (sinks/datadog, sinks/prometheus); package config lists
+// the kinds and builds them.
 package sinks
 
 import (

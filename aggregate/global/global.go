@@ -1,39 +1,10 @@
-// Package global is the aggregation of a global instance: it merges the
-// series that locals forward (and, on the root of the tier, the instance's
-// own) into global intervals, and flushes each interval one interval after
-// the locals finished it, as fleet-wide points without a host — or, on a
-// middle tier that forwards onward, as merged state.
-//
-//	importsrv ──Import(start, []metric.Series)──▶ window[start] ──Flush, one interval later──▶ []metric.Point (no host)
-//	flusher: the root's own Forward ──Import──┘                                          └──▶ []metric.Series (middle tier)
-//
-// It is its own part, apart from package aggregate's local intervals: the
-// flusher hands it what the local aggregator forwards and asks it for the
-// intervals that are due.
-//
-// Interval bookkeeping. With G the global interval, a local aggregates
-// [T, T+G), flushes at T+G and forwards during [T+G, T+2G) a batch that
-// carries T. Import merges it into the window (global interval) containing
-// T, and Flush at T+2G flushes that window: results lag one interval, and
-// one fleet interval is never split across two flushes, whichever local is
-// slow within its interval. Windows are opened on demand and at most
-// maxOpenWindows are open:
-//
-//	flushed ... │ oldest open = horizon │ horizon+G │ (current)
-//	late batch ─┘──▶ redirected here        future batch ──▶ capped at the current one
-//
-// The horizon is the start of the oldest window still open. A batch older
-// than that (held by a local through an outage, or a retry that arrived
-// after its window was flushed) merges into the horizon's window, so it is
-// flushed at the next flush rather than lost or flushed alone. A batch for
-// an interval beyond the one the wall clock is in (clock skew) merges into
-// the current one.
-//
-// Concurrency. Import finds its window under Windows.mu and read-locks the
-// window before letting go of it; Flush detaches due windows under
-// Windows.mu, then write-locks each, which waits for the imports still
-// merging into it. Within a window, series are spread over shards with
-// their own locks, so concurrent batches merge in parallel.
+// Package global is the aggregation of the root of the tier (and of a
+// middle tier): Import merges the series locals forward, and the root's
+// own, into the fleet window of the interval they were aggregated in;
+// Flush takes each window one interval after it ends and returns
+// fleet-wide points without a host, or on a middle tier the merged series
+// for the next tier up. The window bookkeeping (late and future batches,
+// windows flushed together): docs/global-tier.md.
 package global
 
 import (
@@ -199,20 +170,21 @@ func (w *Windows) length(batch time.Duration) time.Duration {
 
 // Import merges series that a local aggregated in [intervalStart,
 // intervalStart+interval) into the window containing intervalStart, to be
-// flushed one interval later (see the bookkeeping above). It returns once
-// the series are merged.
+// flushed one interval later (docs/global-tier.md, "Fleet windows"). It
+// returns once the series are merged.
 //
 // Series merge by Key (metric.Series.Merge): digests and sketches merge,
 // counters add up, and of gauges the last to arrive wins. Every series
 // must carry its Key (metric.SeriesKey), as the wire decoder and a local's
 // flush build it.
 //
-// Import takes ownership of series: of its elements, their strings and tag
-// slices, and their digests and sketches, which it may keep (the digest
-// of a series new to the window becomes the window's) or consume. The
-// caller must not use or change any of them after the call, nor pass one
-// digest or sketch twice; wire.Decode's batches fit. Tags are read-only to
-// Import too: it never changes a tag slice.
+// Import takes ownership of series: of its elements, whose strings and
+// tag slices it may keep, and of their digests and sketches, which it
+// merges into the window's own (a series new to the window gets a copy:
+// the import endpoint reuses a decoded batch's memory) and may change
+// while doing so. The caller must not use or change any of them after
+// the call, nor pass one digest or sketch twice; wire.Decode's batches
+// fit. Tags are read-only to Import too: it never changes a tag slice.
 //
 // A series that cannot merge (no key, an unknown kind, a missing or
 // non-finite payload, a sketch the library refuses) is skipped and

@@ -28,8 +28,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// shutdownBudget is how long a graceful stop may take, from signal to exit:
-// within the 10 s a service manager waits (docs/configuration.md,
+// shutdownBudget is how long a graceful stop may take, from signal to exit,
+// so that the process is gone within 10 s (docs/configuration.md,
 // flush_on_shutdown).
 const shutdownBudget = 9 * time.Second
 
