@@ -67,12 +67,14 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 
 func (l *tcpListener) Addr() string { return l.ln.Addr().String() }
 
+func (l *tcpListener) Close() error { return closeConn(l.ln) }
+
 // Run accepts until ctx ends, then keeps accepting connections already
 // queued in the backlog (they may hold data sent before the shutdown) until
 // none arrives for drainQuiet, and lets every open connection drain what it
 // already has before returning.
 func (l *tcpListener) Run(ctx context.Context) error {
-	defer l.ln.Close()
+	defer l.Close()
 	d := newDrainer(ctx, deadlineListener{l.ln})
 	defer d.stop()
 	var wg sync.WaitGroup
