@@ -1,10 +1,6 @@
 package forward
 
 import (
-	"crypto/tls"
-	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -21,17 +17,8 @@ import (
 // carry, the same global takes them.
 func TestTLSVerificationFailureCountedAsTLS(t *testing.T) {
 	ca := tlstest.NewCA(t, "veneur-lite test CA")
-	pair := ca.ServerOnly("global", "global.test") // not 127.0.0.1
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := newFakeGlobal(t)
-	srv := httptest.NewUnstartedServer(g)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	srv := tlstest.Serve(t, ca.ServerOnly("global", "global.test"), g) // not for 127.0.0.1
 	if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
 		t.Fatalf("server at %s", srv.URL)
 	}

@@ -2,10 +2,6 @@ package datadog
 
 import (
 	"context"
-	"crypto/tls"
-	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +13,13 @@ import (
 // system roots): counted as cause tls, not network, not retried (the same
 // handshake would fail again), and the series dropped and counted.
 func TestTLSVerificationFailureCountedAsTLS(t *testing.T) {
-	pair := tlstest.NewCA(t, "unknown CA").Server("intake")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	in := makeIntake(t, "v1", "deflate")
-	srv := httptest.NewUnstartedServer(in)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	srv := tlstest.Serve(t, tlstest.NewCA(t, "unknown CA").Server("intake"), in)
 
 	s := newTestSink(t, srv.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = s.Flush(ctx, gauges(3, "tls"))
+	err := s.Flush(ctx, gauges(3, "tls"))
 	if err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("error %v, want the certificate's failure", err)
 	}
