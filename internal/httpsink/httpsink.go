@@ -116,8 +116,8 @@ func (c *Core) CountError(cause httpclient.Cause, n int) {
 // Endpoint is one URL a sink posts to, with its headers and request
 // counters.
 type Endpoint struct {
-	// name is the endpoint tag and what messages call the endpoint.
-	name   string
+	// desc is what messages call the endpoint.
+	desc   string
 	url    string
 	header http.Header
 	// requests counts answers; index: status code / 100.
@@ -130,7 +130,7 @@ type Endpoint struct {
 // redacted, or a name). header is sent with every request, after the
 // core's User-Agent; it must not change afterwards.
 func (c *Core) Endpoint(name, desc, url string, header http.Header) *Endpoint {
-	ep := &Endpoint{name: desc, url: url, header: header}
+	ep := &Endpoint{desc: desc, url: url, header: header}
 	tags := []string{c.tag}
 	if name != "" {
 		tags = append(tags, "endpoint:"+name)
@@ -149,7 +149,7 @@ func (c *Core) Post(ctx context.Context, ep *Endpoint, body []byte) error {
 		func() (bool, error) { return c.Attempt(ctx, ep, body) },
 		func(n int, wait time.Duration, err error) {
 			c.retries.Inc()
-			c.log.Debug("retried request", "endpoint", ep.name, "attempt", n, "waited", wait, "err", err)
+			c.log.Debug("retried request", "endpoint", ep.desc, "attempt", n, "waited", wait, "err", err)
 		})
 }
 
@@ -157,7 +157,7 @@ func (c *Core) Post(ctx context.Context, ep *Endpoint, body []byte) error {
 // failure is worth retrying. Its error names the endpoint, never a header;
 // a quoted answer has the secrets masked.
 func (c *Core) Attempt(ctx context.Context, ep *Endpoint, body []byte) (again bool, err error) {
-	op := "post " + ep.name
+	op := "post " + ep.desc
 	if err := ctx.Err(); err != nil {
 		c.errors[httpclient.CauseTimeout].Inc()
 		return false, fmt.Errorf("%s: %w", op, err)
@@ -184,7 +184,7 @@ func (c *Core) Attempt(ctx context.Context, ep *Endpoint, body []byte) (again bo
 			// A certificate that did not verify, or one the server
 			// refused, fails the same way next time: a configuration
 			// problem for the operator, not a reason to retry.
-			c.log.Warn("TLS handshake with the "+c.cfg.Peer+" failed", "endpoint", ep.name, "err", err)
+			c.log.Warn("TLS handshake with the "+c.cfg.Peer+" failed", "endpoint", ep.desc, "err", err)
 			return false, err
 		}
 		// A per-request timeout or network error may pass; the flush
@@ -203,13 +203,13 @@ func (c *Core) Attempt(ctx context.Context, ep *Endpoint, body []byte) (again bo
 	}
 	c.errors[httpclient.StatusCause(serr.Code)].Inc()
 	if httpclient.Retryable(serr.Code) {
-		c.log.Debug(c.cfg.Peer+" failed the request", "endpoint", ep.name, "status", serr.Code, "body", serr.Body)
+		c.log.Debug(c.cfg.Peer+" failed the request", "endpoint", ep.desc, "status", serr.Code, "body", serr.Body)
 		return true, serr
 	}
 	// Sending it again would be refused again (a bad key, data out of
 	// bounds): the body is dropped, and this line is the only place its
 	// reason survives.
-	c.log.Warn(c.cfg.Peer+" rejected the request", "endpoint", ep.name, "status", serr.Code,
+	c.log.Warn(c.cfg.Peer+" rejected the request", "endpoint", ep.desc, "status", serr.Code,
 		"request_bytes", len(body), "response", serr.Body, "response_truncated", serr.Truncated)
 	return false, serr
 }
