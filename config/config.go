@@ -310,8 +310,9 @@ func (c *Config) validate() []*KeyError {
 	}
 	if _, err := metric.NewPercentiles(c.Percentiles); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() { // errors.Join's
-			pe := e.(*metric.PercentileError)
-			bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
+			if pe := (*metric.PercentileError)(nil); errors.As(e, &pe) {
+				bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
+			}
 		}
 	}
 	for i, g := range c.Aggregates {
