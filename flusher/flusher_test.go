@@ -199,6 +199,9 @@ func TestFlushPushesSelfMetrics(t *testing.T) {
 		if len(want) > 0 {
 			t.Errorf("histogram series not pushed: %v", want)
 		}
+		if n := reg.Histogram("flush.duration_seconds").Snapshot().Count; n != 1 {
+			t.Errorf("flush.duration_seconds observed %d times, want 1 (one flush)", n)
+		}
 	})
 }
 

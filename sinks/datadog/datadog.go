@@ -101,7 +101,7 @@ type metrics struct {
 	bytesSent                 *telemetry.Counter
 	retries                   *telemetry.Counter
 	errors                    [numCauses]*telemetry.Counter
-	flushDuration             *telemetry.Gauge
+	flushDuration             *telemetry.Histogram
 }
 
 const (
@@ -166,9 +166,9 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 		eventsDropped: reg.Counter("sink.events_dropped", tag),
 		checksSent:    reg.Counter("sink.service_checks_sent", tag),
 		checksDropped: reg.Counter("sink.service_checks_dropped", tag),
-		bytesSent:     reg.Counter("sink.bytes_sent", tag),
+		bytesSent:     reg.Counter("sink.sent_bytes", tag),
 		retries:       reg.Counter("sink.retries", tag),
-		flushDuration: reg.Gauge("sink.flush_duration_seconds", tag),
+		flushDuration: reg.Histogram("sink.flush_duration_seconds", tag),
 	}
 	for c := range numCauses {
 		s.m.errors[c] = reg.Counter("sink.errors", tag, "cause:"+causeNames[c])
@@ -193,7 +193,7 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 		return nil
 	}
 	start := time.Now()
-	defer func() { s.m.flushDuration.Set(time.Since(start).Seconds()) }()
+	defer func() { s.m.flushDuration.Since(start) }()
 
 	var (
 		g   errgroup.Group

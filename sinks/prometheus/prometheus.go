@@ -94,7 +94,7 @@ type metrics struct {
 	retries                   *telemetry.Counter
 	requests                  [6]*telemetry.Counter // index: status code / 100
 	errors                    [numCauses]*telemetry.Counter
-	flushDuration             *telemetry.Gauge
+	flushDuration             *telemetry.Histogram
 }
 
 const userAgent = "veneur-lite"
@@ -147,9 +147,9 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	s.m.seriesSent = reg.Counter("sink.series_sent", tag)
 	s.m.seriesDropped = reg.Counter("sink.series_dropped", tag)
 	s.m.labelsDropped = reg.Counter("sink.labels_dropped", tag)
-	s.m.bytesSent = reg.Counter("sink.bytes_sent", tag)
+	s.m.bytesSent = reg.Counter("sink.sent_bytes", tag)
 	s.m.retries = reg.Counter("sink.retries", tag)
-	s.m.flushDuration = reg.Gauge("sink.flush_duration_seconds", tag)
+	s.m.flushDuration = reg.Histogram("sink.flush_duration_seconds", tag)
 	for c := range numCauses {
 		s.m.errors[c] = reg.Counter("sink.errors", tag, "cause:"+causeNames[c])
 	}
@@ -175,7 +175,7 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 		return nil
 	}
 	start := time.Now()
-	defer func() { s.m.flushDuration.Set(time.Since(start).Seconds()) }()
+	defer func() { s.m.flushDuration.Since(start) }()
 
 	series := s.toSeries(points)
 	var (

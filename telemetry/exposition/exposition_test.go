@@ -1,10 +1,12 @@
 package exposition
 
 import (
+	"bytes"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -240,5 +242,54 @@ func TestCounterGaugeFamilyCollision(t *testing.T) {
 	want := "# HELP veneur_a_b A dot B.\n# TYPE veneur_a_b gauge\nveneur_a_b{k=\"1\"} 1\n# HELP veneur_x_total X.\n# TYPE veneur_x_total counter\nveneur_x_total 1\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// Every self-metric of the catalog, registered with every tag key and
+// moved, passes Prometheus's own linter: names, units, suffixes and a
+// # HELP for each family.
+func TestCatalogPassesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus): cannot lint /metrics")
+	}
+	reg := telemetry.NewRegistry()
+	for _, s := range telemetry.Catalog {
+		var tags []string
+		for _, k := range s.Tags {
+			tags = append(tags, k+":v")
+		}
+		switch s.Kind {
+		case telemetry.KindCounter:
+			reg.Counter(s.Name, tags...).Inc()
+		case telemetry.KindGauge:
+			reg.Gauge(s.Name, tags...).Set(1)
+		case telemetry.KindHistogram:
+			reg.Histogram(s.Name, tags...).Observe(0.2)
+		}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, reg); err != nil {
+		t.Fatal(err)
+	}
+	lintMetrics(t, promtool, b.Bytes())
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != len(telemetry.Catalog) {
+		t.Errorf("%d families for %d catalog rows: %v", len(fams), len(telemetry.Catalog), names(fams))
+	}
+}
+
+// lintMetrics runs promtool check metrics on body and fails on any finding.
+func lintMetrics(t *testing.T, promtool string, body []byte) {
+	t.Helper()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
