@@ -4,6 +4,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -120,6 +121,27 @@ func TestCatalogMatchesDocs(t *testing.T) {
 	}
 	for name, row := range rows {
 		t.Errorf("docs/output.md:%d: veneur.%s is documented but not in the catalog", row.line, name)
+	}
+}
+
+// docs/output.md states the histograms' buckets as Buckets has them.
+func TestDocsStateTheBuckets(t *testing.T) {
+	b, err := os.ReadFile("../docs/output.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms, s []string
+	for _, v := range Buckets {
+		if v < 1 {
+			ms = append(ms, strconv.FormatFloat(v*1000, 'g', -1, 64))
+		} else {
+			s = append(s, strconv.FormatFloat(v, 'g', -1, 64))
+		}
+	}
+	list := func(l []string) string { return strings.Join(l[:len(l)-1], ", ") + " and " + l[len(l)-1] }
+	want := "over fixed buckets: " + list(ms) + " ms, " + list(s) + " s, and `+Inf`"
+	if doc := strings.Join(strings.Fields(string(b)), " "); !strings.Contains(doc, want) {
+		t.Errorf("docs/output.md does not say %q", want)
 	}
 }
 

@@ -13,6 +13,7 @@ package telemetry
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,16 +111,9 @@ func (r *Registry) Counter(name string, tags ...string) *Counter {
 	if r == nil {
 		return nil
 	}
-	spec := r.spec(name, KindCounter, tags)
-	n, t, key := identity(name, tags)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, ok := r.counters[key]
-	if !ok {
-		c = &Counter{name: n, tags: t, spec: spec}
-		r.counters[key] = c
-	}
-	return c
+	return lookupOrAdd(r, r.counters, name, KindCounter, tags, func(n, t []byte, s *Spec) *Counter {
+		return &Counter{name: n, tags: t, spec: s}
+	})
 }
 
 // Gauge returns the gauge veneur.<name> with the given tags, creating it on
@@ -128,16 +122,9 @@ func (r *Registry) Gauge(name string, tags ...string) *Gauge {
 	if r == nil {
 		return nil
 	}
-	spec := r.spec(name, KindGauge, tags)
-	n, t, key := identity(name, tags)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	g, ok := r.gauges[key]
-	if !ok {
-		g = &Gauge{name: n, tags: t, spec: spec}
-		r.gauges[key] = g
-	}
-	return g
+	return lookupOrAdd(r, r.gauges, name, KindGauge, tags, func(n, t []byte, s *Spec) *Gauge {
+		return &Gauge{name: n, tags: t, spec: s}
+	})
 }
 
 // Histogram returns the histogram veneur.<name> with the given tags,
@@ -146,16 +133,22 @@ func (r *Registry) Histogram(name string, tags ...string) *Histogram {
 	if r == nil {
 		return nil
 	}
-	spec := r.spec(name, KindHistogram, tags)
+	return lookupOrAdd(r, r.histograms, name, KindHistogram, tags, newHistogram)
+}
+
+// lookupOrAdd returns the metric of name and tags in m, made by add on
+// first use once the catalog allows it.
+func lookupOrAdd[M any](r *Registry, m map[string]*M, name string, kind Kind, tags []string, add func(name, tags []byte, s *Spec) *M) *M {
+	spec := r.spec(name, kind, tags)
 	n, t, key := identity(name, tags)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	h, ok := r.histograms[key]
+	v, ok := m[key]
 	if !ok {
-		h = newHistogram(n, t, spec)
-		r.histograms[key] = h
+		v = add(n, t, spec)
+		m[key] = v
 	}
-	return h
+	return v
 }
 
 // spec checks name, kind and tag keys against the registry's catalog.
@@ -169,20 +162,11 @@ func (r *Registry) spec(name string, kind Kind, tags []string) *Spec {
 	}
 	for _, tag := range tags {
 		k, _, _ := strings.Cut(tag, ":")
-		if !hasKey(s.Tags, k) {
+		if !slices.Contains(s.Tags, k) {
 			panic(fmt.Sprintf("telemetry: veneur.%s has no tag key %q in the catalog (keys %v)", name, k, s.Tags))
 		}
 	}
 	return s
-}
-
-func hasKey(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 func identity(name string, tags []string) (n, t []byte, key string) {
