@@ -74,7 +74,7 @@ var Catalog = []Spec{
 	{"forward.series_sent", KindCounter, nil, "Series in the batches the global tier acknowledged."},
 	{"forward.sent_bytes", KindCounter, nil, "Compressed bytes sent to the global tier, every attempt."},
 	{"forward.retries", KindCounter, nil, "Forward attempts after the first."},
-	{"forward.errors", KindCounter, []string{"cause"}, "Failed forward attempts, by cause."},
+	{"forward.errors", KindCounter, []string{"cause"}, "Failed forward attempts, by cause (tls: a certificate did not verify, on either side)."},
 	{"forward.held_series", KindGauge, nil, "Series held for the next interval because the global tier did not take them."},
 	{"forward.held_bytes", KindGauge, nil, "Estimated size of the held series (bounded at 64 MiB)."},
 	{"forward.held_dropped", KindCounter, []string{"reason"}, "Held series given up: over the 64 MiB bound, or resent for 10 minutes without an answer."},
@@ -111,7 +111,7 @@ var Catalog = []Spec{
 	{"sink.sent_bytes", KindCounter, []string{"sink"}, "Compressed bytes sent, every attempt."},
 	{"sink.retries", KindCounter, []string{"sink"}, "Retried requests."},
 	{"sink.requests", KindCounter, []string{"sink", "endpoint", "status_class"}, "Answers by status class."},
-	{"sink.errors", KindCounter, []string{"sink", "cause"}, "Failed requests, by cause."},
+	{"sink.errors", KindCounter, []string{"sink", "cause"}, "Failed requests, by cause (tls: a certificate did not verify, not retried)."},
 	{"sink.flush_duration_seconds", KindHistogram, []string{"sink"}, "Duration of each flush of the sink, in seconds."},
 }
 
