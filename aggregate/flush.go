@@ -39,7 +39,6 @@ type Flushed struct {
 func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
-	began := time.Now()
 
 	stamp := metric.Stamp{Timestamp: now.Unix(), Interval: interval}
 	// Shards are taken and turned into points in groups, one goroutine per
@@ -106,7 +105,6 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 			}
 		}
 	}
-	a.stats.flushDuration.Set(float64(time.Since(began)) / float64(time.Millisecond))
 	return out
 }
 
