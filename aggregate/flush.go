@@ -49,13 +49,16 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	// group; each group's output is counted first, so the whole output is
 	// allocated once and each group fills its own window of it.
 	groups := min(a.workers, len(a.shards))
+	// Each shard moves to the next interval's limits as it is taken, so a
+	// sample is counted in the interval it is flushed with.
+	next := a.limit.NewInterval()
 	results := make([]groupFlush, groups)
 	var g errgroup.Group
 	for gi := range results {
 		g.Go(func() error {
 			res := &results[gi]
 			for si := gi; si < len(a.shards); si += groups {
-				res.taken = a.shards[si].take(res.taken)
+				res.taken = a.shards[si].take(res.taken, next)
 			}
 			for _, t := range res.taken {
 				res.points += a.localPoints(t.meta.kind, t.meta.forward)
@@ -69,7 +72,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // take cannot fail
 	// The next interval counts from zero: its limits admit anew, while
 	// every series held over counts at its first sample.
-	a.limit.End(a.interval.Swap(a.limit.NewInterval()), now)
+	a.limit.End(a.interval.Swap(next), now)
 	a.intervalStart.Store(now.UnixNano())
 
 	var totalPoints, totalForward int
