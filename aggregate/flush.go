@@ -116,6 +116,26 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	return out
 }
 
+// ReportLiveSeries sets veneur.cardinality.live_series{scope:local} to the
+// series of the interval under way, the process's own measurements
+// included, and pushes it into that interval. Called after the other
+// measurements are pushed and just before Flush, it makes the flush that
+// carries new series report them, rather than the flush after it (the
+// gauge's last value in an interval wins). The gauge's own series is made
+// live first, so that it counts itself.
+func (a *Aggregator) ReportLiveSeries() {
+	g := a.limit.LiveGauge()
+	if g == nil {
+		return
+	}
+	m := g.Measurement()
+	s := []metric.Sample{{Name: m.Name, Tags: m.Tags, Rate: 1, Kind: metric.Gauge, Value: m.Value}}
+	a.Push(s)
+	g.Set(float64(a.interval.Load().Live()))
+	s[0].Value = g.Load()
+	a.Push(s)
+}
+
 // pointsArray returns an empty slice with room for n points: the spare
 // one if it is large enough, else a new one with room to grow, so that an
 // instance whose series hold steady fills the same array interval after
