@@ -412,7 +412,8 @@ func (w *Windows) Drain() {
 }
 
 // Flush takes the windows due at now (those that started at least two
-// intervals ago, or all of them after Drain) and returns their output:
+// intervals ago, or all of them after Drain) and returns their output,
+// stamped with the end of the interval they cover (see coveredStamp):
 // fleet-wide points, or on a middle tier (Config.Forwarding) the merged
 // series for the next tier, which the caller owns. interval is the flush
 // interval. Flush calls do not overlap (the flusher makes one at a time).
@@ -495,7 +496,21 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 		}
 		return nil, forward
 	}
-	return w.points(all, now.Unix(), span), nil
+	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil
+}
+
+// coveredStamp is the timestamp of fleet points whose windows end with the
+// one starting at last: the end of that interval, which is the flush time
+// the locals stamped their own points of it with, so that a dashboard
+// lines a host's count up with the fleet's percentiles of the same
+// samples. A window not over yet (the final flush drains it) is stamped
+// now, as the locals' final flush is.
+func coveredStamp(last time.Time, g time.Duration, now time.Time) int64 {
+	end := last.Add(g)
+	if end.After(now) {
+		end = now
+	}
+	return end.Unix()
 }
 
 // points returns the fleet-wide points of merged series: the configured

@@ -119,8 +119,8 @@ func TestImportLagsOneInterval(t *testing.T) {
 	glob.Import(t0.Add(g), g, localFlush(t, "c", "jobs:5|c|#veneurglobalonly"))
 
 	// (10+30)/10s, both hosts, one flush.
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 4, at(2*g))})
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 0.5, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 4, at(g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 0.5, at(2*g))})
 	if points := flushPoints(glob, at(4*g)); len(points) != 0 {
 		t.Fatalf("flushed twice: %s", pointtest.Format(points))
 	}
@@ -139,7 +139,7 @@ func TestLateBatchGoesToOldestOpenInterval(t *testing.T) {
 	if n := counterOf(reg, "import.late_batches"); n != 2 {
 		t.Errorf("late batches = %d, want 2", n)
 	}
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 2.1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 2.1, at(2*g))})
 }
 
 func TestFutureBatchIsCapped(t *testing.T) {
@@ -155,7 +155,7 @@ func TestFutureBatchIsCapped(t *testing.T) {
 	if points := flushPoints(glob, at(2*g)); len(points) != 0 {
 		t.Fatalf("the capped batch belongs to the current interval: %s", pointtest.Format(points))
 	}
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 1, at(2*g))})
 }
 
 func TestOpenIntervalsAreBounded(t *testing.T) {
@@ -203,8 +203,10 @@ func TestImportedOutput(t *testing.T) {
 	))
 	glob.Import(t0, g, localFlush(t, "b", "temp:25|g|#veneurglobalonly,room:1"))
 
-	ts := at(2 * g)
-	assertPoints(t, flushPoints(glob, ts), []metric.Point{
+	// Flushed at t0+2g, stamped t0+g: the end of the interval the samples
+	// were in, as the locals stamped their own points of it.
+	ts := at(g)
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{
 		fleet("lat.50percentile", 2, ts, "env:dev", "svc:api"),
 		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:dev", "svc:api"),
 		fleet("users", 2, ts),
@@ -339,8 +341,9 @@ func TestDrainImports(t *testing.T) {
 	glob.Import(t0.Add(g), g, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
 	glob.Drain()
 	// Both intervals flush as one point: its rate is over the 20 s they
-	// cover, so that rate × interval is the 30 jobs imported.
-	want := fleetRate("jobs", 1.5, clock.Now())
+	// cover, so that rate × interval is the 30 jobs imported; it is
+	// stamped with the end of the later one.
+	want := fleetRate("jobs", 1.5, at(2*g))
 	want.Interval = 2 * g
 	assertPoints(t, flushPoints(glob, clock.Now()), []metric.Point{want})
 }
@@ -365,7 +368,7 @@ func TestImportRejectsBrokenSeries(t *testing.T) {
 	if n := counterOf(reg, "import.series_merged"); n != 1 {
 		t.Errorf("merged %d series, want 1", n)
 	}
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 0.1, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 0.1, at(g))})
 }
 
 // TestConcurrentImportFlush merges batches from many goroutines while a
@@ -506,7 +509,7 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	glob := newGlobal(t, clock, Config{MaxSeries: 50, Stats: reg})
 	glob.Flush(at(g), g)
 	glob.Import(t0, g, localFlush(t, "a", "good:1|c|#veneurglobalonly"))
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("good", 0.1, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("good", 0.1, at(g))})
 
 	clock.set(at(2*g + time.Second))
 	var flood []string
