@@ -2,6 +2,7 @@ package global
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/pointtest"
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
@@ -529,5 +531,37 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	}
 	if n := reg.Counter("cardinality.samples_shed", "scope:global", "reason:max_series").Load(); n != 150 {
 		t.Errorf("shed %d series, want 150", n)
+	}
+}
+
+// TestIntervalMismatchIsCountedAndLogged: batches aggregated over another
+// interval than the global's still merge (a 5 s local's two intervals into
+// one 10 s window), but each is counted as import.interval_mismatch, and
+// logged at most once a minute with the two intervals; batches of the
+// global's own interval are not.
+func TestIntervalMismatchIsCountedAndLogged(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	var log syncbuf.Buffer
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	glob.Flush(at(g), g)
+	half := g / 2
+	glob.Import(t0, half, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	glob.Import(t0.Add(half), half, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
+	glob.Import(t0, g, localFlush(t, "b", "jobs:1|c|#veneurglobalonly"))
+	if n := counterOf(reg, "import.interval_mismatch"); n != 2 {
+		t.Errorf("interval_mismatch = %d, want 2 (the 5s batches, not the 10s one)", n)
+	}
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 3.1, at(g))})
+	if got := strings.Count(log.String(), "another interval"); got != 1 {
+		t.Errorf("logged %d times, want once (throttled):\n%s", got, log.String())
+	}
+	if !strings.Contains(log.String(), "batch_interval=5s interval=10s") {
+		t.Errorf("log does not name both intervals:\n%s", log.String())
+	}
+	clock.set(at(2*g + time.Minute))
+	glob.Import(t0.Add(g), half, localFlush(t, "a", "jobs:1|c|#veneurglobalonly"))
+	if got := strings.Count(log.String(), "another interval"); got != 2 {
+		t.Errorf("logged %d times after a minute, want twice:\n%s", got, log.String())
 	}
 }
