@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -43,13 +44,24 @@ import (
 // flush header shows `points=N`: the harness checks that N is the number
 // of lines the flush printed, self-metrics included, but the docs do not
 // pin how many self-metrics there are.
+//
+// An example of the command line instead has file blocks and no input,
+//
+//	<!-- golden NAME file name=bad.yaml -->
+//	(a block: the file's content)
+//	<!-- golden NAME output -->
+//	$ VENEUR_KEY='value' veneur-lite -validate-config -f bad.yaml
+//	(what it prints, stdout and stderr as they come)
+//
+// and is run by the built binary in a directory holding the files, with
+// the environment the command line sets.
 
 // docFiles are the documents whose examples are golden, from this
 // package's directory.
 var docFiles = []string{"../../README.md", "../../docs/*.md"}
 
 // goldenMarker matches a golden marker line.
-var goldenMarker = regexp.MustCompile(`^<!-- golden (\S+) (input|output)((?: \S+=\S+)*) -->$`)
+var goldenMarker = regexp.MustCompile(`^<!-- golden (\S+) (input|output|file)((?: \S+=\S+)*) -->$`)
 
 // docBlock is a code block of a document: lines [start, end) of the file,
 // and its content (indentation removed).
@@ -65,6 +77,7 @@ type docExample struct {
 	attrs    map[string]string
 	input    *docBlock
 	output   *docBlock
+	files    map[string]*docBlock // by file name, for a command example
 	markLine int
 }
 
@@ -122,23 +135,27 @@ func readExamples(t *testing.T, file string, lines []string) []*docExample {
 		}
 		ex := byName[m[1]]
 		if ex == nil {
-			ex = &docExample{file: file, name: m[1], attrs: map[string]string{}, markLine: i + 1}
+			ex = &docExample{file: file, name: m[1], attrs: map[string]string{}, files: map[string]*docBlock{}, markLine: i + 1}
 			byName[m[1]] = ex
 			out = append(out, ex)
 		}
-		if m[2] == "input" {
-			ex.input = b
-			for _, kv := range strings.Fields(m[3]) {
-				k, v, _ := strings.Cut(kv, "=")
-				ex.attrs[k] = v
-			}
-		} else {
+		attrs := map[string]string{}
+		for _, kv := range strings.Fields(m[3]) {
+			k, v, _ := strings.Cut(kv, "=")
+			attrs[k] = v
+		}
+		switch m[2] {
+		case "input":
+			ex.input, ex.attrs = b, attrs
+		case "file":
+			ex.files[attrs["name"]] = b
+		default:
 			ex.output = b
 		}
 	}
 	for _, ex := range out {
-		if ex.input == nil || ex.output == nil {
-			t.Errorf("%s:%d: golden example %q needs an input and an output block", file, ex.markLine, ex.name)
+		if (ex.input == nil) == (len(ex.files) == 0) || ex.output == nil {
+			t.Errorf("%s:%d: golden example %q needs an input block or file blocks, and an output block", file, ex.markLine, ex.name)
 		}
 	}
 	return out
@@ -179,6 +196,8 @@ var (
 	consoleOutput = regexp.MustCompile(`^\S+ (rate|gauge) \S+ host=\S* tags=`)
 	// consoleEvent is a console line of an event or a service check.
 	consoleEvent = regexp.MustCompile(`^(event title=|service_check name=)`)
+	// commandOutput is what the command line prints about a config.
+	commandOutput = regexp.MustCompile(`^(veneur-lite: |config ok$)`)
 )
 
 // runExample runs ex's input through the pipeline on synctest's clock and
@@ -232,6 +251,73 @@ func runExample(t *testing.T, ex *docExample) []string {
 		d.flusher.Wait(context.Background())
 	})
 	return normalizeConsole(t, strings.Split(strings.TrimSuffix(console.String(), "\n"), "\n"))
+}
+
+// runCommand runs the command line of ex's output block, the built binary
+// for veneur-lite, in a directory holding ex's files, and returns the
+// command line and what it printed.
+func runCommand(t *testing.T, ex *docExample) []string {
+	if len(ex.output.lines) == 0 || !strings.HasPrefix(ex.output.lines[0], "$ ") {
+		t.Fatalf("example %q: the output block must start with the command line, \"$ …\"", ex.name)
+	}
+	words := shellWords(t, strings.TrimPrefix(ex.output.lines[0], "$ "))
+	env := []string{}
+	for len(words) > 0 && strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") {
+		env = append(env, words[0])
+		words = words[1:]
+	}
+	if len(words) == 0 || words[0] != "veneur-lite" {
+		t.Fatalf("example %q: runs %q, want veneur-lite", ex.name, words)
+	}
+	dir := t.TempDir()
+	for name, b := range ex.files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(b.lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(binary(t), words[1:]...)
+	cmd.Dir = dir
+	// Only the environment the command line sets: a VENEUR_* variable of
+	// the test's own environment must not change the example.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	_ = cmd.Run() // the exit status is the docs' prose, not the block's
+	return append([]string{ex.output.lines[0]}, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")...)
+}
+
+// shellWords splits a command line as a POSIX shell would for the simple
+// quoting the docs use: words, '…' and "…".
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var word strings.Builder
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; c {
+		case ' ':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		case '\'', '"':
+			end := strings.IndexByte(line[i+1:], c)
+			if end < 0 {
+				t.Fatalf("unterminated quote in %q", line)
+			}
+			word.WriteString(line[i+1 : i+1+end])
+			i += end + 1
+			inWord = true
+		default:
+			word.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
 }
 
 // normalizeConsole leaves out the veneur.* lines and puts the doc's
@@ -303,18 +389,23 @@ func TestDocsExamples(t *testing.T) {
 		}
 		for i, l := range lines {
 			code := strings.TrimPrefix(l, "    ")
-			if !golden[i] && (consoleOutput.MatchString(code) || consoleEvent.MatchString(code) || flushHeader.MatchString(code)) {
+			if !golden[i] && (consoleOutput.MatchString(code) || consoleEvent.MatchString(code) || flushHeader.MatchString(code) || commandOutput.MatchString(code)) {
 				t.Errorf("%s:%d: console output that no golden example produces: %q", file, i+1, l)
 			}
 		}
 		var edits []*docExample
 		for _, ex := range examples {
-			if ex.input == nil || ex.output == nil {
+			if ex.output == nil || (ex.input == nil) == (len(ex.files) == 0) {
 				continue
 			}
 			total++
 			t.Run(filepath.Base(file)+"/"+ex.name, func(t *testing.T) {
-				got := runExample(t, ex)
+				var got []string
+				if ex.input != nil {
+					got = runExample(t, ex)
+				} else {
+					got = runCommand(t, ex)
+				}
 				if strings.Join(got, "\n") == strings.Join(ex.output.lines, "\n") {
 					return
 				}
