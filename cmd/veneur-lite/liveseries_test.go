@@ -2,13 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/veneur-lite/veneur-lite/internal/await"
 )
 
 // TestLiveSeriesDescribesTheIntervalItIsFlushedWith: 100 new series sent
@@ -22,18 +18,7 @@ func TestLiveSeriesDescribesTheIntervalItIsFlushedWith(t *testing.T) {
 	for i := range 100 {
 		fmt.Fprintf(&lines, "new.series:1|c|#id:%d\n", i)
 	}
-	c, err := net.Dial("tcp", td.tcpAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte(lines.String())); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	received := td.reg.Counter("listener.metrics_received", "protocol:tcp")
-	await.Until(t, 10*time.Second, func() (bool, string) {
-		return received.Load() == 100, fmt.Sprintf("received %d of 100", received.Load())
-	})
+	sendTCP(t, td, lines.String(), 100)
 	td.stop(t) // the one flush: the interval is an hour
 
 	// Counters and gauges only: one point per series.

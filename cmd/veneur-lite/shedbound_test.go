@@ -27,18 +27,7 @@ func TestShedAccountingIsExactThroughTheDaemon(t *testing.T) {
 			for i := range sent {
 				fmt.Fprintf(&lines, "flood:1|h|#id:%d\n", i)
 			}
-			c, err := net.Dial("tcp", td.tcpAddr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Write([]byte(lines.String())); err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
-			received := td.reg.Counter("listener.metrics_received", "protocol:tcp")
-			await.Until(t, 10*time.Second, func() (bool, string) {
-				return received.Load() == uint64(sent), fmt.Sprintf("received %d of %d", received.Load(), sent)
-			})
+			sendTCP(t, td, lines.String(), sent)
 			td.stop(t)
 			var flushed, fleet, shed float64
 			for _, p := range td.sink.points {
@@ -59,4 +48,22 @@ func TestShedAccountingIsExactThroughTheDaemon(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendTCP writes lines to td's TCP listener and waits until it has
+// accepted the samples in them, want in all.
+func sendTCP(t *testing.T, td *testDaemon, lines string, want int) {
+	t.Helper()
+	c, err := net.Dial("tcp", td.tcpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	received := td.reg.Counter("listener.metrics_received", "protocol:tcp")
+	await.Until(t, 10*time.Second, func() (bool, string) {
+		return received.Load() == uint64(want), fmt.Sprintf("received %d of %d", received.Load(), want)
+	})
 }
