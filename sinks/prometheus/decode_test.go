@@ -93,39 +93,49 @@ func decodeWriteRequest(raw []byte) (wireRequest, error) {
 	if err := noUnknown(req); err != nil {
 		return wireRequest{}, err
 	}
-	var out wireRequest
-	fields := req.Descriptor().Fields()
-	out.Metadata = req.Get(fields.ByName("metadata")).List().Len()
-	tss := req.Get(fields.ByName("timeseries")).List()
-	for i := range tss.Len() {
-		ts := tss.Get(i).Message()
-		if err := noUnknown(ts); err != nil {
+	out := wireRequest{Metadata: field(req, "metadata").List().Len()}
+	tss, err := messages(field(req, "timeseries"))
+	if err != nil {
+		return wireRequest{}, err
+	}
+	for _, ts := range tss {
+		s := wireSeries{
+			Exemplars:  field(ts, "exemplars").List().Len(),
+			Histograms: field(ts, "histograms").List().Len(),
+		}
+		labels, err := messages(field(ts, "labels"))
+		if err != nil {
 			return wireRequest{}, err
 		}
-		tf := ts.Descriptor().Fields()
-		s := wireSeries{
-			Exemplars:  ts.Get(tf.ByName("exemplars")).List().Len(),
-			Histograms: ts.Get(tf.ByName("histograms")).List().Len(),
+		for _, l := range labels {
+			s.Labels = append(s.Labels, wireLabel{Name: field(l, "name").String(), Value: field(l, "value").String()})
 		}
-		labels := ts.Get(tf.ByName("labels")).List()
-		for j := range labels.Len() {
-			l := labels.Get(j).Message()
-			if err := noUnknown(l); err != nil {
-				return wireRequest{}, err
-			}
-			lf := l.Descriptor().Fields()
-			s.Labels = append(s.Labels, wireLabel{Name: l.Get(lf.ByName("name")).String(), Value: l.Get(lf.ByName("value")).String()})
+		samples, err := messages(field(ts, "samples"))
+		if err != nil {
+			return wireRequest{}, err
 		}
-		samples := ts.Get(tf.ByName("samples")).List()
-		for j := range samples.Len() {
-			sm := samples.Get(j).Message()
-			if err := noUnknown(sm); err != nil {
-				return wireRequest{}, err
-			}
-			sf := sm.Descriptor().Fields()
-			s.Samples = append(s.Samples, wireSample{Value: sm.Get(sf.ByName("value")).Float(), Timestamp: sm.Get(sf.ByName("timestamp")).Int()})
+		for _, sm := range samples {
+			s.Samples = append(s.Samples, wireSample{Value: field(sm, "value").Float(), Timestamp: field(sm, "timestamp").Int()})
 		}
 		out.Timeseries = append(out.Timeseries, s)
+	}
+	return out, nil
+}
+
+func field(m protoreflect.Message, name protoreflect.Name) protoreflect.Value {
+	return m.Get(m.Descriptor().Fields().ByName(name))
+}
+
+// messages returns the messages of a repeated field, refusing any that
+// carries a field the schema does not know.
+func messages(v protoreflect.Value) ([]protoreflect.Message, error) {
+	list := v.List()
+	out := make([]protoreflect.Message, list.Len())
+	for i := range out {
+		out[i] = list.Get(i).Message()
+		if err := noUnknown(out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
