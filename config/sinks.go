@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/sinks/console"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
 	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -52,7 +54,7 @@ type SinkEnv struct {
 // no entry, it returns one console sink.
 func (c *Config) DecodeSinks() ([]Sink, error) {
 	if len(c.MetricSinks) == 0 {
-		return []Sink{consoleSink("console")}, nil
+		return []Sink{consoleSink("console", c.Interval.D())}, nil
 	}
 	var out []Sink
 	var errs []error
@@ -91,12 +93,12 @@ func decodeConsole(c *Config, i int) (Sink, error) {
 	if err := c.DecodeSinkConfig(i, &none); err != nil {
 		return Sink{}, err
 	}
-	return consoleSink(c.MetricSinks[i].SinkName()), nil
+	return consoleSink(c.MetricSinks[i].SinkName(), c.Interval.D()), nil
 }
 
-func consoleSink(name string) Sink {
+func consoleSink(name string, interval time.Duration) Sink {
 	return Sink{Name: name, Config: struct{}{}, New: func(env SinkEnv) (sinks.Sink, error) {
-		return sinks.NewConsole(name, env.Stdout), nil
+		return console.NewConsole(name, env.Stdout, interval), nil
 	}}
 }
 
