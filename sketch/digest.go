@@ -336,15 +336,6 @@ func (d *Digest) MergeRun(r Run) {
 	if !(rmax >= last) {
 		rmax = last
 	}
-	if d.count == 0 {
-		d.min, d.max = rmin, rmax
-	} else {
-		d.min, d.max = min(d.min, rmin), max(d.max, rmax)
-	}
-	d.count += sumWeights(r.Centroids)
-	if !r.Exact {
-		d.compressed = true // the fold compresses
-	}
 
 	// The run and its sentinel, and the sentinel that ends cs[:n] when
 	// no run is buffered yet.
@@ -372,6 +363,17 @@ func (d *Digest) MergeRun(r Run) {
 	}
 	d.cs[len(d.cs)-1].Weight = float64(k)
 	d.cs = append(append(d.cs, r.Centroids...), sentinel)
+	// Only now: a fold above compresses for the weight buffered before
+	// this run (see foldRuns).
+	if d.count == 0 {
+		d.min, d.max = rmin, rmax
+	} else {
+		d.min, d.max = min(d.min, rmin), max(d.max, rmax)
+	}
+	d.count += sumWeights(r.Centroids)
+	if !r.Exact {
+		d.compressed = true // the fold compresses
+	}
 }
 
 // runBufferLen bounds the room MergeRun gives the runs it buffers beyond a
@@ -424,8 +426,9 @@ func (d *Digest) foldRuns() {
 	}
 	d.runs = false
 	// The runs' weight is what count holds beyond the centroids' (up to
-	// rounding, which the limits do not notice): summing it would read
-	// every buffered run once more.
+	// rounding, which the limits do not notice; MergeRun counts a run only
+	// once it is buffered): summing it would read every buffered run once
+	// more.
 	d.mergeRuns(scratch, own, runs[0], max(d.count, d.total), d.compressed)
 	putScratch(sp)
 }

@@ -545,6 +545,13 @@ func TestMergeRunBuffers(t *testing.T) {
 		}
 	}
 
+	// A run that fills the buffer folds those before it for their own
+	// weight, not counting itself: the upper tail keeps its resolution.
+	g, sorted := mergeFleet(1, 2, func(*rand.Rand) int { return 125_000 }, func(r *rand.Rand, _ int) float64 { return distributions[0].draw(r) })
+	if got, want := g.Quantile(0.999), exactQuantile(sorted, 0.999); math.Abs(got-want) > 0.01*want {
+		t.Errorf("2 large lognormal runs: p99.9 %v, exact %v", got, want)
+	}
+
 	// Exact runs stay exact, and samples follow runs.
 	var d Digest
 	for i := range 30 {
