@@ -2,7 +2,6 @@ package sketch
 
 import (
 	"math"
-	"math/bits"
 	"sync"
 )
 
@@ -435,7 +434,10 @@ func (d *Digest) foldRuns() {
 
 // mergePlain appends the union of the sorted, sentinel-terminated runs a
 // and b to dst, followed by a sentinel, and returns it: a plain merge,
-// which keeps every centroid as it is.
+// which keeps every centroid as it is. (A branch-free pick, through the
+// borrow of the sort keys' difference, measured 20% slower per imported
+// digest: its chain of dependent instructions cost more than the
+// mispredicted branches.)
 func mergePlain(dst, a, b []Centroid) []Centroid {
 	n := len(a) + len(b) - 2
 	o := len(dst)
@@ -443,18 +445,13 @@ func mergePlain(dst, a, b []Centroid) []Centroid {
 	out := dst[o : o+n]
 	i, j := 0, 0
 	for k := range out {
-		// Without a branch: which run comes next is as good as random
-		// when hosts' values interleave, and a mispredicted branch costs
-		// more than this. sortKey orders as the means do, and the borrow
-		// of kb − ka is 1 exactly when b's mean is the smaller.
-		x, y := a[i], b[j]
-		_, fromB := bits.Sub64(sortKey(y.Mean), sortKey(x.Mean), 0)
-		mask := -fromB
-		xm, ym := math.Float64bits(x.Mean), math.Float64bits(y.Mean)
-		xw, yw := math.Float64bits(x.Weight), math.Float64bits(y.Weight)
-		out[k] = Centroid{math.Float64frombits(xm ^ (xm^ym)&mask), math.Float64frombits(xw ^ (xw^yw)&mask)}
-		i += int(1 - fromB)
-		j += int(fromB)
+		if b[j].Mean < a[i].Mean {
+			out[k] = b[j]
+			j++
+		} else {
+			out[k] = a[i]
+			i++
+		}
 	}
 	dst[o+n] = sentinel
 	return dst
