@@ -126,9 +126,3 @@ func indexSpecs(specs []Spec) map[string]*Spec {
 	}
 	return idx
 }
-
-// Lookup returns the Catalog row of name (without "veneur.").
-func Lookup(name string) (*Spec, bool) {
-	s, ok := catalogIndex[name]
-	return s, ok
-}
