@@ -146,17 +146,17 @@ func (c *Core) Endpoint(name, desc, url string, header http.Header) *Endpoint {
 // leaves no time for another attempt.
 func (c *Core) Post(ctx context.Context, ep *Endpoint, body []byte) error {
 	return c.Backoff.Retry(ctx, maxAttempts,
-		func() (bool, error) { return c.Attempt(ctx, ep, body) },
+		func() (bool, error) { return c.attempt(ctx, ep, body) },
 		func(n int, wait time.Duration, err error) {
 			c.retries.Inc()
 			c.log.Debug("retried request", "endpoint", ep.desc, "attempt", n, "waited", wait, "err", err)
 		})
 }
 
-// Attempt makes one request, counts its outcome, and reports whether a
+// attempt makes one request, counts its outcome, and reports whether a
 // failure is worth retrying. Its error names the endpoint, never a header;
 // a quoted answer has the secrets masked.
-func (c *Core) Attempt(ctx context.Context, ep *Endpoint, body []byte) (again bool, err error) {
+func (c *Core) attempt(ctx context.Context, ep *Endpoint, body []byte) (again bool, err error) {
 	op := "post " + ep.desc
 	if err := ctx.Err(); err != nil {
 		c.errors[httpclient.CauseTimeout].Inc()

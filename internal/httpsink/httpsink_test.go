@@ -116,7 +116,7 @@ func TestAttemptRefusalMasksSecrets(t *testing.T) {
 	reg, logs := telemetry.NewRegistry(), &syncbuf.Buffer{}
 	c := newCore(t, reg, logs)
 	ep := c.Endpoint("", "series", srv.URL, http.Header{"Dd-Api-Key": {secret}})
-	again, err := c.Attempt(t.Context(), ep, []byte("x"))
+	again, err := c.attempt(t.Context(), ep, []byte("x"))
 	var se *httpclient.StatusError
 	if again || !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Body, "bad key ****") {
 		t.Errorf("again %v, err %v; want a final 403 quoting the masked key", again, err)
