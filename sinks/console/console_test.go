@@ -50,7 +50,7 @@ func TestConsoleGroupsEachFlush(t *testing.T) {
 	points := []metric.Point{
 		{Name: "veneur.flush.points", Type: metric.RatePoint, Value: 0.5, Interval: 10 * time.Second, Host: "h", Timestamp: flushed},
 		{Name: "zeta", Value: 1, Host: "h", Timestamp: flushed},
-		{Name: "veneur.aggregate.flush_duration_ms", Value: 2, Host: "h", Timestamp: flushed},
+		{Name: "veneur.flush.duration_seconds.max", Value: 2, Host: "h", Timestamp: flushed},
 		{Name: "alpha", Value: 2, Host: "h", Tags: []string{"b"}, Timestamp: flushed},
 		{Name: "alpha.50percentile", Value: 3, Tags: []string{"a"}, Timestamp: flushed - 10}, // a fleet series, of the interval before
 		{Name: "alpha", Value: 4, Host: "h", Tags: []string{"a"}, Timestamp: flushed},
@@ -69,7 +69,7 @@ func TestConsoleGroupsEachFlush(t *testing.T) {
 		"alpha gauge 2 host=h tags=b",
 		"alpha.50percentile gauge 3 host= tags=a",
 		"zeta gauge 1 host=h tags=",
-		"veneur.aggregate.flush_duration_ms gauge 2 host=h tags=",
+		"veneur.flush.duration_seconds.max gauge 2 host=h tags=",
 		"veneur.flush.points rate 0.5 host=h tags= interval=10s count=5",
 		"--- flush " + clock + " interval=10s points=1",
 		"veneur.flush.points rate 0.5 host=h tags= interval=10s count=5",
