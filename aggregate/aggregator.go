@@ -159,8 +159,9 @@ func (a *Aggregator) Push(samples []metric.Sample) {
 }
 
 // forwards reports whether a series' state goes to the global tier
-// (docs/output.md, "Local and global"): histograms and sets unless
-// veneurlocalonly, counters and gauges only when veneurglobalonly.
+// (docs/output.md, "Local, global and the root of the tier"): histograms
+// and sets unless veneurlocalonly, counters and gauges only when
+// veneurglobalonly.
 func (a *Aggregator) forwards(k metric.Kind, sc scope) bool {
 	switch {
 	case k.IsHistogram(), k == metric.Set:

@@ -8,7 +8,7 @@ import (
 
 // Stamp is what every point of one flush shares, local or global: the
 // timestamp, and the interval over which counters become per-second
-// rates (docs/output.md, "Metric types"). The points of a series' merged
+// rates (docs/output.md, "Names and types"). The points of a series' merged
 // state are made here, so that both tiers emit a kind alike.
 type Stamp struct {
 	Timestamp int64         // unix seconds

@@ -315,7 +315,7 @@ const mismatchLogEvery = time.Minute
 // intervalMismatch counts and logs (throttled) a batch aggregated over an
 // interval other than this instance's g. It still merges, into the window
 // its start falls in, which is right for counts, sums and percentiles, but
-// not for rates: see docs/output.md.
+// not for rates: see docs/output.md, "Intervals that differ between tiers".
 func (w *Windows) intervalMismatch(batch, g time.Duration) {
 	w.stats.mismatches.Inc()
 	ok, held := w.mismatchLog.Allow()
