@@ -59,11 +59,10 @@ type Config struct {
 	UnixSocketMode FileMode `yaml:"unix_socket_mode"`
 	// MaxSeries bounds the live series of an interval and
 	// MaxSeriesPerName those of one metric name (docs/configuration.md):
-	// past them new
-	// series are shed and counted, while the series already live keep
-	// aggregating. 0 means no bound. Left out, they depend on the role
-	// (RoleDefaults): a local holds one host's series, the root of the
-	// tier every host's.
+	// past them new series are shed and counted, while the series already
+	// live keep aggregating. 0 means no bound. Left out, they depend on
+	// the role (RoleDefaults): a local holds one host's series, the root
+	// of the tier every host's.
 	MaxSeries        int `yaml:"max_series"`
 	MaxSeriesPerName int `yaml:"max_series_per_name"`
 	// TLSCertificate and TLSKey turn on TLS for tcp:// statsd listeners
@@ -309,9 +308,17 @@ func (c *Config) validate() []*KeyError {
 		badf("hostname", "empty, and the OS hostname could not be read")
 	}
 	if _, err := metric.NewPercentiles(c.Percentiles); err != nil {
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() { // errors.Join's
-			if pe := (*metric.PercentileError)(nil); errors.As(e, &pe) {
+		// One *PercentileError per bad entry, joined; anything else is
+		// reported under the whole key rather than lost (or a panic).
+		perEntry := []error{err}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			perEntry = joined.Unwrap()
+		}
+		for _, e := range perEntry {
+			if pe, ok := errors.AsType[*metric.PercentileError](e); ok {
 				bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
+			} else {
+				bad("percentiles", e)
 			}
 		}
 	}
