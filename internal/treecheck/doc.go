@@ -2,5 +2,6 @@
 // itself, for rules no compiler enforces, such as that nothing outside
 // the Markdown pages cites a document that is not in the repository
 // (docs/input.md, docs/output.md, docs/configuration.md and wire/FORMAT.md
-// are the contract).
+// are the contract), and that a section cited as page.md, "Heading" has
+// that heading.
 package treecheck

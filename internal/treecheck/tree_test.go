@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -93,4 +95,71 @@ func trackedFiles(t *testing.T, root string) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// headingCitation is a citation of a section: a page of the repository,
+// from its root, then the heading in quotes (docs/output.md, "Magic tags").
+var headingCitation = regexp.MustCompile(`([A-Za-z0-9_./-]+\.md),? "([^"]+)"`)
+
+// A section cited from code, tests, configuration or scripts exists: the
+// page has a heading that begins with the cited words, so that renaming
+// a heading cannot leave a citation pointing nowhere.
+func TestCitedSectionsExist(t *testing.T) {
+	root := moduleRoot(t)
+	headings := map[string][]string{} // page → its headings, backticks removed
+	cited := 0
+	for _, name := range trackedFiles(t, root) {
+		if strings.HasSuffix(name, ".md") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for i, line := range bytes.Split(data, []byte("\n")) {
+			for _, m := range headingCitation.FindAllSubmatch(line, -1) {
+				page, section := string(m[1]), string(m[2])
+				hs, ok := headings[page]
+				if !ok {
+					hs = pageHeadings(t, filepath.Join(root, page))
+					headings[page] = hs
+				}
+				cited++
+				if !slices.ContainsFunc(hs, func(h string) bool { return strings.HasPrefix(h, section) }) {
+					t.Errorf("%s:%d cites %s, %q: the page has no such heading", name, i+1, page, section)
+				}
+			}
+		}
+	}
+	if cited == 0 {
+		t.Fatal("found no section citations; the pattern is broken")
+	}
+}
+
+var markdownHeading = regexp.MustCompile(`^#{1,6} +(.*?) *$`)
+
+// pageHeadings returns the Markdown headings of a page, without their
+// marks and backticks; none if the page does not exist.
+func pageHeadings(t *testing.T, path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	var hs []string
+	fenced := false // inside a ``` block, where "# ..." is a comment
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+		}
+		if m := markdownHeading.FindStringSubmatch(line); m != nil && !fenced {
+			hs = append(hs, strings.ReplaceAll(m[1], "`", ""))
+		}
+	}
+	return hs
 }
