@@ -54,7 +54,8 @@ func (s *Sink) toSeries(points []metric.Point) []timeSeries {
 			_, _ = h.Write(sep)
 		}
 		sum := h.Sum64()
-		if j, ok := index[sum]; ok && slices.Equal(series[j].labels, scratch) {
+		j, indexed := index[sum]
+		if indexed && slices.Equal(series[j].labels, scratch) {
 			dups++
 			if firstDup == "" {
 				firstDup = p.Name
@@ -75,7 +76,7 @@ func (s *Sink) toSeries(points []metric.Point) []timeSeries {
 		ts.value, ts.ms = sampleOf(p)
 		series = append(series, ts)
 		from = append(from, i)
-		if _, ok := index[sum]; !ok {
+		if !indexed {
 			index[sum] = k
 		}
 	}
