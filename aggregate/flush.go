@@ -22,7 +22,11 @@ type Flushed struct {
 	// veneurlocalonly, counters and gauges marked veneurglobalonly. The
 	// receiver owns the digests and sketches.
 	Forward []metric.Series
-	Events  []metric.Event
+	// Sketches are the d series' Datadog Agent sketches, one per series
+	// with this instance's host, for sinks that ship sketches
+	// (sinks.SketchSink); their points above are marked Distribution.
+	Sketches []metric.SketchPoint
+	Events   []metric.Event
 	Checks  []metric.ServiceCheck
 }
 
@@ -93,6 +97,11 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 			for _, t := range res.taken {
 				res.byKind[t.meta.kind]++
 				pts, fwd = a.flushOne(pts, fwd, &t, job)
+				if t.hist != nil && t.hist.dist != nil {
+					m := t.meta
+					res.sketches = append(res.sketches, metric.SketchPoint{
+						Name: m.name, Tags: m.tags, Host: m.host, Timestamp: job.timestamp, Sketch: t.hist.dist})
+				}
 			}
 			return nil
 		})
@@ -100,6 +109,9 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // flushOne cannot fail
 	out.Points = out.Points[:totalPoints]
 	out.Forward = out.Forward[:totalForward]
+	for i := range results {
+		out.Sketches = append(out.Sketches, results[i].sketches...)
+	}
 
 	out.Events, out.Checks = a.takeEvents()
 	for i := range results {
@@ -152,6 +164,7 @@ type groupFlush struct {
 	taken           []taken
 	points, forward int               // what taken will produce
 	byKind          [kindCount]uint64 // series flushed, by kind
+	sketches        []metric.SketchPoint
 }
 
 // flushOne appends one series' points and forwarded state.
@@ -163,7 +176,8 @@ func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken,
 	if a.localPoints(m.kind, m.forward) == 0 {
 		return pts, fwd
 	}
-	base := metric.Point{Tags: m.tags, Host: m.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
+	base := metric.Point{Tags: m.tags, Host: m.host, Type: metric.GaugePoint, Timestamp: job.timestamp,
+		Distribution: m.kind == metric.Distribution}
 	switch m.kind {
 	case metric.Counter:
 		pt := base

@@ -10,6 +10,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // shard is one lock and the series behind it. Series live across
@@ -71,6 +72,9 @@ type meta struct {
 type histogram struct {
 	sum    float64 // weighted by 1/rate
 	digest sketch.Digest
+	// dist is a d series' Datadog Agent sketch (nil for h and ms), shipped
+	// by sinks that take sketches (metric.SketchPoint).
+	dist *agentsketch.Sketch
 }
 
 // noSlot ends a chain and marks a Writer's unresolved cache entry.
@@ -169,10 +173,16 @@ func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardin
 			// As many samples as last interval are likely: the digest
 			// grows once, not step by step.
 			h.digest.Grow(int(last))
+			if sl.kind == metric.Distribution {
+				h.dist = new(agentsketch.Sketch)
+			}
 			m.hist = h
 		}
 		h.sum += s.Value * weight
 		h.digest.Add(s.Value, weight)
+		if h.dist != nil {
+			h.dist.Insert(s.Value, weight)
+		}
 	}
 }
 

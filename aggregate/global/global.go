@@ -150,7 +150,7 @@ type stats struct {
 	lateBatches    *telemetry.Counter
 	futureBatches  *telemetry.Counter
 	digestSamples  *telemetry.Counter
-	seriesFlushed  [metric.Set + 1]*telemetry.Counter // by kind
+	seriesFlushed  [metric.KindMax + 1]*telemetry.Counter // by kind
 	openWindows    *telemetry.Gauge
 }
 
@@ -195,7 +195,7 @@ func New(cfg Config) (*Windows, error) {
 		digestSamples:  reg.Counter("import.digest_samples"),
 		openWindows:    reg.Gauge("import.open_intervals"),
 	}
-	for k := metric.Counter; k <= metric.Set; k++ {
+	for k := metric.Counter; k <= metric.KindMax; k++ {
 		w.stats.seriesFlushed[k] = reg.Counter("flush.fleet_series", "kind:"+k.String())
 	}
 	return w, nil
@@ -391,7 +391,7 @@ func check(s *metric.Series) error {
 	switch {
 	case s.Key == "":
 		return fmt.Errorf("import series %q: no key", s.Name)
-	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.Set:
+	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax:
 		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
 	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
 		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
@@ -516,7 +516,8 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 	dst := make([]metric.Point, 0, n)
 	seconds := span.Seconds()
 	for _, s := range all {
-		base := metric.Point{Name: s.Name, Tags: s.Tags, Type: metric.GaugePoint, Timestamp: ts}
+		base := metric.Point{Name: s.Name, Tags: s.Tags, Type: metric.GaugePoint, Timestamp: ts,
+			Distribution: s.Kind == metric.Distribution}
 		switch s.Kind {
 		case metric.Counter:
 			pt := base

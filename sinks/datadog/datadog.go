@@ -45,8 +45,9 @@ import (
 )
 
 var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.EventSink = (*Sink)(nil)
+	_ sinks.Sink       = (*Sink)(nil)
+	_ sinks.EventSink  = (*Sink)(nil)
+	_ sinks.SketchSink = (*Sink)(nil)
 )
 
 // Sink delivers to one Datadog API endpoint. Its methods are safe for
@@ -60,7 +61,7 @@ type Sink struct {
 	// appendSeries encodes one point in the configured API version.
 	appendSeries func([]byte, *metric.Point, *fieldCache) []byte
 
-	series, events, checks endpoint
+	series, events, checks, sketches endpoint
 
 	bodies      sync.Pool // *body with the configured compression
 	plainBodies sync.Pool // *body sent uncompressed (check_run)
@@ -74,9 +75,10 @@ type Sink struct {
 
 // endpoint is one API path and its request counters by status class.
 type endpoint struct {
-	name     string
-	url      string
-	requests [6]*telemetry.Counter // index: status code / 100
+	name        string
+	url         string
+	contentType string                // empty: application/json
+	requests    [6]*telemetry.Counter // index: status code / 100
 }
 
 // Why a request failed; each cause has its own veneur.sink.errors counter.
@@ -98,6 +100,8 @@ type metrics struct {
 	seriesSent, seriesDropped *telemetry.Counter
 	eventsSent, eventsDropped *telemetry.Counter
 	checksSent, checksDropped *telemetry.Counter
+	sketchesSent              *telemetry.Counter
+	sketchesDropped           *telemetry.Counter
 	bytesSent                 *telemetry.Counter
 	retries                   *telemetry.Counter
 	errors                    [numCauses]*telemetry.Counter
@@ -146,6 +150,8 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	s.lim.maxItems = cfg.FlushMaxPerBody
 	s.events.url = base + "/api/v1/events"
 	s.checks.url = base + "/api/v1/check_run"
+	s.sketches.url = base + "/api/beta/sketches"
+	s.sketches.contentType = protobufContentType
 	s.bodies.New = func() any { return newBody(cfg.Compression) }
 	s.plainBodies.New = func() any { return newBody("") }
 
@@ -153,22 +159,24 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	for _, ep := range []struct {
 		e    *endpoint
 		name string
-	}{{&s.series, "series"}, {&s.events, "events"}, {&s.checks, "check_run"}} {
+	}{{&s.series, "series"}, {&s.events, "events"}, {&s.checks, "check_run"}, {&s.sketches, "sketches"}} {
 		ep.e.name = ep.name
 		for class := 1; class <= 5; class++ {
 			ep.e.requests[class] = reg.Counter("sink.requests", tag, "endpoint:"+ep.name, fmt.Sprintf("status_class:%dxx", class))
 		}
 	}
 	s.m = metrics{
-		seriesSent:    reg.Counter("sink.series_sent", tag),
-		seriesDropped: reg.Counter("sink.series_dropped", tag),
-		eventsSent:    reg.Counter("sink.events_sent", tag),
-		eventsDropped: reg.Counter("sink.events_dropped", tag),
-		checksSent:    reg.Counter("sink.service_checks_sent", tag),
-		checksDropped: reg.Counter("sink.service_checks_dropped", tag),
-		bytesSent:     reg.Counter("sink.bytes_sent", tag),
-		retries:       reg.Counter("sink.retries", tag),
-		flushDuration: reg.Gauge("sink.flush_duration_seconds", tag),
+		seriesSent:      reg.Counter("sink.series_sent", tag),
+		seriesDropped:   reg.Counter("sink.series_dropped", tag),
+		eventsSent:      reg.Counter("sink.events_sent", tag),
+		eventsDropped:   reg.Counter("sink.events_dropped", tag),
+		checksSent:      reg.Counter("sink.service_checks_sent", tag),
+		checksDropped:   reg.Counter("sink.service_checks_dropped", tag),
+		sketchesSent:    reg.Counter("sink.sketches_sent", tag),
+		sketchesDropped: reg.Counter("sink.sketches_dropped", tag),
+		bytesSent:       reg.Counter("sink.bytes_sent", tag),
+		retries:         reg.Counter("sink.retries", tag),
+		flushDuration:   reg.Gauge("sink.flush_duration_seconds", tag),
 	}
 	for c := range numCauses {
 		s.m.errors[c] = reg.Counter("sink.errors", tag, "cause:"+causeNames[c])
@@ -249,6 +257,9 @@ func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body
 	)
 	for i := range points {
 		p := &points[i]
+		if p.Distribution { // FlushSketches ships the series' sketch
+			continue
+		}
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 			s.m.errors[causeEncode].Inc()
 			out.fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))

@@ -392,9 +392,12 @@ func (b *body) close(suffix []byte) error {
 // hands each finished body to emit, which takes ownership of it.
 type chunker struct {
 	prefix, suffix []byte
-	lim            limits
-	get            func() *body
-	put            func(*body)
+	// noSeparator writes items back to back (protobuf repeated fields)
+	// instead of comma-separated (a JSON array).
+	noSeparator bool
+	lim         limits
+	get         func() *body
+	put         func(*body)
 	// emit sends or releases b; false stops the chunker (the flush is
 	// out of time).
 	emit    func(b *body) bool
@@ -422,7 +425,7 @@ func (c *chunker) add(item []byte) (bool, error) {
 			}
 		}
 		sep := 0
-		if c.cur.items > 0 {
+		if c.cur.items > 0 && !c.noSeparator {
 			sep = 1
 		}
 		ok, err := c.cur.fits(len(item)+sep, len(c.suffix), c.lim)

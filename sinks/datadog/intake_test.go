@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/DataDog/agent-payload/v5/gogen"
 )
 
 // testKey looks like a real API key so that a leak would be found by a
@@ -109,6 +111,9 @@ type intake struct {
 	bodies   []bodyStat
 	events   []gotEvent
 	checks   []gotCheck
+	sketches []gogen.SketchPayload_Sketch
+	// sketchBodies counts the sketches of each accepted sketch body.
+	sketchBodies []int
 	requests map[string]int // path → requests received
 	attempts map[[32]byte]int
 }
@@ -152,12 +157,16 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.reject(w, "DD-API-KEY header is %q", got)
 		return
 	}
-	if got := r.Header.Get("Content-Type"); got != "application/json" {
-		in.reject(w, "Content-Type %q", got)
+	wantType := "application/json"
+	if r.URL.Path == "/api/beta/sketches" {
+		wantType = "application/x-protobuf"
+	}
+	if got := r.Header.Get("Content-Type"); got != wantType {
+		in.reject(w, "%s: Content-Type %q, want %q", r.URL.Path, got, wantType)
 		return
 	}
 	wantEncoding := ""
-	if strings.HasSuffix(r.URL.Path, "/series") {
+	if strings.HasSuffix(r.URL.Path, "/series") || r.URL.Path == "/api/beta/sketches" {
 		wantEncoding = in.encoding
 	}
 	if got := r.Header.Get("Content-Encoding"); got != wantEncoding {
@@ -199,6 +208,20 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				in.seen[seriesKey(s)]++
 				in.series = append(in.series, s)
 			}
+		}
+	case "/api/beta/sketches":
+		if len(wire) > 5<<19 || len(raw) > 4<<20 {
+			in.reject(w, "sketch body of %d bytes (%d uncompressed) over the Agent's limits", len(wire), len(raw))
+			return
+		}
+		got, err := decodeSketches(raw)
+		if err != nil {
+			in.reject(w, "sketches: %v", err)
+			return
+		}
+		accept = func() {
+			in.sketchBodies = append(in.sketchBodies, len(got))
+			in.sketches = append(in.sketches, got...)
 		}
 	case "/api/v1/events":
 		var e gotEvent
@@ -392,4 +415,46 @@ func (in *intake) snapshot() (series []gotSeries, bodies []bodyStat, requests ma
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return slices.Clone(in.series), slices.Clone(in.bodies), maps.Clone(in.requests)
+}
+
+// decodeSketches decodes a SketchPayload with the Agent's own types and
+// rejects what the sketch intake would not make sense of: a sketch without
+// metric or dogsketch, a dogsketch without timestamp or count, keys and
+// counts of different lengths, unsorted keys, zero counts, counts that do
+// not add up to cnt, min > max.
+func decodeSketches(raw []byte) ([]gogen.SketchPayload_Sketch, error) {
+	var p gogen.SketchPayload
+	if err := p.Unmarshal(raw); err != nil {
+		return nil, err
+	}
+	if len(p.Sketches) == 0 {
+		return nil, errors.New("no sketches")
+	}
+	for _, sk := range p.Sketches {
+		if sk.Metric == "" || len(sk.Dogsketches) == 0 || len(sk.Distributions) > 0 {
+			return nil, fmt.Errorf("sketch %q: %d dogsketches, %d distributions", sk.Metric, len(sk.Dogsketches), len(sk.Distributions))
+		}
+		for _, d := range sk.Dogsketches {
+			if d.Ts <= 0 || d.Cnt <= 0 || len(d.K) != len(d.N) || len(d.K) == 0 || d.Min > d.Max {
+				return nil, fmt.Errorf("sketch %q: dogsketch %+v", sk.Metric, d)
+			}
+			var total int64
+			for i, n := range d.N {
+				if n == 0 || (i > 0 && d.K[i] < d.K[i-1]) {
+					return nil, fmt.Errorf("sketch %q: bin %d (k=%d n=%d) zero or out of order", sk.Metric, i, d.K[i], n)
+				}
+				total += int64(n)
+			}
+			if total != d.Cnt {
+				return nil, fmt.Errorf("sketch %q: bins count %d, cnt %d", sk.Metric, total, d.Cnt)
+			}
+		}
+	}
+	return p.Sketches, nil
+}
+
+func (in *intake) gotSketches() (sketches []gogen.SketchPayload_Sketch, bodies []int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.sketches), slices.Clone(in.sketchBodies)
 }

@@ -40,7 +40,11 @@ func (s *Sink) attempt(ctx context.Context, ep *endpoint, payload []byte, encodi
 	if err != nil {
 		return false, fmt.Errorf("post %s: build request: %w", ep.name, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	contentType := ep.contentType
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	req.Header.Set("Content-Type", contentType)
 	if encoding != "" {
 		req.Header.Set("Content-Encoding", encoding)
 	}

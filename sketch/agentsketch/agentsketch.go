@@ -118,16 +118,16 @@ type Sketch struct {
 	avg   float64
 }
 
-// Insert adds v with the weight of a sample sent at rate: the count is
-// 1/rate truncated, the sum grows by v/rate, as the Agent does. A rate
-// outside (0, 1] is 1. NaN is ignored.
-func (s *Sketch) Insert(v float64, rate float64) {
+// Insert adds v with the weight of a sample (1/rate): the count grows by
+// the weight truncated, the sum by v·weight, as the Agent does. A weight
+// below 1 (or NaN) is 1; a NaN value is ignored.
+func (s *Sketch) Insert(v float64, weight float64) {
 	if v != v {
 		return
 	}
 	w := 1.0
-	if rate > 0 && rate < 1 {
-		w = 1 / rate
+	if weight > 1 {
+		w = weight
 	}
 	n := uint64(min(w, 1<<62))
 	s.summarize(v, n, w*v)

@@ -1,0 +1,120 @@
+package datadog
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/DataDog/agent-payload/v5/gogen"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/veneur-lite/veneur-lite/metric"
+)
+
+const protobufContentType = "application/x-protobuf"
+
+// sketchLimits bound a /api/beta/sketches body: the Datadog Agent's
+// serializer defaults (serializer_max_payload_size 2.5 MiB compressed,
+// serializer_max_uncompressed_payload_size 4 MiB); maxItems is
+// flush_max_per_body.
+var sketchLimits = limits{maxRaw: 4 << 20, maxCompressed: 5 << 19}
+
+// sketchesField is the key of SketchPayload's field 1 (repeated Sketch),
+// wire type 2: a body is these entries back to back, which is a valid
+// SketchPayload with the metadata left at its zero value, as the Agent
+// sends it.
+const sketchesField = 1<<3 | 2
+
+// FlushSketches posts the d series' sketches to /api/beta/sketches as
+// agent-payload SketchPayload protobuf bodies of at most FlushMaxPerBody
+// sketches, compressed and retried as the series are. What is not
+// delivered before ctx ends is dropped and counted
+// (veneur.sink.sketches_dropped).
+func (s *Sink) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	if len(sketches) == 0 {
+		return nil
+	}
+	var (
+		g   errgroup.Group
+		out outcome
+	)
+	g.SetLimit(s.cfg.MaxConcurrency)
+	send := func(b *body) bool {
+		defer s.putBody(b)
+		if err := ctx.Err(); err != nil {
+			out.fail(b.items, fmt.Errorf("post sketches: %w", err))
+			return false
+		}
+		if err := s.post(ctx, &s.sketches, b.buf.Bytes(), s.cfg.Compression); err != nil {
+			out.fail(b.items, err)
+			return ctx.Err() == nil
+		}
+		s.m.sketchesSent.Add(uint64(b.items))
+		return true
+	}
+	lim := sketchLimits
+	lim.maxItems = s.cfg.FlushMaxPerBody
+	for lo := 0; lo < len(sketches); lo += lim.maxItems {
+		if err := ctx.Err(); err != nil {
+			out.fail(len(sketches)-lo, fmt.Errorf("post sketches: %w", err))
+			break
+		}
+		run := sketches[lo:min(lo+lim.maxItems, len(sketches))]
+		g.Go(func() error {
+			c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody, emit: send}
+			var enc sketchEncoder
+			for i := range run {
+				ok, err := c.add(enc.appendSketch(enc.buf[:0], &run[i]))
+				if err != nil {
+					s.m.errors[causeEncode].Inc()
+					out.fail(1, fmt.Errorf("encode sketch %q: %w", run[i].Name, err))
+					continue
+				}
+				if !ok {
+					out.fail(len(run)-i, nil)
+					break
+				}
+			}
+			c.flush()
+			if c.err != nil {
+				s.m.errors[causeEncode].Inc()
+				out.fail(c.lost, fmt.Errorf("encode sketches: %w", c.err))
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	s.m.sketchesDropped.Add(uint64(out.items.Load()))
+	return out.err("sketches", len(sketches))
+}
+
+// sketchEncoder turns sketch points into SketchPayload entries with the
+// Agent's own message types, reusing its buffers from one to the next.
+type sketchEncoder struct {
+	msg  gogen.SketchPayload_Sketch
+	dogs [1]gogen.SketchPayload_Sketch_Dogsketch
+	buf  []byte
+}
+
+// appendSketch appends p as one SketchPayload field-1 entry: one Sketch
+// (metric, host, tags) with one Dogsketch for its interval.
+func (e *sketchEncoder) appendSketch(dst []byte, p *metric.SketchPoint) []byte {
+	sk := p.Sketch
+	d := &e.dogs[0]
+	k, n := sk.AppendColumns(d.K[:0], d.N[:0])
+	*d = gogen.SketchPayload_Sketch_Dogsketch{
+		Ts: p.Timestamp, Cnt: sk.Count(), Min: sk.Min(), Max: sk.Max(), Avg: sk.Avg(), Sum: sk.Sum(),
+		K: k, N: n,
+	}
+	e.msg = gogen.SketchPayload_Sketch{Metric: p.Name, Host: p.Host, Tags: p.Tags, Dogsketches: e.dogs[:]}
+	size := e.msg.Size()
+	dst = append(dst, sketchesField)
+	dst = binary.AppendUvarint(dst, uint64(size))
+	at := len(dst)
+	dst = append(dst, make([]byte, size)...)
+	// MarshalToSizedBuffer cannot fail for a message its own Size measured.
+	_, _ = e.msg.MarshalToSizedBuffer(dst[at:])
+	e.buf = dst
+	return dst
+}
+
