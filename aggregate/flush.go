@@ -27,7 +27,7 @@ type Flushed struct {
 	// (sinks.SketchSink); their points above are marked Distribution.
 	Sketches []metric.SketchPoint
 	Events   []metric.Event
-	Checks  []metric.ServiceCheck
+	Checks   []metric.ServiceCheck
 }
 
 // Flush ends the current interval and returns what it produced.

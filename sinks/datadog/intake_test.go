@@ -114,8 +114,8 @@ type intake struct {
 	sketches []gogen.SketchPayload_Sketch
 	// sketchBodies counts the sketches of each accepted sketch body.
 	sketchBodies []int
-	requests map[string]int // path → requests received
-	attempts map[[32]byte]int
+	requests     map[string]int // path → requests received
+	attempts     map[[32]byte]int
 }
 
 // newIntake starts a strict intake for series of the given API version and

@@ -117,4 +117,3 @@ func (e *sketchEncoder) appendSketch(dst []byte, p *metric.SketchPoint) []byte {
 	e.buf = dst
 	return dst
 }
-
