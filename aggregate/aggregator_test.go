@@ -30,7 +30,7 @@ func parseTestLine(t testing.TB, line string) metric.Sample {
 	nameValue, rest, _ := strings.Cut(line, "|")
 	name, value, _ := strings.Cut(nameValue, ":")
 	fields := strings.Split(rest, "|")
-	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Histogram, "d": metric.Histogram, "s": metric.Set}
+	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Histogram, "d": metric.Distribution, "s": metric.Set}
 	s := metric.Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
 	if s.Kind == metric.KindInvalid {
 		t.Fatalf("test line %q: unknown type", line)
@@ -210,14 +210,42 @@ func TestTagCanonicalization(t *testing.T) {
 // TestHistogramTimerDistributionAreOneSeries: h, ms and d flush under the
 // same names, so they are one series (SPEC §3), not three that collide at
 // the intake; a counter of the same name stays its own.
-func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
+// h and ms are one series; d is its own, as in the Datadog Agent: its
+// points are marked for the sinks that ship its sketch instead, and its
+// sketch (this host's, with the host) has every sample with its weight.
+func TestDistributionIsItsOwnSeries(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
-	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h", "x:1|c"))
+	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:3|d|@0.5|#a:b", "x:1|h", "x:1|c"))
 	got := a.Flush(testNow, time.Second)
+	dist := func(p metric.Point) metric.Point { p.Distribution = true; return p }
 	assertPoints(t, got.Points, []metric.Point{
-		rate("x.count", 4, time.Second),
+		rate("x.count", 3, time.Second),
+		dist(rate("x.count", 1, time.Second)),
+		dist(rate("x.count", 2, time.Second, "a:b")),
 		rate("x", 1, time.Second),
 	})
+	slices.SortFunc(got.Sketches, func(a, b metric.SketchPoint) int { return cmp.Compare(len(a.Tags), len(b.Tags)) })
+	if len(got.Sketches) != 2 {
+		t.Fatalf("%d sketches, want 2", len(got.Sketches))
+	}
+	for i, want := range []struct {
+		tags  []string
+		count int64
+		sum   float64
+	}{{nil, 1, 1}, {[]string{"a:b"}, 2, 6}} {
+		sp := got.Sketches[i]
+		if sp.Name != "x" || sp.Host != testHost || !slices.Equal(sp.Tags, want.tags) || sp.Timestamp != testNow.Unix() ||
+			sp.Sketch.Count() != want.count || sp.Sketch.Sum() != want.sum {
+			t.Errorf("sketch %d: %+v count %d sum %v, want tags %v count %d sum %v", i, sp, sp.Sketch.Count(), sp.Sketch.Sum(), want.tags, want.count, want.sum)
+		}
+	}
+	kinds := map[metric.Kind]int{}
+	for _, f := range got.Forward {
+		kinds[f.Kind]++
+	}
+	if kinds[metric.Histogram] != 1 || kinds[metric.Distribution] != 2 {
+		t.Errorf("forwarded kinds %v, want 1 histogram and 2 distributions", kinds)
+	}
 }
 
 // TestScoping: what each kind and magic tag flushes here and what goes to
@@ -237,7 +265,7 @@ func TestScoping(t *testing.T) {
 		{"h:1|h|#t:1", []string{"h.count", "h.max", "h.median", "h.min"}, []string{"histogram|h|region:x,t:1"}},
 		{"h:1|h|#t:1,veneurlocalonly", []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}, nil},
 		{"t:1|ms|#t:1,veneurglobalonly", []string{"t.count", "t.max", "t.median", "t.min"}, []string{"histogram|t|region:x,t:1"}},
-		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"histogram|d|region:x,t:1"}},
+		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"distribution|d|region:x,t:1"}},
 		{"s:m|s|#t:1", nil, []string{"set|s|region:x,t:1"}},
 		{"s:m|s|#t:1,veneurlocalonly", []string{"s"}, nil},
 	}

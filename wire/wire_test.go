@@ -50,6 +50,9 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 	counter.Value = 12.5
 	gauge := series(metric.Gauge, "pool.size")
 	gauge.Value = -4
+	// A d series since it is a kind of its own: kind 7, a t-digest.
+	distribution := series(metric.Distribution, "req.latency", "env:prod")
+	distribution.Digest = digestOf(t, 1, 2, 2, 3, 250)
 
 	start := testStart
 	return map[string]*Batch{
@@ -57,6 +60,8 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 		"scalars.bin":    {IntervalStart: start, Interval: 10 * time.Second, Source: "host-a", Series: []metric.Series{counter, gauge}},
 		"histograms.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-b", Series: []metric.Series{hist, timer, dist}},
 		"sets.bin":       {IntervalStart: start, Interval: 2 * time.Second, Source: "host-c", Series: []metric.Series{small, dense}},
+		"distributions.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-d",
+			Series: []metric.Series{distribution, dist}},
 	}
 }
 

@@ -528,3 +528,16 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 		t.Errorf("shed %d series, want 150", n)
 	}
 }
+
+// A d series merges apart from an h series of the same name, and its fleet
+// percentiles are marked Distribution: a sink that ships the locals'
+// sketches (Datadog) leaves them out, every other sink flushes them.
+func TestDistributionFleetPercentilesAreMarked(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Percentiles: []float64{0.5}})
+	glob.Import(t0, g, localFlush(t, "a", "x:1|d", "x:3|d", "x:100|h"))
+	glob.Import(t0, g, localFlush(t, "b", "x:2|d", "x:200|h"))
+	dist := fleet("x.50percentile", 2, at(2*g))
+	dist.Distribution = true
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleet("x.50percentile", 100, at(2*g)), dist})
+}
