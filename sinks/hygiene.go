@@ -58,8 +58,15 @@ func WithHygiene(s Sink, h Hygiene, reg *telemetry.Registry) Sink {
 	for r := range numDropReasons {
 		f.dropped[r] = reg.Counter("sink.points_dropped", "sink:"+s.Name(), "reason:"+dropReasonNames[r])
 	}
-	if es, ok := s.(EventSink); ok {
+	es, hasEvents := s.(EventSink)
+	ss, hasSketches := s.(SketchSink)
+	switch {
+	case hasEvents && hasSketches:
+		return &hygienicEventsSketches{hygienicEvents{hygienic: f, events: es}, ss}
+	case hasEvents:
 		return &hygienicEvents{hygienic: f, events: es}
+	case hasSketches:
+		return &hygienicSketches{hygienic: f, sketches: ss}
 	}
 	return f
 }
@@ -79,6 +86,52 @@ type hygienicEvents struct {
 
 func (f *hygienicEvents) FlushEvents(ctx context.Context, events []metric.Event, checks []metric.ServiceCheck) error {
 	return f.events.FlushEvents(ctx, events, checks)
+}
+
+// hygienicSketches is a hygienic sink that also takes sketches.
+type hygienicSketches struct {
+	*hygienic
+	sketches SketchSink
+}
+
+func (f *hygienicSketches) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	return f.flushSketches(ctx, f.sketches, sketches)
+}
+
+// hygienicEventsSketches takes both (the Datadog sink).
+type hygienicEventsSketches struct {
+	hygienicEvents
+	sketches SketchSink
+}
+
+func (f *hygienicEventsSketches) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	return f.flushSketches(ctx, f.sketches, sketches)
+}
+
+// flushSketches applies the hygiene to sketches as to points: tags
+// rewritten, the ones over a limit dropped and counted.
+func (f *hygienic) flushSketches(ctx context.Context, to SketchSink, sketches []metric.SketchPoint) error {
+	kept := make([]metric.SketchPoint, 0, len(sketches))
+	var arena []string
+	var dropped [numDropReasons]uint64
+	for _, sp := range sketches {
+		if len(f.h.StripTags) > 0 || len(f.h.AddTags) > 0 {
+			start := len(arena)
+			arena = f.rewrite(arena, sp.Tags)
+			sp.Tags = arena[start:len(arena):len(arena)]
+		}
+		if reason := f.check(&metric.Point{Name: sp.Name, Tags: sp.Tags}); reason >= 0 {
+			dropped[reason]++
+			continue
+		}
+		kept = append(kept, sp)
+	}
+	for r, n := range dropped {
+		if n > 0 {
+			f.dropped[r].Add(n)
+		}
+	}
+	return to.FlushSketches(ctx, kept)
 }
 
 // Flush applies the hygiene to a copy of points (other sinks get the same
