@@ -37,6 +37,11 @@ type Config struct {
 	// name.<metric.PercentileName(p)>; each must be in (0,1). The global
 	// tier computes the others' (package aggregate/global).
 	Percentiles []float64
+	// HostPercentiles (histogram_percentiles, the Datadog Agent's key) are
+	// flushed for every histogram series by this instance, with its host,
+	// at once, as name.<metric.PercentileName(p)>; each must be in (0,1)
+	// and none may also be in Percentiles.
+	HostPercentiles []float64
 	// Aggregates are flushed for histogram series as name.<aggregate>.
 	Aggregates []Aggregate
 	// MaxSeries and MaxSeriesPerName bound the series of an interval, in
@@ -73,8 +78,12 @@ type Aggregator struct {
 	extendTags  []string // sorted, deduplicated
 	extendKeys  []string // the key of each extend tag, for replacing
 	percentiles []float64
-	pctSuffixes []string    // "." + metric.PercentileName(p), parallel to percentiles
-	aggregates  []Aggregate // configured, deduplicated, in flush order
+	pctSuffixes []string // "." + metric.PercentileName(p), parallel to percentiles
+	// hostPercentiles and hostPctSuffixes are HostPercentiles, flushed by
+	// every instance for its own series.
+	hostPercentiles []float64
+	hostPctSuffixes []string
+	aggregates      []Aggregate // configured, deduplicated, in flush order
 
 	// shared serves Push, for callers without a Writer of their own: the
 	// flusher's self-metrics (and tests). Its new series are never shed.
@@ -144,6 +153,20 @@ func New(cfg Config) (*Aggregator, error) {
 		a.percentiles = append(a.percentiles, p)
 		a.pctSuffixes = append(a.pctSuffixes, suffix)
 	}
+	for _, p := range cfg.HostPercentiles {
+		if err := metric.CheckPercentile(p); err != nil {
+			return nil, err
+		}
+		suffix := "." + metric.PercentileName(p)
+		if seenPct[suffix] {
+			// One name, per host and fleet-wide (or twice): two series a
+			// dashboard could not tell apart.
+			return nil, fmt.Errorf("host percentile %v: %s is also flushed by percentiles, or listed twice", p, suffix)
+		}
+		seenPct[suffix] = true
+		a.hostPercentiles = append(a.hostPercentiles, p)
+		a.hostPctSuffixes = append(a.hostPctSuffixes, suffix)
+	}
 
 	var aggMask Aggregate
 	for _, g := range cfg.Aggregates {
@@ -199,9 +222,9 @@ func (a *Aggregator) localPoints(k metric.Kind, forward bool) int {
 	switch {
 	case k.IsHistogram():
 		if forward { // the global computes percentiles from merged digests
-			return len(a.aggregates)
+			return len(a.aggregates) + len(a.hostPercentiles)
 		}
-		return len(a.aggregates) + len(a.percentiles)
+		return len(a.aggregates) + len(a.hostPercentiles) + len(a.percentiles)
 	case forward:
 		return 0
 	default:

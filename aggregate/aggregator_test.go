@@ -739,3 +739,53 @@ func TestRecycledPointsAreRefilled(t *testing.T) {
 		t.Fatalf("third flush: %d points in the spare too small for them", len(third))
 	}
 }
+
+// agentPercentile is the Datadog Agent's histogram percentile (its
+// pkg/metrics histogram.go): the value at which the cumulative weight first
+// exceeds (P·count-1)/100, integer division, P in whole percent.
+func agentPercentile(sorted []float64, pct int) float64 {
+	target := (pct*len(sorted) - 1) / 100
+	return sorted[target]
+}
+
+// The Agent's histogram profile (histogram_aggregates: [max, median, avg,
+// count], histogram_percentiles: [0.95]): every value with this host, at
+// once, with the Agent's names and types, equal to what the Agent computes;
+// the series still forwards its digest for the fleet percentiles.
+func TestAgentHistogramProfile(t *testing.T) {
+	a := newTestAggregator(t, Config{
+		Aggregates:      []Aggregate{AggMax, AggMedian, AggAvg, AggCount},
+		HostPercentiles: []float64{0.95},
+		Percentiles:     []float64{0.5},
+	})
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 20, 64} {
+		values := make([]float64, n)
+		lines := make([]string, n)
+		sum := 0.0
+		for i := range values {
+			values[i] = float64(rng.IntN(1000)) / 8
+			sum += values[i]
+			lines[i] = fmt.Sprintf("lat:%v|h|#env:prod", values[i])
+		}
+		a.Push(parseTestLines(t, lines...))
+		got := a.Flush(testNow, 10*time.Second)
+		slices.Sort(values)
+		assertPoints(t, got.Points, []metric.Point{
+			gauge("lat.max", values[n-1], "env:prod"),
+			gauge("lat.median", agentPercentile(values, 50), "env:prod"),
+			gauge("lat.avg", sum/float64(n), "env:prod"),
+			rate("lat.count", float64(n)/10, 10*time.Second, "env:prod"),
+			gauge("lat.95percentile", agentPercentile(values, 95), "env:prod"),
+		})
+		if len(got.Forward) != 1 || got.Forward[0].Digest.Count() != float64(n) {
+			t.Fatalf("n=%d: forwarded %+v", n, got.Forward)
+		}
+	}
+}
+
+func TestHostPercentileAlsoFleetIsRefused(t *testing.T) {
+	if _, err := New(Config{Percentiles: []float64{0.95}, HostPercentiles: []float64{0.95}}); err == nil {
+		t.Fatal("0.95 per host and fleet-wide: two series of one name, accepted")
+	}
+}

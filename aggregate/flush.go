@@ -226,6 +226,11 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histo
 		}
 		dst = append(dst, pt)
 	}
+	for i, p := range a.hostPercentiles {
+		pt := base
+		pt.Name, pt.Value = next(len(a.hostPctSuffixes[i])), h.digest.Quantile(p)
+		dst = append(dst, pt)
+	}
 	if !m.forward {
 		for i, p := range a.percentiles {
 			pt := base
@@ -236,13 +241,17 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histo
 	return dst
 }
 
-// histogramNames returns name.<aggregate>… then, if asked, name.<percentile>…
+// histogramNames returns name.<aggregate>…, name.<host percentile>… then,
+// if asked, name.<percentile>…
 // back to back in one string, which appendHistogramPoints cuts up: one
 // allocation per series for all its point names, made when the series is.
 func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 	size := 0
 	for _, g := range a.aggregates {
 		size += len(name) + 1 + len(g.String())
+	}
+	for _, suffix := range a.hostPctSuffixes {
+		size += len(name) + len(suffix)
 	}
 	if withPercentiles {
 		for _, suffix := range a.pctSuffixes {
@@ -255,6 +264,10 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 		b.WriteString(name)
 		b.WriteByte('.')
 		b.WriteString(g.String())
+	}
+	for _, suffix := range a.hostPctSuffixes {
+		b.WriteString(name)
+		b.WriteString(suffix)
 	}
 	if withPercentiles {
 		for _, suffix := range a.pctSuffixes {
