@@ -60,6 +60,31 @@ func (in *sketchIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		in.sketches = append(in.sketches, p.Sketches...)
+	case "/api/v2/series":
+		var p gogen.MetricPayload
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-protobuf" {
+			fail("v2 series Content-Type %q", ct)
+			return
+		}
+		if err := p.Unmarshal(raw); err != nil {
+			fail("v2 series: %v", err)
+			return
+		}
+		for _, s := range p.Series {
+			if len(s.Points) != 1 || s.Points[0].Timestamp <= 0 || s.Type == gogen.MetricPayload_UNSPECIFIED {
+				fail("v2 series %v", s)
+				return
+			}
+			host := ""
+			for _, r := range s.Resources {
+				if r.Type != "host" || r.Name == "" {
+					fail("v2 resource %v", r)
+					return
+				}
+				host = r.Name
+			}
+			in.series = append(in.series, struct{ Metric, Host string }{s.Metric, host})
+		}
 	case "/api/v1/series":
 		var p struct {
 			Series []struct{ Metric, Host string } `json:"series"`
@@ -83,6 +108,12 @@ func (in *sketchIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the locals or the global; the global still flushes the d fleet
 // percentiles to its console, and the h series' to both.
 func TestDistributionsShipAsAgentSketchesOnce(t *testing.T) {
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) { testDistributionsShipOnce(t, version) })
+	}
+}
+
+func testDistributionsShipOnce(t *testing.T, apiVersion string) {
 	in := &sketchIntake{t: t}
 	srv := httptest.NewServer(in)
 	t.Cleanup(srv.Close)
@@ -100,7 +131,8 @@ metric_sinks:
     config:
       api_key: e2e-key
       api_hostname: %s
-`, udp, httpAddr, interval, hostname, srv.URL)
+      api_version: %s
+`, udp, httpAddr, interval, hostname, srv.URL, apiVersion)
 		if forward != "" {
 			cfg += "forward_address: " + forward + "\n"
 		}

@@ -58,8 +58,11 @@ type Sink struct {
 	log    *slog.Logger
 	client *http.Client
 	lim    limits
-	// appendSeries encodes one point in the configured API version.
-	appendSeries func([]byte, *metric.Point, *fieldCache) []byte
+	// appendSeries encodes one point in the configured API version;
+	// a body is seriesPrefix, the points (comma-separated in JSON, back
+	// to back in protobuf), seriesSuffix.
+	appendSeries               func([]byte, *metric.Point, *fieldCache) []byte
+	seriesPrefix, seriesSuffix []byte
 
 	series, events, checks, sketches endpoint
 
@@ -143,9 +146,11 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if cfg.APIVersion == "v2" {
 		s.lim, s.appendSeries = v2Limits, appendSeriesV2
 		s.series.url = base + "/api/v2/series"
+		s.series.contentType = protobufContentType
 	} else {
 		s.lim, s.appendSeries = v1Limits, appendSeriesV1
 		s.series.url = base + "/api/v1/series"
+		s.seriesPrefix, s.seriesSuffix = []byte(seriesPrefix), []byte(seriesSuffix)
 	}
 	s.lim.maxItems = cfg.FlushMaxPerBody
 	s.events.url = base + "/api/v1/events"
@@ -244,12 +249,13 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 // that remain when emit stops the encoding, are recorded in out.
 func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body) bool) {
 	c := chunker{
-		prefix: []byte(seriesPrefix),
-		suffix: []byte(seriesSuffix),
-		lim:    s.lim,
-		get:    s.getBody,
-		put:    s.putBody,
-		emit:   emit,
+		prefix:      s.seriesPrefix,
+		suffix:      s.seriesSuffix,
+		noSeparator: s.seriesPrefix == nil,
+		lim:         s.lim,
+		get:         s.getBody,
+		put:         s.putBody,
+		emit:        emit,
 	}
 	var (
 		item  []byte

@@ -59,8 +59,8 @@ type gotCheck struct {
 	Tags      []string `json:"tags"`
 }
 
-// The documented v1 and v2 series payloads. Pointers tell an absent field
-// from a zero one.
+// The documented v1 series payload. Pointers tell an absent field from a
+// zero one.
 type v1Payload struct {
 	Series []struct {
 		Metric   string          `json:"metric"`
@@ -69,23 +69,6 @@ type v1Payload struct {
 		Interval *int64          `json:"interval"`
 		Host     *string         `json:"host"`
 		Tags     []string        `json:"tags"`
-	} `json:"series"`
-}
-
-type v2Payload struct {
-	Series []struct {
-		Metric   string `json:"metric"`
-		Type     *int   `json:"type"`
-		Interval *int64 `json:"interval"`
-		Points   []struct {
-			Timestamp *int64   `json:"timestamp"`
-			Value     *float64 `json:"value"`
-		} `json:"points"`
-		Resources []struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
-		} `json:"resources"`
-		Tags []string `json:"tags"`
 	} `json:"series"`
 }
 
@@ -158,7 +141,7 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wantType := "application/json"
-	if r.URL.Path == "/api/beta/sketches" {
+	if r.URL.Path == "/api/beta/sketches" || r.URL.Path == "/api/v2/series" {
 		wantType = "application/x-protobuf"
 	}
 	if got := r.Header.Get("Content-Type"); got != wantType {
@@ -315,41 +298,40 @@ func strictDecode(raw []byte, v any) error {
 func (in *intake) decodeSeries(raw []byte) ([]gotSeries, error) {
 	var out []gotSeries
 	if in.version == "v2" {
-		var p v2Payload
-		if err := strictDecode(raw, &p); err != nil {
+		// Decoded with the Agent's own types; rejected as Datadog would: an
+		// unknown or unspecified type, a resource without type or name, a
+		// point without timestamp, a series with other than one point.
+		var p gogen.MetricPayload
+		if err := p.Unmarshal(raw); err != nil {
 			return nil, err
 		}
-		if p.Series == nil {
-			return nil, errors.New("no series array")
+		if len(p.Series) == 0 {
+			return nil, errors.New("no series")
 		}
 		for _, s := range p.Series {
-			g := gotSeries{Metric: s.Metric, Tags: s.Tags}
-			if s.Metric == "" || s.Type == nil || len(s.Points) != 1 ||
-				s.Points[0].Timestamp == nil || s.Points[0].Value == nil {
+			g := gotSeries{Metric: s.Metric, Tags: s.Tags, Interval: s.Interval}
+			if g.Tags == nil {
+				g.Tags = []string{} // protobuf does not tell absent from empty
+			}
+			if s.Metric == "" || len(s.Points) != 1 || s.Points[0] == nil || s.Points[0].Timestamp == 0 {
 				return nil, fmt.Errorf("incomplete v2 series %+v", s)
 			}
-			g.TS, g.Value = *s.Points[0].Timestamp, *s.Points[0].Value
-			switch *s.Type {
-			case 1:
+			g.TS, g.Value = s.Points[0].Timestamp, s.Points[0].Value
+			switch s.Type {
+			case gogen.MetricPayload_COUNT:
 				g.Type = "count"
-			case 2:
+			case gogen.MetricPayload_RATE:
 				g.Type = "rate"
-			case 3:
+			case gogen.MetricPayload_GAUGE:
 				g.Type = "gauge"
 			default:
-				return nil, fmt.Errorf("%s: v2 type %d", s.Metric, *s.Type)
-			}
-			if s.Interval != nil {
-				g.Interval = *s.Interval
+				return nil, fmt.Errorf("%s: v2 type %v", s.Metric, s.Type)
 			}
 			for _, r := range s.Resources {
-				if r.Type != "host" || r.Name == "" || g.HasHost {
+				if r == nil || r.Type != "host" || r.Name == "" || g.HasHost {
 					return nil, fmt.Errorf("%s: resource %+v", s.Metric, r)
 				}
 				g.Host, g.HasHost = r.Name, true
-			}
-			if s.Resources != nil && len(s.Resources) == 0 {
-				return nil, fmt.Errorf("%s: empty resources array", s.Metric)
 			}
 			out = append(out, g)
 		}
