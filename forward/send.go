@@ -368,12 +368,17 @@ func (b *batch) reached(now time.Time) {
 	}
 }
 
-// classify names the cause of a round trip that got no answer.
+// classify names the cause of a round trip that got no answer. A TLS
+// failure is retried like any other (the global may be mid-rotation), but
+// counted apart: it is a configuration problem, not an unreachable global.
 func classify(err error, sent bool) cause {
-	switch {
-	case httpclient.IsTimeout(err):
+	switch httpclient.ErrorCause(err) {
+	case httpclient.CauseTLS:
+		return causeTLS
+	case httpclient.CauseTimeout:
 		return causeTimeout
-	case !sent && httpclient.IsDialFailure(err):
+	}
+	if !sent && httpclient.IsDialFailure(err) {
 		return causeDial
 	}
 	return causeNetwork

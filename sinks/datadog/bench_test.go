@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -71,15 +72,15 @@ func BenchmarkEncodeSeries(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				wire, raw = 0, 0
-				var out outcome
+				var out httpsink.Outcome
 				s.encodeSeries(points, &out, func(body *body) bool {
 					wire += body.buf.Len()
 					raw += body.raw
 					s.putBody(body)
 					return true
 				})
-				if out.items.Load() != 0 {
-					b.Fatal(out.err("series", len(points)))
+				if out.Dropped() != 0 {
+					b.Fatal(out.Err("series", len(points)))
 				}
 			}
 			b.SetBytes(int64(raw))

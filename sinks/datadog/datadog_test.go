@@ -55,7 +55,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	s.core.Backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testKey) {
 			t.Errorf("API key found in the logs:\n%s", logs)

@@ -6,8 +6,9 @@ import (
 	"fmt"
 
 	"github.com/DataDog/agent-payload/v5/gogen"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
 
@@ -34,58 +35,45 @@ func (s *Sink) FlushSketches(ctx context.Context, sketches []metric.SketchPoint)
 	if len(sketches) == 0 {
 		return nil
 	}
-	var (
-		g   errgroup.Group
-		out outcome
-	)
-	g.SetLimit(s.cfg.MaxConcurrency)
-	send := func(b *body) bool {
-		defer s.putBody(b)
-		if err := ctx.Err(); err != nil {
-			out.fail(b.items, fmt.Errorf("post sketches: %w", err))
-			return false
-		}
-		if err := s.post(ctx, &s.sketches, b.buf.Bytes(), s.cfg.Compression); err != nil {
-			out.fail(b.items, err)
-			return ctx.Err() == nil
-		}
-		s.m.sketchesSent.Add(uint64(b.items))
-		return true
-	}
 	lim := sketchLimits
 	lim.maxItems = s.cfg.FlushMaxPerBody
-	for lo := 0; lo < len(sketches); lo += lim.maxItems {
-		if err := ctx.Err(); err != nil {
-			out.fail(len(sketches)-lo, fmt.Errorf("post sketches: %w", err))
-			break
+	out := s.core.Flush(ctx, "sketches", len(sketches), lim.maxItems, func(lo, hi int, out *httpsink.Outcome) {
+		run := sketches[lo:hi]
+		c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody}
+		c.emit = func(b *body) bool {
+			defer s.putBody(b)
+			if err := ctx.Err(); err != nil {
+				out.Fail(b.items, fmt.Errorf("post sketches: %w", err))
+				return false
+			}
+			if err := s.core.Post(ctx, s.sketches, b.buf.Bytes()); err != nil {
+				out.Fail(b.items, err)
+				return ctx.Err() == nil
+			}
+			s.m.sketchesSent.Add(uint64(b.items))
+			return true
 		}
-		run := sketches[lo:min(lo+lim.maxItems, len(sketches))]
-		g.Go(func() error {
-			c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody, emit: send}
-			var enc sketchEncoder
-			for i := range run {
-				ok, err := c.add(enc.appendSketch(enc.buf[:0], &run[i]))
-				if err != nil {
-					s.m.errors[causeEncode].Inc()
-					out.fail(1, fmt.Errorf("encode sketch %q: %w", run[i].Name, err))
-					continue
-				}
-				if !ok {
-					out.fail(len(run)-i, nil)
-					break
-				}
+		var enc sketchEncoder
+		for i := range run {
+			ok, err := c.add(enc.appendSketch(enc.buf[:0], &run[i]))
+			if err != nil {
+				s.core.CountError(httpclient.CauseEncode, 1)
+				out.Fail(1, fmt.Errorf("encode sketch %q: %w", run[i].Name, err))
+				continue
 			}
-			c.flush()
-			if c.err != nil {
-				s.m.errors[causeEncode].Inc()
-				out.fail(c.lost, fmt.Errorf("encode sketches: %w", c.err))
+			if !ok {
+				out.Fail(len(run)-i, nil)
+				break
 			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	s.m.sketchesDropped.Add(uint64(out.items.Load()))
-	return out.err("sketches", len(sketches))
+		}
+		c.flush()
+		if c.err != nil {
+			s.core.CountError(httpclient.CauseEncode, 1)
+			out.Fail(c.lost, fmt.Errorf("encode sketches: %w", c.err))
+		}
+	})
+	s.m.sketchesDropped.Add(uint64(out.Dropped()))
+	return out.Err("sketches", len(sketches))
 }
 
 // sketchEncoder turns sketch points into SketchPayload entries with the

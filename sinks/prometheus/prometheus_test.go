@@ -57,7 +57,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	s.core.Backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		for _, secret := range []string{testPassword, testToken, "tok-0f1e2d3c4b5a6978"} {
 			if strings.Contains(logs.String(), secret) {
