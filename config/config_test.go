@@ -538,3 +538,33 @@ func TestAgentHistogramKeys(t *testing.T) {
 		t.Fatalf("from the environment: %v, %v", cfg.HostPercentiles(), err)
 	}
 }
+
+// The README's "Coming from the Datadog Agent" block is a valid config that
+// sets the Agent's histogram outputs and the v2 protobuf intake.
+func TestReadmeAgentBlock(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Coming from the Datadog Agent")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml block under Coming from the Datadog Agent")
+	}
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []aggregate.Aggregate{aggregate.AggMax, aggregate.AggMedian, aggregate.AggAvg, aggregate.AggCount}
+	if !slices.Equal(cfg.Aggregates, want) || !slices.Equal(cfg.HostPercentiles(), []float64{0.95}) || len(cfg.Percentiles) != 0 {
+		t.Fatalf("aggregates %v, host percentiles %v, percentiles %v", cfg.Aggregates, cfg.HostPercentiles(), cfg.Percentiles)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" || !strings.Contains(block, "api_version: v2") {
+		t.Fatalf("sinks %+v", cfg.MetricSinks)
+	}
+}
