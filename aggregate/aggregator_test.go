@@ -445,7 +445,7 @@ func TestBadSamplesAreDropped(t *testing.T) {
 		{Name: []byte("x"), Value: math.NaN(), Rate: 1, Kind: metric.Counter},
 		{Name: []byte("x"), Value: math.Inf(1), Rate: 1, Kind: metric.Gauge},
 		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.KindInvalid},
-		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.Set + 1},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.KindMax + 1},
 		{Name: nil, Value: 1, Rate: 1, Kind: metric.Counter},
 		{Name: []byte("x"), Value: 1, Rate: 0, Kind: metric.Counter}, // invalid rate counts as 1
 	})

@@ -115,23 +115,34 @@ func (f *hygienic) flushSketches(ctx context.Context, to SketchSink, sketches []
 	var arena []string
 	var dropped [numDropReasons]uint64
 	for _, sp := range sketches {
-		if len(f.h.StripTags) > 0 || len(f.h.AddTags) > 0 {
-			start := len(arena)
-			arena = f.rewrite(arena, sp.Tags)
-			sp.Tags = arena[start:len(arena):len(arena)]
-		}
+		arena, sp.Tags = f.retag(arena, sp.Tags)
 		if reason := f.check(&metric.Point{Name: sp.Name, Tags: sp.Tags}); reason >= 0 {
 			dropped[reason]++
 			continue
 		}
 		kept = append(kept, sp)
 	}
+	f.countDropped(dropped)
+	return to.FlushSketches(ctx, kept)
+}
+
+// retag returns tags rewritten by strip_tags and add_tags, carved from
+// arena, or tags itself when there are none.
+func (f *hygienic) retag(arena, tags []string) ([]string, []string) {
+	if len(f.h.StripTags) == 0 && len(f.h.AddTags) == 0 {
+		return arena, tags
+	}
+	start := len(arena)
+	arena = f.rewrite(arena, tags)
+	return arena, arena[start:len(arena):len(arena)]
+}
+
+func (f *hygienic) countDropped(dropped [numDropReasons]uint64) {
 	for r, n := range dropped {
 		if n > 0 {
 			f.dropped[r].Add(n)
 		}
 	}
-	return to.FlushSketches(ctx, kept)
 }
 
 // Flush applies the hygiene to a copy of points (other sinks get the same
@@ -141,11 +152,7 @@ func (f *hygienic) Flush(ctx context.Context, points []metric.Point) error {
 	var arena []string // every rewritten tag list, carved from one array
 	var dropped [numDropReasons]uint64
 	for _, p := range points {
-		if len(f.h.StripTags) > 0 || len(f.h.AddTags) > 0 {
-			start := len(arena)
-			arena = f.rewrite(arena, p.Tags)
-			p.Tags = arena[start:len(arena):len(arena)]
-		}
+		arena, p.Tags = f.retag(arena, p.Tags)
 		switch reason := f.check(&p); reason {
 		case -1:
 			kept = append(kept, p)
@@ -153,11 +160,7 @@ func (f *hygienic) Flush(ctx context.Context, points []metric.Point) error {
 			dropped[reason]++
 		}
 	}
-	for r, n := range dropped {
-		if n > 0 {
-			f.dropped[r].Add(n)
-		}
-	}
+	f.countDropped(dropped)
 	return f.Sink.Flush(ctx, kept)
 }
 

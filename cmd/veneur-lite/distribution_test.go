@@ -169,13 +169,7 @@ metric_sinks:
 			t.Fatal(err)
 		}
 	}
-	waitJustAfterSecond()
-	var wg sync.WaitGroup
-	for _, l := range locals {
-		wg.Add(1)
-		go func() { defer wg.Done(); l.stop(t) }()
-	}
-	wg.Wait()
+	stopTogether(t, locals)
 	global.waitFor(t, "the fleet percentiles on the global", 10*time.Second, func() bool {
 		return len(global.metricLines("e2e.latency.50percentile")) == 2 && len(global.metricLines("e2e.hist.50percentile")) == 1
 	})

@@ -169,23 +169,29 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 		return nil
 	}
 	out := s.core.Flush(ctx, "series", len(points), s.lim.maxItems, func(lo, hi int, out *httpsink.Outcome) {
-		s.encodeSeries(points[lo:hi], out, func(b *body) bool {
-			defer s.putBody(b)
-			if err := ctx.Err(); err != nil {
-				// Out of time: what remains is dropped, not queued.
-				out.Fail(b.items, fmt.Errorf("post series: %w", err))
-				return false
-			}
-			if err := s.core.Post(ctx, s.series, b.buf.Bytes()); err != nil {
-				out.Fail(b.items, err)
-				return ctx.Err() == nil
-			}
-			s.m.seriesSent.Add(uint64(b.items))
-			return true
-		})
+		s.encodeSeries(points[lo:hi], out, s.poster(ctx, s.series, "series", s.m.seriesSent, out))
 	})
 	s.m.seriesDropped.Add(uint64(out.Dropped()))
 	return out.Err("series", len(points))
+}
+
+// poster returns a chunker's emit for one run: it posts each body to ep
+// and counts its items as sent, or fails them in out; once ctx has ended
+// it stops the run (what remains is dropped, not queued).
+func (s *Sink) poster(ctx context.Context, ep *httpsink.Endpoint, what string, sent *telemetry.Counter, out *httpsink.Outcome) func(*body) bool {
+	return func(b *body) bool {
+		defer s.putBody(b)
+		if err := ctx.Err(); err != nil {
+			out.Fail(b.items, fmt.Errorf("post %s: %w", what, err))
+			return false
+		}
+		if err := s.core.Post(ctx, ep, b.buf.Bytes()); err != nil {
+			out.Fail(b.items, err)
+			return ctx.Err() == nil
+		}
+		sent.Add(uint64(b.items))
+		return true
+	}
 }
 
 // encodeSeries encodes points into bodies within the limits and hands each

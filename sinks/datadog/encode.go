@@ -75,13 +75,25 @@ func appendSeriesV2(dst []byte, p *metric.Point, c *fieldCache) []byte {
 		m.resources[0] = &m.resource
 		m.series.Resources = m.resources[:]
 	}
-	size := m.series.Size()
-	dst = append(dst, metricPayloadSeriesField)
+	return appendField(dst, metricPayloadSeriesField, &m.series)
+}
+
+// sizedMessage is a gogen protobuf message.
+type sizedMessage interface {
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// appendField appends m as an embedded message under key: its
+// length-prefixed encoding, written in place.
+func appendField(dst []byte, key byte, m sizedMessage) []byte {
+	size := m.Size()
+	dst = append(dst, key)
 	dst = binary.AppendUvarint(dst, uint64(size))
 	at := len(dst)
 	dst = append(dst, make([]byte, size)...)
 	// MarshalToSizedBuffer cannot fail for a message its own Size measured.
-	_, _ = m.series.MarshalToSizedBuffer(dst[at:])
+	_, _ = m.MarshalToSizedBuffer(dst[at:])
 	return dst
 }
 

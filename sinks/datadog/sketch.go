@@ -2,7 +2,6 @@ package datadog
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/DataDog/agent-payload/v5/gogen"
@@ -39,20 +38,8 @@ func (s *Sink) FlushSketches(ctx context.Context, sketches []metric.SketchPoint)
 	lim.maxItems = s.cfg.FlushMaxPerBody
 	out := s.core.Flush(ctx, "sketches", len(sketches), lim.maxItems, func(lo, hi int, out *httpsink.Outcome) {
 		run := sketches[lo:hi]
-		c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody}
-		c.emit = func(b *body) bool {
-			defer s.putBody(b)
-			if err := ctx.Err(); err != nil {
-				out.Fail(b.items, fmt.Errorf("post sketches: %w", err))
-				return false
-			}
-			if err := s.core.Post(ctx, s.sketches, b.buf.Bytes()); err != nil {
-				out.Fail(b.items, err)
-				return ctx.Err() == nil
-			}
-			s.m.sketchesSent.Add(uint64(b.items))
-			return true
-		}
+		c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody,
+			emit: s.poster(ctx, s.sketches, "sketches", s.m.sketchesSent, out)}
 		var enc sketchEncoder
 		for i := range run {
 			ok, err := c.add(enc.appendSketch(enc.buf[:0], &run[i]))
@@ -95,13 +82,6 @@ func (e *sketchEncoder) appendSketch(dst []byte, p *metric.SketchPoint) []byte {
 		K: k, N: n,
 	}
 	e.msg = gogen.SketchPayload_Sketch{Metric: p.Name, Host: p.Host, Tags: p.Tags, Dogsketches: e.dogs[:]}
-	size := e.msg.Size()
-	dst = append(dst, sketchesField)
-	dst = binary.AppendUvarint(dst, uint64(size))
-	at := len(dst)
-	dst = append(dst, make([]byte, size)...)
-	// MarshalToSizedBuffer cannot fail for a message its own Size measured.
-	_, _ = e.msg.MarshalToSizedBuffer(dst[at:])
-	e.buf = dst
-	return dst
+	e.buf = appendField(dst, sketchesField, &e.msg)
+	return e.buf
 }
