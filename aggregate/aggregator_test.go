@@ -242,6 +242,11 @@ func TestDistributionIsItsOwnSeries(t *testing.T) {
 	kinds := map[metric.Kind]int{}
 	for _, f := range got.Forward {
 		kinds[f.Kind]++
+		// A d series forwards its Agent sketch (the one it shipped), an h
+		// series its digest.
+		if (f.Kind == metric.Distribution) != (f.Dist != nil) || (f.Kind == metric.Histogram) != (f.Digest != nil) {
+			t.Errorf("forwarded %v with digest %v, sketch %v", f.Kind, f.Digest != nil, f.Dist != nil)
+		}
 	}
 	if kinds[metric.Histogram] != 1 || kinds[metric.Distribution] != 2 {
 		t.Errorf("forwarded kinds %v, want 1 histogram and 2 distributions", kinds)

@@ -212,29 +212,29 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histo
 		pt.Name = next(1 + len(g.String()))
 		switch g {
 		case AggMin:
-			pt.Value = h.digest.Min()
+			pt.Value = h.min()
 		case AggMax:
-			pt.Value = h.digest.Max()
+			pt.Value = h.max()
 		case AggCount: // goes out like a counter (SPEC §3)
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.digest.Count()/job.seconds, job.interval
+			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.count()/job.seconds, job.interval
 		case AggSum:
 			pt.Value = h.sum
 		case AggAvg:
-			pt.Value = h.sum / h.digest.Count()
+			pt.Value = h.avg()
 		case AggMedian:
-			pt.Value = h.digest.Quantile(0.5)
+			pt.Value = h.quantile(0.5)
 		}
 		dst = append(dst, pt)
 	}
 	for i, p := range a.hostPercentiles {
 		pt := base
-		pt.Name, pt.Value = next(len(a.hostPctSuffixes[i])), h.digest.Quantile(p)
+		pt.Name, pt.Value = next(len(a.hostPctSuffixes[i])), h.quantile(p)
 		dst = append(dst, pt)
 	}
 	if !m.forward {
 		for i, p := range a.percentiles {
 			pt := base
-			pt.Name, pt.Value = next(len(a.pctSuffixes[i])), h.digest.Quantile(p)
+			pt.Name, pt.Value = next(len(a.pctSuffixes[i])), h.quantile(p)
 			dst = append(dst, pt)
 		}
 	}
@@ -284,6 +284,8 @@ func forwardSeries(t *taken) metric.Series {
 	m := t.meta
 	fs := metric.Series{Key: m.key[:m.fleetLen], Name: m.name, Tags: m.tags, Kind: m.kind}
 	switch {
+	case m.kind == metric.Distribution:
+		fs.Dist = t.hist.dist
 	case m.kind.IsHistogram():
 		fs.Digest = &t.hist.digest
 	case m.kind == metric.Set:

@@ -35,8 +35,9 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// IsHistogram reports whether samples of kind k feed a t-digest: h, ms
-// and d.
+// IsHistogram reports whether series of kind k flush the histogram
+// outputs (aggregates, percentiles): h and ms (a t-digest) and d (the
+// Agent's sketch).
 func (k Kind) IsHistogram() bool { return k == Histogram || k == Distribution }
 
 // Sample is one parsed DogStatsD value. It is the unit the listener hands to

@@ -52,6 +52,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -276,8 +277,11 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 				continue
 			}
 			var n uint64
-			if s.Digest != nil {
+			switch {
+			case s.Digest != nil:
 				n = uint64(math.Round(s.Digest.Count()))
+			case s.Dist != nil:
+				n = uint64(s.Dist.Count())
 			}
 			if err := sh.merge(cur, s); err != nil {
 				rejected++
@@ -372,6 +376,8 @@ func (sh *shard) merge(cur, s *metric.Series) error {
 	}
 	cur = &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
+	case s.Kind == metric.Distribution:
+		cur.Dist = new(agentsketch.Sketch)
 	case s.Kind.IsHistogram():
 		cur.Digest = new(sketch.Digest)
 	case s.Kind == metric.Set:
@@ -393,7 +399,8 @@ func check(s *metric.Series) error {
 		return fmt.Errorf("import series %q: no key", s.Name)
 	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax:
 		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
-	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
+	case s.Kind == metric.Histogram && s.Digest == nil, s.Kind == metric.Distribution && s.Dist == nil,
+		s.Kind == metric.Set && s.Set == nil:
 		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
 	case (s.Kind == metric.Counter || s.Kind == metric.Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
 		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
@@ -534,7 +541,12 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 		default:
 			for i, p := range w.percentiles {
 				pt := base
-				pt.Name, pt.Value = s.Name+w.pctSuffixes[i], s.Digest.Quantile(p)
+				pt.Name = s.Name + w.pctSuffixes[i]
+				if s.Dist != nil {
+					pt.Value = s.Dist.Quantile(p)
+				} else {
+					pt.Value = s.Digest.Quantile(p)
+				}
 				dst = append(dst, pt)
 			}
 		}

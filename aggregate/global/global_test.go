@@ -17,6 +17,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -537,7 +538,8 @@ func TestDistributionFleetPercentilesAreMarked(t *testing.T) {
 	glob := newGlobal(t, clock, Config{Percentiles: []float64{0.5}})
 	glob.Import(t0, g, localFlush(t, "a", "x:1|d", "x:3|d", "x:100|h"))
 	glob.Import(t0, g, localFlush(t, "b", "x:2|d", "x:200|h"))
-	dist := fleet("x.50percentile", 2, at(2*g))
+	// The sketch's median: the value of the key holding 2.
+	dist := fleet("x.50percentile", agentsketch.Value(agentsketch.KeyOf(2)), at(2*g))
 	dist.Distribution = true
 	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleet("x.50percentile", 100, at(2*g)), dist})
 }

@@ -98,16 +98,24 @@ type Bin struct {
 
 // sparseMax is the most keys a sketch keeps as a sorted list (8 B each)
 // before it counts in an array indexed by key (4 B per key of its range):
-// small series stay small, busy ones insert by indexing.
-const sparseMax = 128
+// small series stay small, busy ones insert by indexing. The array is
+// used only while its range is at most denseSlack times the keys it holds
+// (plus denseSpare), so a sketch of a few far-apart keys (from a client, or
+// from a forwarded batch) never costs more than a few times its list.
+const (
+	sparseMax  = 128
+	denseSlack = 4
+	denseSpare = 64
+)
 
 // Sketch is one series' distribution over one interval.
 type Sketch struct {
 	// sparse holds the keys and counts, sorted by key, until dense takes
 	// over: dense[i] counts key denseLow+i.
-	sparse   []Bin
-	dense    []uint32
-	denseLow Key
+	sparse    []Bin
+	dense     []uint32
+	denseLow  Key
+	denseKeys int // keys with a count in dense
 	// spill holds what a key counted beyond MaxBinCount (rare: 4·10⁹
 	// samples of one key in one interval).
 	spill map[Key]uint64
@@ -153,7 +161,14 @@ func (s *Sketch) add(k Key, n uint64) {
 	if s.dense != nil {
 		i := int(k) - int(s.denseLow)
 		if uint(i) >= uint(len(s.dense)) {
-			i = s.growDense(k)
+			if i = s.growDense(k); i < 0 {
+				s.toSparse()
+				s.add(k, n)
+				return
+			}
+		}
+		if s.dense[i] == 0 {
+			s.denseKeys++
 		}
 		s.dense[i] = s.addCount(k, s.dense[i], n)
 		return
@@ -163,7 +178,7 @@ func (s *Sketch) add(k Key, n uint64) {
 		s.sparse[i].Count = s.addCount(k, s.sparse[i].Count, n)
 		return
 	}
-	if len(s.sparse) >= sparseMax {
+	if len(s.sparse) >= sparseMax && s.fitsDense(min(k, s.sparse[0].Key), max(k, s.sparse[len(s.sparse)-1].Key), len(s.sparse)+1) {
 		s.toDense()
 		s.add(k, n)
 		return
@@ -201,6 +216,12 @@ func (s *Sketch) search(k Key) (int, bool) {
 	return lo, lo < len(s.sparse) && s.sparse[lo].Key == k
 }
 
+// fitsDense reports whether an array over keys lo..hi is worth it for
+// keys keys.
+func (s *Sketch) fitsDense(lo, hi Key, keys int) bool {
+	return int(hi)-int(lo)+1 <= denseSlack*keys+denseSpare
+}
+
 func (s *Sketch) toDense() {
 	lo, hi := s.sparse[0].Key, s.sparse[len(s.sparse)-1].Key
 	s.denseLow = lo
@@ -208,13 +229,27 @@ func (s *Sketch) toDense() {
 	for _, b := range s.sparse {
 		s.dense[int(b.Key)-int(lo)] = b.Count
 	}
+	s.denseKeys = len(s.sparse)
 	s.sparse = nil
 }
 
+func (s *Sketch) toSparse() {
+	sparse := make([]Bin, 0, s.denseKeys+1)
+	for i, c := range s.dense {
+		if c != 0 {
+			sparse = append(sparse, Bin{Key: Key(int(s.denseLow) + i), Count: c})
+		}
+	}
+	s.sparse, s.dense, s.denseKeys = sparse, nil, 0
+}
+
 // growDense widens the array to cover k, with headroom on that side, and
-// returns k's index.
+// returns k's index, or -1 when the array would be too sparse for it.
 func (s *Sketch) growDense(k Key) int {
 	lo, hi := int(s.denseLow), int(s.denseLow)+len(s.dense)-1
+	if !s.fitsDense(Key(min(int(k), lo)), Key(max(int(k), hi)), s.denseKeys+1) {
+		return -1
+	}
 	pad := max(len(s.dense)/4, 16)
 	newLo, newHi := lo, hi
 	if int(k) < lo {

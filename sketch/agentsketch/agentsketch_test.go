@@ -1,6 +1,7 @@
 package agentsketch
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -216,7 +217,7 @@ func TestOverflowSplitsBins(t *testing.T) {
 		var s Sketch
 		if dense {
 			for i := range sparseMax + 1 {
-				s.add(Key(3000+i), 1)
+				s.add(Key(1400+i), 1)
 			}
 		}
 		s.add(KeyOf(1), MaxBinCount-1)
@@ -283,5 +284,86 @@ func TestWeights(t *testing.T) {
 	s.Insert(1, 1/0.3) // 3.33…: count 3, sum 3.33…, as the Agent
 	if s.Count() != 6 || math.Abs(s.Sum()-(3+1/0.3)) > 1e-12 {
 		t.Fatalf("count %d sum %v", s.Count(), s.Sum())
+	}
+}
+
+func TestBinaryRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, n := range []int{0, 1, 50, 5000} {
+		var s Sketch
+		for range n {
+			s.Insert(r.NormFloat64()*1e3, float64(1+r.IntN(3)))
+		}
+		var got Sketch
+		if err := got.DecodeBinary(s.AppendBinary(nil)); err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if !slices.Equal(got.AppendBins(nil), s.AppendBins(nil)) || got.Count() != s.Count() || got.Min() != s.Min() ||
+			got.Max() != s.Max() || got.Sum() != s.Sum() || got.Avg() != s.Avg() {
+			t.Fatalf("n=%d: round trip differs", n)
+		}
+	}
+}
+
+func TestDecodeBinaryRejects(t *testing.T) {
+	var s Sketch
+	s.Insert(1, 1)
+	s.Insert(2, 1)
+	good := s.AppendBinary(nil)
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"truncated": good[:len(good)-1],
+		"trailing":  append(slices.Clone(good), 0),
+		"count":     append([]byte{3}, good[1:]...),
+		"nan min":   func() []byte { b := slices.Clone(good); copy(b[1:], []byte{0x7f, 0xf8, 0, 0, 0, 0, 0, 1}); return b }(),
+	} {
+		var got Sketch
+		if err := got.DecodeBinary(b); !errors.Is(err, ErrMalformed) || got.Count() != 0 {
+			t.Errorf("%s: err %v, count %d", name, err, got.Count())
+		}
+	}
+}
+
+func FuzzDecodeBinary(f *testing.F) {
+	var s Sketch
+	for _, v := range []float64{-5, 0, 1, 1e6} {
+		s.Insert(v, 2)
+	}
+	f.Add(s.AppendBinary(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got Sketch
+		if got.DecodeBinary(b) != nil {
+			return
+		}
+		if again := got.AppendBinary(nil); !slices.Equal(again, b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", again, b)
+		}
+	})
+}
+
+// Keys too far apart for an array stay a list, whether they come one by
+// one, grow an array out of its range, or arrive from a forwarded form:
+// memory follows the keys, not their range.
+func TestFarApartKeysStayListed(t *testing.T) {
+	var s Sketch
+	for i := range 1000 {
+		s.add(Key(-30000+60*i), 1)
+	}
+	if s.dense != nil || len(s.sparse) != 1000 {
+		t.Fatalf("dense %d, listed %d", len(s.dense), len(s.sparse))
+	}
+	var d Sketch
+	for i := range 200 {
+		d.add(Key(1000+i), 1)
+	}
+	if d.dense == nil {
+		t.Fatal("200 adjacent keys not in an array")
+	}
+	d.add(30000, 1)
+	if d.dense != nil || len(d.sparse) != 201 {
+		t.Fatalf("after a far key: dense %d, listed %d", len(d.dense), len(d.sparse))
+	}
+	if bins := d.AppendBins(nil); len(bins) != 201 || bins[200] != (Bin{30000, 1}) || bins[0] != (Bin{1000, 1}) {
+		t.Fatalf("bins %v … %v", bins[0], bins[len(bins)-1])
 	}
 }
