@@ -33,6 +33,15 @@ type Aggregator interface {
 	Recycle(points []metric.Point)
 }
 
+// liveSeriesReporter is an Aggregator that reports the series of the
+// interval under way into that interval, once every other self-metric is
+// in it (aggregate.Aggregator does).
+type liveSeriesReporter interface {
+	ReportLiveSeries()
+}
+
+var _ liveSeriesReporter = (*aggregate.Aggregator)(nil)
+
 // Fleet is the global tier's aggregation on this instance (package
 // aggregate/global): what it merged is flushed one interval late, as
 // fleet-wide points or, on a middle tier, as series for the next tier.
@@ -74,7 +83,7 @@ type Flusher struct {
 	inFlight sync.WaitGroup
 	lastTick time.Time // of the last regular flush; owned by Run, then Final
 
-	flushDuration *telemetry.Gauge
+	flushDuration *telemetry.Histogram
 	pointsFlushed *telemetry.Counter
 }
 
@@ -105,7 +114,7 @@ func New(cfg Config) *Flusher {
 	}
 	f := &Flusher{
 		cfg:           cfg,
-		flushDuration: cfg.Stats.Gauge("flush.duration_ms"),
+		flushDuration: cfg.Stats.Histogram("flush.duration_seconds"),
 		pointsFlushed: cfg.Stats.Counter("flush.points"),
 	}
 	for _, s := range cfg.Sinks {
@@ -236,6 +245,9 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 	if len(self) > 0 {
 		f.cfg.Aggregator.Push(self)
 	}
+	if r, ok := f.cfg.Aggregator.(liveSeriesReporter); ok {
+		r.ReportLiveSeries()
+	}
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
 	if fl := f.cfg.Fleet; fl != nil {
 		if f.cfg.Forwarder == nil {
@@ -295,7 +307,7 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 			}
 		}()
 	}
-	f.flushDuration.Set(float64(time.Since(start).Microseconds()) / 1000)
+	f.flushDuration.Since(start)
 }
 
 // safeRun runs the output, turning a panic into an error: a sink with a

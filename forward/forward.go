@@ -217,8 +217,7 @@ func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series
 		f.bytesPerSeries.Store(int64(max(out.encodedBytes/out.encodedSeries, 1)))
 	}
 	st := f.keep(&out)
-	f.m.forwardDuration.Set(float64(time.Since(began).Microseconds()) / 1000)
-	f.m.requestDuration.Set(float64(out.slowest.Microseconds()) / 1000)
+	f.m.forwardDuration.Since(began)
 	f.summarize(intervalStart, len(series), prev, len(batches), len(v.members), &out, st)
 }
 

@@ -51,18 +51,18 @@ type metrics struct {
 
 	members         *telemetry.Gauge
 	resolveErrors   *telemetry.Counter
-	requestDuration *telemetry.Gauge // slowest attempt of the last Forward, ms
-	forwardDuration *telemetry.Gauge // whole last Forward, ms
+	requestDuration *telemetry.Histogram // each attempt
+	forwardDuration *telemetry.Histogram // each whole Forward
 }
 
 func newMetrics(reg *telemetry.Registry) metrics {
 	m := metrics{
 		batchesSent:      reg.Counter("forward.batches_sent"),
 		seriesSent:       reg.Counter("forward.series_sent"),
-		bytesSent:        reg.Counter("forward.bytes_sent"),
+		bytesSent:        reg.Counter("forward.sent_bytes"),
 		retries:          reg.Counter("forward.retries"),
-		poisonDropped:    reg.Counter("forward.dropped_series", "reason:poison"),
-		encodeDropped:    reg.Counter("forward.dropped_series", "reason:encode"),
+		poisonDropped:    reg.Counter("forward.series_dropped", "reason:poison"),
+		encodeDropped:    reg.Counter("forward.series_dropped", "reason:encode"),
 		heldSeries:       reg.Gauge("forward.held_series"),
 		heldBytes:        reg.Gauge("forward.held_bytes"),
 		heldDropped:      reg.Counter("forward.held_dropped", "reason:limit"),
@@ -70,8 +70,8 @@ func newMetrics(reg *telemetry.Registry) metrics {
 		ambiguousResent:  reg.Counter("forward.ambiguous_resent"),
 		members:          reg.Gauge("forward.members"),
 		resolveErrors:    reg.Counter("forward.resolve_errors"),
-		requestDuration:  reg.Gauge("forward.request_duration_ms"),
-		forwardDuration:  reg.Gauge("forward.duration_ms"),
+		requestDuration:  reg.Histogram("forward.request_duration_seconds"),
+		forwardDuration:  reg.Histogram("forward.duration_seconds"),
 	}
 	for c := range numCauses {
 		m.errors[c] = reg.Counter("forward.errors", "cause:"+c.String())

@@ -398,7 +398,6 @@ type outcome struct {
 	encodeDropped                     int
 	causes                            [numCauses]int // failed attempts
 	lastErr                           error
-	slowest                           time.Duration
 	encodedSeries, encodedBytes       int
 }
 
@@ -410,12 +409,12 @@ func (o *outcome) encoded(series, bytes int) {
 }
 
 func (o *outcome) attempted(f *Forwarder, res result) {
+	f.m.requestDuration.ObserveDuration(res.took)
 	if !res.ok {
 		f.m.errors[res.cause].Inc()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.slowest = max(o.slowest, res.took)
 	if !res.ok {
 		o.causes[res.cause]++
 		o.lastErr = res.err

@@ -12,7 +12,7 @@
 //     answer fails for good.
 //   - Every attempt is counted under the sink's tag: veneur.sink.requests
 //     (endpoint, status_class), sink.errors (cause: the httpclient causes
-//     and the sink's own), sink.retries and sink.bytes_sent. Errors and
+//     and the sink's own), sink.retries and sink.sent_bytes. Errors and
 //     logs carry no secret: answers are masked with Config.Secrets, and
 //     headers are never quoted.
 package httpsink
@@ -79,7 +79,7 @@ type Core struct {
 	retries  *telemetry.Counter
 	bytes    *telemetry.Counter
 	errors   map[httpclient.Cause]*telemetry.Counter
-	duration *telemetry.Gauge
+	duration *telemetry.Histogram
 }
 
 // New returns the core of the sink cfg describes and registers its
@@ -97,9 +97,9 @@ func New(cfg Config) *Core {
 		Backoff:  httpclient.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
 		tag:      tag,
 		retries:  cfg.Stats.Counter("sink.retries", tag),
-		bytes:    cfg.Stats.Counter("sink.bytes_sent", tag),
+		bytes:    cfg.Stats.Counter("sink.sent_bytes", tag),
 		errors:   map[httpclient.Cause]*telemetry.Counter{},
-		duration: cfg.Stats.Gauge("sink.flush_duration_seconds", tag),
+		duration: cfg.Stats.Histogram("sink.flush_duration_seconds", tag),
 	}
 	for _, cause := range append(slices.Clone(sharedCauses), cfg.Causes...) {
 		c.errors[cause] = cfg.Stats.Counter("sink.errors", tag, "cause:"+string(cause))
@@ -218,10 +218,10 @@ func (c *Core) Attempt(ctx context.Context, ep *Endpoint, body []byte) (again bo
 // up to MaxConcurrency at a time, and returns when every run has been
 // sent or ctx has ended; the runs not started by then are failed in the
 // Outcome. send encodes its run, posts it, and reports what it could not
-// deliver through out. Flush sets sink.flush_duration_seconds.
+// deliver through out. Flush observes sink.flush_duration_seconds.
 func (c *Core) Flush(ctx context.Context, what string, n, perBody int, send func(lo, hi int, out *Outcome)) *Outcome {
 	start := time.Now()
-	defer func() { c.duration.Set(time.Since(start).Seconds()) }()
+	defer func() { c.duration.Since(start) }()
 	out := &Outcome{}
 	var g errgroup.Group
 	g.SetLimit(c.cfg.MaxConcurrency)

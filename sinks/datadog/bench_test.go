@@ -201,5 +201,5 @@ func BenchmarkFlush(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(points))*float64(b.N)/b.Elapsed().Seconds(), "series/s")
-	b.ReportMetric(float64(reg.Counter("sink.bytes_sent", "sink:bench").Load())/float64(len(points)*b.N), "bytes/series")
+	b.ReportMetric(float64(reg.Counter("sink.sent_bytes", "sink:bench").Load())/float64(len(points)*b.N), "bytes/series")
 }
