@@ -7,7 +7,10 @@ import (
 	"testing"
 )
 
-// go test -run '^$' -bench . -benchmem -count 6 ./sketch/agentsketch
+// BenchmarkInsert inserts lognormal values, one series' interval of 10⁴
+// at a time:
+//
+//	go test -run '^$' -bench . -benchmem -count 6 ./sketch/agentsketch
 func BenchmarkInsert(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	values := make([]float64, 1<<16)

@@ -2,7 +2,6 @@ package agentsketch
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -66,7 +65,7 @@ func TestForwardedStateChoice(t *testing.T) {
 			t.Logf("%-9s 3×%-6d  digest: %5d B/host, worst rel %.4f, rank %.4f | sketch: %5d B/host, worst rel %.4f",
 				name, perHost, digestBytes/3, worstDigestRel, worstDigestRank, sketchBytes/3, worstSketchRel)
 			if worstSketchRel > RelativeAccuracy || worstDigestRank > 0.01 {
-				t.Error(fmt.Sprintf("%s: sketch %.5f, digest rank %.5f over their bounds", name, worstSketchRel, worstDigestRank))
+				t.Errorf("%s: sketch %.5f, digest rank %.5f over their bounds", name, worstSketchRel, worstDigestRank)
 			}
 		}
 	}
