@@ -349,10 +349,16 @@ func (s *Sketch) AppendBins(dst []Bin) []Bin {
 // AppendColumns appends the shipped bins' keys and counts as the Dogsketch
 // fields k and n carry them.
 func (s *Sketch) AppendColumns(k []int32, n []uint32) ([]int32, []uint32) {
-	if s.spill == nil && len(s.sparse) > 0 { // the common case, no copies
+	if s.spill == nil && len(s.sparse)+s.denseKeys <= BinLimit { // no folding or splitting: no copies
 		for _, b := range s.sparse {
 			k = append(k, int32(b.Key))
 			n = append(n, b.Count)
+		}
+		for i, c := range s.dense {
+			if c != 0 {
+				k = append(k, int32(s.denseLow)+int32(i))
+				n = append(n, c)
+			}
 		}
 		return k, n
 	}

@@ -367,3 +367,36 @@ func TestFarApartKeysStayListed(t *testing.T) {
 		t.Fatalf("bins %v … %v", bins[0], bins[len(bins)-1])
 	}
 }
+
+// The shipped columns are the shipped bins, listed, in an array, folded
+// past BinLimit or split past MaxBinCount.
+func TestColumnsAreTheBins(t *testing.T) {
+	cases := map[string]func(s *Sketch){
+		"listed": func(s *Sketch) { s.Insert(1, 1); s.Insert(-1, 1) },
+		"array": func(s *Sketch) {
+			for i := range 500 {
+				s.Insert(float64(i), 1)
+			}
+		},
+		"folded": func(s *Sketch) {
+			for i := range BinLimit + 3 {
+				s.add(Key(-2000+i), 1)
+			}
+		},
+		"split": func(s *Sketch) { s.add(7, 3*MaxBinCount+1) },
+	}
+	for name, fill := range cases {
+		var s Sketch
+		fill(&s)
+		k, n := s.AppendColumns(nil, nil)
+		bins := s.AppendBins(nil)
+		if len(k) != len(bins) || len(n) != len(bins) {
+			t.Fatalf("%s: %d keys, %d counts, %d bins", name, len(k), len(n), len(bins))
+		}
+		for i, b := range bins {
+			if k[i] != int32(b.Key) || n[i] != b.Count {
+				t.Fatalf("%s: column %d = (%d, %d), bin %v", name, i, k[i], n[i], b)
+			}
+		}
+	}
+}
