@@ -2,6 +2,6 @@
 // itself, for rules no compiler enforces, such as that nothing outside
 // the Markdown pages cites a document that is not in the repository
 // (docs/input.md, docs/output.md, docs/configuration.md and wire/FORMAT.md
-// are the contract), and that a section cited as page.md, "Heading" has
-// that heading.
+// are the contract), and that a section cited by its page and its heading
+// in quotes has that heading.
 package treecheck
