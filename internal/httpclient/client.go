@@ -50,7 +50,7 @@ const (
 // ErrorCause names the cause of a round trip that got no answer.
 func ErrorCause(err error) Cause {
 	switch {
-	case IsTLSFailure(err):
+	case isTLSFailure(err):
 		return CauseTLS
 	case IsTimeout(err):
 		return CauseTimeout
@@ -69,13 +69,13 @@ func StatusCause(code int) Cause {
 	return CauseHTTPOther
 }
 
-// IsTLSFailure reports whether err is a TLS verification failure on either
+// isTLSFailure reports whether err is a TLS verification failure on either
 // side: ours of the server's certificate, or the server's alert about ours
 // (crypto/tls reports an alert from the peer as a *net.OpError with Op
 // "remote error"; its alert type is not exported). The same handshake
 // fails the same way next time: it is a configuration problem, not an
 // outage.
-func IsTLSFailure(err error) bool {
+func isTLSFailure(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
