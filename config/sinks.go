@@ -98,7 +98,7 @@ func decodeConsole(c *Config, i int) (Sink, error) {
 
 func consoleSink(name string, interval time.Duration) Sink {
 	return Sink{Name: name, Config: struct{}{}, New: func(env SinkEnv) (sinks.Sink, error) {
-		return console.NewConsole(name, env.Stdout, interval), nil
+		return console.New(name, env.Stdout, interval), nil
 	}}
 }
 

@@ -223,7 +223,7 @@ func runExample(t *testing.T, ex *docExample) []string {
 			}
 		}
 		reg := telemetry.NewRegistry()
-		sink := console.NewConsole("console", &printed, cfg.Interval.D())
+		sink := console.New("console", &printed, cfg.Interval.D())
 		d, err := newDaemon(cfg, []sinks.Sink{sink}, reg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)

@@ -38,9 +38,9 @@ var (
 	_ sinks.EventSink = (*Console)(nil)
 )
 
-// NewConsole returns a console sink writing to out, for flushes every
+// New returns a console sink writing to out, for flushes every
 // interval (shown in each flush's header).
-func NewConsole(name string, out io.Writer, interval time.Duration) *Console {
+func New(name string, out io.Writer, interval time.Duration) *Console {
 	return &Console{name: name, out: out, interval: interval}
 }
 

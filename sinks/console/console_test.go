@@ -13,7 +13,7 @@ import (
 
 func TestConsoleLines(t *testing.T) {
 	var out bytes.Buffer
-	c := NewConsole("console", &out, 10*time.Second)
+	c := New("console", &out, 10*time.Second)
 	err := c.Flush(context.Background(), []metric.Point{
 		{Name: "deploys", Type: metric.RatePoint, Value: 0.1, Interval: 10 * time.Second, Host: "box", Tags: []string{"env:dev"}, Timestamp: 1700000000},
 		{Name: "req.99percentile", Value: 12.5, Tags: []string{"a", "b:c"}, Timestamp: 1700000000},
@@ -45,7 +45,7 @@ func TestConsoleLines(t *testing.T) {
 // and tags; the slice the other sinks share is left as it was.
 func TestConsoleGroupsEachFlush(t *testing.T) {
 	var out bytes.Buffer
-	c := NewConsole("console", &out, 10*time.Second)
+	c := New("console", &out, 10*time.Second)
 	const flushed = 1700000030
 	points := []metric.Point{
 		{Name: "veneur.flush.points", Type: metric.RatePoint, Value: 0.5, Interval: 10 * time.Second, Host: "h", Timestamp: flushed},
