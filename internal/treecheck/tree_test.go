@@ -24,6 +24,18 @@ func TestNoCitationsOutsideTheRepository(t *testing.T) {
 	if len(files) < 50 {
 		t.Fatalf("found %d files under %s; the walk is broken", len(files), root)
 	}
+	eachLineOutsidePages(t, root, files, func(name string, n int, line []byte) {
+		for _, ref := range outsideRefs {
+			if bytes.Contains(line, []byte(ref)) {
+				t.Errorf("%s:%d cites %q: point at docs/ or wire/FORMAT.md instead", name, n, ref)
+			}
+		}
+	})
+}
+
+// eachLineOutsidePages calls visit with every line (numbered from 1) of
+// the files that are not Markdown pages.
+func eachLineOutsidePages(t *testing.T, root string, files []string, visit func(name string, n int, line []byte)) {
 	for _, name := range files {
 		if strings.HasSuffix(name, ".md") {
 			continue
@@ -36,11 +48,7 @@ func TestNoCitationsOutsideTheRepository(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, line := range bytes.Split(data, []byte("\n")) {
-			for _, ref := range outsideRefs {
-				if bytes.Contains(line, []byte(ref)) {
-					t.Errorf("%s:%d cites %q: point at docs/ or wire/FORMAT.md instead", name, i+1, ref)
-				}
-			}
+			visit(name, i+1, line)
 		}
 	}
 }
@@ -108,32 +116,20 @@ func TestCitedSectionsExist(t *testing.T) {
 	root := moduleRoot(t)
 	headings := map[string][]string{} // page → its headings, backticks removed
 	cited := 0
-	for _, name := range trackedFiles(t, root) {
-		if strings.HasSuffix(name, ".md") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(root, name))
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
+	eachLineOutsidePages(t, root, trackedFiles(t, root), func(name string, n int, line []byte) {
+		for _, m := range headingCitation.FindAllSubmatch(line, -1) {
+			page, section := string(m[1]), string(m[2])
+			hs, ok := headings[page]
+			if !ok {
+				hs = pageHeadings(t, filepath.Join(root, page))
+				headings[page] = hs
 			}
-			t.Fatal(err)
-		}
-		for i, line := range bytes.Split(data, []byte("\n")) {
-			for _, m := range headingCitation.FindAllSubmatch(line, -1) {
-				page, section := string(m[1]), string(m[2])
-				hs, ok := headings[page]
-				if !ok {
-					hs = pageHeadings(t, filepath.Join(root, page))
-					headings[page] = hs
-				}
-				cited++
-				if !slices.ContainsFunc(hs, func(h string) bool { return strings.HasPrefix(h, section) }) {
-					t.Errorf("%s:%d cites %s, %q: the page has no such heading", name, i+1, page, section)
-				}
+			cited++
+			if !slices.ContainsFunc(hs, func(h string) bool { return strings.HasPrefix(h, section) }) {
+				t.Errorf("%s:%d cites %s, %q: the page has no such heading", name, n, page, section)
 			}
 		}
-	}
+	})
 	if cited == 0 {
 		t.Fatal("found no section citations; the pattern is broken")
 	}
