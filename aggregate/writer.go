@@ -235,17 +235,28 @@ func (w *Writer) findAll() int {
 		}
 		return len(w.entries)
 	}
-	misses := 0
+	// First every probe, starting the loads of the keys to compare (the
+	// second miss of a sample), then every comparison.
+	var touch byte
 	for i := range w.entries {
 		e := &w.entries[i]
 		p := t.probe(e.hash, e.hash)
-		te := &t.entries[p]
-		if te.ref != 0 && bytes.Equal(t.key(te), w.raw[e.rawOff:e.rawOff+e.rawLen]) {
-			e.pos = int32(p)
+		e.pos = int32(p)
+		if te := &t.entries[p]; te.ref != 0 {
+			touch += t.keys[te.keyOff]
+		}
+	}
+	w.touch += uint64(touch)
+	misses := 0
+	for i := range w.entries {
+		e := &w.entries[i]
+		raw := w.raw[e.rawOff : e.rawOff+e.rawLen]
+		te := &t.entries[e.pos]
+		if te.ref != 0 && bytes.Equal(t.key(te), raw) {
 			continue
 		}
 		if te.ref != 0 { // a hash collision: look further
-			if q := t.find(e.hash, w.raw[e.rawOff:e.rawOff+e.rawLen]); q >= 0 {
+			if q := t.find(e.hash, raw); q >= 0 {
 				e.pos = int32(q)
 				continue
 			}
