@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/cputime"
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // TestSeriesTableAgainstMap runs random inserts, lookups and removals
@@ -96,6 +99,27 @@ func TestWriterSlotGenerations(t *testing.T) {
 		rate("y", 10, time.Second),
 		rate("x", 2, time.Second),
 	})
+}
+
+// TestWriterForgetsShedSeries: a series the limits shed leaves the
+// Writer's table (a flood must not fill it), every one of its samples is
+// shed, and the series admitted around it keep their entries and counts.
+func TestWriterForgetsShedSeries(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	a := newTestAggregator(t, Config{MaxSeries: 1, Stats: reg})
+	w := a.NewWriter()
+	w.Push(parseTestLines(t, "a:1|c", "b:1|c", "a:2|c", "b:1|c", "c:1|c"))
+	w.Push(parseTestLines(t, "b:1|c", "a:4|c"))
+	if w.table.used != 1 || len(w.cold)-len(w.freeCold) != 2 {
+		t.Errorf("table holds %d series, %d cold, want 1 and 1 (+ the unused cold[0])", w.table.used, len(w.cold)-len(w.freeCold))
+	}
+	if p := w.table.find(maphash.Bytes(a.seed, appendRawKey(nil, &parseTestLines(t, "a:1|c")[0])), []byte("\x01a|")); p < 0 {
+		t.Errorf("the admitted series left the table")
+	}
+	if got := a.Stats(testNow, 10, ByShed).ShedSamples["max_series"]; got != 4 {
+		t.Errorf("%d samples shed, want 4", got)
+	}
+	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{rate("a", 7, time.Second)})
 }
 
 // TestWriterStartsOver: past maxSeries, a Writer forgets every series and
@@ -245,4 +269,47 @@ func BenchmarkSeriesTable(b *testing.B) {
 		})
 		_ = sink
 	}
+}
+
+// FuzzSeriesTable drives a table with the operations a fuzzed byte string
+// spells, two bytes an operation (a key among 32, then find, insert or
+// remove), under a hash of 3 bits, and checks every answer against a map.
+func FuzzSeriesTable(f *testing.F) {
+	f.Add([]byte{1, 1, 2, 1, 9, 1, 17, 1, 2, 2, 2, 0})
+	f.Add([]byte{0, 1, 8, 1, 16, 1, 24, 1, 0, 2, 8, 0, 16, 2, 24, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var tab seriesTable
+		oracle := map[string]int32{}
+		nextRef := int32(1)
+		for i := 0; i+1 < len(ops); i += 2 {
+			n := ops[i] % 32
+			k := fmt.Sprintf("key-%d", n)
+			h := uint64(n % 8)
+			p := tab.find(h, []byte(k))
+			ref, ok := oracle[k]
+			if ok != (p >= 0) || ok && tab.entries[p].ref != ref {
+				t.Fatalf("op %d: find(%q) = %d, the map says %v, ref %d", i/2, k, p, ok, ref)
+			}
+			switch ops[i+1] % 3 {
+			case 1:
+				if !ok {
+					tab.reserve(1)
+					tab.insert(h, []byte(k), tableEntry{ref: nextRef})
+					oracle[k] = nextRef
+					nextRef++
+				}
+			case 2:
+				if ok {
+					tab.remove(uint64(p))
+					delete(oracle, k)
+				}
+			}
+		}
+		for k, ref := range oracle {
+			n, _ := strconv.Atoi(strings.TrimPrefix(k, "key-"))
+			if p := tab.find(uint64(n%8), []byte(k)); p < 0 || tab.entries[p].ref != ref {
+				t.Fatalf("%q lost", k)
+			}
+		}
+	})
 }
