@@ -269,9 +269,9 @@ func (w *Writer) findAll() int {
 
 // pushShard applies one shard's share of a batch under a single lock.
 func (w *Writer) pushShard(sh *shard, samples []metric.Sample, order []int32) {
-	iv := w.a.interval.Load()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	iv := sh.limits
 	for _, ei := range order {
 		e := &w.entries[ei]
 		te := &w.table.entries[e.pos]
