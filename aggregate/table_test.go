@@ -185,8 +185,17 @@ func BenchmarkSeriesTable(b *testing.B) {
 		hs := make([]uint64, batch)
 		found := make([]int32, batch)
 		var sink int64
-		nextBatch := func(n int) { raw, offs = raws[n%batches], offsets[n%batches] }
-		perKey := func(b *testing.B, n int, cpu time.Duration) {
+		// run times lookup, which finds the batch raw, offs in found.
+		run := func(b *testing.B, lookup func()) {
+			n := 0
+			cpu := cputime.Process()
+			for b.Loop() {
+				raw, offs = raws[n%batches], offsets[n%batches]
+				n++
+				lookup()
+				sink += int64(found[batch-1])
+			}
+			cpu = cputime.Process() - cpu
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*batch), "ns/key")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*batch), "cpu-ns/key")
 		}
@@ -197,11 +206,7 @@ func BenchmarkSeriesTable(b *testing.B) {
 			for i, k := range keys {
 				tab.insert(hashes[i], k, tableEntry{ref: int32(i + 1)})
 			}
-			n := 0
-			cpu := cputime.Process()
-			for b.Loop() {
-				nextBatch(n)
-				n++
+			run(b, func() {
 				for j := range batch {
 					hs[j] = maphash.Bytes(seed, raw[offs[j]:offs[j+1]])
 					sink += int64(tab.entries[hs[j]&tab.mask].hash)
@@ -214,9 +219,7 @@ func BenchmarkSeriesTable(b *testing.B) {
 						found[j] = int32(tab.find(hs[j], raw[offs[j]:offs[j+1]]))
 					}
 				}
-				sink += int64(found[batch-1])
-			}
-			perKey(b, n, cputime.Process()-cpu)
+			})
 		})
 		b.Run(fmt.Sprintf("series=%d/map-of-keys", series), func(b *testing.B) {
 			type cold struct {
@@ -227,17 +230,11 @@ func BenchmarkSeriesTable(b *testing.B) {
 			for i, k := range keys {
 				m[string(k)] = &cold{ref: int32(i + 1)}
 			}
-			n := 0
-			cpu := cputime.Process()
-			for b.Loop() {
-				nextBatch(n)
-				n++
+			run(b, func() {
 				for j := range batch {
 					found[j] = m[unsafeString(raw[offs[j]:offs[j+1]])].ref
 				}
-				sink += int64(found[batch-1])
-			}
-			perKey(b, n, cputime.Process()-cpu)
+			})
 		})
 		b.Run(fmt.Sprintf("series=%d/map-of-hashes", series), func(b *testing.B) {
 			// The same entries and keys array as the table, found through
@@ -249,11 +246,7 @@ func BenchmarkSeriesTable(b *testing.B) {
 			for i, k := range keys {
 				m[hashes[i]] = int32(tab.insert(hashes[i], k, tableEntry{ref: int32(i + 1)}))
 			}
-			n := 0
-			cpu := cputime.Process()
-			for b.Loop() {
-				nextBatch(n)
-				n++
+			run(b, func() {
 				for j := range batch {
 					hs[j] = maphash.Bytes(seed, raw[offs[j]:offs[j+1]])
 				}
@@ -263,9 +256,7 @@ func BenchmarkSeriesTable(b *testing.B) {
 						found[j] = te.ref
 					}
 				}
-				sink += int64(found[batch-1])
-			}
-			perKey(b, n, cputime.Process()-cpu)
+			})
 		})
 		_ = sink
 	}
