@@ -87,6 +87,8 @@ type Journal struct {
 
 	replayed Replayed
 	stats    stats
+	// groups counts the groups the committer took (tests wait on it).
+	groups atomic.Int64
 }
 
 type segment struct {
@@ -339,6 +341,7 @@ func (j *Journal) commit() {
 				break more
 			}
 		}
+		j.groups.Add(1)
 		j.writeGroup(group)
 		clear(group)
 	}

@@ -276,11 +276,17 @@ func TestGroupCommit(t *testing.T) {
 	// Hold the committer inside its first round, queue more appends
 	// behind it, then let go: they make one group.
 	j.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			j.mu.Unlock()
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	wg.Go(func() { errs <- j.Append(window0, testRecord(0)) })
 	await.Until(t, 10*time.Second, func() (bool, string) {
-		return len(j.requests) == 0, "first append not taken by the committer"
+		return j.groups.Load() == 1, "first append not taken by the committer"
 	})
 	const queued = 40
 	for i := range queued {
@@ -290,6 +296,7 @@ func TestGroupCommit(t *testing.T) {
 		return len(j.requests) == queued, fmt.Sprintf("%d of %d appends queued", len(j.requests), queued)
 	})
 	j.mu.Unlock()
+	locked = false
 	wg.Wait()
 	close(errs)
 	for err := range errs {
