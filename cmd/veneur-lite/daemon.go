@@ -18,6 +18,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/importsrv"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
+	"github.com/veneur-lite/veneur-lite/journal"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -33,6 +34,7 @@ type daemon struct {
 	http      *httpServer
 	flusher   *flusher.Flusher
 	forwarder *forward.Forwarder // nil unless forward_address is set
+	journal   *journal.Journal   // nil unless import_journal_dir is set
 	reloaders []*tlsconfig.Reloader
 }
 
@@ -145,15 +147,32 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		log.Warn("imports are refused to everyone: http_address is not a loopback address and neither import_token nor tls_authority_certificate is set",
 			"http_address", cfg.HTTPAddress)
 	}
-	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
+	icfg := importsrv.Config{
 		Importer: fleet,
 		Auth:     auth,
 		Stats:    reg,
 		Log:      log.With("component", "import"),
-	}))
+	}
+	var ref journalRef
+	if cfg.ImportJournalDir != "" {
+		icfg.Journal = &ref
+	}
+	imports := importsrv.New(icfg)
+	var flushFleet flusher.Fleet = fleet
+	if cfg.ImportJournalDir != "" {
+		// Replayed before the HTTP server serves: no import is answered
+		// before the windows hold what was acknowledged before.
+		d.journal, err = openJournal(cfg.ImportJournalDir, cfg.ImportJournalMaxBytes, imports, &ref, reg, log.With("component", "journal"))
+		if err != nil {
+			d.release()
+			return nil, err
+		}
+		flushFleet = &journaledFleet{Windows: fleet, journal: d.journal, log: log.With("component", "journal")}
+	}
+	d.http.mux.Handle(importsrv.Path, imports)
 	fcfg := flusher.Config{
 		Aggregator: agg,
-		Fleet:      fleet,
+		Fleet:      flushFleet,
 		Sinks:      outputs,
 		Interval:   cfg.Interval.D(),
 		Stats:      reg,
@@ -204,6 +223,9 @@ func (d *daemon) release() {
 	}
 	if d.http != nil {
 		d.http.ln.Close()
+	}
+	if d.journal != nil {
+		_ = d.journal.Close()
 	}
 }
 
@@ -269,6 +291,10 @@ func (d *daemon) Run(ctx context.Context) error {
 		wctx, cancel := context.WithDeadline(context.Background(), deadline)
 		d.flusher.Wait(wctx)
 		cancel()
+		if d.journal != nil {
+			// What was not flushed stays in it, for the next start.
+			_ = d.journal.Close()
+		}
 		return errors.Join(ingestErr, httpErr)
 	}
 	// Imports stop first, so that the final flush includes every batch a
@@ -280,6 +306,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	fctx, cancel := context.WithDeadline(context.Background(), deadline)
 	d.flusher.Final(fctx)
 	cancel()
+	if d.journal != nil {
+		if err := d.journal.Close(); err != nil {
+			d.log.Error("import journal: close", "error", err)
+		}
+	}
 	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())
 	return errors.Join(ingestErr, httpErr)
 }
