@@ -77,6 +77,14 @@ func encodedSize(rec *Record) int {
 
 // appendRecord appends rec's frame and payload to dst.
 func appendRecord(dst []byte, rec *Record) ([]byte, error) {
+	dst, err := appendRecordHead(dst, rec)
+	return append(dst, rec.Body...), err
+}
+
+// appendRecordHead appends rec's frame and payload up to the body, the CRC
+// covering the body too: written before rec.Body, it makes the record
+// without copying the body.
+func appendRecordHead(dst []byte, rec *Record) ([]byte, error) {
 	if len(rec.Key) == 0 || len(rec.Key) > MaxKeyBytes {
 		return dst, fmt.Errorf("journal record key of %d bytes: want 1 to %d", len(rec.Key), MaxKeyBytes)
 	}
@@ -94,8 +102,8 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(rec.Interval))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(rec.Received.UnixNano()))
 	dst = append(dst, byte(rec.Encoding))
-	dst = append(dst, rec.Body...)
-	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Checksum(dst[payload:], castagnoli))
+	crc := crc32.Update(crc32.Checksum(dst[payload:], castagnoli), castagnoli, rec.Body)
+	binary.LittleEndian.PutUint32(dst[at+4:], crc)
 	return dst, nil
 }
 

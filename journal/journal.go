@@ -98,8 +98,10 @@ type segment struct {
 
 type request struct {
 	window int64
-	buf    []byte
-	done   chan error
+	// head is the record up to its body; body is the caller's, which
+	// Append holds until the record is written.
+	head, body []byte
+	done       chan error
 }
 
 type stats struct {
@@ -287,16 +289,16 @@ func (j *Journal) replaySegment(path string, window int64, fn func(time.Time, *R
 // window, and returns once it is (or ErrFull, ErrFlushed, ErrClosed or a
 // write error, and then it is not in the journal).
 func (j *Journal) Append(window time.Time, rec *Record) error {
-	buf, err := appendRecord(make([]byte, 0, encodedSize(rec)), rec)
+	head, err := appendRecordHead(make([]byte, 0, encodedSize(rec)-len(rec.Body)), rec)
 	if err != nil {
 		return err
 	}
-	n := int64(len(buf))
+	n := int64(len(head) + len(rec.Body))
 	if j.size.Add(n) > j.max && j.max > 0 {
 		j.size.Add(-n)
 		return ErrFull
 	}
-	r := &request{window: window.UnixNano(), buf: buf, done: make(chan error, 1)}
+	r := &request{window: window.UnixNano(), head: head, body: rec.Body, done: make(chan error, 1)}
 	select {
 	case j.requests <- r:
 	case <-j.closing:
@@ -395,28 +397,20 @@ func (j *Journal) writeSegment(w int64, recs []*request) error {
 			return err
 		}
 	}
-	var buf []byte
-	if len(recs) == 1 {
-		buf = recs[0].buf
-	} else {
-		n := 0
-		for _, r := range recs {
-			n += len(r.buf)
-		}
-		buf = make([]byte, 0, n)
-		for _, r := range recs {
-			buf = append(buf, r.buf...)
-		}
+	bufs := make([][]byte, 0, 2*len(recs))
+	for _, r := range recs {
+		bufs = append(bufs, r.head, r.body)
 	}
-	if _, err := seg.f.Write(buf); err != nil {
+	n, err := writeAll(seg.f, bufs)
+	if err != nil {
 		return j.undo(seg, fmt.Errorf("journal write: %w", err))
 	}
 	if err := datasync(seg.f); err != nil {
 		return j.undo(seg, fmt.Errorf("journal sync: %w", err))
 	}
-	seg.size += int64(len(buf))
+	seg.size += n
 	j.stats.syncs.Inc()
-	j.stats.written.Add(uint64(len(buf)))
+	j.stats.written.Add(uint64(n))
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -15,4 +16,42 @@ func datasync(f *os.File) error {
 			return err
 		}
 	}
+}
+
+// iovMax is Linux's bound on the buffers of one writev.
+const iovMax = 1024
+
+// writeAll writes bufs to f in order with writev, so that a group's
+// records reach the file without being copied together first.
+func writeAll(f *os.File, bufs [][]byte) (int64, error) {
+	var total int64
+	fd := int(f.Fd())
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), iovMax)]
+		n, err := unix.Writev(fd, chunk)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrShortWrite
+		}
+		total += int64(n)
+		// Drop what was written, keeping the rest of a buffer cut short.
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+				continue
+			}
+			bufs[0] = bufs[0][n:]
+			n = 0
+		}
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+	}
+	return total, nil
 }
