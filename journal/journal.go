@@ -19,12 +19,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -50,6 +53,9 @@ type Options struct {
 	// Log receives the one line a replay that met corrupt records writes;
 	// nil means slog.Default().
 	Log *slog.Logger
+	// ReplayWorkers bounds the records replayed at once; zero means
+	// GOMAXPROCS.
+	ReplayWorkers int
 }
 
 // Replayed is what Open found.
@@ -68,9 +74,10 @@ type Replayed struct {
 // Journal is a directory of segments, one per window. Append, Forget and
 // Close are safe for concurrent use.
 type Journal struct {
-	dir string
-	max int64
-	log *slog.Logger
+	dir     string
+	max     int64
+	log     *slog.Logger
+	workers int
 
 	size     atomic.Int64 // bytes on disk and reserved by appends under way
 	requests chan *request
@@ -121,8 +128,9 @@ const markerName = "flushed"
 
 // Open opens (creating it if need be) the journal in opts.Dir and replays
 // every segment the flush marker does not cover, oldest window first,
-// calling replay for each whole record; replay's Key and Body point into
-// memory reused after it returns. A torn or corrupt record ends its
+// calling replay for each whole record, concurrently within a segment
+// (ReplayWorkers); replay's Body points into memory unmapped after it
+// returns. A torn or corrupt record ends its
 // segment's replay: it is counted, logged once per Open, and the segment
 // is cut there so that later appends follow the last good record. An
 // error from replay counts the record as failed and the replay goes on.
@@ -141,6 +149,10 @@ func Open(opts Options, replay func(window time.Time, rec *Record) error) (*Jour
 		closing:  make(chan struct{}),
 		closed:   make(chan struct{}),
 		segments: make(map[int64]*segment),
+		workers:  opts.ReplayWorkers,
+	}
+	if j.workers <= 0 {
+		j.workers = runtime.GOMAXPROCS(0)
 	}
 	if j.log == nil {
 		j.log = slog.Default()
@@ -256,33 +268,49 @@ func (j *Journal) replay(fn func(time.Time, *Record) error) error {
 }
 
 // replaySegment replays the whole records of one segment and returns the
-// offset after the last of them and whether something followed it.
+// offset after the last of them and whether something followed it. The
+// records are checked in order, then replayed by up to replayWorkers at
+// once: merges commute, as those of concurrent imports do.
 func (j *Journal) replaySegment(path string, window int64, fn func(time.Time, *Record) error) (good int64, torn bool, err error) {
-	b, err := os.ReadFile(path)
+	b, unmap, err := mapFile(path)
 	if err != nil {
 		return 0, false, fmt.Errorf("journal: %w", err)
 	}
+	defer unmap()
 	start, err := parseHeader(b)
 	if err != nil || start.UnixNano() != window {
 		return 0, len(b) > 0, nil
 	}
 	off := headerSize
-	var rec Record
+	var recs []Record
 	for off < len(b) {
+		var rec Record
 		n, err := parseRecord(b[off:], &rec)
 		if err != nil {
-			return int64(off), true, nil
+			torn = true
+			break
 		}
-		if err := fn(start, &rec); err != nil {
-			j.replayed.Failed++
-			j.log.Warn("import journal: a record was not replayed", "segment", path, "offset", off, "error", err)
-		} else {
-			j.replayed.Records++
-			j.stats.replayed.Inc()
-		}
+		recs = append(recs, rec)
 		off += n
 	}
-	return int64(off), false, nil
+	var failed atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(j.workers)
+	for i := range recs {
+		g.Go(func() error {
+			if err := fn(start, &recs[i]); err != nil {
+				failed.Add(1)
+				j.log.Warn("import journal: a record was not replayed", "segment", path, "key", recs[i].Key, "error", err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	ok := len(recs) - int(failed.Load())
+	j.replayed.Records += ok
+	j.replayed.Failed += int(failed.Load())
+	j.stats.replayed.Add(uint64(ok))
+	return int64(off), torn, nil
 }
 
 // Append makes rec durable in the segment of the window starting at

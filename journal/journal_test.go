@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,8 +29,10 @@ func testRecord(i int) *Record {
 	}
 }
 
-// collected is what a replay saw.
+// collected is what a replay saw, ordered by window and key once Open
+// returns (records of one segment are replayed concurrently).
 type collected struct {
+	mu      sync.Mutex
 	windows []time.Time
 	records []Record
 }
@@ -36,9 +40,29 @@ type collected struct {
 func (c *collected) replay(w time.Time, r *Record) error {
 	cp := *r
 	cp.Body = bytes.Clone(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.windows = append(c.windows, w)
 	c.records = append(c.records, cp)
 	return nil
+}
+
+func (c *collected) sort() {
+	idx := make([]int, len(c.records))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if d := c.windows[a].Compare(c.windows[b]); d != 0 {
+			return d
+		}
+		return strings.Compare(c.records[a].Key, c.records[b].Key)
+	})
+	ws, rs := make([]time.Time, len(idx)), make([]Record, len(idx))
+	for i, k := range idx {
+		ws[i], rs[i] = c.windows[k], c.records[k]
+	}
+	c.windows, c.records = ws, rs
 }
 
 func open(t *testing.T, dir string, max int64) (*Journal, *collected, *telemetry.Registry) {
@@ -50,6 +74,7 @@ func open(t *testing.T, dir string, max int64) (*Journal, *collected, *telemetry
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
+	c.sort()
 	return j, &c, reg
 }
 

@@ -55,3 +55,26 @@ func writeAll(f *os.File, bufs [][]byte) (int64, error) {
 	}
 	return total, nil
 }
+
+// mapFile maps the file at path read-only: a segment is read once, and
+// may be larger than what memory should hold at once.
+func mapFile(path string) ([]byte, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Size() == 0 {
+		return nil, func() {}, nil
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = unix.Madvise(b, unix.MADV_SEQUENTIAL)
+	return b, func() { _ = unix.Munmap(b) }, nil
+}

@@ -19,3 +19,9 @@ func writeAll(f *os.File, bufs [][]byte) (int64, error) {
 	}
 	return total, nil
 }
+
+// mapFile reads the file at path.
+func mapFile(path string) ([]byte, func(), error) {
+	b, err := os.ReadFile(path)
+	return b, func() {}, err
+}
