@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/DataDog/datadog-go/v5/statsd"
+
 	"github.com/veneur-lite/veneur-lite/internal/await"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/wire"
@@ -252,4 +254,94 @@ func TestJournaledGlobalSIGKILLDuringFlushLosesNothing(t *testing.T) {
 	}
 	s.check(t, g2)
 	g2.stop(t)
+}
+
+// A journaled global whose sink hangs keeps each window's batches until
+// the sink gives up on it; with a small import_journal_max_bytes the
+// journal fills, imports get 503, and the locals hold their series and
+// resend them. Once the sink answers again, every count the locals took
+// reaches the global's console: nothing was dropped. (A local stopped
+// while it holds a refused batch would lose it: that is its own memory.)
+func TestJournalFullHoldsTheLocals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several intervals")
+	}
+	var hang atomic.Bool
+	hang.Store(true)
+	release := make(chan struct{})
+	intake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if hang.Load() {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer intake.Close()
+	defer close(release)
+
+	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
+	g := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
+http_address: %s
+interval: 1s
+hostname: global-1
+import_journal_dir: %s
+import_journal_max_bytes: 700
+metric_sinks:
+  - kind: console
+  - kind: datadog
+    name: intake
+    config: {api_key: k, api_hostname: %s}
+`, udp, httpAddr, t.TempDir(), intake.URL))
+	waitHealthy(t, httpAddr)
+	global := &instance{proc: g, udp: udp, http: httpAddr}
+
+	locals := make([]*instance, 3)
+	clients := make([]*statsd.Client, 3)
+	for i := range locals {
+		locals[i] = startInstance(t, fmt.Sprintf("local-%d", i), "1s", "http://"+httpAddr)
+		clients[i] = statsdClient(t, locals[i].udp)
+	}
+	sent := 0
+	send := func() {
+		for _, c := range clients {
+			for k := range 10 {
+				if err := c.Incr("fleet.jobs", []string{"veneurglobalonly", fmt.Sprintf("kind:%d", k)}, 1); err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			}
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Traffic every interval until the journal has been full.
+	await.Until(t, 30*time.Second, func() (bool, string) {
+		send()
+		full := scrape(t, httpAddr)["veneur_import_errors_total{cause=journal_full}"]
+		return full > 0, "no import refused for a full journal yet"
+	})
+	// The locals held what was refused.
+	held := false
+	for _, l := range locals {
+		m := scrape(t, l.http)
+		if m["veneur_forward_errors_total{cause=http_5xx}"] > 0 {
+			held = true
+		}
+	}
+	if !held {
+		t.Error("no local saw a 503")
+	}
+	// The sink recovers; the locals go on resending what they hold.
+	hang.Store(false)
+	await.Until(t, 30*time.Second, func() (bool, string) {
+		got := global.counterTotal("fleet.jobs")
+		return got >= float64(sent), fmt.Sprintf("fleet.jobs counted %v on the global's console, want %d", got, sent)
+	})
+	if got := global.counterTotal("fleet.jobs"); got != float64(sent) {
+		t.Errorf("fleet.jobs counted %v on the global, want %d", got, sent)
+	}
 }
