@@ -117,7 +117,7 @@ type stats struct {
 	corrupt  *telemetry.Counter
 	replayed *telemetry.Counter
 	size     *telemetry.Gauge
-	syncSecs *telemetry.Gauge
+	syncTime *telemetry.Histogram
 }
 
 // maxGroup bounds the records one fdatasync covers, so that one round's
@@ -160,11 +160,11 @@ func Open(opts Options, replay func(window time.Time, rec *Record) error) (*Jour
 	reg := opts.Stats
 	j.stats = stats{
 		syncs:    reg.Counter("import.journal_syncs"),
-		written:  reg.Counter("import.journal_bytes_written"),
+		written:  reg.Counter("import.journal_written_bytes"),
 		corrupt:  reg.Counter("import.journal_corrupt_records"),
-		replayed: reg.Counter("import.journal_records_replayed"),
+		replayed: reg.Counter("import.journal_replayed_records"),
 		size:     reg.Gauge("import.journal_bytes"),
-		syncSecs: reg.Gauge("import.journal_sync_seconds"),
+		syncTime: reg.Histogram("import.journal_sync_duration_seconds"),
 	}
 	if err := j.readMarker(); err != nil {
 		return nil, err
@@ -409,7 +409,7 @@ func (j *Journal) writeGroup(group []*request) {
 		}
 		i = end
 	}
-	j.stats.syncSecs.Set(time.Since(began).Seconds())
+	j.stats.syncTime.Since(began)
 	j.stats.size.Set(float64(j.size.Load()))
 }
 

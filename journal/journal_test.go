@@ -122,8 +122,8 @@ func TestAppendThenReplayInWindowOrder(t *testing.T) {
 			i++
 		}
 	}
-	if n := counter(reg, "import.journal_records_replayed"); n != 12 {
-		t.Errorf("import.journal_records_replayed = %v, want 12", n)
+	if n := counter(reg, "import.journal_replayed_records"); n != 12 {
+		t.Errorf("import.journal_replayed_records = %v, want 12", n)
 	}
 }
 

@@ -136,7 +136,7 @@ const (
 	// metricJournalSyncs and metricJournalBytes are the import journal's
 	// fdatasyncs and bytes appended (-journal; absent without a journal).
 	metricJournalSyncs = "veneur_import_journal_syncs_total"
-	metricJournalBytes = "veneur_import_journal_bytes_written_total"
+	metricJournalBytes = "veneur_import_journal_written_bytes_total"
 )
 
 // counters are a global's import counters at one moment.

@@ -21,7 +21,7 @@ type Run struct {
 	// JournalSyncs and JournalBytes are the globals' journal fdatasyncs
 	// and bytes appended over the replay (-journal).
 	JournalSyncs int64 `json:"journal_syncs"`
-	JournalBytes int64 `json:"journal_bytes_written"`
+	JournalBytes int64 `json:"journal_written_bytes"`
 
 	// Posted is the digests in the batches the replay posted; Merged the
 	// increase of the globals' import.series over the replay. A run whose
