@@ -75,12 +75,6 @@ func encodedSize(rec *Record) int {
 	return frameSize + 1 + len(rec.Key) + fixedPayload + len(rec.Body)
 }
 
-// appendRecord appends rec's frame and payload to dst.
-func appendRecord(dst []byte, rec *Record) ([]byte, error) {
-	dst, err := appendRecordHead(dst, rec)
-	return append(dst, rec.Body...), err
-}
-
 // appendRecordHead appends rec's frame and payload up to the body, the CRC
 // covering the body too: written before rec.Body, it makes the record
 // without copying the body.

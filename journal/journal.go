@@ -170,7 +170,7 @@ func Open(opts Options, replay func(window time.Time, rec *Record) error) (*Jour
 		return nil, err
 	}
 	if err := j.replay(replay); err != nil {
-		j.closeFiles()
+		_ = j.closeFiles()
 		return nil, err
 	}
 	j.stats.size.Set(float64(j.size.Load()))
@@ -463,7 +463,7 @@ func (j *Journal) create(w int64) (*segment, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	hdr := appendHeader(nil, time.Unix(0, w))
-	if _, err := f.Write(hdr); err == nil {
+	if _, err = f.Write(hdr); err == nil {
 		err = datasync(f)
 	}
 	if err == nil {
