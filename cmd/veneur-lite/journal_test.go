@@ -170,6 +170,18 @@ func crashFleet(t *testing.T, g *instance, s *fleetSamples, key string) {
 	}
 }
 
+// restartAndResend starts the global again on its journal, resends the
+// batch crashFleet imported (a duplicate now), and checks the window.
+func restartAndResend(t *testing.T, udp, httpAddr, dir, intake string, s *fleetSamples) *instance {
+	t.Helper()
+	g := startJournaledGlobal(t, udp, httpAddr, dir, intake)
+	if code, body := postBatch(t, httpAddr, "resent-after-crash"); code != http.StatusOK || body != "ok (duplicate, not merged again)\n" {
+		t.Errorf("resend after the restart: %d %q, want 200 duplicate", code, body)
+	}
+	s.check(t, g)
+	return g
+}
+
 // kill ends g with SIGKILL.
 func kill(t *testing.T, g *instance) {
 	t.Helper()
@@ -197,11 +209,7 @@ func TestJournaledGlobalSIGKILLMidWindowLosesNothing(t *testing.T) {
 		t.Fatalf("the window was flushed before the kill (%v): the test did not crash mid-window", lines)
 	}
 
-	g2 := startJournaledGlobal(t, udp, httpAddr, dir, "")
-	if code, body := postBatch(t, httpAddr, "resent-after-crash"); code != http.StatusOK || body != "ok (duplicate, not merged again)\n" {
-		t.Errorf("resend after the restart: %d %q, want 200 duplicate", code, body)
-	}
-	s.check(t, g2)
+	g2 := restartAndResend(t, udp, httpAddr, dir, "", &s)
 	g2.waitFor(t, "fleet.resent flushed", journalInterval, func() bool { return len(g2.metricLines("fleet.resent")) > 0 })
 	if lines := g2.metricLines("fleet.resent"); len(lines) != 1 || lines[0].count != 7 {
 		t.Errorf("fleet.resent = %+v, want one line counting 7 (merged once, from the journal)", lines)
@@ -220,24 +228,10 @@ func TestJournaledGlobalSIGKILLDuringFlushLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("several intervals")
 	}
-	var hang atomic.Bool
-	hang.Store(true)
-	release := make(chan struct{})
-	intake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if hang.Load() {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer intake.Close()
-	defer close(release)
+	intake, hang := hangingIntake(t)
 
 	dir, udp, httpAddr := t.TempDir(), freePort(t, "udp"), freePort(t, "tcp")
-	g := startJournaledGlobal(t, udp, httpAddr, dir, intake.URL)
+	g := startJournaledGlobal(t, udp, httpAddr, dir, intake)
 	s := newFleetSamples()
 	crashFleet(t, g, &s, "resent-after-crash")
 	// The console has the window: the flush is under way, and the other
@@ -248,11 +242,7 @@ func TestJournaledGlobalSIGKILLDuringFlushLosesNothing(t *testing.T) {
 	kill(t, g)
 
 	hang.Store(false)
-	g2 := startJournaledGlobal(t, udp, httpAddr, dir, intake.URL)
-	if code, body := postBatch(t, httpAddr, "resent-after-crash"); code != http.StatusOK || body != "ok (duplicate, not merged again)\n" {
-		t.Errorf("resend after the restart: %d %q, want 200 duplicate", code, body)
-	}
-	s.check(t, g2)
+	g2 := restartAndResend(t, udp, httpAddr, dir, intake, &s)
 	g2.stop(t)
 }
 
@@ -266,21 +256,7 @@ func TestJournalFullHoldsTheLocals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("several intervals")
 	}
-	var hang atomic.Bool
-	hang.Store(true)
-	release := make(chan struct{})
-	intake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if hang.Load() {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer intake.Close()
-	defer close(release)
+	intake, hang := hangingIntake(t)
 
 	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
 	g := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
@@ -294,7 +270,7 @@ metric_sinks:
   - kind: datadog
     name: intake
     config: {api_key: k, api_hostname: %s}
-`, udp, httpAddr, t.TempDir(), intake.URL))
+`, udp, httpAddr, t.TempDir(), intake))
 	waitHealthy(t, httpAddr)
 	global := &instance{proc: g, udp: udp, http: httpAddr}
 
@@ -344,4 +320,26 @@ metric_sinks:
 	if got := global.counterTotal("fleet.jobs"); got != float64(sent) {
 		t.Errorf("fleet.jobs counted %v on the global, want %d", got, sent)
 	}
+}
+
+// hangingIntake is a Datadog intake that accepts requests and answers none
+// (until the client gives up or the test ends) while hang is set, and 202
+// otherwise.
+func hangingIntake(t testing.TB) (url string, hang *atomic.Bool) {
+	hang = new(atomic.Bool)
+	hang.Store(true)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if hang.Load() {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // first: srv.Close waits for the hanging handlers
+	return srv.URL, hang
 }
