@@ -4,7 +4,7 @@
 //	local ──POST /import (zstd or gzip, Idempotency-Key)──▶ Handler
 //	        method, media type, encoding, key ─▶ read body (bounded, decompressed bounded)
 //	        ─▶ dedup: merged already? 200 · in progress? 409
-//	        ─▶ wire.Decode (whole batch validated) ─▶ Importer.Import ─▶ key done ─▶ 200
+//	        ─▶ wire.Decode (whole batch validated) ─▶ [Journal.Append, durable] ─▶ merge ─▶ key done ─▶ 200
 //
 // A batch is merged exactly once however often its sender retries it: the
 // handler remembers idempotency keys (bounded in number and in time),
@@ -12,7 +12,9 @@
 // key another request is merging right now, and records a key as merged
 // only once the merge is done. A batch is decoded and validated completely
 // before anything is merged, so a bad one is rejected whole, with a 4xx and
-// a short reason, and counted by cause.
+// a short reason, and counted by cause. With a Journal, a batch is on disk
+// before it is merged and acknowledged, and Replay merges what the journal
+// kept when the process starts again (docs/output.md, Durability).
 package importsrv
 
 import (

@@ -124,17 +124,6 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: agg.Stats}
-	if serverTLS != nil {
-		// Health checks come without a client certificate; imports must
-		// bring one or the token (importsrv.Auth).
-		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
-	}
-	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
-	if err != nil {
-		d.release()
-		return nil, err
-	}
 	// Every instance accepts imports: a middle tier of a chained global tier
 	// has forward_address set just like a local. On an address others can
 	// reach, only authenticated senders may import.
@@ -160,14 +149,25 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 	imports := importsrv.New(icfg)
 	var flushFleet flusher.Fleet = fleet
 	if cfg.ImportJournalDir != "" {
-		// Replayed before the HTTP server serves: no import is answered
-		// before the windows hold what was acknowledged before.
+		// Replayed before the HTTP port is bound: no import reaches this
+		// instance before its windows hold what it acknowledged before.
 		d.journal, err = openJournal(cfg.ImportJournalDir, cfg.ImportJournalMaxBytes, imports, &ref, reg, log.With("component", "journal"))
 		if err != nil {
 			d.release()
 			return nil, err
 		}
 		flushFleet = &journaledFleet{Windows: fleet, journal: d.journal, log: log.With("component", "journal")}
+	}
+	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: agg.Stats}
+	if serverTLS != nil {
+		// Health checks come without a client certificate; imports must
+		// bring one or the token (importsrv.Auth).
+		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
+	}
+	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
+	if err != nil {
+		d.release()
+		return nil, err
 	}
 	d.http.mux.Handle(importsrv.Path, imports)
 	fcfg := flusher.Config{
