@@ -233,14 +233,14 @@ func (w *Writer) PushEvents(events []metric.Event, checks []metric.ServiceCheck)
 // bad sample from any source can't poison a series (a NaN would make a
 // counter NaN for the rest of the interval).
 func aggregatable(s *metric.Sample) bool {
-	if s.Kind <= metric.KindInvalid || s.Kind > metric.Set || len(s.Name) == 0 {
+	if s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax || len(s.Name) == 0 {
 		return false
 	}
 	return s.Kind == metric.Set || !(math.IsNaN(s.Value) || math.IsInf(s.Value, 0))
 }
 
 // sampleWeight returns 1/rate for a sample rate in (0,1]; any other rate
-// counts as 1 (SPEC §2).
+// counts as 1 (docs/input.md, "Sample rates").
 //
 // Sample.Rate is a float32, and float32(0.1) is 0.100000001…, whose inverse
 // is not 10. The client wrote a short decimal, so recover it first: the

@@ -126,10 +126,14 @@ func New(cfg Config) *Flusher {
 	}
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
+		sketchSink, _ := s.(sinks.SketchSink)
 		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
 			// Events go out even when some series failed: one refused
 			// body must not cost the interval's events.
 			err := s.Flush(ctx, fl.Points)
+			if sketchSink != nil && len(fl.Sketches) > 0 {
+				err = errors.Join(err, sketchSink.FlushSketches(ctx, fl.Sketches))
+			}
 			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
 				err = errors.Join(err, eventSink.FlushEvents(ctx, fl.Events, fl.Checks))
 			}
