@@ -3,6 +3,7 @@ package aggregate
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -627,19 +628,24 @@ func TestHashCollisionsKeepSeriesApart(t *testing.T) {
 	a := newTestAggregator(t, Config{})
 	w := a.NewWriter()
 	samples := parseTestLines(t, "x:1|c", "y:2|c", "x:3|c|#t", "x:4|c", "y:1|g")
-	var order []int32
-	byKey := map[string]*cached{}
+	// File every series in the Writer as if its canonical key hashed to
+	// 42: one shard, one hash chain.
+	w.table.reserve(len(samples))
 	for i := range samples {
-		id := w.res.resolve(samples[i].Kind, samples[i].Name, samples[i].Tags)
-		c := byKey[id.key]
-		if c == nil {
-			c = &cached{hash: 42, slot: noSlot, meta: a.newMeta(id)}
-			byKey[id.key] = c
+		s := &samples[i]
+		raw := appendRawKey(nil, s)
+		rawHash := maphash.Bytes(a.seed, raw)
+		if w.table.find(rawHash, raw) >= 0 {
+			continue
 		}
-		w.entries = append(w.entries, pushEntry{c: c, sample: int32(i), weight: 1})
-		order = append(order, int32(i))
+		id := w.res.resolve(s.Kind, s.Name, s.Tags)
+		w.cold = append(w.cold, coldSeries{hash: 42, rawHash: rawHash, meta: a.newMeta(id)})
+		w.table.insert(rawHash, raw, tableEntry{slot: noSlot, shard: uint32(42 & a.shardMask), ref: int32(len(w.cold) - 1)})
 	}
-	w.pushShard(&a.shards[0], samples, order)
+	w.Push(samples)
+	if got := len(a.shards[42&a.shardMask].index); got != 1 {
+		t.Fatalf("the series sit under %d hashes, want 1 (the test's collision)", got)
+	}
 	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{
 		rate("x", 5, time.Second),
 		rate("y", 2, time.Second),
