@@ -87,6 +87,13 @@ type Config struct {
 	// requires it of an import (with a client certificate as the other
 	// way in), a local sends it with every forward. It is never logged.
 	ImportToken string `yaml:"import_token"`
+	// ImportJournalDir turns on the import journal (docs/output.md,
+	// Durability): a batch is acknowledged only once it is on disk there,
+	// and a restart replays what was not flushed. Empty: off.
+	ImportJournalDir string `yaml:"import_journal_dir"`
+	// ImportJournalMaxBytes bounds the journal; past it imports get 503
+	// and the locals hold them. 0 means no bound.
+	ImportJournalMaxBytes int64 `yaml:"import_journal_max_bytes"`
 	// EnableProfiling serves the /debug/ endpoints (pprof, series) on
 	// http_address to every client (true) or to none (false). Left out,
 	// they answer loopback clients only (DebugAccess).
@@ -185,8 +192,14 @@ func Default() Config {
 		UnixSocketMode:        0o722,
 		MaxSeries:             GlobalMaxSeries, // the root's: no forward_address
 		MaxSeriesPerName:      GlobalMaxSeriesPerName,
+		ImportJournalMaxBytes: DefaultImportJournalMaxBytes,
 	}
 }
+
+// DefaultImportJournalMaxBytes is the memory bound of a global's windows
+// at the default max_series (~1 KiB a series): the compressed batches of
+// the open windows hold less than their merged state does at that size.
+const DefaultImportJournalMaxBytes = GlobalMaxSeries << 10
 
 // Load reads the file at path (none when path is empty) over the defaults,
 // applies the VENEUR_* variables of environ on top, replaces an empty
@@ -440,6 +453,9 @@ func (c *Config) validate() []*KeyError {
 	}
 	if c.MaxSeriesPerName < 0 {
 		badf("max_series_per_name", "%d is negative (0 means no bound)", c.MaxSeriesPerName)
+	}
+	if c.ImportJournalMaxBytes < 0 {
+		badf("import_journal_max_bytes", "%d is negative (0 means no bound)", c.ImportJournalMaxBytes)
 	}
 	if c.UnixSocketMode&^0o777 != 0 {
 		badf("unix_socket_mode", "%s has bits beyond 0777", c.UnixSocketMode)

@@ -1395,3 +1395,50 @@ func TestDockerfile(t *testing.T) {
 		configFile(t, m, w, img.configPath) // fails when nothing is mounted there
 	}
 }
+
+// TestGlobalJournalOnItsOwnVolume: the root of the tier journals its
+// imports (import_journal_dir) on a volume of its own, from the
+// StatefulSet's volumeClaimTemplates, writable by the pod's user and large
+// enough for import_journal_max_bytes; the locals journal nothing.
+func TestGlobalJournalOnItsOwnVolume(t *testing.T) {
+	m := load(t)
+	for _, w := range workloads(t, m) {
+		cfg := loadConfig(t, m, w).cfg
+		if w.local {
+			if cfg.ImportJournalDir != "" {
+				t.Errorf("%s: import_journal_dir %q on a local", w, cfg.ImportJournalDir)
+			}
+			continue
+		}
+		if cfg.ImportJournalDir == "" {
+			t.Fatalf("%s: import_journal_dir empty: a global killed without warning would lose what it acknowledged", w)
+		}
+		ss := m.statefulSet[w.name]
+		c := w.container(t)
+		var mount *corev1.VolumeMount
+		for i, vm := range c.VolumeMounts {
+			if vm.MountPath == cfg.ImportJournalDir {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		if mount == nil || mount.ReadOnly {
+			t.Fatalf("%s: no writable volume mounted at import_journal_dir %s", w, cfg.ImportJournalDir)
+		}
+		var claim *corev1.PersistentVolumeClaim
+		for i, pvc := range ss.Spec.VolumeClaimTemplates {
+			if pvc.Name == mount.Name {
+				claim = &ss.Spec.VolumeClaimTemplates[i]
+			}
+		}
+		if claim == nil {
+			t.Fatalf("%s: volume %q is not one of the volumeClaimTemplates: the journal must be the pod's own and outlive it", w, mount.Name)
+		}
+		storage := claim.Spec.Resources.Requests[corev1.ResourceStorage]
+		if cfg.ImportJournalMaxBytes == 0 || storage.Value() < cfg.ImportJournalMaxBytes {
+			t.Errorf("%s: journal volume of %s for import_journal_max_bytes %d", w, storage.String(), cfg.ImportJournalMaxBytes)
+		}
+		if sc := w.template.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsUser == nil || *sc.FSGroup != *sc.RunAsGroup {
+			t.Errorf("%s: fsGroup must be the pod's group, so that the journal volume is writable", w)
+		}
+	}
+}

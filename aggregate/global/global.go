@@ -209,7 +209,35 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 	}
 	win := w.acquire(intervalStart, interval)
 	defer win.rw.RUnlock()
+	w.merge(win, series)
+}
 
+// Lease is an open window held for one batch: Flush cannot take it until
+// Release. It lets the import endpoint journal a batch under the window it
+// will merge into, and know no flush of that window began in between.
+type Lease struct {
+	w   *Windows
+	win *window
+}
+
+// Acquire returns a lease on the window a batch that a local aggregated in
+// [intervalStart, intervalStart+interval) merges into (as Import chooses
+// it). Release it promptly: the window's flush waits for it.
+func (w *Windows) Acquire(intervalStart time.Time, interval time.Duration) *Lease {
+	return &Lease{w: w, win: w.acquire(intervalStart, interval)}
+}
+
+// Window returns the start of the leased window.
+func (l *Lease) Window() time.Time { return l.win.start }
+
+// Import merges series into the leased window, as Windows.Import does.
+func (l *Lease) Import(series []metric.Series) { l.w.merge(l.win, series) }
+
+// Release lets the window be flushed.
+func (l *Lease) Release() { l.win.rw.RUnlock() }
+
+// merge merges series into win, which the caller holds read-locked.
+func (w *Windows) merge(win *window, series []metric.Series) {
 	// Group the batch by shard, so that each shard is locked once: refs
 	// holds shard<<32 | index, sorted. Shards are at most maxShards and a
 	// batch is far below 2^32 series.
@@ -415,6 +443,14 @@ func (w *Windows) Drain() {
 // series for the next tier, which the caller owns. interval is the flush
 // interval. Flush calls do not overlap (the flusher makes one at a time).
 func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series) {
+	points, series, _ := w.FlushWindows(now, interval)
+	return points, series
+}
+
+// FlushWindows is Flush that also returns the starts of the windows it
+// took, oldest first, so that their journal can be forgotten once every
+// output is done with them.
+func (w *Windows) FlushWindows(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series, []time.Time) {
 	w.mu.Lock()
 	if w.interval == 0 && interval > 0 {
 		w.learned = interval
@@ -445,7 +481,11 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 	w.stats.openWindows.Set(float64(len(open)))
 	w.mu.Unlock()
 	if len(due) == 0 {
-		return nil, nil
+		return nil, nil, nil
+	}
+	starts := make([]time.Time, len(due))
+	for i, win := range due {
+		starts[i] = win.start
 	}
 
 	for _, win := range due {
@@ -491,9 +531,9 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 		for i, s := range all {
 			forward[i] = *s
 		}
-		return nil, forward
+		return nil, forward, starts
 	}
-	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil
+	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil, starts
 }
 
 // coveredStamp is the timestamp of fleet points whose windows end with the

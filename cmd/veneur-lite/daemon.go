@@ -18,6 +18,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/importsrv"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
+	"github.com/veneur-lite/veneur-lite/journal"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -33,7 +34,11 @@ type daemon struct {
 	http      *httpServer
 	flusher   *flusher.Flusher
 	forwarder *forward.Forwarder // nil unless forward_address is set
-	reloaders []*tlsconfig.Reloader
+	journal   *journal.Journal   // nil unless import_journal_dir is set
+	// flushFleet is what the flusher flushes: fleet, or with a journal
+	// fleet forgetting what every output is done with.
+	flushFleet flusher.Fleet
+	reloaders  []*tlsconfig.Reloader
 }
 
 // newDaemon binds every socket (so a port in use fails at start, not later)
@@ -171,20 +176,12 @@ func (d *daemon) bindListeners(reg *telemetry.Registry, serverTLS *tlsconfig.Rel
 	return nil
 }
 
-// bindHTTP binds http_address and mounts the import endpoint on it.
+// bindHTTP binds http_address and mounts the import endpoint on it; with
+// import_journal_dir, the journal is replayed first, before the port is
+// bound, so that no import reaches this instance before its windows hold
+// what it acknowledged before.
 func (d *daemon) bindHTTP(reg *telemetry.Registry, serverTLS *tlsconfig.Reloader) error {
 	cfg, log := d.cfg, d.log
-	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: d.agg.Stats}
-	if serverTLS != nil {
-		// Health checks come without a client certificate; imports must
-		// bring one or the token (importsrv.Auth).
-		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
-	}
-	var err error
-	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
-	if err != nil {
-		return err
-	}
 	// Every instance accepts imports: a middle tier of a chained global tier
 	// has forward_address set just like a local. On an address others can
 	// reach, only authenticated senders may import.
@@ -197,12 +194,38 @@ func (d *daemon) bindHTTP(reg *telemetry.Registry, serverTLS *tlsconfig.Reloader
 		log.Warn("imports are refused to everyone: http_address is not a loopback address and neither import_token nor tls_authority_certificate is set",
 			"http_address", cfg.HTTPAddress)
 	}
-	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
+	icfg := importsrv.Config{
 		Importer: d.fleet,
 		Auth:     auth,
 		Stats:    reg,
 		Log:      log.With("component", "import"),
-	}))
+	}
+	var ref journalRef
+	if cfg.ImportJournalDir != "" {
+		icfg.Journal = &ref
+	}
+	imports := importsrv.New(icfg)
+	d.flushFleet = d.fleet
+	if cfg.ImportJournalDir != "" {
+		var err error
+		d.journal, err = openJournal(cfg.ImportJournalDir, cfg.ImportJournalMaxBytes, imports, &ref, reg, log.With("component", "journal"))
+		if err != nil {
+			return err
+		}
+		d.flushFleet = &journaledFleet{Windows: d.fleet, journal: d.journal, log: log.With("component", "journal")}
+	}
+	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: d.agg.Stats}
+	if serverTLS != nil {
+		// Health checks come without a client certificate; imports must
+		// bring one or the token (importsrv.Auth).
+		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
+	}
+	var err error
+	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
+	if err != nil {
+		return err
+	}
+	d.http.mux.Handle(importsrv.Path, imports)
 	return nil
 }
 
@@ -211,7 +234,7 @@ func (d *daemon) bindHTTP(reg *telemetry.Registry, serverTLS *tlsconfig.Reloader
 func (d *daemon) buildFlusher(outputs []sinks.Sink, reg *telemetry.Registry) {
 	fcfg := flusher.Config{
 		Aggregator: d.agg,
-		Fleet:      d.fleet,
+		Fleet:      d.flushFleet,
 		Sinks:      outputs,
 		Interval:   d.cfg.Interval.D(),
 		Stats:      reg,
@@ -261,6 +284,9 @@ func (d *daemon) release() {
 	}
 	if d.http != nil {
 		d.http.ln.Close()
+	}
+	if d.journal != nil {
+		_ = d.journal.Close()
 	}
 }
 
@@ -356,6 +382,10 @@ func (d *daemon) Run(ctx context.Context) error {
 		wctx, cancel := context.WithDeadline(context.Background(), deadline)
 		d.flusher.Wait(wctx)
 		cancel()
+		if d.journal != nil {
+			// What was not flushed stays in it, for the next start.
+			_ = d.journal.Close()
+		}
 		return errors.Join(ingestErr, httpErr)
 	}
 	// Imports stop first, so that the final flush includes every batch a
@@ -367,6 +397,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	fctx, cancel := context.WithDeadline(context.Background(), deadline)
 	d.flusher.Final(fctx)
 	cancel()
+	if d.journal != nil {
+		if err := d.journal.Close(); err != nil {
+			d.log.Error("import journal: close", "error", err)
+		}
+	}
 	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())
 	return errors.Join(ingestErr, httpErr)
 }
