@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
@@ -302,8 +302,8 @@ func (c *Config) validate() []*KeyError {
 			bad(fmt.Sprintf("statsd_listen_addresses[%d]", i), err)
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddress); err != nil {
-		badf("http_address", "%q is not host:port", c.HTTPAddress)
+	if err := address.CheckHostPort(c.HTTPAddress); err != nil {
+		bad("http_address", err)
 	}
 	if c.Interval.D() < time.Second {
 		badf("interval", "%s is shorter than 1s", c.Interval.D())
@@ -368,7 +368,7 @@ func (c *Config) validate() []*KeyError {
 			if a, err := forward.ParseAddress(f); err == nil && a.Scheme != "https" {
 				// Ignoring tls would send in the clear what the operator
 				// meant to protect.
-				badf(fmt.Sprintf("forward_address[%d]", i), "%q is not https://, but tls is set", f)
+				badf(fmt.Sprintf("forward_address[%d]", i), "%s is not https://, but tls is set", address.Quote(f))
 			}
 		}
 	}
@@ -512,25 +512,29 @@ type ListenAddress struct {
 }
 
 // ParseListenAddress parses udp://host:port, tcp://host:port and
-// unixgram:///path.
+// unixgram:///path; unix:///path, as datadog-go writes it, is unixgram.
 func ParseListenAddress(s string) (ListenAddress, error) {
-	u, err := url.Parse(s)
+	scheme := "udp"
+	if strings.HasPrefix(s, "/") {
+		scheme = "unixgram"
+	}
+	u, err := address.ParseURL(s, scheme)
 	if err != nil {
-		return ListenAddress{}, fmt.Errorf("%q: %w", s, err)
+		return ListenAddress{}, err
 	}
 	switch u.Scheme {
 	case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
-		if _, _, err := net.SplitHostPort(u.Host); err != nil || u.Path != "" {
-			return ListenAddress{}, fmt.Errorf("%q: want %s://host:port", s, u.Scheme)
+		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" || u.Path != "" {
+			return ListenAddress{}, fmt.Errorf("%s: want %s://host:port", address.Quote(s), u.Scheme)
 		}
 		return ListenAddress{Network: u.Scheme, Address: u.Host}, nil
-	case "unixgram":
+	case "unixgram", "unix":
 		if u.Host != "" || u.Path == "" {
-			return ListenAddress{}, fmt.Errorf("%q: want unixgram:///absolute/path", s)
+			return ListenAddress{}, fmt.Errorf("%s: want %s:///absolute/path", address.Quote(s), u.Scheme)
 		}
 		return ListenAddress{Network: "unixgram", Address: u.Path}, nil
 	default:
-		return ListenAddress{}, fmt.Errorf("%q: scheme must be udp, tcp or unixgram", s)
+		return ListenAddress{}, fmt.Errorf("%s: scheme must be udp, tcp or unixgram", address.Quote(s))
 	}
 }
 

@@ -139,6 +139,17 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
 		"socket_mode.bad.yaml":      {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
 		"socket_mode_wide.bad.yaml": {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
+		"listen_no_scheme.bad.yaml": {
+			{"statsd_listen_addresses[0]", 1, `"127.0.0.1:8125" needs a scheme: udp://127.0.0.1:8125`},
+			{"statsd_listen_addresses[1]", 1, `"/var/run/dsd.sock" needs a scheme: unixgram:///var/run/dsd.sock`},
+		},
+		"bad_ports.bad.yaml": {
+			{"statsd_listen_addresses[0]", 3, "port 99999 is out of range (0 to 65535)"},
+			{"statsd_listen_addresses[1]", 4, "port 65536 is out of range (0 to 65535)"},
+			{"http_address", 1, `"127.0.0.1:99999": port 99999 is out of range (0 to 65535)`},
+			{"forward_address[0]", 5, "port 99999 is out of range (0 to 65535)"},
+		},
+		"forward_password.bad.yaml": {{"forward_address[0]", 1, `forward address "http://xxxxx@global:8127": unexpected credentials`}},
 		"structure.bad.yaml": {
 			{"extend_tags", 2, "want a list, not a mapping"},
 			{"num_readers", 4, "want an integer, not a list"},
@@ -161,6 +172,21 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 }
 
 // The error text is what -validate-config prints: file:line: key: reason.
+// Errors about addresses never carry url.Parse's wording nor a password.
+func TestAddressErrorsAreOurs(t *testing.T) {
+	for _, name := range []string{"listen_no_scheme.bad.yaml", "bad_forward.bad.yaml", "forward_password.bad.yaml"} {
+		_, _, err := Load(filepath.Join("testdata", name), nil)
+		if err == nil {
+			t.Fatalf("%s accepted", name)
+		}
+		for _, leak := range []string{"first path segment", "missing protocol scheme", "pw@"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%s: error %q contains %q", name, err, leak)
+			}
+		}
+	}
+}
+
 func TestKeyErrorText(t *testing.T) {
 	for _, c := range []struct {
 		err  KeyError
@@ -430,7 +456,11 @@ func TestParseListenAddress(t *testing.T) {
 			t.Errorf("ParseListenAddress(%q) = %+v (%s), %v; want %+v", in, got, got, err, want)
 		}
 	}
-	for _, in := range []string{"udp://127.0.0.1", "unixgram://host/tmp/x", "http://x:1", "tcp://:8126/path"} {
+	// datadog-go's unix:// is unixgram:// (docs/input.md).
+	if got, err := ParseListenAddress("unix:///tmp/dsd.sock"); err != nil || got != (ListenAddress{"unixgram", "/tmp/dsd.sock"}) {
+		t.Errorf("ParseListenAddress(unix:///tmp/dsd.sock) = %+v, %v; want unixgram", got, err)
+	}
+	for _, in := range []string{"udp://127.0.0.1", "unixgram://host/tmp/x", "http://x:1", "tcp://:8126/path", "udp://127.0.0.1:99999"} {
 		if _, err := ParseListenAddress(in); err == nil {
 			t.Errorf("ParseListenAddress(%q) accepted", in)
 		}

@@ -30,11 +30,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 
 	"golang.org/x/sync/errgroup"
@@ -110,7 +110,6 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u, _ := url.Parse(cfg.URL) // Validate parsed it
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.MaxConcurrency // keep every in-flight connection for the next flush
 	if t := cfg.TLS; t != nil {
@@ -126,7 +125,7 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	s := &Sink{
 		name:    name,
 		cfg:     cfg,
-		url:     u.Redacted(),
+		url:     address.Redact(cfg.URL),
 		log:     log.With("sink", name),
 		secrets: cfg.secrets(),
 		client: &http.Client{

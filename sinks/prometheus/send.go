@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 )
 
@@ -60,7 +61,8 @@ func (s *Sink) attempt(ctx context.Context, payload []byte) (again bool, err err
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// The error names the URL, never a header.
+		// The error names the URL (redacted), never a header.
+		err = address.RedactError(err)
 		if tlsRefused(err) {
 			// A certificate that did not verify, or one the receiver
 			// refused, fails the same way next time: a configuration
