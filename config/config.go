@@ -69,9 +69,9 @@ type Config struct {
 	// tcp:// client must present a certificate that authority signed, and
 	// so must an import without the token (mTLS). The files are reread
 	// when they change, and on SIGHUP.
-	TLSCertificate          string `yaml:"tls_certificate"`
-	TLSKey                  string `yaml:"tls_key"`
-	TLSAuthorityCertificate string `yaml:"tls_authority_certificate"`
+	TLSCertificate          string `yaml:"tls_certificate" config:"path"`
+	TLSKey                  string `yaml:"tls_key" config:"path"`
+	TLSAuthorityCertificate string `yaml:"tls_authority_certificate" config:"path"`
 	// TLS is the client side of forward_address (https:// members), as
 	// in Veneur.
 	TLS ClientTLS `yaml:"tls"`
@@ -95,9 +95,9 @@ type Config struct {
 // mTLS, and the name to verify the servers under (each member's host when
 // empty).
 type ClientTLS struct {
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
+	CAFile     string `yaml:"ca_file" config:"path"`
+	CertFile   string `yaml:"cert_file" config:"path"`
+	KeyFile    string `yaml:"key_file" config:"path"`
 	ServerName string `yaml:"server_name"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/tlstest"
 )
 
 // keyErrors lists the *KeyErrors joined in err, and fails the test on any
@@ -539,5 +540,80 @@ func TestSinkHygieneKeys(t *testing.T) {
 	var ke *KeyError
 	if !errors.As(err, &ke) || ke.Key != "metric_sinks[0].max_tags" {
 		t.Errorf("error %v, want one naming metric_sinks[0].max_tags", err)
+	}
+}
+
+// Relative TLS paths in the file are read from the file's directory, as
+// Prometheus reads them, whatever the working directory; in the
+// environment they stay relative to the working directory. A sink's own
+// tls block resolves the same way.
+func TestRelativeTLSPathsResolveAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "relative CA")
+	server := ca.Server("veneur")
+	client := ca.Client("local")
+	certs := filepath.Join(dir, "certs")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{
+		"ca.pem": ca.CertFile, "server.pem": server.CertFile, "server-key.pem": server.KeyFile,
+		"client.pem": client.CertFile, "client-key.pem": client.KeyFile,
+	} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(certs, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "veneur.yaml")
+	body := `tls_certificate: certs/server.pem
+tls_key: ./certs/server-key.pem
+tls_authority_certificate: certs/ca.pem
+forward_address: https://global:8127
+tls: {ca_file: certs/ca.pem, cert_file: certs/client.pem, key_file: certs/client-key.pem}
+metric_sinks:
+  - kind: prometheus_remote_write
+    config: {url: "https://vm:8428/api/v1/write", tls: {ca_file: certs/ca.pem}}
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil) // the working directory is the package's
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := func(name string) string { return filepath.Join(certs, name) }
+	for key, got := range map[string][2]string{
+		"tls_certificate":           {cfg.TLSCertificate, abs("server.pem")},
+		"tls_key":                   {cfg.TLSKey, abs("server-key.pem")},
+		"tls_authority_certificate": {cfg.TLSAuthorityCertificate, abs("ca.pem")},
+		"tls.ca_file":               {cfg.TLS.CAFile, abs("ca.pem")},
+		"tls.cert_file":             {cfg.TLS.CertFile, abs("client.pem")},
+		"tls.key_file":              {cfg.TLS.KeyFile, abs("client-key.pem")},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %q, want %q", key, got[0], got[1])
+		}
+	}
+	var sink struct {
+		URL string `yaml:"url"`
+		TLS struct {
+			CAFile string `yaml:"ca_file" config:"path"`
+		} `yaml:"tls"`
+	}
+	if err := cfg.DecodeSinkConfig(0, &sink); err != nil {
+		t.Fatal(err)
+	}
+	if sink.TLS.CAFile != abs("ca.pem") {
+		t.Errorf("metric_sinks[0].config.tls.ca_file = %q, want %q", sink.TLS.CAFile, abs("ca.pem"))
+	}
+
+	// From the environment, a relative path is the working directory's.
+	_, _, err = Load(path, []string{"VENEUR_TLS_AUTHORITY_CERTIFICATE=certs/ca.pem"})
+	if err == nil || !strings.Contains(err.Error(), "open certs/ca.pem: no such file") {
+		t.Errorf("a relative path from the environment: %v, want it read from the working directory (and missing there)", err)
 	}
 }

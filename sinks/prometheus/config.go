@@ -67,11 +67,11 @@ type BasicAuth struct {
 type TLSConfig struct {
 	// CAFile holds the PEM certificates that verify the server; empty
 	// means the system roots.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" config:"path"`
 	// CertFile and KeyFile are the client certificate and key, for
 	// receivers that require mTLS. Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file" config:"path"`
+	KeyFile  string `yaml:"key_file" config:"path"`
 	// ServerName overrides the name the server's certificate is checked
 	// against (and sent in SNI).
 	ServerName string `yaml:"server_name"`
