@@ -164,7 +164,7 @@ func Load(path string, environ []string) (cfg Config, warnings []string, err err
 func load(path string, environ []string, osHostname func() (string, error)) (Config, []string, error) {
 	cfg := Default()
 	cfg.origins = map[string]origin{}
-	d := &decoder{origins: cfg.origins}
+	d := &decoder{origins: cfg.origins, veneur: &veneurFile{}}
 	root := reflect.ValueOf(&cfg).Elem()
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -177,8 +177,10 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 		}
 		d.src = origin{file: path}
 		d.decode(&doc, root, "", &doc)
+		d.veneur.apply(d, &cfg)
 	}
-	warnings := d.applyEnv(root, environ)
+	d.veneur = nil
+	warnings := append(d.notices, d.applyEnv(root, environ)...)
 	cfg.applyRoleDefaults()
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
@@ -351,12 +353,27 @@ func (c *Config) validate() []*KeyError {
 	if c.TCPIdleTimeout.D() <= 0 {
 		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
 	}
-	if (c.TLSCertificate == "") != (c.TLSKey == "") {
+	pem := false
+	for _, f := range []struct{ key, v string }{
+		{"tls_certificate", c.TLSCertificate}, {"tls_key", c.TLSKey}, {"tls_authority_certificate", c.TLSAuthorityCertificate},
+	} {
+		if strings.Contains(f.v, "-----BEGIN") {
+			// Veneur took the PEM text itself; reading it as a path would
+			// quote it, a private key included, in the error.
+			badf(f.key, "holds PEM text, as Veneur's %s did: veneur-lite takes the path of a PEM file; write it to one", f.key)
+			pem = true
+		}
+	}
+	switch {
+	case pem: // said above; the files are not read
+	case (c.TLSCertificate == "") != (c.TLSKey == ""):
 		badf("tls_certificate", "tls_certificate and tls_key go together")
-	} else if c.TLSAuthorityCertificate != "" && c.TLSCertificate == "" {
+	case c.TLSAuthorityCertificate != "" && c.TLSCertificate == "":
 		badf("tls_authority_certificate", "needs tls_certificate and tls_key: a server presents its own certificate")
-	} else if err := (tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate}).Validate(); err != nil {
-		bad("tls_certificate", err)
+	default:
+		if err := (tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate}).Validate(); err != nil {
+			bad("tls_certificate", err)
+		}
 	}
 	if !c.TLS.IsZero() {
 		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

@@ -617,3 +617,133 @@ metric_sinks:
 		t.Errorf("a relative path from the environment: %v, want it read from the working directory (and missing there)", err)
 	}
 }
+
+// dropKeys writes src without the top-level keys named (and their
+// indented lines) to a file in a temporary directory.
+func dropKeys(t *testing.T, src string, keys ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	dropping := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '#' {
+			key, _, _ := strings.Cut(line, ":")
+			dropping = slices.Contains(keys, key)
+		}
+		if !dropping {
+			out = append(out, line)
+		}
+	}
+	path := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A Veneur config carries over: its keys with an equivalent are read as
+// that key with a one-line notice naming it, those that tune what
+// veneur-lite lacks (or turn it off) are ignored with a notice, and those
+// asking for what veneur-lite does not do are errors that say so and what
+// to do. The files hold the keys of Veneur's example_host.yaml and
+// example.yaml.
+func TestVeneurConfigCarriesOver(t *testing.T) {
+	host := filepath.Join("testdata", "veneur_host.yaml")
+	_, notices, err := Load(host, nil)
+	checkKeyErrors(t, "veneur_host.yaml", err, host,
+		wantKey{"debug", 7, "Veneur's key, with no equivalent here: veneur-lite has no debug log level; remove it"},
+		wantKey{"stats_address", 15, "Veneur's key, with no equivalent here: veneur-lite sends its own veneur.* metrics through its sinks"},
+		wantKey{"http_address", 21, `"" is not host:port`},
+	)
+	for _, want := range []string{
+		host + ":2: datadog_api_hostname: Veneur's key, read as metric_sinks[0].config.api_hostname (a datadog sink)",
+		host + ":3: datadog_api_key: Veneur's key, read as metric_sinks[0].config.api_key (a datadog sink)",
+		host + ":6: flush_max_per_body: Veneur's key, read as metric_sinks[0].config.flush_max_per_body (a datadog sink)",
+		host + ":16: tags: Veneur's key, read as extend_tags",
+		host + ":5: trace_max_length_bytes: Veneur's key, ignored: veneur-lite takes no traces (SSF spans)",
+		host + ":23: sentry_dsn: Veneur's key, ignored: veneur-lite reports errors to its log only",
+		host + ":27: aws_secret_access_key: Veneur's key, ignored: veneur-lite has no S3 archive",
+	} {
+		if !slices.Contains(notices, want) {
+			t.Errorf("notice %q missing from %q", want, notices)
+		}
+	}
+	for _, n := range notices {
+		if strings.Contains(n, "did you mean") || strings.Contains(n, "dd-key") {
+			t.Errorf("notice %q", n)
+		}
+	}
+
+	// Without the keys it refuses, the file runs as Veneur ran it.
+	cfg, notices, err := Load(dropKeys(t, host, "debug", "stats_address", "http_address"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notices) != 11 {
+		t.Errorf("%d notices, want one per Veneur key (11): %q", len(notices), notices)
+	}
+	if !slices.Equal(cfg.ExtendTags, []string{"env:staging", "team:infra"}) {
+		t.Errorf("extend_tags = %q", cfg.ExtendTags)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" {
+		t.Fatalf("metric_sinks = %+v, want one datadog sink", cfg.MetricSinks)
+	}
+	var dd struct {
+		APIKey          string `yaml:"api_key"`
+		APIHostname     string `yaml:"api_hostname"`
+		FlushMaxPerBody int    `yaml:"flush_max_per_body"`
+	}
+	if err := cfg.DecodeSinkConfig(0, &dd); err != nil {
+		t.Fatal(err)
+	}
+	if dd.APIKey != "dd-key-4d2a" || dd.APIHostname != "https://dd.example.test" || dd.FlushMaxPerBody != 5000 {
+		t.Errorf("datadog sink config = %+v", dd)
+	}
+
+	example := filepath.Join("testdata", "veneur_example.yaml")
+	_, notices, err = Load(example, nil)
+	checkKeyErrors(t, "veneur_example.yaml", err, example,
+		wantKey{"ssf_listen_addresses", 6, "Veneur's key, with no equivalent here: veneur-lite takes no traces (SSF spans); remove it"},
+		wantKey{"stats_address", 13, "Veneur's key, with no equivalent here"},
+		wantKey{"synchronize_with_interval", 53, "Veneur's key, with no equivalent here: veneur-lite always flushes at multiples of interval; remove it"},
+		wantKey{"forward_use_grpc", 54, "Veneur's key, with no equivalent here: veneur-lite forwards over HTTP only"},
+	)
+	for _, want := range []string{
+		example + ":49: key: Veneur's key, ignored: empty (it would be datadog.api_key)",
+		example + ":35: influx_consistency: Veneur's key, ignored: veneur-lite has no InfluxDB sink (prometheus_remote_write reaches InfluxDB and VictoriaMetrics)",
+		example + ":28: debug: Veneur's key, ignored: veneur-lite has no debug log level",
+	} {
+		if !slices.Contains(notices, want) {
+			t.Errorf("notice %q missing from %q", want, notices)
+		}
+	}
+	cfg, _, err = Load(dropKeys(t, example, "ssf_listen_addresses", "stats_address", "synchronize_with_interval", "forward_use_grpc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" || len(cfg.ExtendTags) != 1 {
+		t.Errorf("metric_sinks %+v, extend_tags %q", cfg.MetricSinks, cfg.ExtendTags)
+	}
+}
+
+// Veneur's tls_* keys took the PEM text; veneur-lite's take a path. The
+// text is refused without being quoted.
+func TestVeneurPEMTextIsRefusedUnquoted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "veneur.yaml")
+	body := "tls_certificate: |\n  -----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n" +
+		"tls_key: |\n  -----BEGIN EC PRIVATE KEY-----\n  c2VjcmV0\n  -----END EC PRIVATE KEY-----\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Load(path, nil)
+	checkKeyErrors(t, "pem", err, path,
+		wantKey{"tls_certificate", 1, "holds PEM text, as Veneur's tls_certificate did: veneur-lite takes the path of a PEM file"},
+		wantKey{"tls_key", 5, "holds PEM text"},
+	)
+	if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("error quotes the key: %v", err)
+	}
+}

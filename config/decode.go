@@ -72,6 +72,17 @@ type decoder struct {
 	origins map[string]origin // key path → origin; nil records nothing
 	errs    []error
 	failed  map[string]bool // key paths in errs
+	// veneur takes the root keys of Stripe Veneur's config that are not
+	// veneur-lite's (nil: none are taken); notices are what it says about
+	// those it accepts.
+	veneur  *veneurFile
+	notices []string
+}
+
+// notice records a one-line notice about key k, located as errors are.
+func (d *decoder) notice(k *yaml.Node, msg string) {
+	o := d.at(k)
+	d.notices = append(d.notices, (&KeyError{Key: k.Value, File: o.file, Line: o.line, Env: o.env, Err: errors.New(msg)}).Error())
 }
 
 var (
@@ -195,6 +206,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string, pos *yaml.
 		}
 		seen[k.Value] = k.Line
 		index, ok := fields[k.Value]
+		if !ok && path == "" && d.veneur != nil && d.veneur.take(d, k, val) {
+			continue
+		}
 		if !ok {
 			d.fail(key, k, unknownKey(k.Value, names))
 			continue
