@@ -112,12 +112,24 @@ type SinkConfig struct {
 	// The sink's hygiene, with Veneur's keys (sinks.Hygiene): points with
 	// a longer name, a longer tag or more tags are dropped and counted;
 	// strip_tags takes tags out by key (or "prefix*"), add_tags adds some.
-	MaxNameLength int       `yaml:"max_name_length"`
-	MaxTagLength  int       `yaml:"max_tag_length"`
-	MaxTags       int       `yaml:"max_tags"`
-	StripTags     []string  `yaml:"strip_tags"`
-	AddTags       []string  `yaml:"add_tags"`
-	Config        yaml.Node `yaml:"config"`
+	MaxNameLength int      `yaml:"max_name_length"`
+	MaxTagLength  int      `yaml:"max_tag_length"`
+	MaxTags       int      `yaml:"max_tags"`
+	StripTags     []string `yaml:"strip_tags"`
+	AddTags       []string `yaml:"add_tags"`
+	// SendEvents and SendServiceChecks (default true) say whether the
+	// sink is handed events and service checks: false for a receiver
+	// without them (VictoriaMetrics' Datadog intake has no events
+	// endpoint, and discards service checks).
+	SendEvents        *bool     `yaml:"send_events"`
+	SendServiceChecks *bool     `yaml:"send_service_checks"`
+	Config            yaml.Node `yaml:"config"`
+}
+
+// EventSelection is which of events and service checks the sink is
+// handed.
+func (s SinkConfig) EventSelection() sinks.EventSelection {
+	return sinks.EventSelection{Events: s.SendEvents == nil || *s.SendEvents, ServiceChecks: s.SendServiceChecks == nil || *s.SendServiceChecks}
 }
 
 // Hygiene returns the sink's hygiene settings.

@@ -110,12 +110,23 @@ func New(cfg Config) *Flusher {
 	}
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
+		sel := sinks.EventSelection{Events: true, ServiceChecks: true}
+		if es, ok := s.(sinks.EventSelector); ok {
+			sel = es.EventSelection()
+		}
 		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
 			// Events go out even when some series failed: one refused
 			// body must not cost the interval's events.
 			err := s.Flush(ctx, fl.Points)
-			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
-				err = errors.Join(err, eventSink.FlushEvents(ctx, fl.Events, fl.Checks))
+			events, checks := fl.Events, fl.Checks
+			if !sel.Events {
+				events = nil
+			}
+			if !sel.ServiceChecks {
+				checks = nil
+			}
+			if eventSink != nil && (len(events) > 0 || len(checks) > 0) {
+				err = errors.Join(err, eventSink.FlushEvents(ctx, events, checks))
 			}
 			return err
 		})

@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io
 		}
 		if i < len(cfg.MetricSinks) {
 			s = sinks.WithHygiene(s, cfg.MetricSinks[i].Hygiene(), reg)
+			s = sinks.SelectEvents(s, cfg.MetricSinks[i].EventSelection())
 		}
 		outputs = append(outputs, s)
 	}
