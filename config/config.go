@@ -81,7 +81,7 @@ type Config struct {
 	ImportToken string `yaml:"import_token"`
 	// EnableProfiling serves the /debug/ endpoints (pprof, series) on
 	// http_address to every client (true) or to none (false). Left out,
-	// they answer loopback clients only (DebugAccess).
+	// they answer clients on this host only (DebugAccess).
 	EnableProfiling bool         `yaml:"enable_profiling"`
 	MetricSinks     []SinkConfig `yaml:"metric_sinks"`
 
