@@ -654,18 +654,18 @@ func TestVeneurConfigCarriesOver(t *testing.T) {
 	host := filepath.Join("testdata", "veneur_host.yaml")
 	_, notices, err := Load(host, nil)
 	checkKeyErrors(t, "veneur_host.yaml", err, host,
-		wantKey{"debug", 7, "Veneur's key, with no equivalent here: veneur-lite has no debug log level; remove it"},
-		wantKey{"stats_address", 15, "Veneur's key, with no equivalent here: veneur-lite sends its own veneur.* metrics through its sinks"},
+		wantKey{"debug", 7, "a Veneur key with no equivalent here: veneur-lite has no debug log level; remove it"},
+		wantKey{"stats_address", 15, "a Veneur key with no equivalent here: veneur-lite sends its own veneur.* metrics through its sinks"},
 		wantKey{"http_address", 21, `"" is not host:port`},
 	)
 	for _, want := range []string{
-		host + ":2: datadog_api_hostname: Veneur's key, read as metric_sinks[0].config.api_hostname (a datadog sink)",
-		host + ":3: datadog_api_key: Veneur's key, read as metric_sinks[0].config.api_key (a datadog sink)",
-		host + ":6: flush_max_per_body: Veneur's key, read as metric_sinks[0].config.flush_max_per_body (a datadog sink)",
-		host + ":16: tags: Veneur's key, read as extend_tags",
-		host + ":5: trace_max_length_bytes: Veneur's key, ignored: veneur-lite takes no traces (SSF spans)",
-		host + ":23: sentry_dsn: Veneur's key, ignored: veneur-lite reports errors to its log only",
-		host + ":27: aws_secret_access_key: Veneur's key, ignored: veneur-lite has no S3 archive",
+		host + ":2: datadog_api_hostname: a Veneur key, read as metric_sinks[0].config.api_hostname (a datadog sink)",
+		host + ":3: datadog_api_key: a Veneur key, read as metric_sinks[0].config.api_key (a datadog sink)",
+		host + ":6: flush_max_per_body: a Veneur key, read as metric_sinks[0].config.flush_max_per_body (a datadog sink)",
+		host + ":16: tags: a Veneur key, read as extend_tags",
+		host + ":5: trace_max_length_bytes: a Veneur key, ignored: veneur-lite takes no traces (SSF spans)",
+		host + ":23: sentry_dsn: a Veneur key, ignored: veneur-lite reports errors to its log only",
+		host + ":27: aws_secret_access_key: a Veneur key, ignored: veneur-lite has no S3 archive",
 	} {
 		if !slices.Contains(notices, want) {
 			t.Errorf("notice %q missing from %q", want, notices)
@@ -706,15 +706,15 @@ func TestVeneurConfigCarriesOver(t *testing.T) {
 	example := filepath.Join("testdata", "veneur_example.yaml")
 	_, notices, err = Load(example, nil)
 	checkKeyErrors(t, "veneur_example.yaml", err, example,
-		wantKey{"ssf_listen_addresses", 6, "Veneur's key, with no equivalent here: veneur-lite takes no traces (SSF spans); remove it"},
-		wantKey{"stats_address", 13, "Veneur's key, with no equivalent here"},
-		wantKey{"synchronize_with_interval", 53, "Veneur's key, with no equivalent here: veneur-lite always flushes at multiples of interval; remove it"},
-		wantKey{"forward_use_grpc", 54, "Veneur's key, with no equivalent here: veneur-lite forwards over HTTP only"},
+		wantKey{"ssf_listen_addresses", 6, "a Veneur key with no equivalent here: veneur-lite takes no traces (SSF spans); remove it"},
+		wantKey{"stats_address", 13, "a Veneur key with no equivalent here"},
+		wantKey{"synchronize_with_interval", 53, "a Veneur key with no equivalent here: veneur-lite always flushes at multiples of interval; remove it"},
+		wantKey{"forward_use_grpc", 54, "a Veneur key with no equivalent here: veneur-lite forwards over HTTP only"},
 	)
 	for _, want := range []string{
-		example + ":49: key: Veneur's key, ignored: empty (it would be datadog.api_key)",
-		example + ":35: influx_consistency: Veneur's key, ignored: veneur-lite has no InfluxDB sink (prometheus_remote_write reaches InfluxDB and VictoriaMetrics)",
-		example + ":28: debug: Veneur's key, ignored: veneur-lite has no debug log level",
+		example + ":49: key: a Veneur key, ignored: empty (it would be datadog.api_key)",
+		example + ":35: influx_consistency: a Veneur key, ignored: veneur-lite has no InfluxDB sink (prometheus_remote_write reaches InfluxDB and VictoriaMetrics)",
+		example + ":28: debug: a Veneur key, ignored: veneur-lite has no debug log level",
 	} {
 		if !slices.Contains(notices, want) {
 			t.Errorf("notice %q missing from %q", want, notices)

@@ -126,11 +126,11 @@ func (v *veneurFile) take(d *decoder, k, val *yaml.Node) bool {
 		v.tags = &veneurValue{name: k.Value, key: k, val: val}
 	case row.policy == veneurMapped && isOff(val):
 		// Veneur's example sets its deprecated aliases empty.
-		d.notice(k, "Veneur's key, ignored: empty (it would be "+row.to+")")
+		d.notice(k, "a Veneur key, ignored: empty (it would be "+row.to+")")
 	case row.policy == veneurMapped:
 		sinkKey := strings.TrimPrefix(row.to, "datadog.")
 		if prev := v.datadog[sinkKey]; prev != nil {
-			d.fail(k.Value, k, fmt.Errorf("Veneur's key for the datadog sink's %s, which %s on line %d sets too: keep one", sinkKey, prev.name, prev.key.Line))
+			d.fail(k.Value, k, fmt.Errorf("a Veneur key for the datadog sink's %s, which %s on line %d sets too: keep one", sinkKey, prev.name, prev.key.Line))
 			return true
 		}
 		if v.datadog == nil {
@@ -138,9 +138,9 @@ func (v *veneurFile) take(d *decoder, k, val *yaml.Node) bool {
 		}
 		v.datadog[sinkKey] = &veneurValue{name: k.Value, key: k, val: val}
 	case row.policy == veneurIgnored || (row.policy == veneurIgnoredIfOff && isOff(val)):
-		d.notice(k, "Veneur's key, ignored: "+strings.TrimSuffix(row.why, "; remove it"))
+		d.notice(k, "a Veneur key, ignored: "+strings.TrimSuffix(row.why, "; remove it"))
 	default:
-		d.fail(k.Value, k, fmt.Errorf("Veneur's key, with no equivalent here: %s", row.why))
+		d.fail(k.Value, k, fmt.Errorf("a Veneur key with no equivalent here: %s", row.why))
 	}
 	return true
 }
@@ -167,11 +167,11 @@ func isOff(n *yaml.Node) bool {
 func (v *veneurFile) apply(d *decoder, cfg *Config) {
 	if t := v.tags; t != nil {
 		if _, set := cfg.origins["extend_tags"]; set {
-			d.fail(t.name, t.key, errors.New("Veneur's name of extend_tags, which is set too: keep extend_tags"))
+			d.fail(t.name, t.key, errors.New("the Veneur name of extend_tags, which is set too: keep extend_tags"))
 		} else {
 			field := reflect.ValueOf(cfg).Elem().FieldByName("ExtendTags")
 			d.decode(t.val, field, "extend_tags", t.key)
-			d.notice(t.key, "Veneur's key, read as extend_tags")
+			d.notice(t.key, "a Veneur key, read as extend_tags")
 		}
 	}
 	if len(v.datadog) == 0 {
@@ -181,13 +181,13 @@ func (v *veneurFile) apply(d *decoder, cfg *Config) {
 	if apiKey == nil || isOff(apiKey.val) {
 		for _, name := range slices.Sorted(maps.Keys(v.datadog)) {
 			dv := v.datadog[name]
-			d.notice(dv.key, "Veneur's key, ignored: no Datadog API key is set, so no datadog sink is made")
+			d.notice(dv.key, "a Veneur key, ignored: no Datadog API key is set, so no datadog sink is made")
 		}
 		return
 	}
 	for i, s := range cfg.MetricSinks {
 		if s.Kind == "datadog" {
-			d.fail(apiKey.name, apiKey.key, fmt.Errorf("Veneur's key for a datadog sink, but metric_sinks[%d] is one: set api_key in its config and remove %s", i, apiKey.name))
+			d.fail(apiKey.name, apiKey.key, fmt.Errorf("a Veneur key for a datadog sink, but metric_sinks[%d] is one: set api_key in its config and remove %s", i, apiKey.name))
 			return
 		}
 	}
@@ -197,7 +197,7 @@ func (v *veneurFile) apply(d *decoder, cfg *Config) {
 		dv := v.datadog[name]
 		block.Content = append(block.Content,
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name, Line: dv.key.Line, Column: dv.key.Column}, dv.val)
-		d.notice(dv.key, fmt.Sprintf("Veneur's key, read as metric_sinks[%d].config.%s (a datadog sink)", i, name))
+		d.notice(dv.key, fmt.Sprintf("a Veneur key, read as metric_sinks[%d].config.%s (a datadog sink)", i, name))
 	}
 	cfg.MetricSinks = append(cfg.MetricSinks, SinkConfig{Kind: "datadog", Config: *block})
 	if d.origins != nil {

@@ -1651,7 +1651,7 @@ func TestDockerignore(t *testing.T) {
 		if d.IsDir() && (rel == ".git" || rel == "bin") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !(strings.HasSuffix(rel, ".go") || rel == "go.mod" || rel == "go.sum") {
+		if d.IsDir() || (!strings.HasSuffix(rel, ".go") && rel != "go.mod" && rel != "go.sum") {
 			return nil
 		}
 		if ignored(filepath.ToSlash(rel)) {

@@ -73,8 +73,9 @@ func TestParseURL(t *testing.T) {
 }
 
 func TestRedactError(t *testing.T) {
-	_, err := (&http.Client{}).Get("http://127.0.0.1:0/w?token=s3cret")
+	resp, err := (&http.Client{}).Get("http://127.0.0.1:0/w?token=s3cret")
 	if err == nil {
+		resp.Body.Close()
 		t.Fatal("GET to port 0 succeeded")
 	}
 	if got := fmt.Errorf("flush: %w", RedactError(err)).Error(); strings.Contains(got, "s3cret") || !strings.Contains(got, "token=xxxxx") {
