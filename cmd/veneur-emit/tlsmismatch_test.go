@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,21 +9,6 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/await"
 	"github.com/veneur-lite/veneur-lite/internal/tlstest"
 )
-
-// awaitHealthy waits until veneur-lite answers its health check on
-// httpAddr (plain HTTP).
-func awaitHealthy(t *testing.T, httpAddr string) {
-	t.Helper()
-	await.Until(t, 20*time.Second, func() (bool, string) {
-		resp, err := http.Get("http://" + httpAddr + "/healthcheck")
-		if err != nil {
-			return false, err.Error()
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %q", resp.StatusCode, body)
-	})
-}
 
 // A line sent in plain TCP to a veneur-lite tcp:// listener that requires
 // TLS is lost: veneur-emit must exit 1 and say to use -tls, never report
