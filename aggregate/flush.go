@@ -39,7 +39,6 @@ type Flushed struct {
 func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
-	began := time.Now()
 
 	job := flushJob{timestamp: now.Unix(), interval: interval, seconds: interval.Seconds()}
 	if job.seconds <= 0 {
@@ -109,7 +108,6 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 			}
 		}
 	}
-	a.stats.flushDuration.Set(float64(time.Since(began)) / float64(time.Millisecond))
 	return out
 }
 

@@ -86,7 +86,6 @@ type aggregatorStats struct {
 	seriesFlushed  [kindCount]*telemetry.Counter // indexed by Kind
 	samplesDropped *telemetry.Counter
 	eventsDropped  *telemetry.Counter
-	flushDuration  *telemetry.Gauge
 }
 
 // kindCount bounds the Kind values (KindInvalid included).
@@ -99,6 +98,5 @@ func newAggregatorStats(reg *telemetry.Registry) aggregatorStats {
 	}
 	st.samplesDropped = reg.Counter("aggregate.samples_dropped")
 	st.eventsDropped = reg.Counter("aggregate.events_dropped")
-	st.flushDuration = reg.Gauge("aggregate.flush_duration_ms")
 	return st
 }

@@ -74,7 +74,7 @@ type Flusher struct {
 	inFlight sync.WaitGroup
 	lastTick time.Time // of the last regular flush; owned by Run, then Final
 
-	flushDuration *telemetry.Gauge
+	flushDuration *telemetry.Histogram
 	pointsFlushed *telemetry.Counter
 }
 
@@ -105,7 +105,7 @@ func New(cfg Config) *Flusher {
 	}
 	f := &Flusher{
 		cfg:           cfg,
-		flushDuration: cfg.Stats.Gauge("flush.duration_ms"),
+		flushDuration: cfg.Stats.Histogram("flush.duration_seconds"),
 		pointsFlushed: cfg.Stats.Counter("flush.points"),
 	}
 	for _, s := range cfg.Sinks {
@@ -302,7 +302,7 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 			}
 		}()
 	}
-	f.flushDuration.Set(float64(time.Since(start).Microseconds()) / 1000)
+	f.flushDuration.Since(start)
 }
 
 // safeRun runs the output, turning a panic into an error: a sink with a

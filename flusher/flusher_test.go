@@ -153,11 +153,17 @@ func TestFlushAlignsToWallClockAndIgnoresHangingSink(t *testing.T) {
 	})
 }
 
-// Self-metrics that moved during the interval are pushed before it ends.
+// Self-metrics that moved during the interval are pushed before it ends;
+// a histogram as its .count, .sum and .max.
 func TestFlushPushesSelfMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reg := telemetry.NewRegistry()
+		reg := telemetry.NewRegistryOf(append(slices.Clone(telemetry.Catalog),
+			telemetry.Spec{Name: "test.events", Kind: telemetry.KindCounter, Tags: []string{"k"}, Help: "Test events."},
+			telemetry.Spec{Name: "test.wait_seconds", Kind: telemetry.KindHistogram, Help: "Test waits."}))
 		reg.Counter("test.events", "k:v").Add(5)
+		wait := reg.Histogram("test.wait_seconds")
+		wait.Observe(0.5)
+		wait.Observe(2)
 		agg := &fakeAggregator{}
 		f := New(Config{Aggregator: agg, Interval: time.Second, Stats: reg})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -176,6 +182,25 @@ func TestFlushPushesSelfMetrics(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("veneur.test.events not pushed; pushed %d samples", len(agg.pushed))
+		}
+		want := map[string]metric.Sample{
+			"veneur.test.wait_seconds.count": {Value: 2, Kind: metric.Counter},
+			"veneur.test.wait_seconds.sum":   {Value: 2.5, Kind: metric.Counter},
+			"veneur.test.wait_seconds.max":   {Value: 2, Kind: metric.Gauge},
+		}
+		for _, s := range agg.pushed {
+			if w, ok := want[string(s.Name)]; ok {
+				if s.Value != w.Value || s.Kind != w.Kind || string(s.Tags) != "veneur_internal_metric:true" {
+					t.Errorf("%s pushed as %+v, want value %v kind %v", s.Name, s, w.Value, w.Kind)
+				}
+				delete(want, string(s.Name))
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("histogram series not pushed: %v", want)
+		}
+		if n := reg.Histogram("flush.duration_seconds").Snapshot().Count; n != 1 {
+			t.Errorf("flush.duration_seconds observed %d times, want 1 (one flush)", n)
 		}
 	})
 }

@@ -47,12 +47,14 @@ type Config struct {
 	// DialTLS makes the connections to https:// members
 	// (tlsconfig.Reloader.DialTLS); nil means Go's (the system roots).
 	// Ignored when Client is set.
-	DialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	DialTLS httpclient.DialFunc
 	// Token is the global's import token, sent with every batch; empty
 	// sends none.
 	Token string
-	// Client makes the requests; nil means a client with connection reuse
-	// for MaxInFlight requests per global and no redirects.
+	// Client makes the requests; nil means httpclient.NewClient's, with
+	// connection reuse for MaxInFlight requests per global and no
+	// redirects (one is a misconfigured address, and would turn a POST
+	// into a GET on 301/302).
 	Client *http.Client
 	Stats  *telemetry.Registry
 	Log    *slog.Logger
@@ -158,16 +160,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.resolver = net.DefaultResolver
 	}
 	if f.client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.DialTLSContext = cfg.DialTLS
-		// Keep every in-flight connection for the next interval.
-		tr.MaxIdleConnsPerHost = cfg.MaxInFlight
-		f.client = &http.Client{
-			Transport: tr,
-			// A redirect is a misconfigured address; following it would
-			// also turn a POST into a GET on 301/302.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		f.client = httpclient.NewClient(cfg.MaxInFlight, cfg.DialTLS)
 	}
 	f.rawBufs.New = func() any { return new([]byte) }
 	f.bodyBufs.New = func() any { return new([]byte) }
@@ -224,8 +217,7 @@ func (f *Forwarder) Forward(ctx context.Context, intervalStart time.Time, series
 		f.bytesPerSeries.Store(int64(max(out.encodedBytes/out.encodedSeries, 1)))
 	}
 	st := f.keep(&out)
-	f.m.forwardDuration.Set(float64(time.Since(began).Microseconds()) / 1000)
-	f.m.requestDuration.Set(float64(out.slowest.Microseconds()) / 1000)
+	f.m.forwardDuration.Since(began)
 	f.summarize(intervalStart, len(series), prev, len(batches), len(v.members), &out, st)
 }
 

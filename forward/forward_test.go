@@ -298,7 +298,7 @@ func TestForwardShardsBatchesAndDelivers(t *testing.T) {
 		t.Errorf("veneur.forward.series_sent = %d, want 160", n)
 	}
 	if f.m.bytesSent.Load() == 0 || f.m.batchesSent.Load() < 160/7 {
-		t.Errorf("bytes_sent %d, batches_sent %d", f.m.bytesSent.Load(), f.m.batchesSent.Load())
+		t.Errorf("sent_bytes %d, batches_sent %d", f.m.bytesSent.Load(), f.m.batchesSent.Load())
 	}
 	_ = reg
 }
@@ -819,7 +819,7 @@ func TestOlderGlobalGetsGzip(t *testing.T) {
 			t.Errorf("requests by encoding %v, want one zstd (refused), then gzip only", g.encodings)
 		}
 	})
-	if n := reg.Counter("forward.dropped_series", "reason:poison").Load(); n != 0 {
+	if n := reg.Counter("forward.series_dropped", "reason:poison").Load(); n != 0 {
 		t.Errorf("%d series dropped as poison", n)
 	}
 }

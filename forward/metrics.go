@@ -1,6 +1,9 @@
 package forward
 
-import "github.com/veneur-lite/veneur-lite/telemetry"
+import (
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/telemetry"
+)
 
 // cause is why an attempt failed; each has its own veneur.forward.errors
 // counter so an operator can tell a down global (dial) from a slow one
@@ -16,12 +19,18 @@ const (
 	causeHTTPOther              // 1xx/3xx: a misconfigured address; redirects are not followed
 	causeConflict               // 409: another request holds the same key (retried)
 	causeEncode                 // the batch could not be encoded or compressed
+	causeTLS                    // a certificate did not verify, on either side
 	numCauses
 )
 
-var causeNames = [numCauses]string{"dial", "timeout", "network", "http_4xx", "http_5xx", "http_other", "conflict", "encode"}
+// causeNames are the cause tags; those forward shares with the sinks come
+// from httpclient.
+var causeNames = [numCauses]httpclient.Cause{
+	"dial", httpclient.CauseTimeout, httpclient.CauseNetwork, httpclient.CauseHTTP4xx, httpclient.CauseHTTP5xx,
+	httpclient.CauseHTTPOther, "conflict", httpclient.CauseEncode, httpclient.CauseTLS,
+}
 
-func (c cause) String() string { return causeNames[c] }
+func (c cause) String() string { return string(causeNames[c]) }
 
 // metrics are the veneur.forward.* self-metrics.
 type metrics struct {
@@ -42,18 +51,18 @@ type metrics struct {
 
 	members         *telemetry.Gauge
 	resolveErrors   *telemetry.Counter
-	requestDuration *telemetry.Gauge // slowest attempt of the last Forward, ms
-	forwardDuration *telemetry.Gauge // whole last Forward, ms
+	requestDuration *telemetry.Histogram // each attempt
+	forwardDuration *telemetry.Histogram // each whole Forward
 }
 
 func newMetrics(reg *telemetry.Registry) metrics {
 	m := metrics{
 		batchesSent:      reg.Counter("forward.batches_sent"),
 		seriesSent:       reg.Counter("forward.series_sent"),
-		bytesSent:        reg.Counter("forward.bytes_sent"),
+		bytesSent:        reg.Counter("forward.sent_bytes"),
 		retries:          reg.Counter("forward.retries"),
-		poisonDropped:    reg.Counter("forward.dropped_series", "reason:poison"),
-		encodeDropped:    reg.Counter("forward.dropped_series", "reason:encode"),
+		poisonDropped:    reg.Counter("forward.series_dropped", "reason:poison"),
+		encodeDropped:    reg.Counter("forward.series_dropped", "reason:encode"),
 		heldSeries:       reg.Gauge("forward.held_series"),
 		heldBytes:        reg.Gauge("forward.held_bytes"),
 		heldDropped:      reg.Counter("forward.held_dropped", "reason:limit"),
@@ -61,11 +70,11 @@ func newMetrics(reg *telemetry.Registry) metrics {
 		ambiguousResent:  reg.Counter("forward.ambiguous_resent"),
 		members:          reg.Gauge("forward.members"),
 		resolveErrors:    reg.Counter("forward.resolve_errors"),
-		requestDuration:  reg.Gauge("forward.request_duration_ms"),
-		forwardDuration:  reg.Gauge("forward.duration_ms"),
+		requestDuration:  reg.Histogram("forward.request_duration_seconds"),
+		forwardDuration:  reg.Histogram("forward.duration_seconds"),
 	}
 	for c := range numCauses {
-		m.errors[c] = reg.Counter("forward.errors", "cause:"+causeNames[c])
+		m.errors[c] = reg.Counter("forward.errors", "cause:"+c.String())
 	}
 	return m
 }

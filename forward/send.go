@@ -368,12 +368,17 @@ func (b *batch) reached(now time.Time) {
 	}
 }
 
-// classify names the cause of a round trip that got no answer.
+// classify names the cause of a round trip that got no answer. A TLS
+// failure is retried like any other (the global may be mid-rotation), but
+// counted apart: it is a configuration problem, not an unreachable global.
 func classify(err error, sent bool) cause {
-	switch {
-	case httpclient.IsTimeout(err):
+	switch httpclient.ErrorCause(err) {
+	case httpclient.CauseTLS:
+		return causeTLS
+	case httpclient.CauseTimeout:
 		return causeTimeout
-	case !sent && httpclient.IsDialFailure(err):
+	}
+	if !sent && httpclient.IsDialFailure(err) {
 		return causeDial
 	}
 	return causeNetwork
@@ -393,7 +398,6 @@ type outcome struct {
 	encodeDropped                     int
 	causes                            [numCauses]int // failed attempts
 	lastErr                           error
-	slowest                           time.Duration
 	encodedSeries, encodedBytes       int
 }
 
@@ -405,12 +409,12 @@ func (o *outcome) encoded(series, bytes int) {
 }
 
 func (o *outcome) attempted(f *Forwarder, res result) {
+	f.m.requestDuration.ObserveDuration(res.took)
 	if !res.ok {
 		f.m.errors[res.cause].Inc()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.slowest = max(o.slowest, res.took)
 	if !res.ok {
 		o.causes[res.cause]++
 		o.lastErr = res.err

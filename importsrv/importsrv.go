@@ -267,20 +267,20 @@ type handlerStats struct {
 	duplicates   *telemetry.Counter
 	conflicts    *telemetry.Counter
 	errors       [causeCount]*telemetry.Counter
-	decodeMs     *telemetry.Gauge
-	mergeMs      *telemetry.Gauge
+	decodeTime   *telemetry.Histogram
+	mergeTime    *telemetry.Histogram
 }
 
 func newHandlerStats(reg *telemetry.Registry) handlerStats {
 	st := handlerStats{
 		batches:      reg.Counter("import.batches"),
 		series:       reg.Counter("import.series"),
-		bytesBody:    reg.Counter("import.bytes", "encoding:compressed"),
-		bytesDecoded: reg.Counter("import.bytes", "encoding:decoded"),
+		bytesBody:    reg.Counter("import.received_bytes", "encoding:compressed"),
+		bytesDecoded: reg.Counter("import.received_bytes", "encoding:decoded"),
 		duplicates:   reg.Counter("import.duplicates"),
 		conflicts:    reg.Counter("import.conflicts"),
-		decodeMs:     reg.Gauge("import.duration_ms", "stage:decode"),
-		mergeMs:      reg.Gauge("import.duration_ms", "stage:merge"),
+		decodeTime:   reg.Histogram("import.duration_seconds", "stage:decode"),
+		mergeTime:    reg.Histogram("import.duration_seconds", "stage:merge"),
 	}
 	for c := range causeCount {
 		st.errors[c] = reg.Counter("import.errors", "cause:"+causeNames[c])
@@ -408,8 +408,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h.stats.batches.Inc()
 	h.stats.series.Add(uint64(len(batch.Series)))
-	h.stats.decodeMs.Set(float64(decoded.Sub(began)) / float64(time.Millisecond))
-	h.stats.mergeMs.Set(float64(time.Since(decoded)) / float64(time.Millisecond))
+	h.stats.decodeTime.ObserveDuration(decoded.Sub(began))
+	h.stats.mergeTime.Since(decoded)
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, "ok\n")
 }

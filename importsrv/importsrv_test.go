@@ -166,7 +166,7 @@ func TestGoodBatchMergedOnce(t *testing.T) {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
-	if reg.Counter("import.bytes", "encoding:compressed").Load() == 0 || reg.Counter("import.bytes", "encoding:decoded").Load() == 0 {
+	if reg.Counter("import.received_bytes", "encoding:compressed").Load() == 0 || reg.Counter("import.received_bytes", "encoding:decoded").Load() == 0 {
 		t.Error("bytes not counted")
 	}
 }

@@ -111,7 +111,7 @@ func newCounters(reg *telemetry.Registry, protocol string) counters {
 	tag := "protocol:" + protocol
 	return counters{
 		packets: reg.Counter("listener.packets_received", tag),
-		bytes:   reg.Counter("listener.bytes_received", tag),
+		bytes:   reg.Counter("listener.received_bytes", tag),
 		metrics: reg.Counter("listener.metrics_received", tag),
 		events:  reg.Counter("listener.events_received", tag),
 		errors:  reg.Counter("listener.read_errors", tag),

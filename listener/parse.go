@@ -72,7 +72,7 @@ var reasonNames = [numReasons]string{
 }
 
 // String returns the reason in snake_case, as used in the "reason:" tag of
-// the parse_errors self-metric.
+// the listener.parse_errors self-metric.
 func (r reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]
@@ -118,11 +118,11 @@ type Parser struct {
 
 // NewParser returns a parser that rejects lines longer than maxLineLength
 // bytes (metric_max_length; 0 or less means no limit). It registers the
-// counter parse_errors{reason:<r>} in reg for every reason; reg may be nil.
+// counter listener.parse_errors{reason:<r>} in reg for every reason; reg may be nil.
 func NewParser(maxLineLength int, reg *telemetry.Registry) *Parser {
 	p := &Parser{maxLineLength: maxLineLength}
 	for r := range numReasons {
-		p.tel[r] = reg.Counter("parse_errors", "reason:"+r.String())
+		p.tel[r] = reg.Counter("listener.parse_errors", "reason:"+r.String())
 	}
 	return p
 }

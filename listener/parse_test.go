@@ -738,7 +738,7 @@ func TestParseTelemetry(t *testing.T) {
 	want := map[string]float64{"reason:bad_value": 2, "reason:unknown_type": 1, "reason:bad_sample_rate": 1}
 	got := map[string]float64{}
 	reg.Collect(func(m telemetry.Measurement) {
-		if string(m.Name) != "veneur.parse_errors" {
+		if string(m.Name) != "veneur.listener.parse_errors" {
 			return
 		}
 		for _, tag := range strings.Split(string(m.Tags), ",") {
@@ -748,7 +748,7 @@ func TestParseTelemetry(t *testing.T) {
 		}
 	})
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("parse_errors self-metrics\n got %v\nwant %v", got, want)
+		t.Errorf("listener.parse_errors self-metrics\n got %v\nwant %v", got, want)
 	}
 	if n := p.errorCount(reasonBadValue); n != 2 {
 		t.Errorf("Errors(bad_value) = %d, want 2", n)

@@ -4,12 +4,16 @@
 // flow through the process's own pipeline as veneur.* metrics tagged
 // veneur_internal_metric:true.
 //
-// Counters and gauges are plain atomics: components bump them on their hot
-// paths without locks or allocation, and the registry is read only at flush.
+// Every self-metric is declared once, in Catalog: the registry hands out
+// only what it lists. Counters, gauges and histograms are plain atomics:
+// components bump them on their hot paths without locks or allocation, and
+// the registry is read only at flush and by /metrics.
 package telemetry
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +30,7 @@ type Counter struct {
 	last uint64 // value at the previous Collect; guarded by Registry.mu
 	name []byte
 	tags []byte
+	spec *Spec
 }
 
 // Add adds n.
@@ -52,6 +57,7 @@ type Gauge struct {
 	set  atomic.Bool
 	name []byte
 	tags []byte
+	spec *Spec
 }
 
 // Set records v as the current value.
@@ -70,51 +76,97 @@ func (g *Gauge) Load() float64 {
 	return math.Float64frombits(g.bits.Load())
 }
 
-// Registry owns a process's counters and gauges. A nil *Registry hands out
-// nil metrics, so components can be built without one in tests.
+// Registry owns a process's counters, gauges and histograms. A nil
+// *Registry hands out nil metrics, so components can be built without one
+// in tests.
 type Registry struct {
-	mu       sync.Mutex
-	counters map[string]*Counter
-	gauges   map[string]*Gauge
+	specs      map[string]*Spec
+	mu         sync.Mutex
+	counters   map[string]*Counter
+	gauges     map[string]*Gauge
+	histograms map[string]*Histogram
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{counters: map[string]*Counter{}, gauges: map[string]*Gauge{}}
+// NewRegistry returns an empty registry of the metrics in Catalog.
+func NewRegistry() *Registry { return newRegistry(catalogIndex) }
+
+// NewRegistryOf returns an empty registry of the given metrics instead of
+// Catalog's, for tests of the registry's users.
+func NewRegistryOf(specs []Spec) *Registry { return newRegistry(indexSpecs(specs)) }
+
+func newRegistry(specs map[string]*Spec) *Registry {
+	return &Registry{
+		specs:      specs,
+		counters:   map[string]*Counter{},
+		gauges:     map[string]*Gauge{},
+		histograms: map[string]*Histogram{},
+	}
 }
 
 // Counter returns the counter veneur.<name> with the given tags, creating it
-// on first use. Call it at setup, not per event.
+// on first use. Call it at setup, not per event. It panics when name is not
+// a counter of the catalog or a tag's key is not one of its keys: a
+// self-metric cannot exist undeclared and undocumented.
 func (r *Registry) Counter(name string, tags ...string) *Counter {
 	if r == nil {
 		return nil
 	}
-	n, t, key := identity(name, tags)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, ok := r.counters[key]
-	if !ok {
-		c = &Counter{name: n, tags: t}
-		r.counters[key] = c
-	}
-	return c
+	return lookupOrAdd(r, r.counters, name, KindCounter, tags, func(n, t []byte, s *Spec) *Counter {
+		return &Counter{name: n, tags: t, spec: s}
+	})
 }
 
 // Gauge returns the gauge veneur.<name> with the given tags, creating it on
-// first use.
+// first use. It panics as Counter does.
 func (r *Registry) Gauge(name string, tags ...string) *Gauge {
 	if r == nil {
 		return nil
 	}
+	return lookupOrAdd(r, r.gauges, name, KindGauge, tags, func(n, t []byte, s *Spec) *Gauge {
+		return &Gauge{name: n, tags: t, spec: s}
+	})
+}
+
+// Histogram returns the histogram veneur.<name> with the given tags,
+// creating it on first use. It panics as Counter does.
+func (r *Registry) Histogram(name string, tags ...string) *Histogram {
+	if r == nil {
+		return nil
+	}
+	return lookupOrAdd(r, r.histograms, name, KindHistogram, tags, newHistogram)
+}
+
+// lookupOrAdd returns the metric of name and tags in m, made by add on
+// first use once the catalog allows it.
+func lookupOrAdd[M any](r *Registry, m map[string]*M, name string, kind Kind, tags []string, add func(name, tags []byte, s *Spec) *M) *M {
+	spec := r.spec(name, kind, tags)
 	n, t, key := identity(name, tags)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	g, ok := r.gauges[key]
+	v, ok := m[key]
 	if !ok {
-		g = &Gauge{name: n, tags: t}
-		r.gauges[key] = g
+		v = add(n, t, spec)
+		m[key] = v
 	}
-	return g
+	return v
+}
+
+// spec checks name, kind and tag keys against the registry's catalog.
+func (r *Registry) spec(name string, kind Kind, tags []string) *Spec {
+	s, ok := r.specs[name]
+	if !ok {
+		panic(fmt.Sprintf("telemetry: veneur.%s is not in the catalog: declare it in telemetry/catalog.go and document it in docs/output.md", name))
+	}
+	if s.Kind != kind {
+		panic(fmt.Sprintf("telemetry: veneur.%s is a %v in the catalog, registered as a %v", name, s.Kind, kind))
+	}
+	for _, tag := range tags {
+		k, _, _ := strings.Cut(tag, ":")
+		if !slices.Contains(s.Tags, k) {
+			panic(fmt.Sprintf("telemetry: veneur.%s has no tag key %q in the catalog (keys %v)", name, k, s.Tags))
+		}
+	}
+	return s
 }
 
 func identity(name string, tags []string) (n, t []byte, key string) {
@@ -134,11 +186,20 @@ type Measurement struct {
 	// previous Collect, or its total for Visit. It is false for a gauge's
 	// current value.
 	Counter bool
+	// Spec is the catalog row the value belongs to. For the three series a
+	// histogram flushes as, it is the histogram's row.
+	Spec *Spec
+	// Histogram is set by Visit for a histogram, whose Value is then the
+	// sum of its observations.
+	Histogram *HistogramSnapshot
 }
 
 // Collect calls emit once per counter that moved since the previous Collect
-// (with its increase) and once per gauge that was ever set. A counter that
-// did not move is left out: no zeros, as for any series.
+// (with its increase), once per gauge that was ever set, and, for each
+// histogram observed since the previous Collect, three times: <name>.count
+// and <name>.sum as counters (increases of the number of observations and
+// of their sum) and <name>.max as a gauge (the interval's largest
+// observation). What did not move is left out: no zeros, as for any series.
 func (r *Registry) Collect(emit func(Measurement)) {
 	if r == nil {
 		return
@@ -150,22 +211,26 @@ func (r *Registry) Collect(emit func(Measurement)) {
 		if now == c.last {
 			continue
 		}
-		emit(Measurement{Name: c.name, Tags: c.tags, Value: float64(now - c.last), Counter: true})
+		emit(Measurement{Name: c.name, Tags: c.tags, Value: float64(now - c.last), Counter: true, Spec: c.spec})
 		c.last = now
 	}
 	for _, g := range r.gauges {
 		if g.set.Load() {
-			emit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load()})
+			emit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load(), Spec: g.spec})
 		}
+	}
+	for _, h := range r.histograms {
+		h.collect(emit)
 	}
 }
 
 // Visit calls visit once per counter, with its total since the registry
-// was made, and once per gauge that was ever set: counters first, then
-// gauges, each in no particular order. Unlike Collect it changes nothing,
-// so reading the totals (for /metrics) never disturbs the increases that
-// Collect reports to the flush. visit runs with the registry locked: it
-// must not call back into it.
+// was made, once per gauge that was ever set, and once per histogram with
+// its buckets: counters first, then gauges, then histograms, each in no
+// particular order. Unlike Collect it changes nothing, so reading the
+// totals (for /metrics) never disturbs the increases that Collect reports
+// to the flush. visit runs with the registry locked: it must not call back
+// into it.
 func (r *Registry) Visit(visit func(Measurement)) {
 	if r == nil {
 		return
@@ -173,11 +238,15 @@ func (r *Registry) Visit(visit func(Measurement)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.counters {
-		visit(Measurement{Name: c.name, Tags: c.tags, Value: float64(c.v.Load()), Counter: true})
+		visit(Measurement{Name: c.name, Tags: c.tags, Value: float64(c.v.Load()), Counter: true, Spec: c.spec})
 	}
 	for _, g := range r.gauges {
 		if g.set.Load() {
-			visit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load()})
+			visit(Measurement{Name: g.name, Tags: g.tags, Value: g.Load(), Spec: g.spec})
 		}
+	}
+	for _, h := range r.histograms {
+		snap := h.Snapshot()
+		visit(Measurement{Name: h.name, Tags: h.tags, Value: snap.Sum, Spec: h.spec, Histogram: &snap})
 	}
 }

@@ -1,10 +1,21 @@
 package telemetry
 
 import (
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
+
+// testSpecs declare the metrics these tests register.
+var testSpecs = []Spec{
+	{"packets", KindCounter, []string{"protocol", "a"}, "Packets."},
+	{"depth", KindGauge, nil, "Depth."},
+	{"never", KindGauge, nil, "Never set."},
+	{"wait_seconds", KindHistogram, []string{"stage"}, "Waits."},
+}
 
 func collect(r *Registry) []string {
 	var out []string
@@ -22,7 +33,7 @@ func collect(r *Registry) []string {
 // Counters report their increase since the previous Collect, and only when
 // they moved; gauges their last value once set; identity ignores tag order.
 func TestCollect(t *testing.T) {
-	r := NewRegistry()
+	r := NewRegistryOf(testSpecs)
 	c := r.Counter("packets", "protocol:udp", "a:b")
 	if r.Counter("packets", "a:b", "protocol:udp") != c {
 		t.Fatal("same name and tags in another order gave another counter")
@@ -72,7 +83,7 @@ func TestNilRegistry(t *testing.T) {
 // Visit reports counter totals and leaves Collect's increases alone: a
 // /metrics scrape between two flushes must not eat the second flush's delta.
 func TestVisitDoesNotDisturbCollect(t *testing.T) {
-	r := NewRegistry()
+	r := NewRegistryOf(testSpecs)
 	c := r.Counter("packets", "protocol:udp")
 	g := r.Gauge("depth")
 	r.Gauge("never")
@@ -103,4 +114,90 @@ func TestVisitDoesNotDisturbCollect(t *testing.T) {
 	}
 	var nilReg *Registry
 	nilReg.Visit(func(Measurement) { t.Error("nil registry visited something") })
+}
+
+// The registry hands out only what its catalog declares, with the declared
+// type and tag keys: a self-metric cannot exist undocumented.
+func TestRegistryRefusesWhatTheCatalogLacks(t *testing.T) {
+	r := NewRegistryOf(testSpecs)
+	for _, tc := range []struct {
+		name     string
+		register func()
+		want     string
+	}{
+		{"unknown name", func() { r.Counter("packetz") }, "veneur.packetz is not in the catalog"},
+		{"wrong kind", func() { r.Gauge("packets") }, "veneur.packets is a counter in the catalog, registered as a gauge"},
+		{"unknown tag key", func() { r.Counter("packets", "protocol:udp", "host:x") }, `veneur.packets has no tag key "host"`},
+		{"histogram as gauge", func() { r.Gauge("wait_seconds") }, "is a histogram in the catalog"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				p := recover()
+				if msg, _ := p.(string); !strings.Contains(msg, tc.want) {
+					t.Errorf("panic %v, want one containing %q", p, tc.want)
+				}
+			}()
+			tc.register()
+		})
+	}
+	// The process's registry knows the catalog.
+	NewRegistry().Counter("listener.packets_received", "protocol:udp")
+}
+
+// A histogram counts each observation in the first bucket whose bound it
+// does not exceed, and flushes its interval as .count and .sum increases
+// and the interval's .max; an interval without observations flushes
+// nothing.
+func TestHistogram(t *testing.T) {
+	r := NewRegistryOf(testSpecs)
+	h := r.Histogram("wait_seconds", "stage:decode")
+	if r.Histogram("wait_seconds", "stage:decode") != h {
+		t.Fatal("same histogram registered twice")
+	}
+	for _, v := range []float64{0.001, 0.0011, 0.3, 100, -1} {
+		h.Observe(v)
+	}
+	h.ObserveDuration(2 * time.Millisecond)
+	snap := h.Snapshot()
+	if snap.Count != 6 || math.Abs(snap.Sum-100.3041) > 1e-9 {
+		t.Errorf("count %d sum %v", snap.Count, snap.Sum)
+	}
+	// Bounds 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 ...: -1 (as 0)
+	// and 0.001 in the first, 0.0011 and 0.002 in the second, 0.3 ≤ 0.5,
+	// 100 only in +Inf.
+	wantCum := [len(Buckets)]uint64{2, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5}
+	if snap.Cumulative != wantCum {
+		t.Errorf("cumulative %v, want %v", snap.Cumulative, wantCum)
+	}
+	tags := "stage:decode,veneur_internal_metric:true"
+	want := []string{
+		"veneur.wait_seconds.count|" + tags + "|counter|6",
+		"veneur.wait_seconds.max|" + tags + "|gauge|100",
+		"veneur.wait_seconds.sum|" + tags + "|counter|" + strconv.FormatFloat(snap.Sum, 'g', -1, 64),
+	}
+	if got := collect(r); !slices.Equal(got, want) {
+		t.Errorf("first collect\n got %v\nwant %v", got, want)
+	}
+	if got := collect(r); len(got) != 0 {
+		t.Errorf("collect without observations: %v", got)
+	}
+	h.Observe(0.5)
+	want = []string{
+		"veneur.wait_seconds.count|" + tags + "|counter|1",
+		"veneur.wait_seconds.max|" + tags + "|gauge|0.5",
+		"veneur.wait_seconds.sum|" + tags + "|counter|" + strconv.FormatFloat(snap.Sum+0.5-snap.Sum, 'g', -1, 64),
+	}
+	if got := collect(r); !slices.Equal(got, want) {
+		t.Errorf("second collect (max is the interval's)\n got %v\nwant %v", got, want)
+	}
+	var visited []Measurement
+	r.Visit(func(m Measurement) { visited = append(visited, m) })
+	if len(visited) != 1 || visited[0].Histogram == nil || visited[0].Histogram.Count != 7 || visited[0].Spec.Help != "Waits." {
+		t.Errorf("visit %+v", visited)
+	}
+	var nilH *Histogram
+	nilH.Observe(1)
+	if nilH.Snapshot().Count != 0 {
+		t.Error("nil histogram counted")
+	}
 }

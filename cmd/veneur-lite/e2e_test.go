@@ -337,10 +337,10 @@ func TestSelfMetricsFlowThroughPipeline(t *testing.T) {
 	}
 	td.sink.mu.Unlock()
 	for key, want := range map[string]float64{
-		"veneur.listener.packets_received|protocol:udp": 3,
-		"veneur.listener.metrics_received|protocol:udp": 3,
-		"veneur.parse_errors|reason:unknown_type":       3,
-		"veneur.parse_errors|reason:bad_value":          3,
+		"veneur.listener.packets_received|protocol:udp":    3,
+		"veneur.listener.metrics_received|protocol:udp":    3,
+		"veneur.listener.parse_errors|reason:unknown_type": 3,
+		"veneur.listener.parse_errors|reason:bad_value":    3,
 	} {
 		if v, ok := got[key]; !ok || math.Abs(v-want) > 1e-6 {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/promname"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -83,7 +87,7 @@ func TestMetricsEndpointOfRunningDaemon(t *testing.T) {
 	for name, labels := range map[string]map[string]string{
 		"veneur_listener_packets_received_total": {"protocol": "udp"},
 		"veneur_listener_metrics_received_total": {"protocol": "udp"},
-		"veneur_parse_errors_total":              {"reason": "unknown_type"},
+		"veneur_listener_parse_errors_total":     {"reason": "unknown_type"},
 	} {
 		if v, ok := counterValue(fams, name, labels); !ok || v != n {
 			t.Errorf("%s%v = %v (found %v), want %d", name, labels, v, ok, n)
@@ -119,5 +123,93 @@ func TestMetricsEndpointOfRunningDaemon(t *testing.T) {
 	td.sink.mu.Unlock()
 	if flushed < n-1e-6 || flushed > n+1e-6 {
 		t.Errorf("flushed veneur.listener.packets_received{protocol:udp} adds up to %v after the scrapes, want %d", flushed, n)
+	}
+}
+
+// The real binary's /metrics, with listeners, sinks and a forwarder that
+// have all been busy (the global tier and the sinks' backends are closed
+// ports, so errors and retries move too), passes promtool check metrics,
+// and every family's # HELP is its catalog row's help, the sentence of its
+// docs/output.md row.
+func TestBinaryMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus; .ci/run installs it): cannot lint /metrics")
+	}
+	udp, httpAddr, closed := freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
+	startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%[1]s]
+http_address: %[2]s
+interval: 1s
+hostname: box
+forward_address: http://%[3]s
+metric_sinks:
+  - kind: datadog
+    name: dd
+    config: {api_key: k, api_hostname: "http://%[3]s", timeout: 200ms}
+  - kind: prometheus_remote_write
+    name: prom
+    config: {url: "http://%[3]s/api/v1/write", timeout: 200ms}
+`, udp, httpAddr, closed))
+	waitHealthy(t, httpAddr)
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var body []byte
+	await.Until(t, 20*time.Second, func() (bool, string) {
+		// Sent again until seen: a datagram may be lost.
+		if _, err := c.Write([]byte("ok:1|h\nbad:1|zz\n")); err != nil {
+			return false, err.Error()
+		}
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, moved := range []string{
+			"veneur_flush_duration_seconds_count ",
+			"veneur_forward_request_duration_seconds_count ",
+			`veneur_sink_flush_duration_seconds_count{sink="dd"} `,
+			`veneur_sink_flush_duration_seconds_count{sink="prom"} `,
+			`veneur_listener_parse_errors_total{reason="unknown_type"} `,
+		} {
+			if !bytes.Contains(body, []byte(moved)) || bytes.Contains(body, []byte(moved+"0\n")) {
+				return false, moved + "not moved yet"
+			}
+		}
+		return true, ""
+	})
+
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s\n/metrics:\n%s", err, out, body)
+	}
+
+	help := map[string]string{}
+	for _, s := range telemetry.Catalog {
+		name := promname.MetricName("veneur." + s.Name)
+		if s.Kind == telemetry.KindCounter {
+			name += "_total"
+		}
+		help[name] = s.Help
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range fams {
+		if want, ok := help[name]; !ok || f.GetHelp() != want {
+			t.Errorf("%s: HELP %q, want the catalog's %q (found %v)", name, f.GetHelp(), want, ok)
+		}
+	}
+	if h := fams["veneur_forward_request_duration_seconds"]; h.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("forward request duration is a %v, want a histogram", h.GetType())
 	}
 }

@@ -1,8 +1,10 @@
 // Package httpclient is the discipline the daemon's HTTP clients share
-// (the Datadog and Prometheus sinks and the forwarder): the retry policy
-// (exponential backoff with full jitter, never sleeping past the caller's
-// deadline, the Retry-After header), and how an answer is read, classified
-// and reported without leaking secrets.
+// (the HTTP sinks through internal/httpsink, and the forwarder): the
+// client (NewClient: no redirects, the reloading TLS dial), the retry
+// policy (exponential backoff with full jitter, never sleeping past the
+// caller's deadline, the Retry-After header), the failure causes the
+// self-metrics count, and how an answer is read, classified and reported
+// without leaking secrets.
 package httpclient
 
 import (

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -71,15 +72,15 @@ func BenchmarkEncodeSeries(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				wire, raw = 0, 0
-				var out outcome
+				var out httpsink.Outcome
 				s.encodeSeries(points, &out, func(body *body) bool {
 					wire += body.buf.Len()
 					raw += body.raw
 					s.putBody(body)
 					return true
 				})
-				if out.items.Load() != 0 {
-					b.Fatal(out.err("series", len(points)))
+				if out.Dropped() != 0 {
+					b.Fatal(out.Err("series", len(points)))
 				}
 			}
 			b.SetBytes(int64(raw))
@@ -200,5 +201,5 @@ func BenchmarkFlush(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(points))*float64(b.N)/b.Elapsed().Seconds(), "series/s")
-	b.ReportMetric(float64(reg.Counter("sink.bytes_sent", "sink:bench").Load())/float64(len(points)*b.N), "bytes/series")
+	b.ReportMetric(float64(reg.Counter("sink.sent_bytes", "sink:bench").Load())/float64(len(points)*b.N), "bytes/series")
 }

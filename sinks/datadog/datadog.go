@@ -32,13 +32,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/metric"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -52,62 +50,31 @@ var (
 // Sink delivers to one Datadog API endpoint. Its methods are safe for
 // concurrent use.
 type Sink struct {
-	name   string
-	cfg    Config
-	log    *slog.Logger
-	client *http.Client
-	lim    limits
+	name string
+	cfg  Config
+	core *httpsink.Core
+	lim  limits
 	// appendSeries encodes one point in the configured API version.
 	appendSeries func([]byte, *metric.Point, *fieldCache) []byte
 
-	series, events, checks endpoint
+	series, events, checks *httpsink.Endpoint
 
 	bodies      sync.Pool // *body with the configured compression
 	plainBodies sync.Pool // *body sent uncompressed (check_run)
 
-	m metrics
-
-	// backoff is a field so tests can shorten it.
-	backoff httpclient.Backoff
-	now     func() time.Time
+	m   metrics
+	now func() time.Time
 }
-
-// endpoint is one API path and its request counters by status class.
-type endpoint struct {
-	name     string
-	url      string
-	requests [6]*telemetry.Counter // index: status code / 100
-}
-
-// Why a request failed; each cause has its own veneur.sink.errors counter.
-type cause int
-
-const (
-	causeTimeout cause = iota
-	causeNetwork
-	causeHTTP4xx
-	causeHTTP5xx
-	causeHTTPOther // 1xx/3xx: redirects are not followed, see New
-	causeEncode
-	numCauses
-)
-
-var causeNames = [numCauses]string{"timeout", "network", "http_4xx", "http_5xx", "http_other", "encode"}
 
 type metrics struct {
 	seriesSent, seriesDropped *telemetry.Counter
 	eventsSent, eventsDropped *telemetry.Counter
 	checksSent, checksDropped *telemetry.Counter
-	bytesSent                 *telemetry.Counter
-	retries                   *telemetry.Counter
-	errors                    [numCauses]*telemetry.Counter
-	flushDuration             *telemetry.Gauge
 }
 
 const (
 	seriesPrefix = `{"series":[`
 	seriesSuffix = `]}`
-	userAgent    = "veneur-lite"
 )
 
 // New returns a sink named name. cfg must already hold its defaults
@@ -116,49 +83,45 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("datadog sink %q: %w", name, err)
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if log != nil {
+		log = log.With("sink", name)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = cfg.MaxConcurrency // keep every in-flight connection for the next flush
 	s := &Sink{
 		name: name,
 		cfg:  cfg,
-		log:  log.With("sink", name),
-		client: &http.Client{
-			Transport: tr,
-			// A redirect would carry DD-API-KEY to wherever it points
-			// (Go strips only its own sensitive headers), so answer 3xx
-			// as the error it is for an intake.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		backoff: httpclient.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
-		now:     time.Now,
+		// A redirect would carry DD-API-KEY to wherever it points (Go
+		// strips only its own sensitive headers): the core follows none.
+		core: httpsink.New(httpsink.Config{
+			Name: name, Peer: "intake",
+			Timeout: cfg.Timeout, MaxConcurrency: cfg.MaxConcurrency,
+			Secrets: []string{cfg.APIKey},
+			Stats:   reg, Log: log,
+		}),
+		now: time.Now,
 	}
 	base := strings.TrimRight(cfg.APIHostname, "/")
+	seriesURL := base + "/api/v1/series"
 	if cfg.APIVersion == "v2" {
 		s.lim, s.appendSeries = v2Limits, appendSeriesV2
-		s.series.url = base + "/api/v2/series"
+		seriesURL = base + "/api/v2/series"
 	} else {
 		s.lim, s.appendSeries = v1Limits, appendSeriesV1
-		s.series.url = base + "/api/v1/series"
 	}
 	s.lim.maxItems = cfg.FlushMaxPerBody
-	s.events.url = base + "/api/v1/events"
-	s.checks.url = base + "/api/v1/check_run"
+	// Events and checks go uncompressed: their APIs document no
+	// Content-Encoding.
+	plain := http.Header{"Content-Type": {"application/json"}, "Dd-Api-Key": {cfg.APIKey}}
+	compressed := plain.Clone()
+	if cfg.Compression != "" {
+		compressed.Set("Content-Encoding", cfg.Compression)
+	}
+	s.series = s.core.Endpoint("series", "series", seriesURL, compressed)
+	s.events = s.core.Endpoint("events", "events", base+"/api/v1/events", plain)
+	s.checks = s.core.Endpoint("check_run", "check_run", base+"/api/v1/check_run", plain)
 	s.bodies.New = func() any { return newBody(cfg.Compression) }
 	s.plainBodies.New = func() any { return newBody("") }
 
 	tag := "sink:" + name
-	for _, ep := range []struct {
-		e    *endpoint
-		name string
-	}{{&s.series, "series"}, {&s.events, "events"}, {&s.checks, "check_run"}} {
-		ep.e.name = ep.name
-		for class := 1; class <= 5; class++ {
-			ep.e.requests[class] = reg.Counter("sink.requests", tag, "endpoint:"+ep.name, fmt.Sprintf("status_class:%dxx", class))
-		}
-	}
 	s.m = metrics{
 		seriesSent:    reg.Counter("sink.series_sent", tag),
 		seriesDropped: reg.Counter("sink.series_dropped", tag),
@@ -166,12 +129,6 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 		eventsDropped: reg.Counter("sink.events_dropped", tag),
 		checksSent:    reg.Counter("sink.service_checks_sent", tag),
 		checksDropped: reg.Counter("sink.service_checks_dropped", tag),
-		bytesSent:     reg.Counter("sink.bytes_sent", tag),
-		retries:       reg.Counter("sink.retries", tag),
-		flushDuration: reg.Gauge("sink.flush_duration_seconds", tag),
-	}
-	for c := range numCauses {
-		s.m.errors[c] = reg.Counter("sink.errors", tag, "cause:"+causeNames[c])
 	}
 	return s, nil
 }
@@ -192,49 +149,30 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 	if len(points) == 0 {
 		return nil
 	}
-	start := time.Now()
-	defer func() { s.m.flushDuration.Set(time.Since(start).Seconds()) }()
-
-	var (
-		g   errgroup.Group
-		out outcome
-	)
-	g.SetLimit(s.cfg.MaxConcurrency)
-	send := func(b *body) bool {
-		defer s.putBody(b)
-		if err := ctx.Err(); err != nil {
-			// Out of time: what remains is dropped, not queued.
-			out.fail(b.items, fmt.Errorf("post series: %w", err))
-			return false
-		}
-		if err := s.post(ctx, &s.series, b.buf.Bytes(), s.cfg.Compression); err != nil {
-			out.fail(b.items, err)
-			return ctx.Err() == nil
-		}
-		s.m.seriesSent.Add(uint64(b.items))
-		return true
-	}
-	for lo := 0; lo < len(points); lo += s.lim.maxItems {
-		if err := ctx.Err(); err != nil {
-			out.fail(len(points)-lo, fmt.Errorf("post series: %w", err))
-			break
-		}
-		run := points[lo:min(lo+s.lim.maxItems, len(points))]
-		// Go blocks while MaxConcurrency runs are in progress.
-		g.Go(func() error {
-			s.encodeSeries(run, &out, send)
-			return nil
+	out := s.core.Flush(ctx, "series", len(points), s.lim.maxItems, func(lo, hi int, out *httpsink.Outcome) {
+		s.encodeSeries(points[lo:hi], out, func(b *body) bool {
+			defer s.putBody(b)
+			if err := ctx.Err(); err != nil {
+				// Out of time: what remains is dropped, not queued.
+				out.Fail(b.items, fmt.Errorf("post series: %w", err))
+				return false
+			}
+			if err := s.core.Post(ctx, s.series, b.buf.Bytes()); err != nil {
+				out.Fail(b.items, err)
+				return ctx.Err() == nil
+			}
+			s.m.seriesSent.Add(uint64(b.items))
+			return true
 		})
-	}
-	_ = g.Wait() // the goroutines report through out, never through Wait
-	s.m.seriesDropped.Add(uint64(out.items.Load()))
-	return out.err("series", len(points))
+	})
+	s.m.seriesDropped.Add(uint64(out.Dropped()))
+	return out.Err("series", len(points))
 }
 
 // encodeSeries encodes points into bodies within the limits and hands each
 // full one to emit (see chunker.emit). Points that cannot be encoded, or
 // that remain when emit stops the encoding, are recorded in out.
-func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body) bool) {
+func (s *Sink) encodeSeries(points []metric.Point, out *httpsink.Outcome, emit func(*body) bool) {
 	c := chunker{
 		prefix: []byte(seriesPrefix),
 		suffix: []byte(seriesSuffix),
@@ -250,28 +188,28 @@ func (s *Sink) encodeSeries(points []metric.Point, out *outcome, emit func(*body
 	for i := range points {
 		p := &points[i]
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-			s.m.errors[causeEncode].Inc()
-			out.fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))
+			s.core.CountError(httpclient.CauseEncode, 1)
+			out.Fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))
 			continue
 		}
 		item = s.appendSeries(item[:0], p, &cache)
 		ok, err := c.add(item)
 		if err != nil {
-			s.m.errors[causeEncode].Inc()
-			out.fail(1, fmt.Errorf("encode series %q (%d bytes): %w", p.Name, len(item), err))
+			s.core.CountError(httpclient.CauseEncode, 1)
+			out.Fail(1, fmt.Errorf("encode series %q (%d bytes): %w", p.Name, len(item), err))
 			continue
 		}
 		if !ok {
 			// emit already accounted for the body it refused; the points
 			// not yet encoded are dropped with it.
-			out.fail(len(points)-i, nil)
+			out.Fail(len(points)-i, nil)
 			break
 		}
 	}
 	c.flush()
 	if c.err != nil {
-		s.m.errors[causeEncode].Inc()
-		out.fail(c.lost, fmt.Errorf("encode series: %w", c.err))
+		s.core.CountError(httpclient.CauseEncode, 1)
+		out.Fail(c.lost, fmt.Errorf("encode series: %w", c.err))
 	}
 }
 
@@ -283,14 +221,11 @@ func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []
 		return nil
 	}
 	now := s.now().Unix()
-	var (
-		g               errgroup.Group
-		evOut, checkOut outcome
-	)
-	g.SetLimit(s.cfg.MaxConcurrency)
+	var evOut, checkOut httpsink.Outcome
+	g := s.core.Group()
 	for i := range events {
 		if err := ctx.Err(); err != nil {
-			evOut.fail(len(events)-i, fmt.Errorf("post events: %w", err))
+			evOut.Fail(len(events)-i, fmt.Errorf("post events: %w", err))
 			break
 		}
 		// Events are small and few: one allocation each keeps the
@@ -298,8 +233,8 @@ func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []
 		// API documents no Content-Encoding.
 		payload := appendEvent(nil, &events[i], now)
 		g.Go(func() error {
-			if err := s.post(ctx, &s.events, payload, ""); err != nil {
-				evOut.fail(1, err)
+			if err := s.core.Post(ctx, s.events, payload); err != nil {
+				evOut.Fail(1, err)
 				return nil
 			}
 			s.m.eventsSent.Inc()
@@ -316,14 +251,14 @@ func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []
 	}
 	c.emit = func(b *body) bool {
 		if err := ctx.Err(); err != nil {
-			checkOut.fail(b.items, fmt.Errorf("post service checks: %w", err))
+			checkOut.Fail(b.items, fmt.Errorf("post service checks: %w", err))
 			c.put(b)
 			return false
 		}
 		g.Go(func() error {
 			defer c.put(b)
-			if err := s.post(ctx, &s.checks, b.buf.Bytes(), ""); err != nil {
-				checkOut.fail(b.items, err)
+			if err := s.core.Post(ctx, s.checks, b.buf.Bytes()); err != nil {
+				checkOut.Fail(b.items, err)
 				return nil
 			}
 			s.m.checksSent.Add(uint64(b.items))
@@ -336,24 +271,24 @@ func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []
 		item = appendCheck(item[:0], &checks[i], now)
 		ok, err := c.add(item)
 		if err != nil {
-			s.m.errors[causeEncode].Inc()
-			checkOut.fail(1, fmt.Errorf("encode service check %q: %w", checks[i].Name, err))
+			s.core.CountError(httpclient.CauseEncode, 1)
+			checkOut.Fail(1, fmt.Errorf("encode service check %q: %w", checks[i].Name, err))
 			continue
 		}
 		if !ok {
-			checkOut.fail(len(checks)-i, nil)
+			checkOut.Fail(len(checks)-i, nil)
 			break
 		}
 	}
 	c.flush()
 	if c.err != nil {
-		s.m.errors[causeEncode].Inc()
-		checkOut.fail(c.lost, fmt.Errorf("encode service checks: %w", c.err))
+		s.core.CountError(httpclient.CauseEncode, 1)
+		checkOut.Fail(c.lost, fmt.Errorf("encode service checks: %w", c.err))
 	}
 	_ = g.Wait()
-	s.m.eventsDropped.Add(uint64(evOut.items.Load()))
-	s.m.checksDropped.Add(uint64(checkOut.items.Load()))
-	return errors.Join(evOut.err("events", len(events)), checkOut.err("service checks", len(checks)))
+	s.m.eventsDropped.Add(uint64(evOut.Dropped()))
+	s.m.checksDropped.Add(uint64(checkOut.Dropped()))
+	return errors.Join(evOut.Err("events", len(events)), checkOut.Err("service checks", len(checks)))
 }
 
 func (s *Sink) getBody() *body {
@@ -363,42 +298,3 @@ func (s *Sink) getBody() *body {
 }
 
 func (s *Sink) putBody(b *body) { s.bodies.Put(b) }
-
-// outcome collects the failures of one flush from its goroutines.
-type outcome struct {
-	items atomic.Int64 // items not delivered
-	mu    sync.Mutex
-	first error
-	n     int // failures with an error
-}
-
-// fail records n undelivered items and, if err is not nil, one failure.
-func (o *outcome) fail(n int, err error) {
-	o.items.Add(int64(n))
-	if err == nil {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.first == nil {
-		o.first = err
-	}
-	o.n++
-}
-
-// err summarizes the flush: nil when everything was delivered.
-func (o *outcome) err(what string, total int) error {
-	lost := o.items.Load()
-	if lost == 0 {
-		return nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.first == nil {
-		o.first = errors.New("dropped") // every path that drops items records why; keep the message sane if not
-	}
-	if o.n > 1 {
-		return fmt.Errorf("%d of %d %s not delivered (%d failures, first: %w)", lost, total, what, o.n, o.first)
-	}
-	return fmt.Errorf("%d of %d %s not delivered: %w", lost, total, what, o.first)
-}

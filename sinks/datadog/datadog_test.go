@@ -55,7 +55,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	s.core.Backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testKey) {
 			t.Errorf("API key found in the logs:\n%s", logs)
@@ -137,14 +137,14 @@ func TestFlushSeries(t *testing.T) {
 			}
 			if s.counter("sink.series_sent") != uint64(len(wantSeries)) ||
 				s.counter("sink.requests", "endpoint:series", "status_class:2xx") != 1 ||
-				s.counter("sink.bytes_sent") != uint64(bodies[0].wire) ||
+				s.counter("sink.sent_bytes") != uint64(bodies[0].wire) ||
 				s.counter("sink.series_dropped") != 0 {
 				t.Errorf("self-metrics: sent %d, 2xx %d, bytes %d (body %d), dropped %d",
 					s.counter("sink.series_sent"), s.counter("sink.requests", "endpoint:series", "status_class:2xx"),
-					s.counter("sink.bytes_sent"), bodies[0].wire, s.counter("sink.series_dropped"))
+					s.counter("sink.sent_bytes"), bodies[0].wire, s.counter("sink.series_dropped"))
 			}
-			if d := s.reg.Gauge("sink.flush_duration_seconds", "sink:dd").Load(); d <= 0 {
-				t.Errorf("flush duration gauge %v", d)
+			if d := s.reg.Histogram("sink.flush_duration_seconds", "sink:dd").Snapshot(); d.Count != 1 || d.Sum <= 0 {
+				t.Errorf("flush duration histogram %+v", d)
 			}
 		})
 	}

@@ -74,7 +74,7 @@ func BenchmarkFlush(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sent := reg.Counter("sink.bytes_sent", "sink:bench").Load()
+	sent := reg.Counter("sink.sent_bytes", "sink:bench").Load()
 	b.ReportMetric(float64(sent)/float64(b.N), "wire_bytes/flush")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(points)), "ns/series")
 }

@@ -87,7 +87,7 @@ func (s *Sink) toSeries(points []metric.Point) []prompb.TimeSeries {
 	}
 	s.m.labelsDropped.Add(uint64(labelsDropped))
 	if dups > 0 {
-		s.m.errors[causeDuplicate].Add(uint64(dups))
+		s.core.CountError(causeDuplicate, dups)
 		s.m.seriesDropped.Add(uint64(dups))
 		s.log.Warn("series collide after mapping names and tags to Prometheus rules; one of each is sent",
 			"dropped", dups, "example", firstDup)

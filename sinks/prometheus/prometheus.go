@@ -26,23 +26,19 @@ package prometheus
 
 import (
 	"context"
-	"errors"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/veneur-lite/veneur-lite/internal/address"
-	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
+	"github.com/veneur-lite/veneur-lite/internal/httpsink"
+	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -53,51 +49,25 @@ var _ sinks.Sink = (*Sink)(nil)
 // Sink delivers to one remote-write endpoint. Its methods are safe for
 // concurrent use.
 type Sink struct {
-	name string
-	cfg  Config
-	// url is cfg.URL with any password redacted, for messages.
-	url     string
-	log     *slog.Logger
-	client  *http.Client
-	secrets []string
+	name  string
+	cfg   Config
+	log   *slog.Logger
+	core  *httpsink.Core
+	write *httpsink.Endpoint
 
 	bufs sync.Pool // *bodyBuf
 
 	m metrics
-
-	// backoff is a field so tests can shorten it.
-	backoff httpclient.Backoff
 }
 
-// Why a request failed, or a series was not sent; each cause has its own
-// veneur.sink.errors counter.
-type cause int
-
-const (
-	causeTimeout cause = iota
-	causeNetwork
-	causeHTTP4xx
-	causeHTTP5xx
-	causeHTTPOther // 1xx/3xx: redirects are not followed, see New
-	causeEncode
-	causeTLS       // certificate verification failed, on either side
-	causeDuplicate // series that became one after sanitising
-	numCauses
-)
-
-var causeNames = [numCauses]string{"timeout", "network", "http_4xx", "http_5xx", "http_other", "encode", "tls", "duplicate"}
+// causeDuplicate counts series that became one after sanitising, in
+// veneur.sink.errors beside the delivery causes.
+const causeDuplicate httpclient.Cause = "duplicate"
 
 type metrics struct {
 	seriesSent, seriesDropped *telemetry.Counter
 	labelsDropped             *telemetry.Counter
-	bytesSent                 *telemetry.Counter
-	retries                   *telemetry.Counter
-	requests                  [6]*telemetry.Counter // index: status code / 100
-	errors                    [numCauses]*telemetry.Counter
-	flushDuration             *telemetry.Gauge
 }
-
-const userAgent = "veneur-lite"
 
 // New returns a sink named name. cfg must already hold its defaults
 // (Config.SetDefaults); New validates it and reads the TLS files. Its
@@ -110,48 +80,55 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = cfg.MaxConcurrency // keep every in-flight connection for the next flush
+	log = log.With("sink", name)
+	var dialTLS httpclient.DialFunc
 	if t := cfg.TLS; t != nil {
 		// Rotated files are picked up by the next connection's handshake.
 		r, err := tlsconfig.NewReloader(t.files(), func(err error) {
-			log.Error("reload TLS files; keeping the previous ones", "sink", name, "error", err)
+			log.Error("reload TLS files; keeping the previous ones", "error", err)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		tr.DialTLSContext = r.DialTLS(t.ServerName, nil)
+		dialTLS = r.DialTLS(t.ServerName, nil)
 	}
 	s := &Sink{
-		name:    name,
-		cfg:     cfg,
-		url:     address.Redact(cfg.URL),
-		log:     log.With("sink", name),
-		secrets: cfg.secrets(),
-		client: &http.Client{
-			Transport: tr,
-			// A redirect would carry the configured headers wherever it
-			// points (Go strips only Authorization, and only across
-			// domains), so a 3xx is answered as the error it is here.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		backoff: httpclient.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second},
+		name: name,
+		cfg:  cfg,
+		log:  log,
+		// A redirect would carry the configured headers wherever it
+		// points (Go strips only Authorization, and only across
+		// domains): the core follows none.
+		core: httpsink.New(httpsink.Config{
+			Name: name, Peer: "receiver",
+			Timeout: cfg.Timeout, MaxConcurrency: cfg.MaxConcurrency,
+			DialTLS: dialTLS,
+			Secrets: cfg.secrets(),
+			Causes:  []httpclient.Cause{causeDuplicate},
+			Stats:   reg, Log: log,
+		}),
 	}
+	header := http.Header{}
+	for k, v := range cfg.Headers {
+		header.Set(k, v)
+	}
+	if ba := cfg.BasicAuth; ba != nil {
+		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ba.Username+":"+ba.Password)))
+	}
+	// The protocol's headers (remote write 1.0), after the configured
+	// ones; Validate refuses configured headers of these names anyway.
+	header.Set("Content-Encoding", "snappy")
+	header.Set("Content-Type", "application/x-protobuf")
+	header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	// One endpoint: no endpoint tag. Messages name it by its URL, its
+	// userinfo and query redacted.
+	s.write = s.core.Endpoint("", address.Redact(cfg.URL), cfg.URL, header)
 	s.bufs.New = func() any { return new(bodyBuf) }
 
 	tag := "sink:" + name
-	for class := 1; class <= 5; class++ {
-		s.m.requests[class] = reg.Counter("sink.requests", tag, fmt.Sprintf("status_class:%dxx", class))
-	}
 	s.m.seriesSent = reg.Counter("sink.series_sent", tag)
 	s.m.seriesDropped = reg.Counter("sink.series_dropped", tag)
 	s.m.labelsDropped = reg.Counter("sink.labels_dropped", tag)
-	s.m.bytesSent = reg.Counter("sink.bytes_sent", tag)
-	s.m.retries = reg.Counter("sink.retries", tag)
-	s.m.flushDuration = reg.Gauge("sink.flush_duration_seconds", tag)
-	for c := range numCauses {
-		s.m.errors[c] = reg.Counter("sink.errors", tag, "cause:"+causeNames[c])
-	}
 	return s, nil
 }
 
@@ -173,35 +150,16 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 	if len(points) == 0 {
 		return nil
 	}
-	start := time.Now()
-	defer func() { s.m.flushDuration.Set(time.Since(start).Seconds()) }()
-
 	series := s.toSeries(points)
-	var (
-		g   errgroup.Group
-		out outcome
-	)
-	g.SetLimit(s.cfg.MaxConcurrency)
-	for lo := 0; lo < len(series); lo += s.cfg.FlushMaxPerBody {
-		if err := ctx.Err(); err != nil {
-			// Out of time: what remains is dropped, not queued.
-			out.fail(len(series)-lo, fmt.Errorf("post remote write: %w", err))
-			break
+	out := s.core.Flush(ctx, "remote write", len(series), s.cfg.FlushMaxPerBody, func(lo, hi int, out *httpsink.Outcome) {
+		if err := s.send(ctx, series[lo:hi]); err != nil {
+			out.Fail(hi-lo, err)
+			return
 		}
-		run := series[lo:min(lo+s.cfg.FlushMaxPerBody, len(series))]
-		// Go blocks while MaxConcurrency runs are in flight.
-		g.Go(func() error {
-			if err := s.send(ctx, run); err != nil {
-				out.fail(len(run), err)
-				return nil
-			}
-			s.m.seriesSent.Add(uint64(len(run)))
-			return nil
-		})
-	}
-	_ = g.Wait() // the goroutines report through out, never through Wait
-	s.m.seriesDropped.Add(uint64(out.items.Load()))
-	return out.err(len(series))
+		s.m.seriesSent.Add(uint64(hi - lo))
+	})
+	s.m.seriesDropped.Add(uint64(out.Dropped()))
+	return out.Err("series", len(series))
 }
 
 // send encodes one run of series as a WriteRequest and posts it.
@@ -215,7 +173,7 @@ func (s *Sink) send(ctx context.Context, run []prompb.TimeSeries) error {
 	}
 	n, err := req.MarshalToSizedBuffer(b.raw[:size])
 	if err != nil {
-		s.m.errors[causeEncode].Inc()
+		s.core.CountError(httpclient.CauseEncode, 1)
 		return fmt.Errorf("encode write request of %d series: %w", len(run), err)
 	}
 	// MarshalToSizedBuffer fills the buffer from its end.
@@ -224,41 +182,5 @@ func (s *Sink) send(ctx context.Context, run []prompb.TimeSeries) error {
 	// stream format. Encode uses b.snappy when it is long enough, so
 	// after the first flushes no body allocates.
 	b.snappy = snappy.Encode(b.snappy[:cap(b.snappy)], raw)
-	return s.post(ctx, b.snappy)
-}
-
-// outcome collects the failures of one flush from its goroutines.
-type outcome struct {
-	items atomic.Int64 // series not delivered
-	mu    sync.Mutex
-	first error
-	n     int // failures
-}
-
-// fail records n undelivered series and why.
-func (o *outcome) fail(n int, err error) {
-	o.items.Add(int64(n))
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.first == nil {
-		o.first = err
-	}
-	o.n++
-}
-
-// err summarizes the flush: nil when every series was delivered.
-func (o *outcome) err(total int) error {
-	lost := o.items.Load()
-	if lost == 0 {
-		return nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.first == nil {
-		o.first = errors.New("dropped")
-	}
-	if o.n > 1 {
-		return fmt.Errorf("%d of %d series not delivered (%d failures, first: %w)", lost, total, o.n, o.first)
-	}
-	return fmt.Errorf("%d of %d series not delivered: %w", lost, total, o.first)
+	return s.core.Post(ctx, s.write, b.snappy)
 }

@@ -57,7 +57,7 @@ func newTestSink(t *testing.T, url string, mod func(*Config)) testSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
+	s.core.Backoff = httpclient.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		for _, secret := range []string{testPassword, testToken, "tok-0f1e2d3c4b5a6978"} {
 			if strings.Contains(logs.String(), secret) {
@@ -151,15 +151,15 @@ func TestFlushSeries(t *testing.T) {
 	}
 	if s.counter("sink.series_sent") != uint64(len(wantSeries)) ||
 		s.counter("sink.requests", "status_class:2xx") != 1 ||
-		s.counter("sink.bytes_sent") != uint64(wire[0]) ||
+		s.counter("sink.sent_bytes") != uint64(wire[0]) ||
 		s.counter("sink.series_dropped") != 0 ||
 		s.counter("sink.labels_dropped") != 2 { // a_b:2 and host:from-tag
 		t.Errorf("self-metrics: sent %d, 2xx %d, bytes %d (body %d), dropped %d, labels dropped %d",
 			s.counter("sink.series_sent"), s.counter("sink.requests", "status_class:2xx"),
-			s.counter("sink.bytes_sent"), wire[0], s.counter("sink.series_dropped"), s.counter("sink.labels_dropped"))
+			s.counter("sink.sent_bytes"), wire[0], s.counter("sink.series_dropped"), s.counter("sink.labels_dropped"))
 	}
-	if d := s.reg.Gauge("sink.flush_duration_seconds", "sink:prom").Load(); d <= 0 {
-		t.Errorf("flush duration gauge %v", d)
+	if d := s.reg.Histogram("sink.flush_duration_seconds", "sink:prom").Snapshot(); d.Count != 1 || d.Sum <= 0 {
+		t.Errorf("flush duration histogram %+v", d)
 	}
 }
 

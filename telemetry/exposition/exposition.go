@@ -7,8 +7,10 @@
 // Mapping: names and tags follow internal/promname, as in the remote-write
 // sink (veneur.sink.requests → veneur_sink_requests); counters become
 // counter families named with a _total suffix holding their total since
-// start; gauges stay gauges; the veneur_internal_metric tag is dropped,
-// since everything on this endpoint is internal.
+// start; gauges stay gauges; histograms become Prometheus histograms
+// (_bucket, _sum, _count) over telemetry.Buckets; the veneur_internal_metric
+// tag is dropped, since everything on this endpoint is internal. Each
+// family's # HELP is its telemetry.Catalog help text.
 package exposition
 
 import (
@@ -55,8 +57,9 @@ func Handler(reg *telemetry.Registry, log *slog.Logger) http.Handler {
 // series is one metric of a family with the raw name and tags it came from, which
 // break ties deterministically.
 type series struct {
-	m   *dto.Metric
-	raw string
+	m    *dto.Metric
+	raw  string
+	help string
 }
 
 type family struct {
@@ -75,7 +78,10 @@ func Write(w io.Writer, reg *telemetry.Registry) error {
 	reg.Visit(func(m telemetry.Measurement) {
 		name := promname.MetricName(string(m.Name))
 		typ := dto.MetricType_GAUGE
-		if m.Counter {
+		switch {
+		case m.Histogram != nil:
+			typ = dto.MetricType_HISTOGRAM
+		case m.Counter:
 			typ = dto.MetricType_COUNTER
 			if !strings.HasSuffix(name, "_total") {
 				name += "_total"
@@ -100,12 +106,19 @@ func Write(w io.Writer, reg *telemetry.Registry) error {
 			}
 		}
 		v := m.Value
-		if m.Counter {
+		switch typ {
+		case dto.MetricType_HISTOGRAM:
+			dm.Histogram = histogram(m.Histogram)
+		case dto.MetricType_COUNTER:
 			dm.Counter = &dto.Counter{Value: &v}
-		} else {
+		default:
 			dm.Gauge = &dto.Gauge{Value: &v}
 		}
-		f.series = append(f.series, series{m: dm, raw: string(m.Name) + "|" + string(m.Tags)})
+		var help string
+		if m.Spec != nil {
+			help = m.Spec.Help
+		}
+		f.series = append(f.series, series{m: dm, raw: string(m.Name) + "|" + string(m.Tags), help: help})
 	})
 
 	for _, name := range slices.Sorted(maps.Keys(fams)) {
@@ -117,6 +130,12 @@ func Write(w io.Writer, reg *telemetry.Registry) error {
 		})
 		f.series = slices.CompactFunc(f.series, func(a, b series) bool { return compareLabels(a.m.Label, b.m.Label) == 0 })
 		mf := &dto.MetricFamily{Name: &name, Type: f.typ.Enum()}
+		// Names that sanitise alike share a family: the help of the
+		// smallest raw name, as for the series.
+		help := slices.MinFunc(f.series, func(a, b series) int { return strings.Compare(a.raw, b.raw) }).help
+		if help != "" {
+			mf.Help = &help
+		}
 		for _, s := range f.series {
 			mf.Metric = append(mf.Metric, s.m)
 		}
@@ -125,6 +144,15 @@ func Write(w io.Writer, reg *telemetry.Registry) error {
 		}
 	}
 	return nil
+}
+
+// histogram converts a snapshot; the text encoder adds the +Inf bucket.
+func histogram(s *telemetry.HistogramSnapshot) *dto.Histogram {
+	h := &dto.Histogram{SampleCount: &s.Count, SampleSum: &s.Sum}
+	for i := range telemetry.Buckets {
+		h.Bucket = append(h.Bucket, &dto.Bucket{CumulativeCount: &s.Cumulative[i], UpperBound: &telemetry.Buckets[i]})
+	}
+	return h
 }
 
 func isInternalTag(tag string) bool {

@@ -1,9 +1,12 @@
 package exposition
 
 import (
+	"bytes"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -92,8 +95,25 @@ func names(fams map[string]*dto.MetricFamily) []string {
 	return out
 }
 
+// testSpecs declare the metrics TestHandler registers.
+var testSpecs = []telemetry.Spec{
+	{Name: "listener.packets_received", Kind: telemetry.KindCounter, Tags: []string{"protocol"}, Help: "Datagrams read."},
+	{Name: "sink.requests", Kind: telemetry.KindCounter, Tags: []string{"sink", "status_class"}, Help: "Answers by status class."},
+	{Name: "already.total", Kind: telemetry.KindCounter, Help: "Already suffixed."},
+	{Name: "never.moved", Kind: telemetry.KindCounter, Help: "Never moved."},
+	{Name: "flush.duration_seconds", Kind: telemetry.KindGauge, Help: "Flush duration."},
+	{Name: "never.set", Kind: telemetry.KindGauge, Help: "Never set."},
+	{Name: "odd", Kind: telemetry.KindGauge, Tags: []string{"quote", "nl", "valueless", "9bad.key"}, Help: `Odd "help" with a \ and \n.`},
+	{Name: "import.duration_seconds", Kind: telemetry.KindHistogram, Tags: []string{"stage"}, Help: "Import durations."},
+	{Name: "idle.duration_seconds", Kind: telemetry.KindHistogram, Help: "Never observed."},
+	{Name: "x", Kind: telemetry.KindCounter, Help: "X."},
+	{Name: "x_total", Kind: telemetry.KindGauge, Help: "X total."},
+	{Name: "a.b", Kind: telemetry.KindGauge, Tags: []string{"k"}, Help: "A dot B."},
+	{Name: "a_b", Kind: telemetry.KindGauge, Tags: []string{"k"}, Help: "A underscore B."},
+}
+
 func TestHandler(t *testing.T) {
-	reg := telemetry.NewRegistry()
+	reg := telemetry.NewRegistryOf(testSpecs)
 	const n = 37
 	udp := reg.Counter("listener.packets_received", "protocol:udp")
 	for range n {
@@ -106,6 +126,11 @@ func TestHandler(t *testing.T) {
 	reg.Gauge("flush.duration_seconds").Set(0.25)
 	reg.Gauge("never.set")
 	reg.Gauge("odd", `quote:say "hi"\`, "nl:a\nb", "valueless", "9bad.key:x").Set(-2)
+	decode := reg.Histogram("import.duration_seconds", "stage:decode")
+	decode.Observe(0.003)
+	decode.Observe(0.2)
+	decode.Observe(40)
+	reg.Histogram("idle.duration_seconds") // shows empty buckets, as a counter shows 0
 
 	srv := httptest.NewServer(Handler(reg, nil))
 	defer srv.Close()
@@ -117,6 +142,8 @@ func TestHandler(t *testing.T) {
 		want := []string{
 			"veneur_already_total",
 			"veneur_flush_duration_seconds",
+			"veneur_idle_duration_seconds",
+			"veneur_import_duration_seconds",
 			"veneur_listener_packets_received_total",
 			"veneur_never_moved_total",
 			"veneur_odd",
@@ -148,6 +175,33 @@ func TestHandler(t *testing.T) {
 		if v := sample(t, fams, "veneur_odd", gauge, odd); v != -2 {
 			t.Errorf("odd gauge %v, want -2", v)
 		}
+		// Every family carries its catalog help, escapes and all.
+		for name, f := range fams {
+			if f.GetHelp() == "" {
+				t.Errorf("%s has no HELP", name)
+			}
+		}
+		if h := fams["veneur_odd"].GetHelp(); h != `Odd "help" with a \ and \n.` {
+			t.Errorf("odd HELP %q", h)
+		}
+		h := fams["veneur_import_duration_seconds"]
+		if h.GetType() != dto.MetricType_HISTOGRAM || len(h.Metric) != 1 {
+			t.Fatalf("import duration family %v", h)
+		}
+		hist := h.Metric[0].GetHistogram()
+		if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 40.203 || h.Metric[0].Label[0].GetValue() != "decode" {
+			t.Errorf("import duration histogram %v", h.Metric[0])
+		}
+		cum := map[float64]uint64{}
+		for _, b := range hist.Bucket {
+			cum[b.GetUpperBound()] = b.GetCumulativeCount()
+		}
+		if cum[0.001] != 0 || cum[0.005] != 1 || cum[0.1] != 1 || cum[0.25] != 2 || cum[30] != 2 || cum[math.Inf(1)] != 3 {
+			t.Errorf("import duration buckets %v", cum)
+		}
+		if idle := fams["veneur_idle_duration_seconds"].Metric[0].GetHistogram(); idle.GetSampleCount() != 0 || len(idle.Bucket) != len(telemetry.Buckets)+1 {
+			t.Errorf("unobserved histogram %v", idle)
+		}
 	}
 
 	// The flush still sees every increase since its last Collect (none
@@ -176,7 +230,7 @@ func TestHandler(t *testing.T) {
 // A counter and a gauge that sanitise onto one family: the counter keeps
 // it, so the output stays parseable (one TYPE per family).
 func TestCounterGaugeFamilyCollision(t *testing.T) {
-	reg := telemetry.NewRegistry()
+	reg := telemetry.NewRegistryOf(testSpecs)
 	reg.Counter("x").Add(1)
 	reg.Gauge("x_total").Set(9)
 	reg.Gauge("a.b", "k:1").Set(1)
@@ -185,8 +239,57 @@ func TestCounterGaugeFamilyCollision(t *testing.T) {
 	if err := Write(&b, reg); err != nil {
 		t.Fatal(err)
 	}
-	want := "# TYPE veneur_a_b gauge\nveneur_a_b{k=\"1\"} 1\n# TYPE veneur_x_total counter\nveneur_x_total 1\n"
+	want := "# HELP veneur_a_b A dot B.\n# TYPE veneur_a_b gauge\nveneur_a_b{k=\"1\"} 1\n# HELP veneur_x_total X.\n# TYPE veneur_x_total counter\nveneur_x_total 1\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// Every self-metric of the catalog, registered with every tag key and
+// moved, passes Prometheus's own linter: names, units, suffixes and a
+// # HELP for each family.
+func TestCatalogPassesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus): cannot lint /metrics")
+	}
+	reg := telemetry.NewRegistry()
+	for _, s := range telemetry.Catalog {
+		var tags []string
+		for _, k := range s.Tags {
+			tags = append(tags, k+":v")
+		}
+		switch s.Kind {
+		case telemetry.KindCounter:
+			reg.Counter(s.Name, tags...).Inc()
+		case telemetry.KindGauge:
+			reg.Gauge(s.Name, tags...).Set(1)
+		case telemetry.KindHistogram:
+			reg.Histogram(s.Name, tags...).Observe(0.2)
+		}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, reg); err != nil {
+		t.Fatal(err)
+	}
+	lintMetrics(t, promtool, b.Bytes())
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != len(telemetry.Catalog) {
+		t.Errorf("%d families for %d catalog rows: %v", len(fams), len(telemetry.Catalog), names(fams))
+	}
+}
+
+// lintMetrics runs promtool check metrics on body and fails on any finding.
+func lintMetrics(t *testing.T, promtool string, body []byte) {
+	t.Helper()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

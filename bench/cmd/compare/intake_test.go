@@ -60,7 +60,7 @@ func TestIntakeCountsWhatTheDatadogSinkSends(t *testing.T) {
 				rate("veneur.listener.packets_dropped", 5, "protocol:udp"),
 				rate("veneur.listener.packets_dropped", 2, "protocol:unixgram"),
 				rate("veneur.listener.metrics_received", 123, "protocol:udp"),
-				gauge("veneur.flush.duration_ms", 3),
+				gauge("veneur.flush.duration_seconds", 3),
 			)
 			wantPer["loadgen.timer.0.count|a:b,c:d"] = 3
 			want += 3
