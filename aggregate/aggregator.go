@@ -86,7 +86,8 @@ type Aggregator struct {
 	checks   []metric.ServiceCheck
 
 	// limit bounds the series; interval holds the current interval's
-	// counts, swapped at every flush.
+	// counts, swapped at every flush once every shard has moved to them
+	// (shard.limits).
 	limit    *cardinality.Limiter
 	interval atomic.Pointer[cardinality.Interval]
 	// intervalStart is when the interval under way began (unix ns).
@@ -124,9 +125,11 @@ func New(cfg Config) (*Aggregator, error) {
 		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
 		Scope: "local", Stats: cfg.Stats, Log: cfg.Log,
 	})
-	a.interval.Store(a.limit.NewInterval())
+	first := a.limit.NewInterval()
+	a.interval.Store(first)
 	a.intervalStart.Store(time.Now().UnixNano())
 	for i := range a.shards {
+		a.shards[i].limits = first
 		a.shards[i].index = make(map[uint64]int32)
 		a.shards[i].interval = 1 // seen = 0 is before the first interval
 	}

@@ -100,3 +100,59 @@ func TestSelfMetricsAreNeverShed(t *testing.T) {
 		t.Errorf("flushed %d series, want the client's and both self-metrics", len(points))
 	}
 }
+
+// TestShedAccountingIsExactAtTheBound: new series flood in while intervals
+// end, for many caps. Every sample is either flushed or shed (flushed +
+// shed == sent, exactly), and no interval flushes more series than the
+// cap: a sample that arrives while a flush is taking the shards belongs
+// to one interval, and is counted against that interval's limits only.
+func TestShedAccountingIsExactAtTheBound(t *testing.T) {
+	for _, limit := range []int{1, 2, 3, 5, 8, 13, 64, 100, 257} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			reg := telemetry.NewRegistry()
+			a := newTestAggregator(t, Config{MaxSeries: limit, Stats: reg, Shards: 4})
+			const writers, batches, perBatch = 4, 200, 8
+			done := make(chan struct{})
+			for wi := range writers {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					w := a.NewWriter()
+					batch := make([]metric.Sample, 0, perBatch)
+					for b := range batches {
+						batch = batch[:0]
+						for i := range perBatch {
+							batch = append(batch, metric.Sample{Name: []byte("flood"), Tags: []byte(fmt.Sprintf("id:%d-%d-%d", wi, b, i)), Value: 1, Rate: 1, Kind: metric.Counter})
+						}
+						w.Push(batch)
+					}
+				}()
+			}
+			var flushed float64
+			flush := func() {
+				n := 0
+				for _, p := range a.Flush(testNow, time.Second).Points {
+					if p.Name == "flood" {
+						flushed += p.Value
+						n++
+					}
+				}
+				if n > limit {
+					t.Errorf("an interval flushed %d series, over the cap of %d", n, limit)
+				}
+			}
+			for finished := 0; finished < writers; {
+				select {
+				case <-done:
+					finished++
+				default:
+					flush()
+				}
+			}
+			flush()
+			shed := float64(reg.Counter("cardinality.samples_shed", "scope:local", "reason:max_series").Load())
+			if sent := float64(writers * batches * perBatch); flushed+shed != sent {
+				t.Errorf("flushed %v + shed %v = %v, want exactly the %v sent", flushed, shed, flushed+shed, sent)
+			}
+		})
+	}
+}

@@ -48,13 +48,16 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	// group; each group's output is counted first, so the whole output is
 	// allocated once and each group fills its own window of it.
 	groups := min(a.workers, len(a.shards))
+	// Each shard moves to the next interval's limits as it is taken, so a
+	// sample is counted in the interval it is flushed with.
+	next := a.limit.NewInterval()
 	results := make([]groupFlush, groups)
 	var g errgroup.Group
 	for gi := range results {
 		g.Go(func() error {
 			res := &results[gi]
 			for si := gi; si < len(a.shards); si += groups {
-				res.taken = a.shards[si].take(res.taken)
+				res.taken = a.shards[si].take(res.taken, next)
 			}
 			for _, t := range res.taken {
 				res.points += a.localPoints(t.meta.kind, t.meta.forward)
@@ -68,7 +71,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // take cannot fail
 	// The next interval counts from zero: its limits admit anew, while
 	// every series held over counts at its first sample.
-	a.limit.End(a.interval.Swap(a.limit.NewInterval()), now)
+	a.limit.End(a.interval.Swap(next), now)
 	a.intervalStart.Store(now.UnixNano())
 
 	var totalPoints, totalForward int
@@ -109,6 +112,26 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 		}
 	}
 	return out
+}
+
+// ReportLiveSeries sets veneur.cardinality.live_series{scope:local} to the
+// series of the interval under way, the process's own measurements
+// included, and pushes it into that interval. Called after the other
+// measurements are pushed and just before Flush, it makes the flush that
+// carries new series report them, rather than the flush after it (the
+// gauge's last value in an interval wins). The gauge's own series is made
+// live first, so that it counts itself.
+func (a *Aggregator) ReportLiveSeries() {
+	g := a.limit.LiveGauge()
+	if g == nil {
+		return
+	}
+	m := g.Measurement()
+	s := []metric.Sample{{Name: m.Name, Tags: m.Tags, Rate: 1, Kind: metric.Gauge, Value: m.Value}}
+	a.Push(s)
+	g.Set(float64(a.interval.Load().Live()))
+	s[0].Value = g.Load()
+	a.Push(s)
 }
 
 // pointsArray returns an empty slice with room for n points: the spare

@@ -33,7 +33,12 @@ type shard struct {
 	free []int32 // slots to reuse
 	// interval counts this shard's flushes; slot.seen compares to it.
 	interval uint32
-	_        cpu.CacheLinePad
+	// limits counts the series of the interval this shard is in. take
+	// moves it to the next interval's together with interval, under mu,
+	// so that a sample is counted against the limits of the interval it is
+	// flushed with, even when it arrives while a flush is taking shards.
+	limits *cardinality.Interval
+	_      cpu.CacheLinePad
 }
 
 // slot is one series' state for the current interval.
@@ -187,10 +192,11 @@ type taken struct {
 // take ends the interval: it hands over every series that got samples,
 // resets them for the next interval, and frees the series that got none.
 // It holds the lock for a copy per series; the points are made outside
-// it.
-func (sh *shard) take(dst []taken) []taken {
+// it. next counts the series of the shard's next interval.
+func (sh *shard) take(dst []taken, next *cardinality.Interval) []taken {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.limits = next
 	before := len(dst)
 	for _, i := range sh.live {
 		sl := &sh.slots[i]

@@ -160,9 +160,9 @@ func (w *Writer) Push(samples []metric.Sample) {
 
 // pushShard applies one shard's share of a batch under a single lock.
 func (w *Writer) pushShard(sh *shard, samples []metric.Sample, order []int32) {
-	iv := w.a.interval.Load()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	iv := sh.limits
 	for _, ei := range order {
 		e := &w.entries[ei]
 		if i := w.slotOf(sh, e.c, iv); i != noSlot {

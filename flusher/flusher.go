@@ -33,6 +33,15 @@ type Aggregator interface {
 	Recycle(points []metric.Point)
 }
 
+// liveSeriesReporter is an Aggregator that reports the series of the
+// interval under way into that interval, once every other self-metric is
+// in it (aggregate.Aggregator does).
+type liveSeriesReporter interface {
+	ReportLiveSeries()
+}
+
+var _ liveSeriesReporter = (*aggregate.Aggregator)(nil)
+
 // Fleet is the global tier's aggregation on this instance (package
 // aggregate/global): what it merged is flushed one interval late, as
 // fleet-wide points or, on a middle tier, as series for the next tier.
@@ -242,6 +251,9 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 	})
 	if len(self) > 0 {
 		f.cfg.Aggregator.Push(self)
+	}
+	if r, ok := f.cfg.Aggregator.(liveSeriesReporter); ok {
+		r.ReportLiveSeries()
 	}
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
 	if fl := f.cfg.Fleet; fl != nil {

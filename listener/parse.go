@@ -31,7 +31,8 @@ const (
 	// reasonUnknownType: the type field is none of c, g, h, ms, d, s.
 	reasonUnknownType
 	// reasonBadValue: an empty, unparsable, NaN or infinite value, or an
-	// empty set member. Counted per value of a multi-value line.
+	// empty set member. Counted per value of a multi-value line, where an
+	// empty or blank value rejects the whole line, as in the Datadog Agent.
 	reasonBadValue
 	// reasonBadSampleRate: "@rate" is a number outside (0,1] (NaN and ±Inf
 	// included), in which case the line is kept with rate 1; or it is empty
@@ -50,9 +51,11 @@ const (
 	// rejected; or a service check's d: that is not an integer, which is
 	// ignored and the check kept.
 	reasonBadServiceCheck
-	// reasonBadTimestamp: a "|T" field that is not a decimal int64 ("|T",
-	// "|TABCD", "|T1.5"); the line is rejected. A valid one is accepted and
-	// its value ignored: samples are aggregated into the arrival interval.
+	// reasonBadTimestamp: a "|T" field that is not a positive decimal int64
+	// ("|T", "|TABCD", "|T1.5", "|T0", "|T-1"); the line is rejected, as in
+	// the Datadog Agent (a timestamp is a Unix second after the epoch). A
+	// valid one is accepted and its value ignored: samples are aggregated
+	// into the arrival interval.
 	reasonBadTimestamp
 
 	// numReasons is the number of reasons, for sizing arrays indexed by reason.
@@ -365,7 +368,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 				return p.rejectArg(f, reasonBadSampleRate, "invalid sample rate", field[1:])
 			}
 		case 'T':
-			if !isInt64(field[1:]) {
+			if !isPositiveInt64(field[1:]) {
 				return p.rejectArg(f, reasonBadTimestamp, "invalid timestamp", field[1:])
 			}
 		}
@@ -386,13 +389,20 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		appendSample(b, name, tags, nil, v, rate, kind)
 	default:
 		// name:v1:v2:v3 (protocol 1.1) is one sample per value; a bad value
-		// is dropped and counted alone.
+		// is dropped and counted alone, but an empty or blank one ("x: :1|g",
+		// "x:1:|g") rejects the whole line, as the Datadog Agent does: the
+		// line is malformed rather than one value out of range.
 		good, bad := 0, 0
+		start := len(b.Samples)
 		for {
 			val := raw
 			i := bytes.IndexByte(raw, ':')
 			if i >= 0 {
 				val, raw = raw[:i], raw[i+1:]
+			}
+			if isBlank(val) {
+				b.Samples = b.Samples[:start]
+				return p.rejectArg(f, reasonBadValue, "empty value in a multi-value line", val)
 			}
 			if v, ok := parseValue(val); ok {
 				appendSample(b, name, tags, nil, v, rate, kind)
@@ -496,6 +506,29 @@ func parseRate(s []byte) (float32, rateStatus) {
 		return 0, rateOutOfRange
 	}
 	return float32(r), rateOK
+}
+
+// isPositiveInt64 reports whether s is a decimal int64 above zero.
+func isPositiveInt64(s []byte) bool {
+	if !isInt64(s) || (len(s) > 0 && s[0] == '-') {
+		return false
+	}
+	for _, c := range s {
+		if c >= '1' && c <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// isBlank reports whether s is empty or only spaces and tabs.
+func isBlank(s []byte) bool {
+	for _, c := range s {
+		if c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // isInt64 reports whether s is a decimal int64 as strconv.ParseInt(s, 10,

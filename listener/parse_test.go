@@ -138,13 +138,11 @@ func TestParseMetricLines(t *testing.T) {
 	f("x:1|c||#a||", counter("x", "a", 1))
 	f("x:1|c|", counter("x", "", 1))
 
-	// |T must be an int64; its value is not used (samples go into the
-	// arrival interval), so any integer does.
-	f("x:1|c|T0", counter("x", "", 1))
-	f("x:1|c|T-1", counter("x", "", 1))
+	// |T must be a positive int64; its value is not used (samples go into
+	// the arrival interval), so any such integer does.
+	f("x:1|c|T1", counter("x", "", 1))
 	f("x:1|c|T+1700000000", counter("x", "", 1))
 	f("x:1|c|T9223372036854775807", counter("x", "", 1))
-	f("x:1|c|T-9223372036854775808", counter("x", "", 1))
 	f("x:1|c|T00000000000000000000001", counter("x", "", 1))
 
 	// A repeated field: the last one wins.
@@ -260,6 +258,14 @@ func TestParseLineRejects(t *testing.T) {
 	f("x:1|c|T0x10", reasonBadTimestamp)
 	f("x:1|c|T 1", reasonBadTimestamp)
 	f("x:1|c|T-", reasonBadTimestamp)
+	// A timestamp is a Unix second after the epoch, as the Datadog Agent
+	// requires: zero and negative ones reject the line.
+	f("x:1|g|T-102348932", reasonBadTimestamp)
+	f("x:1|c|T-1", reasonBadTimestamp)
+	f("x:1|c|T0", reasonBadTimestamp)
+	f("x:1|c|T-0", reasonBadTimestamp)
+	f("x:1|c|T+000", reasonBadTimestamp)
+	f("x:1|c|T-9223372036854775808", reasonBadTimestamp)
 	f("x:1|c|T9223372036854775808", reasonBadTimestamp)
 	f("x:1|c|T-9223372036854775809", reasonBadTimestamp)
 	f("x:1|c|T1700000000|T", reasonBadTimestamp)
@@ -357,9 +363,14 @@ func TestParseMultiValueBadValues(t *testing.T) {
 	f("x:1:NaN:3|h|#a", 1, false, h(1), h(3))
 	f("x:NaN:2:3|h|#a", 1, false, h(2), h(3))
 	f("x:1:2:Inf|h|#a", 1, false, h(1), h(2))
-	f("x:1::3|h|#a", 1, false, h(1), h(3))
-	f("x:1:2:|h|#a", 1, false, h(1), h(2))
-	f("x::|h|#a", 2, true)
+	// An empty or blank value rejects the whole line, as in the Datadog
+	// Agent, counted once (with any bad value before it).
+	f("x:1::3|h|#a", 1, true)
+	f("x:1:2:|h|#a", 1, true)
+	f("x: :1:|h|#a", 1, true)
+	f("x:1:\t:2|h|#a", 1, true)
+	f("x:NaN: :2|h|#a", 2, true)
+	f("x::|h|#a", 1, true)
 	f("x:NaN:Inf:abc|h|#a", 3, true)
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -52,7 +53,7 @@ func TestHygiene(t *testing.T) {
 	if WithHygiene(rec, Hygiene{}, reg) != Sink(rec) {
 		t.Error("no hygiene should hand back the sink itself")
 	}
-	if _, isEvents := WithHygiene(NewConsole("c", &strings.Builder{}), Hygiene{MaxTags: 1}, reg).(EventSink); !isEvents {
+	if _, isEvents := WithHygiene(NewConsole("c", &strings.Builder{}, time.Second), Hygiene{MaxTags: 1}, reg).(EventSink); !isEvents {
 		t.Error("an event sink stays one")
 	}
 }

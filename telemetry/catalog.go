@@ -64,7 +64,7 @@ var Catalog = []Spec{
 	{"http.panics", KindCounter, nil, "HTTP requests ended by a panic (answered 500)."},
 
 	// Cardinality limits.
-	{"cardinality.live_series", KindGauge, []string{"scope"}, "Series live in the last interval (or window)."},
+	{"cardinality.live_series", KindGauge, []string{"scope"}, "Series of the interval the flush carries, self-metrics included (scope:local), or of the fleet window flushed at the flush before (scope:global)."},
 	{"cardinality.samples_shed", KindCounter, []string{"scope", "reason"}, "Samples of new series dropped over a cardinality limit."},
 	{"cardinality.samples_shed_by_name", KindCounter, []string{"scope", "reason", "metric"}, "Samples of new series dropped over a cardinality limit, by metric name (at most 200 names, the rest as metric:other)."},
 
@@ -97,6 +97,7 @@ var Catalog = []Spec{
 	{"import.digest_samples", KindCounter, nil, "Samples in the merged digests."},
 	{"import.late_batches", KindCounter, nil, "Batches for an interval already flushed, merged into the oldest open one."},
 	{"import.future_batches", KindCounter, nil, "Batches for an interval not begun, merged into the current one."},
+	{"import.interval_mismatch", KindCounter, nil, "Batches aggregated over another interval than this instance's, merged anyway."},
 	{"import.open_intervals", KindGauge, nil, "Fleet windows open (normally 1 or 2; at most 3)."},
 
 	// Sinks.

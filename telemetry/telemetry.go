@@ -76,6 +76,12 @@ func (g *Gauge) Load() float64 {
 	return math.Float64frombits(g.bits.Load())
 }
 
+// Measurement returns the gauge's identity and current value, for a
+// component that reports it itself rather than wait for the next Collect.
+func (g *Gauge) Measurement() Measurement {
+	return Measurement{Name: g.name, Tags: g.tags, Value: g.Load()}
+}
+
 // Registry owns a process's counters, gauges and histograms. A nil
 // *Registry hands out nil metrics, so components can be built without one
 // in tests.

@@ -122,6 +122,11 @@ type Windows struct {
 	stats       stats
 
 	limit *cardinality.Limiter
+	log   *slog.Logger
+	// lastMismatchLog and mismatchesUnlogged throttle the log of batches
+	// whose interval is not this instance's; w.mu guards them.
+	lastMismatchLog    time.Time
+	mismatchesUnlogged uint64
 	// known holds, per shard, the keys of the last flushed window: series
 	// the tier already holds, which the limits always let through. It is
 	// replaced whole at each flush and only read otherwise.
@@ -149,6 +154,7 @@ type stats struct {
 	seriesRejected *telemetry.Counter
 	lateBatches    *telemetry.Counter
 	futureBatches  *telemetry.Counter
+	mismatches     *telemetry.Counter
 	digestSamples  *telemetry.Counter
 	seriesFlushed  [metric.Set + 1]*telemetry.Counter // by kind
 	openWindows    *telemetry.Gauge
@@ -182,6 +188,10 @@ func New(cfg Config) (*Windows, error) {
 		w.percentiles = append(w.percentiles, p)
 		w.pctSuffixes = append(w.pctSuffixes, "."+metric.PercentileName(p))
 	}
+	w.log = cfg.Log
+	if w.log == nil {
+		w.log = slog.Default()
+	}
 	w.limit = cardinality.New(cardinality.Config{
 		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
 		Scope: "global", Stats: cfg.Stats, Log: cfg.Log,
@@ -192,6 +202,7 @@ func New(cfg Config) (*Windows, error) {
 		seriesRejected: reg.Counter("import.series_rejected"),
 		lateBatches:    reg.Counter("import.late_batches"),
 		futureBatches:  reg.Counter("import.future_batches"),
+		mismatches:     reg.Counter("import.interval_mismatch"),
 		digestSamples:  reg.Counter("import.digest_samples"),
 		openWindows:    reg.Gauge("import.open_intervals"),
 	}
@@ -316,7 +327,11 @@ func (w *Windows) acquire(start time.Time, interval time.Duration) *window {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	g := w.length(interval)
-	current := w.now().Truncate(g)
+	now := w.now()
+	if interval > 0 && interval != g {
+		w.intervalMismatch(interval, g, now)
+	}
+	current := now.Truncate(g)
 	if w.horizon.IsZero() {
 		// Nothing flushed yet: what the locals are forwarding right now
 		// is the interval before the current one.
@@ -334,6 +349,27 @@ func (w *Windows) acquire(start time.Time, interval time.Duration) *window {
 	win := w.window(s)
 	win.rw.RLock() // before w.mu is released, so Flush cannot take win in between
 	return win
+}
+
+// mismatchLogEvery throttles the log of batches with another interval: a
+// misconfigured local sends one every interval, and the counter has them
+// all.
+const mismatchLogEvery = time.Minute
+
+// intervalMismatch counts and logs (throttled) a batch aggregated over an
+// interval other than this instance's g. It still merges, into the window
+// its start falls in, which is right for counts, sums and percentiles, but
+// not for rates: see docs/output.md. w.mu must be held.
+func (w *Windows) intervalMismatch(batch, g time.Duration, now time.Time) {
+	w.stats.mismatches.Inc()
+	w.mismatchesUnlogged++
+	if now.Sub(w.lastMismatchLog) < mismatchLogEvery {
+		return
+	}
+	w.log.Warn("imported a batch aggregated over another interval than this instance's: give the locals the same interval as the global tier",
+		"batch_interval", batch.String(), "interval", g.String(), "batches_since_last_log", w.mismatchesUnlogged)
+	w.lastMismatchLog = now
+	w.mismatchesUnlogged = 0
 }
 
 // window finds or opens the window starting at s; w.mu must be held.
@@ -412,7 +448,8 @@ func (w *Windows) Drain() {
 }
 
 // Flush takes the windows due at now (those that started at least two
-// intervals ago, or all of them after Drain) and returns their output:
+// intervals ago, or all of them after Drain) and returns their output,
+// stamped with the end of the interval they cover (see coveredStamp):
 // fleet-wide points, or on a middle tier (Config.Forwarding) the merged
 // series for the next tier, which the caller owns. interval is the flush
 // interval. Flush calls do not overlap (the flusher makes one at a time).
@@ -495,7 +532,21 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 		}
 		return nil, forward
 	}
-	return w.points(all, now.Unix(), span), nil
+	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil
+}
+
+// coveredStamp is the timestamp of fleet points whose windows end with the
+// one starting at last: the end of that interval, which is the flush time
+// the locals stamped their own points of it with, so that a dashboard
+// lines a host's count up with the fleet's percentiles of the same
+// samples. A window not over yet (the final flush drains it) is stamped
+// now, as the locals' final flush is.
+func coveredStamp(last time.Time, g time.Duration, now time.Time) int64 {
+	end := last.Add(g)
+	if end.After(now) {
+		end = now
+	}
+	return end.Unix()
 }
 
 // points returns the fleet-wide points of merged series: the configured

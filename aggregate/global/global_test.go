@@ -2,6 +2,7 @@ package global
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/pointtest"
+	"github.com/veneur-lite/veneur-lite/internal/syncbuf"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
@@ -119,8 +121,8 @@ func TestImportLagsOneInterval(t *testing.T) {
 	glob.Import(t0.Add(g), g, localFlush(t, "c", "jobs:5|c|#veneurglobalonly"))
 
 	// (10+30)/10s, both hosts, one flush.
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 4, at(2*g))})
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 0.5, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 4, at(g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 0.5, at(2*g))})
 	if points := flushPoints(glob, at(4*g)); len(points) != 0 {
 		t.Fatalf("flushed twice: %s", pointtest.Format(points))
 	}
@@ -139,7 +141,7 @@ func TestLateBatchGoesToOldestOpenInterval(t *testing.T) {
 	if n := counterOf(reg, "import.late_batches"); n != 2 {
 		t.Errorf("late batches = %d, want 2", n)
 	}
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 2.1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 2.1, at(2*g))})
 }
 
 func TestFutureBatchIsCapped(t *testing.T) {
@@ -155,7 +157,7 @@ func TestFutureBatchIsCapped(t *testing.T) {
 	if points := flushPoints(glob, at(2*g)); len(points) != 0 {
 		t.Fatalf("the capped batch belongs to the current interval: %s", pointtest.Format(points))
 	}
-	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 1, at(3*g))})
+	assertPoints(t, flushPoints(glob, at(3*g)), []metric.Point{fleetRate("jobs", 1, at(2*g))})
 }
 
 func TestOpenIntervalsAreBounded(t *testing.T) {
@@ -203,8 +205,10 @@ func TestImportedOutput(t *testing.T) {
 	))
 	glob.Import(t0, g, localFlush(t, "b", "temp:25|g|#veneurglobalonly,room:1"))
 
-	ts := at(2 * g)
-	assertPoints(t, flushPoints(glob, ts), []metric.Point{
+	// Flushed at t0+2g, stamped t0+g: the end of the interval the samples
+	// were in, as the locals stamped their own points of it.
+	ts := at(g)
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{
 		fleet("lat.50percentile", 2, ts, "env:dev", "svc:api"),
 		fleet("lat.99percentile", digestQuantile(0.99, 1, 2, 3), ts, "env:dev", "svc:api"),
 		fleet("users", 2, ts),
@@ -339,8 +343,9 @@ func TestDrainImports(t *testing.T) {
 	glob.Import(t0.Add(g), g, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
 	glob.Drain()
 	// Both intervals flush as one point: its rate is over the 20 s they
-	// cover, so that rate × interval is the 30 jobs imported.
-	want := fleetRate("jobs", 1.5, clock.Now())
+	// cover, so that rate × interval is the 30 jobs imported; it is
+	// stamped with the end of the later one.
+	want := fleetRate("jobs", 1.5, at(2*g))
 	want.Interval = 2 * g
 	assertPoints(t, flushPoints(glob, clock.Now()), []metric.Point{want})
 }
@@ -365,7 +370,7 @@ func TestImportRejectsBrokenSeries(t *testing.T) {
 	if n := counterOf(reg, "import.series_merged"); n != 1 {
 		t.Errorf("merged %d series, want 1", n)
 	}
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 0.1, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 0.1, at(g))})
 }
 
 // TestConcurrentImportFlush merges batches from many goroutines while a
@@ -506,7 +511,7 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	glob := newGlobal(t, clock, Config{MaxSeries: 50, Stats: reg})
 	glob.Flush(at(g), g)
 	glob.Import(t0, g, localFlush(t, "a", "good:1|c|#veneurglobalonly"))
-	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("good", 0.1, at(2*g))})
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("good", 0.1, at(g))})
 
 	clock.set(at(2*g + time.Second))
 	var flood []string
@@ -526,5 +531,37 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	}
 	if n := reg.Counter("cardinality.samples_shed", "scope:global", "reason:max_series").Load(); n != 150 {
 		t.Errorf("shed %d series, want 150", n)
+	}
+}
+
+// TestIntervalMismatchIsCountedAndLogged: batches aggregated over another
+// interval than the global's still merge (a 5 s local's two intervals into
+// one 10 s window), but each is counted as import.interval_mismatch, and
+// logged at most once a minute with the two intervals; batches of the
+// global's own interval are not.
+func TestIntervalMismatchIsCountedAndLogged(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	var log syncbuf.Buffer
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Stats: reg, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	glob.Flush(at(g), g)
+	half := g / 2
+	glob.Import(t0, half, localFlush(t, "a", "jobs:10|c|#veneurglobalonly"))
+	glob.Import(t0.Add(half), half, localFlush(t, "a", "jobs:20|c|#veneurglobalonly"))
+	glob.Import(t0, g, localFlush(t, "b", "jobs:1|c|#veneurglobalonly"))
+	if n := counterOf(reg, "import.interval_mismatch"); n != 2 {
+		t.Errorf("interval_mismatch = %d, want 2 (the 5s batches, not the 10s one)", n)
+	}
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleetRate("jobs", 3.1, at(g))})
+	if got := strings.Count(log.String(), "another interval"); got != 1 {
+		t.Errorf("logged %d times, want once (throttled):\n%s", got, log.String())
+	}
+	if !strings.Contains(log.String(), "batch_interval=5s interval=10s") {
+		t.Errorf("log does not name both intervals:\n%s", log.String())
+	}
+	clock.set(at(2*g + time.Minute))
+	glob.Import(t0.Add(g), half, localFlush(t, "a", "jobs:1|c|#veneurglobalonly"))
+	if got := strings.Count(log.String(), "another interval"); got != 2 {
+		t.Errorf("logged %d times after a minute, want twice:\n%s", got, log.String())
 	}
 }

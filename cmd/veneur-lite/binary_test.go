@@ -238,6 +238,17 @@ func TestBinaryConsoleShowsNetcatWithinOneInterval(t *testing.T) {
 	if want := "deploys rate 1 host=box tags=env:test interval=1s count=1"; line != want {
 		t.Errorf("console line\n got %q\nwant %q", line, want)
 	}
+	// The flush opens with its header, and the user's line comes before
+	// the process's own veneur.* lines.
+	out := p.output()
+	at := slices.Index(out, line)
+	header := at - 1
+	for header >= 0 && !strings.HasPrefix(out[header], "--- flush ") {
+		header--
+	}
+	if header < 0 || !strings.Contains(out[header], " interval=1s points=") || slices.ContainsFunc(out[header:at], func(l string) bool { return strings.HasPrefix(l, "veneur.") }) {
+		t.Errorf("want a flush header, then deploys before any veneur.* line; stdout: %q", out)
+	}
 	for _, path := range []string{"/version", "/debug/pprof/"} {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil || resp.StatusCode != 200 {

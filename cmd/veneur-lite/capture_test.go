@@ -80,6 +80,7 @@ func sortPoints(ps []metric.Point) {
 type testDaemon struct {
 	*daemon
 	sink   *captureSink
+	reg    *telemetry.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -112,12 +113,13 @@ func startDaemon(t *testing.T, cfg config.Config) *testDaemon {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	d, err := newDaemon(cfg, []sinks.Sink{sink}, telemetry.NewRegistry(), log)
+	reg := telemetry.NewRegistry()
+	d, err := newDaemon(cfg, []sinks.Sink{sink}, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	td := &testDaemon{daemon: d, sink: sink, cancel: cancel, done: make(chan error, 1)}
+	td := &testDaemon{daemon: d, sink: sink, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()
 	t.Cleanup(func() { td.stop(t) })
 	return td

@@ -216,13 +216,43 @@ func (d *daemon) ListenAddrs() []string {
 	return addrs
 }
 
+// listenerSummary describes the statsd listeners for the start log, each
+// with its scheme and, for TCP, whether it requires TLS: a UDP and a TCP
+// listener on one port are two different things to the reader.
+func (d *daemon) listenerSummary() string {
+	addrs := d.ListenAddrs()
+	parts := make([]string, len(addrs))
+	for i, la := range d.cfg.StatsdListenAddresses {
+		if i >= len(addrs) {
+			break
+		}
+		parts[i] = la.Network + "://" + addrs[i] // a unixgram path is absolute: unixgram:///path
+		if strings.HasPrefix(la.Network, "tcp") {
+			if d.cfg.TLSCertificate != "" {
+				parts[i] += " (tls)"
+			} else {
+				parts[i] += " (no tls)"
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// httpSummary is the HTTP address for the start log, with its scheme.
+func (d *daemon) httpSummary() string {
+	if d.cfg.TLSCertificate != "" {
+		return "https://" + d.http.Addr()
+	}
+	return "http://" + d.http.Addr()
+}
+
 // Run serves until ctx ends, then stops in the order data flows: the
 // listeners drain what the kernel holds and stop; the HTTP server stops,
 // so no forwarded batch arrives after the imported intervals are drained;
 // and the final flush goes out to every output, all within shutdownBudget
 // of the signal.
 func (d *daemon) Run(ctx context.Context) error {
-	d.log.Info("veneur-lite started", "version", version, "statsd", d.ListenAddrs(), "http", d.http.Addr(),
+	d.log.Info("veneur-lite started", "version", version, "statsd", d.listenerSummary(), "http", d.httpSummary(),
 		"interval", d.cfg.Interval.D().String(), "hostname", d.cfg.Hostname,
 		"forward_address", strings.Join(d.cfg.ForwardAddress, ","), "readers", d.cfg.NumReaders, "workers", d.cfg.NumWorkers)
 

@@ -176,7 +176,7 @@ type newSink func(stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) (
 func decodeSinks(cfg *config.Config) ([]newSink, error) {
 	if len(cfg.MetricSinks) == 0 {
 		return []newSink{func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-			return sinks.NewConsole("console", stdout), nil
+			return sinks.NewConsole("console", stdout, cfg.Interval.D()), nil
 		}}, nil
 	}
 	var out []newSink
@@ -191,7 +191,7 @@ func decodeSinks(cfg *config.Config) ([]newSink, error) {
 				continue
 			}
 			out = append(out, func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-				return sinks.NewConsole(name, stdout), nil
+				return sinks.NewConsole(name, stdout, cfg.Interval.D()), nil
 			})
 		case "datadog":
 			var c datadog.Config

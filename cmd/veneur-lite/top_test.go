@@ -18,7 +18,10 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/await"
 )
 
-var updatePane = flag.Bool("update", false, "rewrite testdata/top-pane.txt, the live view as tmux captured it (a sample for the docs, not compared)")
+// update rewrites the golden files: the docs' examples (docs_test.go) and
+// testdata/top-pane.txt, the live view as tmux captured it (a sample for
+// the docs, not compared).
+var update = flag.Bool("update", false, "rewrite the docs' golden examples and testdata/top-pane.txt")
 
 // topInstance is a running binary that has received a known set of
 // lines, with max_series_per_name 100:
@@ -228,7 +231,7 @@ func TestBinaryTopLiveInTmux(t *testing.T) {
 			t.Errorf("pane lacks %q", want)
 		}
 	}
-	if *updatePane {
+	if *update {
 		if err := os.WriteFile(filepath.Join("testdata", "top-pane.txt"), []byte(pane+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}

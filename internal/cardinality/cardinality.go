@@ -190,6 +190,10 @@ func (iv *Interval) Shed(r Reason, name string, samples uint64) {
 	m[name] += samples
 }
 
+// LiveGauge returns the veneur.cardinality.live_series gauge of this
+// scope, nil without a registry.
+func (l *Limiter) LiveGauge() *telemetry.Gauge { return l.liveG }
+
 // MaxSeries and MaxSeriesPerName return the bounds, 0 for none.
 func (l *Limiter) MaxSeries() int        { return l.cfg.MaxSeries }
 func (l *Limiter) MaxSeriesPerName() int { return l.cfg.MaxSeriesPerName }
