@@ -1,6 +1,8 @@
-// Package sinks defines where flushed metrics go and holds the built-in
-// console sink. Each kind of sink lives in its own package below this one
-// (sinks/datadog) and is wired explicitly in cmd/veneur-lite.
+// Package sinks defines where flushed metrics go (Sink, EventSink) and the
+// hygiene a metric_sinks entry applies in front of its sink (WithHygiene).
+// Each kind lives in its own package below this one (sinks/console,
+// sinks/datadog, sinks/prometheus) and is wired explicitly in
+// cmd/veneur-lite.
 package sinks
 
 import (

@@ -19,6 +19,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/sinks/console"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -203,7 +204,7 @@ var (
 // runExample runs ex's input through the pipeline on synctest's clock and
 // returns the console's output, normalized as the docs show it.
 func runExample(t *testing.T, ex *docExample) []string {
-	var console bytes.Buffer
+	var printed bytes.Buffer
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config.Default()
 		cfg.StatsdListenAddresses = []config.ListenAddress{{Network: "udp", Address: "127.0.0.1:0"}}
@@ -222,7 +223,7 @@ func runExample(t *testing.T, ex *docExample) []string {
 			}
 		}
 		reg := telemetry.NewRegistry()
-		sink := sinks.NewConsole("console", &console, cfg.Interval.D())
+		sink := console.NewConsole("console", &printed, cfg.Interval.D())
 		d, err := newDaemon(cfg, []sinks.Sink{sink}, reg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -250,7 +251,7 @@ func runExample(t *testing.T, ex *docExample) []string {
 		}
 		d.flusher.Wait(context.Background())
 	})
-	return normalizeConsole(t, strings.Split(strings.TrimSuffix(console.String(), "\n"), "\n"))
+	return normalizeConsole(t, strings.Split(strings.TrimSuffix(printed.String(), "\n"), "\n"))
 }
 
 // runCommand runs the command line of ex's output block, the built binary

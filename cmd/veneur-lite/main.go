@@ -23,6 +23,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/internal/top"
 	"github.com/veneur-lite/veneur-lite/sinks"
+	"github.com/veneur-lite/veneur-lite/sinks/console"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
 	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -176,7 +177,7 @@ type newSink func(stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) (
 func decodeSinks(cfg *config.Config) ([]newSink, error) {
 	if len(cfg.MetricSinks) == 0 {
 		return []newSink{func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-			return sinks.NewConsole("console", stdout, cfg.Interval.D()), nil
+			return console.NewConsole("console", stdout, cfg.Interval.D()), nil
 		}}, nil
 	}
 	var out []newSink
@@ -191,7 +192,7 @@ func decodeSinks(cfg *config.Config) ([]newSink, error) {
 				continue
 			}
 			out = append(out, func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-				return sinks.NewConsole(name, stdout, cfg.Interval.D()), nil
+				return console.NewConsole(name, stdout, cfg.Interval.D()), nil
 			})
 		case "datadog":
 			var c datadog.Config

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 )
 
@@ -74,29 +75,27 @@ type Client struct {
 }
 
 // NewClient returns a client of base whose requests give up after
-// timeout. TLS settings need an https base.
+// timeout. TLS settings need an https base. It is the daemon's client
+// (httpclient.NewClient: no redirects followed, the reloading TLS dial)
+// without a proxy: the endpoint answers clients on its own host unless
+// enable_profiling opens it, and a proxy from the environment would turn
+// a client on that host into a remote one.
 func NewClient(base *url.URL, t TLS, timeout time.Duration) (*Client, error) {
-	dial := (&net.Dialer{Timeout: timeout}).DialContext
-	tr := &http.Transport{
-		// The endpoint answers clients on its own host unless
-		// enable_profiling opens it; a proxy from the environment would
-		// turn a loopback client into a remote one.
-		Proxy:               nil,
-		DialContext:         dial,
-		TLSHandshakeTimeout: timeout,
-		MaxIdleConns:        1,
-		IdleConnTimeout:     time.Minute,
-	}
+	var dialTLS httpclient.DialFunc
 	if base.Scheme == "https" {
 		r, err := tlsconfig.NewReloader(tlsconfig.Files{Cert: t.CertFile, Key: t.KeyFile, CA: t.CAFile}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		tr.DialTLSContext = r.DialTLS(t.ServerName, dial)
+		dialTLS = r.DialTLS(t.ServerName, nil)
 	} else if !t.isZero() {
 		return nil, fmt.Errorf("address %s is not https://, but TLS files are given", base)
 	}
-	return &Client{base: base, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	hc := httpclient.NewClient(1, dialTLS)
+	hc.Transport.(*http.Transport).Proxy = nil
+	// The timeout bounds the whole request, dial and handshake included.
+	hc.Timeout = timeout
+	return &Client{base: base, hc: hc}, nil
 }
 
 // StatusError is an answer other than 200 OK.

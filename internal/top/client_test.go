@@ -184,3 +184,34 @@ func TestFetchTLS(t *testing.T) {
 		t.Errorf("TLS files with http://: %v", err)
 	}
 }
+
+// TestFetchNoRedirect: top is the daemon's HTTP client: a redirect is
+// reported as the answer, not followed to wherever it points, and no
+// proxy from the environment stands between top and the instance.
+func TestFetchNoRedirect(t *testing.T) {
+	elsewhere := make(chan string, 1)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case elsewhere <- r.URL.Path:
+		default:
+		}
+		_ = json.NewEncoder(w).Encode(aggregate.SeriesStats{LiveSeries: 5})
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/debug/series", http.StatusFound))
+	defer srv.Close()
+
+	c := newTestClient(t, srv.URL, TLS{})
+	_, _, err := c.Fetch(context.Background(), 1, "series")
+	if se := (*StatusError)(nil); !errors.As(err, &se) || se.Code != http.StatusFound {
+		t.Errorf("Fetch = %v, want the 302 as a StatusError", err)
+	}
+	select {
+	case path := <-elsewhere:
+		t.Errorf("the redirect was followed to %s", path)
+	default:
+	}
+	if tr, ok := c.hc.Transport.(*http.Transport); !ok || tr.Proxy != nil {
+		t.Errorf("transport %T uses a proxy from the environment", c.hc.Transport)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/veneur-lite/veneur-lite/internal/promname"
 	"github.com/veneur-lite/veneur-lite/metric"
@@ -25,15 +24,14 @@ import (
 // the smallest by name, host, tags and type. The rest are counted
 // (sink.errors cause:duplicate, sink.series_dropped) and logged once per
 // flush.
-func (s *Sink) toSeries(points []metric.Point) []prompb.TimeSeries {
+func (s *Sink) toSeries(points []metric.Point) []timeSeries {
 	nLabels := 0
 	for i := range points {
 		nLabels += 2 + len(points[i].Tags)
 	}
 	var (
-		series  = make([]prompb.TimeSeries, 0, len(points))
-		samples = make([]prompb.Sample, len(points))
-		slab    = make([]prompb.Label, 0, nLabels)
+		series  = make([]timeSeries, 0, len(points))
+		slab    = make([]promname.Label, 0, nLabels)
 		from    = make([]int, 0, len(points)) // series → index of its point
 		index   = make(map[uint64]int, len(points))
 		scratch []promname.Label
@@ -56,13 +54,13 @@ func (s *Sink) toSeries(points []metric.Point) []prompb.TimeSeries {
 			_, _ = h.Write(sep)
 		}
 		sum := h.Sum64()
-		if j, ok := index[sum]; ok && sameLabels(series[j].Labels, scratch) {
+		if j, ok := index[sum]; ok && slices.Equal(series[j].labels, scratch) {
 			dups++
 			if firstDup == "" {
 				firstDup = p.Name
 			}
 			if comparePoints(p, &points[from[j]]) < 0 {
-				series[j].Samples[0] = sample(p)
+				series[j].value, series[j].ms = sampleOf(p)
 				from[j] = i
 			}
 			continue
@@ -71,15 +69,11 @@ func (s *Sink) toSeries(points []metric.Point) []prompb.TimeSeries {
 		// leaves both series in; only the first is in the index.
 
 		start := len(slab)
-		for _, l := range scratch {
-			slab = append(slab, prompb.Label{Name: l.Name, Value: l.Value})
-		}
+		slab = append(slab, scratch...)
 		k := len(series)
-		samples[k] = sample(p)
-		series = append(series, prompb.TimeSeries{
-			Labels:  slab[start:len(slab):len(slab)],
-			Samples: samples[k : k+1 : k+1],
-		})
+		ts := timeSeries{labels: slab[start:len(slab):len(slab)]}
+		ts.value, ts.ms = sampleOf(p)
+		series = append(series, ts)
 		from = append(from, i)
 		if _, ok := index[sum]; !ok {
 			index[sum] = k
@@ -95,20 +89,16 @@ func (s *Sink) toSeries(points []metric.Point) []prompb.TimeSeries {
 	return series
 }
 
-func sample(p *metric.Point) prompb.Sample {
+// sampleOf returns the value and the timestamp in milliseconds p is sent
+// with.
+func sampleOf(p *metric.Point) (value float64, ms int64) {
 	v := p.Value
 	if math.IsNaN(v) {
 		// Prometheus reads one NaN bit pattern as a staleness marker;
 		// any other NaN is a value. Send the ordinary one.
 		v = math.NaN()
 	}
-	return prompb.Sample{Value: v, Timestamp: p.Timestamp * 1000}
-}
-
-func sameLabels(a []prompb.Label, b []promname.Label) bool {
-	return slices.EqualFunc(a, b, func(x prompb.Label, y promname.Label) bool {
-		return x.Name == y.Name && x.Value == y.Value
-	})
+	return v, p.Timestamp * 1000
 }
 
 // comparePoints orders points by identity, then value, so that the choice

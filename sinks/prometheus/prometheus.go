@@ -30,10 +30,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
@@ -163,24 +163,13 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 }
 
 // send encodes one run of series as a WriteRequest and posts it.
-func (s *Sink) send(ctx context.Context, run []prompb.TimeSeries) error {
+func (s *Sink) send(ctx context.Context, run []timeSeries) error {
 	b := s.bufs.Get().(*bodyBuf)
 	defer s.bufs.Put(b)
-	req := prompb.WriteRequest{Timeseries: run}
-	size := req.Size()
-	if cap(b.raw) < size {
-		b.raw = make([]byte, size)
-	}
-	n, err := req.MarshalToSizedBuffer(b.raw[:size])
-	if err != nil {
-		s.core.CountError(httpclient.CauseEncode, 1)
-		return fmt.Errorf("encode write request of %d series: %w", len(run), err)
-	}
-	// MarshalToSizedBuffer fills the buffer from its end.
-	raw := b.raw[size-n : size]
+	b.raw = appendWriteRequest(slices.Grow(b.raw[:0], writeRequestSize(run)), run)
 	// Remote write specifies snappy's block format, not the framed
 	// stream format. Encode uses b.snappy when it is long enough, so
 	// after the first flushes no body allocates.
-	b.snappy = snappy.Encode(b.snappy[:cap(b.snappy)], raw)
+	b.snappy = snappy.Encode(b.snappy[:cap(b.snappy)], b.raw)
 	return s.core.Post(ctx, s.write, b.snappy)
 }

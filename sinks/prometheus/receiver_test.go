@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // The rules a remote-write receiver holds series to, restated from the
@@ -117,8 +116,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.reject(w, "snappy: %v", err)
 		return
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
+	req, err := decodeWriteRequest(raw)
+	if err != nil {
 		rc.reject(w, "protobuf: %v", err)
 		return
 	}
@@ -131,8 +130,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		got = append(got, g)
 	}
-	if len(got) == 0 || len(req.Metadata) != 0 {
-		rc.reject(w, "%d series, %d metadata", len(got), len(req.Metadata))
+	if len(got) == 0 || req.Metadata != 0 {
+		rc.reject(w, "%d series, %d metadata", len(got), req.Metadata)
 		return
 	}
 
@@ -155,7 +154,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // check validates one series as Prometheus would and renders it.
-func check(ts prompb.TimeSeries) (gotSeries, error) {
+func check(ts wireSeries) (gotSeries, error) {
 	var parts []string
 	name := ""
 	for i, l := range ts.Labels {
@@ -179,8 +178,8 @@ func check(ts prompb.TimeSeries) (gotSeries, error) {
 	if name == "" {
 		return gotSeries{}, fmt.Errorf("no __name__: %v", ts.Labels)
 	}
-	if len(ts.Samples) != 1 || len(ts.Exemplars) != 0 || len(ts.Histograms) != 0 {
-		return gotSeries{}, fmt.Errorf("%s: %d samples, %d exemplars, %d histograms", name, len(ts.Samples), len(ts.Exemplars), len(ts.Histograms))
+	if len(ts.Samples) != 1 || ts.Exemplars != 0 || ts.Histograms != 0 {
+		return gotSeries{}, fmt.Errorf("%s: %d samples, %d exemplars, %d histograms", name, len(ts.Samples), ts.Exemplars, ts.Histograms)
 	}
 	s := ts.Samples[0]
 	return gotSeries{Labels: strings.Join(parts, ","), Value: strconv.FormatFloat(s.Value, 'g', -1, 64), TS: s.Timestamp}, nil

@@ -1,4 +1,6 @@
-package sinks
+// Package console is the sink that prints each flush as readable lines on
+// a writer, stdout in the daemon.
+package console
 
 import (
 	"bufio"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/metric"
+	"github.com/veneur-lite/veneur-lite/sinks"
 )
 
 // Console writes one human-readable line per flushed point, event and
@@ -31,8 +34,8 @@ type Console struct {
 }
 
 var (
-	_ Sink      = (*Console)(nil)
-	_ EventSink = (*Console)(nil)
+	_ sinks.Sink      = (*Console)(nil)
+	_ sinks.EventSink = (*Console)(nil)
 )
 
 // NewConsole returns a console sink writing to out, for flushes every
