@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/pointtest"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -96,7 +97,7 @@ func rate(name string, value float64, interval time.Duration, tags ...string) me
 func TestFlushByKind(t *testing.T) {
 	a := newTestAggregator(t, Config{
 		Shards:      4,
-		Percentiles: []float64{0.5},
+		Percentiles: metric.MustPercentiles(0.5),
 		Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg, AggMedian},
 	})
 	a.Push(parseTestLines(t,
@@ -208,7 +209,7 @@ func TestTagCanonicalization(t *testing.T) {
 }
 
 // TestHistogramTimerDistributionAreOneSeries: h, ms and d flush under the
-// same names, so they are one series (SPEC §3), not three that collide at
+// same names, so they are one series (docs/output.md), not three that collide at
 // the intake; a counter of the same name stays its own.
 func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
@@ -221,7 +222,7 @@ func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
 }
 
 // TestScoping: what each kind and magic tag flushes here and what goes to
-// the global tier (SPEC §3); the root of the tier takes the forwarded
+// the global tier (docs/output.md); the root of the tier takes the forwarded
 // state itself (package aggregate/global), so every instance splits alike.
 func TestScoping(t *testing.T) {
 	cases := []struct {
@@ -244,7 +245,7 @@ func TestScoping(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {
 			a := newTestAggregator(t, Config{
-				Percentiles: []float64{0.5},
+				Percentiles: metric.MustPercentiles(0.5),
 				Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggMedian},
 				ExtendTags:  []string{"region:x"},
 			})
@@ -313,7 +314,7 @@ func TestForwardedState(t *testing.T) {
 }
 
 func TestEmptySeriesAreNotFlushed(t *testing.T) {
-	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: []float64{0.99}})
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: metric.MustPercentiles(0.99)})
 	a.Push(parseTestLines(t, "a:1|c", "b:1|g", "c:1|h", "d:x|s"))
 	if got := a.Flush(testNow, time.Second); len(got.Points) != 3 || len(got.Forward) != 2 {
 		t.Fatalf("first interval: %d points and %d forwarded, want 3 and 2:\n%s", len(got.Points), len(got.Forward), pointtest.Format(got.Points))
@@ -453,10 +454,6 @@ func TestNewValidates(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"percentile zero", Config{Percentiles: []float64{0}}, "percentile 0"},
-		{"percentile one", Config{Percentiles: []float64{1}}, "percentile 1"},
-		{"percentile NaN", Config{Percentiles: []float64{math.NaN()}}, "percentile NaN"},
-		{"percentile twice", Config{Percentiles: []float64{0.5, 0.9, 0.5}}, "percentile 0.5: listed twice"},
 		{"bad aggregate", Config{Aggregates: []Aggregate{AggMin | AggMax}}, "aggregate 3"},
 		{"too many shards", Config{Shards: 1 << 20}, "shards"},
 	} {
@@ -464,7 +461,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: New error = %v, want one containing %q", tc.name, err, tc.wantErr)
 		}
 	}
-	for _, tc := range []struct{ shards, want int }{{0, DefaultShards}, {-3, DefaultShards}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
+	for _, tc := range []struct{ shards, want int }{{0, shards.Default}, {-3, shards.Default}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
 		a, err := New(Config{Shards: tc.shards})
 		if err != nil || len(a.shards) != tc.want {
 			t.Errorf("Shards %d: got %d shards (%v), want %d", tc.shards, len(a.shards), err, tc.want)

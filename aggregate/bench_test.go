@@ -63,7 +63,7 @@ func BenchmarkPush(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func BenchmarkPushInterval(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func BenchmarkPushInterval(b *testing.B) {
 // cost of shard lock contention.
 func BenchmarkPushParallel(b *testing.B) {
 	shards, _ := strconv.Atoi(os.Getenv("BENCH_SHARDS")) // exploring the shard count; 0: the default
-	a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+	a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func BenchmarkFlush(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/series=%d", bc.name, series), func(b *testing.B) {
 			a, err := New(Config{
 				Hostname: "bench-host", ExtendTags: []string{"region:us-east-1"},
-				Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount},
+				Percentiles: metric.MustPercentiles(0.5, 0.75, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount},
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -225,7 +225,7 @@ func BenchmarkHistogramInterval(b *testing.B) {
 	shards, _ := strconv.Atoi(os.Getenv("BENCH_SHARDS")) // exploring the shard count; 0: the default
 	for _, batchSize := range []int{20, 640} {
 		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) {
-			a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.75, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,7 +18,7 @@ type Flushed struct {
 	// done with Points, Aggregator.Recycle may take the array back.
 	Points []metric.Point
 	// Forward is the mergeable state of the series that go to the global
-	// tier (SPEC §3): histogram digests and sets not marked
+	// tier (docs/output.md): histogram digests and sets not marked
 	// veneurlocalonly, counters and gauges marked veneurglobalonly. The
 	// receiver owns the digests and sketches.
 	Forward []metric.Series
@@ -40,10 +40,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 
-	job := flushJob{timestamp: now.Unix(), interval: interval, seconds: interval.Seconds()}
-	if job.seconds <= 0 {
-		job.seconds = 1
-	}
+	stamp := metric.Stamp{Timestamp: now.Unix(), Interval: interval}
 	// Shards are taken and turned into points in groups, one goroutine per
 	// group; each group's output is counted first, so the whole output is
 	// allocated once and each group fills its own window of it.
@@ -94,7 +91,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 		g.Go(func() error {
 			for _, t := range res.taken {
 				res.byKind[t.meta.kind]++
-				pts, fwd = a.flushOne(pts, fwd, &t, job)
+				pts, fwd = a.flushOne(pts, fwd, &t, stamp)
 			}
 			return nil
 		})
@@ -161,13 +158,6 @@ func (a *Aggregator) Recycle(points []metric.Point) {
 	a.spare.Store(&points)
 }
 
-// flushJob is what every group's flush shares.
-type flushJob struct {
-	timestamp int64
-	interval  time.Duration
-	seconds   float64 // interval in seconds, > 0
-}
-
 // groupFlush is one group of shards' output.
 type groupFlush struct {
 	taken           []taken
@@ -176,7 +166,7 @@ type groupFlush struct {
 }
 
 // flushOne appends one series' points and forwarded state.
-func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken, job flushJob) ([]metric.Point, []metric.Series) {
+func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken, stamp metric.Stamp) ([]metric.Point, []metric.Series) {
 	m := t.meta
 	if m.forward {
 		fwd = append(fwd, forwardSeries(t))
@@ -184,61 +174,41 @@ func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken,
 	if a.localPoints(m.kind, m.forward) == 0 {
 		return pts, fwd
 	}
-	base := metric.Point{Tags: m.tags, Host: m.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
-	switch m.kind {
-	case metric.Counter:
-		pt := base
-		pt.Name, pt.Type, pt.Value, pt.Interval = m.name, metric.RatePoint, t.value/job.seconds, job.interval
-		pts = append(pts, pt)
-	case metric.Gauge:
-		pt := base
-		pt.Name, pt.Value = m.name, t.value
-		pts = append(pts, pt)
-	case metric.Set:
-		pt := base
-		pt.Name, pt.Value = m.name, float64(t.set.Estimate())
-		pts = append(pts, pt)
-	default:
-		pts = a.appendHistogramPoints(pts, m, t.hist, base, job)
+	base := metric.Point{Name: m.name, Tags: m.tags, Host: m.host}
+	if m.kind.IsHistogram() {
+		return a.appendHistogramPoints(pts, m, t.hist, base, stamp), fwd
 	}
-	return pts, fwd
+	return append(pts, stamp.ScalarPoint(base, m.kind, t.value, t.set)), fwd
 }
 
 // appendHistogramPoints appends a histogram's aggregates and, unless its
 // digest is forwarded, its percentiles.
-func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histogram, base metric.Point, job flushJob) []metric.Point {
+func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histogram, base metric.Point, stamp metric.Stamp) []metric.Point {
 	names := m.names
-	next := func(suffixLen int) string { // the next name cut from names
-		n := len(m.name) + suffixLen
-		name := names[:n]
-		names = names[n:]
-		return name
-	}
 	for _, g := range a.aggregates {
+		n := len(m.name) + 1 + len(g.String())
 		pt := base
-		pt.Name = next(1 + len(g.String()))
+		pt.Name, names = names[:n], names[n:]
+		var v float64
 		switch g {
 		case AggMin:
-			pt.Value = h.digest.Min()
+			v = h.digest.Min()
 		case AggMax:
-			pt.Value = h.digest.Max()
-		case AggCount: // goes out like a counter (SPEC §3)
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.digest.Count()/job.seconds, job.interval
+			v = h.digest.Max()
+		case AggCount: // goes out like a counter (docs/output.md)
+			dst = append(dst, stamp.Rate(pt, h.digest.Count()))
+			continue
 		case AggSum:
-			pt.Value = h.sum
+			v = h.sum
 		case AggAvg:
-			pt.Value = h.sum / h.digest.Count()
+			v = h.sum / h.digest.Count()
 		case AggMedian:
-			pt.Value = h.digest.Quantile(0.5)
+			v = h.digest.Quantile(0.5)
 		}
-		dst = append(dst, pt)
+		dst = append(dst, stamp.Gauge(pt, v))
 	}
 	if !m.forward {
-		for i, p := range a.percentiles {
-			pt := base
-			pt.Name, pt.Value = next(len(a.pctSuffixes[i])), h.digest.Quantile(p)
-			dst = append(dst, pt)
-		}
+		dst, _ = a.percentiles.AppendPoints(dst, stamp, base, &h.digest, names)
 	}
 	return dst
 }
@@ -252,9 +222,7 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 		size += len(name) + 1 + len(g.String())
 	}
 	if withPercentiles {
-		for _, suffix := range a.pctSuffixes {
-			size += len(name) + len(suffix)
-		}
+		size += a.percentiles.NamesLen(name)
 	}
 	var b strings.Builder
 	b.Grow(size)
@@ -264,10 +232,7 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 		b.WriteString(g.String())
 	}
 	if withPercentiles {
-		for _, suffix := range a.pctSuffixes {
-			b.WriteString(name)
-			b.WriteString(suffix)
-		}
+		a.percentiles.AppendNames(&b, name)
 	}
 	return b.String()
 }

@@ -14,7 +14,8 @@ import (
 // of aggregates folds into one mask, checked once per flushed series.
 type Aggregate uint8
 
-// The histogram aggregates of SPEC §1, in the order they are flushed.
+// The histogram aggregates of the aggregates key (docs/configuration.md),
+// in the order they are flushed.
 const (
 	AggMin Aggregate = 1 << iota
 	AggMax

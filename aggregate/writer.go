@@ -240,7 +240,7 @@ func aggregatable(s *metric.Sample) bool {
 }
 
 // sampleWeight returns 1/rate for a sample rate in (0,1]; any other rate
-// counts as 1 (SPEC §2).
+// counts as 1 (docs/input.md, "Sample rates").
 //
 // Sample.Rate is a float32, and float32(0.1) is 0.100000001…, whose inverse
 // is not 10. The client wrote a short decimal, so recover it first: the

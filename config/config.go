@@ -26,6 +26,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/internal/address"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
@@ -57,7 +58,8 @@ type Config struct {
 	// written in octal ("0722", the Datadog Agent's: anyone may send).
 	UnixSocketMode FileMode `yaml:"unix_socket_mode"`
 	// MaxSeries bounds the live series of an interval and
-	// MaxSeriesPerName those of one metric name (SPEC §7): past them new
+	// MaxSeriesPerName those of one metric name (docs/configuration.md):
+	// past them new
 	// series are shed and counted, while the series already live keep
 	// aggregating. 0 means no bound. Left out, they depend on the role
 	// (RoleDefaults): a local holds one host's series, the root of the
@@ -109,14 +111,9 @@ func (t ClientTLS) IsZero() bool { return t == ClientTLS{} }
 type SinkConfig struct {
 	Kind string `yaml:"kind"`
 	Name string `yaml:"name"`
-	// The sink's hygiene, with Veneur's keys (sinks.Hygiene): points with
-	// a longer name, a longer tag or more tags are dropped and counted;
-	// strip_tags takes tags out by key (or "prefix*"), add_tags adds some.
-	MaxNameLength int      `yaml:"max_name_length"`
-	MaxTagLength  int      `yaml:"max_tag_length"`
-	MaxTags       int      `yaml:"max_tags"`
-	StripTags     []string `yaml:"strip_tags"`
-	AddTags       []string `yaml:"add_tags"`
+	// Hygiene holds the sink's hygiene keys (max_name_length, max_tags,
+	// strip_tags, …), Veneur's, beside kind and name.
+	sinks.Hygiene `yaml:",inline"`
 	// SendEvents and SendServiceChecks (default true) say whether the
 	// sink is handed events and service checks: false for a receiver
 	// without them (VictoriaMetrics' Datadog intake has no events
@@ -132,12 +129,12 @@ func (s SinkConfig) EventSelection() sinks.EventSelection {
 	return sinks.EventSelection{Events: s.SendEvents == nil || *s.SendEvents, ServiceChecks: s.SendServiceChecks == nil || *s.SendServiceChecks}
 }
 
-// Hygiene returns the sink's hygiene settings.
-func (s SinkConfig) Hygiene() sinks.Hygiene {
-	return sinks.Hygiene{
-		MaxNameLength: s.MaxNameLength, MaxTagLength: s.MaxTagLength, MaxTags: s.MaxTags,
-		StripTags: s.StripTags, AddTags: s.AddTags,
-	}
+// NamedPercentiles returns the percentiles key checked and named, for the
+// aggregator and the global tier. Call it on a validated Config: it is
+// empty if the key is not valid.
+func (c *Config) NamedPercentiles() metric.Percentiles {
+	ps, _ := metric.NewPercentiles(c.Percentiles)
+	return ps
 }
 
 // Default returns the built-in configuration used when no file is given.
@@ -151,7 +148,7 @@ func Default() Config {
 		Percentiles:           []float64{0.5, 0.75, 0.99},
 		Aggregates:            []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount},
 		NumReaders:            runtime.NumCPU(),
-		NumWorkers:            min(runtime.NumCPU(), aggregate.MaxShards),
+		NumWorkers:            min(runtime.NumCPU(), shards.Max),
 		ReadBufferSizeBytes:   2 << 20,
 		MetricMaxLength:       4096,
 		FlushOnShutdown:       true,
@@ -325,18 +322,12 @@ func (c *Config) validate() []*KeyError {
 	if c.Hostname == "" {
 		badf("hostname", "empty, and the OS hostname could not be read")
 	}
-	seen := map[string]float64{}
-	for i, p := range c.Percentiles {
-		key := fmt.Sprintf("percentiles[%d]", i)
-		if err := metric.CheckPercentile(p); err != nil {
-			bad(key, err)
-			continue
+	if _, err := metric.NewPercentiles(c.Percentiles); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() { // errors.Join's
+			if pe := (*metric.PercentileError)(nil); errors.As(e, &pe) {
+				bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
+			}
 		}
-		name := metric.PercentileName(p)
-		if q, dup := seen[name]; dup {
-			badf(key, "%v and %v both name %q", q, p, name)
-		}
-		seen[name] = p
 	}
 	for i, g := range c.Aggregates {
 		if _, err := g.MarshalText(); err != nil {
@@ -353,8 +344,8 @@ func (c *Config) validate() []*KeyError {
 	}
 	if c.NumWorkers < 1 {
 		badf("num_workers", "%d is less than 1", c.NumWorkers)
-	} else if c.NumWorkers > aggregate.MaxShards {
-		badf("num_workers", "%d is more than %d", c.NumWorkers, aggregate.MaxShards)
+	} else if c.NumWorkers > shards.Max {
+		badf("num_workers", "%d is more than %d", c.NumWorkers, shards.Max)
 	}
 	if c.ReadBufferSizeBytes < 0 {
 		badf("read_buffer_size_bytes", "%d is negative", c.ReadBufferSizeBytes)
@@ -426,8 +417,8 @@ func (c *Config) validate() []*KeyError {
 				badf(fmt.Sprintf("%s.add_tags[%d]", key, j), "%q is not a tag", tag)
 			}
 		}
-		if !slices.Contains(SinkKinds, s.Kind) {
-			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
+		if kinds := sinkKindNames(); !slices.Contains(kinds, s.Kind) {
+			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(kinds, ", "))
 		}
 		name := s.SinkName()
 		if names[name] {
@@ -490,9 +481,6 @@ func IsLoopback(hostport string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
-
-// SinkKinds are the values metric_sinks[].kind accepts.
-var SinkKinds = []string{"console", "datadog", "prometheus_remote_write"}
 
 // SinkName is the sink's name, defaulting to its kind.
 func (s SinkConfig) SinkName() string {

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/internal/tlstest"
+	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"gopkg.in/yaml.v3"
 )
 
 // keyErrors lists the *KeyErrors joined in err, and fails the test on any
@@ -248,6 +251,51 @@ metric_sinks:
 		wantKey{"metric_sinks[1].config", 6, "timeout: must be positive"})
 }
 
+// DecodeSinks decodes every sink's block with its kind's defaults, reports
+// each bad block, and gives one console sink when none is configured.
+func TestDecodeSinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sinks.yaml")
+	body := `metric_sinks:
+  - kind: console
+    max_tags: 3
+  - kind: datadog
+    name: dd
+    config: {api_key: k}
+  - kind: prometheus_remote_write
+    config: {url: "http://127.0.0.1:9090/api/v1/write"}
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := cfg.DecodeSinks()
+	if err != nil || len(decoded) != 3 {
+		t.Fatalf("DecodeSinks = %d sinks, %v; want 3", len(decoded), err)
+	}
+	if s := decoded[0]; s.Name != "console" || s.Hygiene.MaxTags != 3 || s.Config != struct{}{} {
+		t.Errorf("console sink = %+v", s)
+	}
+	if dd, ok := decoded[1].Config.(datadog.Config); decoded[1].Name != "dd" || !ok || dd.APIKey != "k" || dd.FlushMaxPerBody != 25000 {
+		t.Errorf("datadog sink %q: config %+v, want api_key k and the default flush_max_per_body", decoded[1].Name, decoded[1].Config)
+	}
+	if decoded[2].Name != "prometheus_remote_write" {
+		t.Errorf("prometheus sink named %q, want its kind", decoded[2].Name)
+	}
+
+	cfg.MetricSinks[1].Config = yaml.Node{}
+	checkKeyErrors(t, "DecodeSinks", func() error { _, err := cfg.DecodeSinks(); return err }(), path,
+		wantKey{"metric_sinks[1].config", 6, "api_key: must be set"})
+
+	def := Default()
+	none, err := def.DecodeSinks()
+	if err != nil || len(none) != 1 || none[0].Name != "console" {
+		t.Errorf("no metric_sinks: DecodeSinks = %+v, %v; want one console sink", none, err)
+	}
+}
+
 // A list key takes a single string as a comma-separated list, in the file
 // as in the environment.
 func TestListKeysTakeAScalar(t *testing.T) {
@@ -428,7 +476,7 @@ func TestUnixSocketMode(t *testing.T) {
 	checkKeyErrors(t, "Validate", c.Validate(), "", wantKey{"unix_socket_mode", 0, "04755 has bits beyond 0777"})
 }
 
-// The built-in defaults are SPEC §1's table, and valid.
+// The built-in defaults are docs/configuration.md's, and valid.
 func TestDefaultsAreTheSpec(t *testing.T) {
 	d := Default()
 	host, _ := os.Hostname()
@@ -436,7 +484,7 @@ func TestDefaultsAreTheSpec(t *testing.T) {
 		d.Interval.D() != 10*time.Second || d.Hostname != host || len(d.ExtendTags) != 0 ||
 		!slices.Equal(d.Percentiles, []float64{0.5, 0.75, 0.99}) ||
 		!slices.Equal(d.Aggregates, []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount}) ||
-		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), aggregate.MaxShards) ||
+		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), shards.Max) ||
 		d.ReadBufferSizeBytes < 2<<20 || d.MetricMaxLength != 4096 || !d.FlushOnShutdown || len(d.MetricSinks) != 0 {
 		t.Errorf("defaults %+v", d)
 	}
@@ -528,7 +576,7 @@ func TestSinkHygieneKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := cfg.MetricSinks[0].Hygiene()
+	h := cfg.MetricSinks[0].Hygiene
 	if h.MaxNameLength != 200 || h.MaxTagLength != 100 || h.MaxTags != 50 ||
 		!slices.Equal(h.StripTags, []string{"pod", "dd.*"}) || !slices.Equal(h.AddTags, []string{"env:prod"}) {
 		t.Errorf("hygiene %+v", h)

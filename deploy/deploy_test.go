@@ -34,7 +34,6 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
-	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 )
 
 const (
@@ -50,7 +49,8 @@ const (
 	// heldBytes is what a local holds for the global tier while it is
 	// unreachable (forward.Config.MaxHeldBytes' default).
 	heldBytes = 64 << 20
-	// shutdownSeconds is the SPEC's bound on a graceful stop.
+	// shutdownSeconds bounds a graceful stop (docs/configuration.md,
+	// flush_on_shutdown).
 	shutdownSeconds = 10
 )
 
@@ -949,32 +949,13 @@ func loadConfig(t *testing.T, m *manifests, w workload) loadedConfig {
 	if err != nil {
 		t.Fatalf("%s: config.Load: %v", w, err)
 	}
-	for i, s := range cfg.MetricSinks {
-		var err error
-		switch s.Kind {
-		case "datadog":
-			var c datadog.Config
-			c.SetDefaults()
-			if err = cfg.DecodeSinkConfig(i, &c); err == nil {
-				err = cfg.SinkConfigError(i, c.Validate())
-			}
-			if c.APIKey != vars["DD_API_KEY"] {
-				t.Errorf("%s: sink %s: api_key is not the Secret's value", w, s.SinkName())
-			}
-		case "prometheus_remote_write":
-			var c prometheus.Config
-			c.SetDefaults()
-			if err = cfg.DecodeSinkConfig(i, &c); err == nil {
-				err = cfg.SinkConfigError(i, c.Validate())
-			}
-		case "console":
-			var none struct{}
-			err = cfg.DecodeSinkConfig(i, &none)
-		default:
-			err = fmt.Errorf("sink kind %q is not one this test decodes", s.Kind)
-		}
-		if err != nil {
-			t.Errorf("%s: metric_sinks[%d]: %v", w, i, err)
+	decoded, err := cfg.DecodeSinks()
+	if err != nil {
+		t.Errorf("%s: %v", w, err)
+	}
+	for _, s := range decoded {
+		if c, ok := s.Config.(datadog.Config); ok && c.APIKey != vars["DD_API_KEY"] {
+			t.Errorf("%s: sink %s: api_key is not the Secret's value", w, s.Name)
 		}
 	}
 	return loadedConfig{cfg: cfg, vars: vars}

@@ -28,12 +28,12 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"github.com/veneur-lite/veneur-lite/wire"
@@ -168,8 +168,7 @@ type Handler struct {
 	zstd     *zstd.Decoder
 	// Rejections are logged at most once per logEvery; the rest are
 	// counted and reported with the next log line.
-	lastLog    atomic.Int64 // unix nanoseconds
-	suppressed atomic.Uint64
+	refusals logthrottle.Throttle
 }
 
 // logEvery throttles logs about bad batches: a misbehaving sender retries
@@ -211,6 +210,7 @@ func New(cfg Config) *Handler {
 		keys:     newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
 		stats:    newHandlerStats(cfg.Stats),
 		decoders: sync.Pool{New: func() any { return new(wire.Decoder) }},
+		refusals: logthrottle.Throttle{Every: logEvery, Now: cfg.Now},
 	}
 }
 
@@ -549,16 +549,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, c cause, err er
 	h.stats.errors[c].Inc()
 	http.Error(w, err.Error(), causeStatus[c])
 
-	now := h.cfg.Now().UnixNano()
-	last := h.lastLog.Load()
-	if now-last < int64(logEvery) || !h.lastLog.CompareAndSwap(last, now) {
-		h.suppressed.Add(1)
+	ok, suppressed := h.refusals.Allow()
+	if !ok {
 		return
 	}
 	h.cfg.Log.Warn("import request refused",
 		"cause", causeNames[c], "status", causeStatus[c], "error", err,
 		"remote", r.RemoteAddr, "key", truncate(r.Header.Get(wire.HeaderIdempotencyKey), MaxKeyBytes),
-		"suppressed_since_last", h.suppressed.Swap(0))
+		"suppressed_since_last", suppressed)
 }
 
 func truncate(s string, n int) string {

@@ -1,8 +1,8 @@
 // Package sinks defines where flushed metrics go (Sink, EventSink) and the
 // hygiene a metric_sinks entry applies in front of its sink (WithHygiene).
 // Each kind lives in its own package below this one (sinks/console,
-// sinks/datadog, sinks/prometheus) and is wired explicitly in
-// cmd/veneur-lite.
+// sinks/datadog, sinks/prometheus); package config lists the kinds and
+// builds them.
 package sinks
 
 import (

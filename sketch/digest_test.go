@@ -354,9 +354,9 @@ func TestMergedAccuracy(t *testing.T) {
 	}
 }
 
-// TestCentroidCount keeps digests small: a forwarded 500-sample digest is a
-// few hundred bytes, and no data makes a digest hold more than about twice
-// Compression centroids (see gapMaxCentroids).
+// TestCentroidCount keeps digests small: a forwarded 500-sample digest is
+// under a kilobyte, a large one a few, and no data makes a digest hold more
+// than the scale function's bounds and the gap rule allow.
 func TestCentroidCount(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	typical := map[string]func() float64{
@@ -383,13 +383,17 @@ func TestCentroidCount(t *testing.T) {
 			t.Logf("a 500-sample lognormal digest: %d centroids, %d bytes", d.n, size)
 		}
 	}
+	// k1 keeps up to Compression centroids; middleShare adds up to
+	// 1/middleShare in large digests, upperTailShare about 240 in the
+	// upper tail, and the gap rule up to gapMaxCentroids more.
+	large := Compression + int(1/middleShare) + 240
 	for name, draw := range typical {
-		check(name, draw, 500, 125)
-		check(name, draw, 100_000, Compression)
+		check(name, draw, 500, 160)
+		check(name, draw, 100_000, large)
 	}
 	for name, draw := range pathological {
-		check(name, draw, 500, 2*Compression+2)
-		check(name, draw, 100_000, 2*Compression+2)
+		check(name, draw, 500, large+gapMaxCentroids)
+		check(name, draw, 100_000, large+gapMaxCentroids)
 	}
 }
 
@@ -493,5 +497,68 @@ func TestFromRun(t *testing.T) {
 	merged.Merge(&d)
 	if merged.Count() != src.Count()+2000 {
 		t.Errorf("merged count %v", merged.Count())
+	}
+}
+
+// TestMergeRunBuffers: MergeRun buffers runs and folds them when its
+// buffer fills or the digest is read. Whatever the reads in between, the
+// result holds every run's weight, keeps exact runs exact, never keeps the
+// caller's memory, and lets samples be added after runs.
+func TestMergeRunBuffers(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 1))
+	var hosts [][]byte
+	var all []float64
+	for range 40 {
+		var h Digest
+		for range 500 {
+			v := math.Exp(3 + r.NormFloat64())
+			all = append(all, v)
+			h.Add(v, 1)
+		}
+		hosts = append(hosts, h.AppendBinary(nil))
+	}
+	slices.Sort(all)
+	for _, readEvery := range []int{0, 1, 3} {
+		var d Digest
+		for i, p := range hosts {
+			run, arena, err := DecodeRun(nil, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.MergeRun(run)
+			clear(arena) // the caller's memory is its own again
+			if readEvery > 0 && i%readEvery == 0 {
+				d.Quantile(0.5)
+			}
+		}
+		near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6*b } // means travel as float32 deltas
+		if d.Count() != float64(len(all)) || !near(d.Min(), all[0]) || !near(d.Max(), all[len(all)-1]) {
+			t.Errorf("read every %d: count %v min %v max %v, want %v %v %v", readEvery, d.Count(), d.Min(), d.Max(), len(all), all[0], all[len(all)-1])
+		}
+		for _, q := range testQuantiles {
+			if e := rankError(all, d.Quantile(q), q); e > 0.002 {
+				t.Errorf("read every %d: q=%v: rank error %.5f", readEvery, q, e)
+			}
+		}
+		if d.runs || len(d.cs) != d.n {
+			t.Errorf("read every %d: runs still buffered after a read", readEvery)
+		}
+	}
+
+	// A run that fills the buffer folds those before it for their own
+	// weight, not counting itself: the upper tail keeps its resolution.
+	g, sorted := mergeFleet(1, 2, func(*rand.Rand) int { return 125_000 }, func(r *rand.Rand, _ int) float64 { return distributions[0].draw(r) })
+	if got, want := g.Quantile(0.999), exactQuantile(sorted, 0.999); math.Abs(got-want) > 0.01*want {
+		t.Errorf("2 large lognormal runs: p99.9 %v, exact %v", got, want)
+	}
+
+	// Exact runs stay exact, and samples follow runs.
+	var d Digest
+	for i := range 30 {
+		d.MergeRun(Run{Centroids: []Centroid{{float64(i), 1}, {float64(i + 100), 2}}, Min: float64(i), Max: float64(i + 100), Exact: true})
+	}
+	d.Add(1000, 4)
+	if !d.Exact() || d.Count() != 94 || d.Quantile(1) != 1000 || d.Quantile(0) != 0 || len(d.Centroids()) != 61 {
+		t.Errorf("exact runs then a sample: exact %v count %v q0 %v q1 %v, %d centroids", d.Exact(), d.Count(), d.Quantile(0), d.Quantile(1), len(d.Centroids()))
 	}
 }

@@ -7,7 +7,8 @@
 //	local:  Add(v, 1/rate) ─▶ buffer ─(full: sort, one merge pass)─▶ centroids
 //	        flush: Quantile… (local-only series), AppendBinary ─▶ forward
 //	global: DecodeRun(arena, bytes) for a whole batch (validates all of it)
-//	        then MergeRun(run) per series ─▶ Quantile… at flush
+//	        then MergeRun(run) per series ─▶ buffered runs ─(full, or read:
+//	        k-way merge, one compression)─▶ centroids ─▶ Quantile… at flush
 //
 // A Digest is not safe for concurrent use; every method, the read-only
 // looking ones included, may fold pending samples into the centroids.

@@ -175,19 +175,11 @@ func (d *decoder) uvarint(what string) (uint64, error) {
 		return 0, fmt.Errorf("%s: truncated uvarint: %w", what, ErrMalformed)
 	case n < 0:
 		return 0, fmt.Errorf("%s: uvarint overflows 64 bits: %w", what, ErrMalformed)
-	case n != uvarintLen(v):
+	case n > 1 && d.buf[d.off+n-1] == 0: // a final zero group adds nothing: a shorter form exists
 		return 0, fmt.Errorf("%s: uvarint not minimally encoded: %w", what, ErrMalformed)
 	}
 	d.off += n
 	return v, nil
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
 }
 
 // bytes reads a uvarint-length-prefixed field of at most limit bytes. The

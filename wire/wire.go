@@ -4,8 +4,8 @@
 // import endpoint for one of its intervals. FORMAT.md documents it byte by
 // byte.
 //
-//	local:  []metric.Series ─AppendEncode─▶ bytes ─(gzip, POST)─▶
-//	global: bytes ─Decode(Limits)─▶ Batch ─▶ Aggregator.Import
+//	local:  []metric.Series ─AppendEncode─▶ bytes ─(zstd, POST)─▶
+//	global: bytes ─Decode(Limits)─▶ Batch ─▶ global.Windows.Import
 //
 // Digests and sketches travel in their libraries' own serialization (the
 // t-digest in github.com/caio/go-tdigest's, which package sketch writes

@@ -539,7 +539,7 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 			t.Errorf("series %d: decoded %q %q %q, forwarded %q %q %q", i, s.Key, s.Name, s.Tags, fwd[i].Key, fwd[i].Name, fwd[i].Tags)
 		}
 	}
-	fleet, err := global.New(global.Config{Interval: 10 * time.Second, Percentiles: []float64{0.5}, Now: func() time.Time { return testStart.Add(11 * time.Second) }})
+	fleet, err := global.New(global.Config{Interval: 10 * time.Second, Percentiles: metric.MustPercentiles(0.5), Now: func() time.Time { return testStart.Add(11 * time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}

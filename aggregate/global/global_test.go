@@ -196,7 +196,7 @@ func TestOpenIntervalsAreBounded(t *testing.T) {
 // forwarded.
 func TestImportedOutput(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	glob := newGlobal(t, clock, Config{Percentiles: []float64{0.5, 0.99}})
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(0.5, 0.99)})
 	glob.Flush(at(g), g)
 	glob.Import(t0, g, localFlush(t, "a",
 		"lat:1|ms|#env:dev,svc:api", "lat:2|ms|#env:dev,svc:api", "lat:3|ms|#env:dev,svc:api",
@@ -230,7 +230,7 @@ func TestMergedPercentiles(t *testing.T) {
 	percentiles := []float64{0.5, 0.9, 0.99}
 	reg := telemetry.NewRegistry()
 	clock := newClock(at(g + time.Second))
-	glob := newGlobal(t, clock, Config{Percentiles: percentiles, Stats: reg})
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(percentiles...), Stats: reg})
 	glob.Flush(at(g), g)
 
 	var all []float64
@@ -301,7 +301,7 @@ func TestMergedSetUnion(t *testing.T) {
 // state for the next tier instead of points.
 func TestChainedTierForwardsImportedState(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: []float64{0.5}})
+	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: metric.MustPercentiles(0.5)})
 	mid.Flush(at(g), g)
 	mid.Import(t0, g, localFlush(t, "a", "lat:1|ms", "lat:2|ms", "users:x|s", "jobs:3|c|#veneurglobalonly", "temp:1|g|#veneurglobalonly"))
 	mid.Import(t0, g, localFlush(t, "b", "lat:3|ms", "users:y|s", "jobs:4|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly"))
