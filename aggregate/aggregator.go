@@ -35,6 +35,10 @@ type Config struct {
 	// Percentiles are flushed for veneurlocalonly histogram series. The
 	// global tier computes the others' (package aggregate/global).
 	Percentiles metric.Percentiles
+	// HostPercentiles (histogram_percentiles, the Datadog Agent's key) are
+	// flushed for every histogram series by this instance, with its host,
+	// at once; none may share a name with Percentiles.
+	HostPercentiles metric.Percentiles
 	// Aggregates are flushed for histogram series as name.<aggregate>.
 	Aggregates []Aggregate
 	// MaxSeries and MaxSeriesPerName bound the series of an interval, in
@@ -63,7 +67,10 @@ type Aggregator struct {
 	extendTags  []string // sorted, deduplicated
 	extendKeys  []string // the key of each extend tag, for replacing
 	percentiles metric.Percentiles
-	aggregates  []Aggregate // configured, deduplicated, in flush order
+	// hostPercentiles are HostPercentiles, flushed by every instance for
+	// its own series.
+	hostPercentiles metric.Percentiles
+	aggregates      []Aggregate // configured, deduplicated, in flush order
 
 	// shared serves Push, for callers without a Writer of their own: the
 	// flusher's self-metrics (and tests). Its new series are never shed.
@@ -120,6 +127,12 @@ func New(cfg Config) (*Aggregator, error) {
 	}
 
 	a.percentiles = cfg.Percentiles
+	if name, shared := cfg.HostPercentiles.SharedName(cfg.Percentiles); shared {
+		// One name, per host and fleet-wide: two series a dashboard could
+		// not tell apart.
+		return nil, fmt.Errorf("host percentile %s is also flushed by percentiles", name)
+	}
+	a.hostPercentiles = cfg.HostPercentiles
 
 	var aggMask Aggregate
 	for _, g := range cfg.Aggregates {
@@ -175,9 +188,9 @@ func (a *Aggregator) localPoints(k metric.Kind, forward bool) int {
 	switch {
 	case k.IsHistogram():
 		if forward { // the global computes percentiles from merged digests
-			return len(a.aggregates)
+			return len(a.aggregates) + a.hostPercentiles.Len()
 		}
-		return len(a.aggregates) + a.percentiles.Len()
+		return len(a.aggregates) + a.hostPercentiles.Len() + a.percentiles.Len()
 	case forward:
 		return 0
 	default:

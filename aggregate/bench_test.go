@@ -262,3 +262,43 @@ func BenchmarkHistogramInterval(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLiveSeriesMemory reports the heap per live series of 10⁵
+// histogram (h) or distribution (d: t-digest and Agent sketch) series with
+// 20 lognormal samples each in the interval, names and tags included.
+//
+//	go test ./aggregate -run '^$' -bench LiveSeriesMemory -benchtime 1x
+func BenchmarkLiveSeriesMemory(b *testing.B) {
+	const series = 100_000
+	for _, kind := range []metric.Kind{metric.Histogram, metric.Distribution} {
+		b.Run(kind.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			samples := make([]metric.Sample, 0, 20*series)
+			for i := range series {
+				name := fmt.Appendf(nil, "app.latency.m%d", i%50)
+				tags := fmt.Appendf(nil, "service:svc-%d,env:production", i/50)
+				for range 20 {
+					samples = append(samples, metric.Sample{Name: name, Tags: tags, Value: math.Exp(3 + rng.NormFloat64()), Rate: 1, Kind: kind})
+				}
+			}
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				a, err := New(Config{Hostname: "bench-host", Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				w := a.NewWriter()
+				for off := 0; off < len(samples); off += 1000 {
+					w.Push(samples[off:min(off+1000, len(samples))])
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/series, "B/series")
+				runtime.KeepAlive(a)
+				runtime.KeepAlive(w)
+			}
+		})
+	}
+}

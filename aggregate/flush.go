@@ -22,8 +22,12 @@ type Flushed struct {
 	// veneurlocalonly, counters and gauges marked veneurglobalonly. The
 	// receiver owns the digests and sketches.
 	Forward []metric.Series
-	Events  []metric.Event
-	Checks  []metric.ServiceCheck
+	// Sketches are the d series' Datadog Agent sketches, one per series
+	// with this instance's host, for sinks that ship sketches
+	// (sinks.SketchSink); their points above are marked Distribution.
+	Sketches []metric.SketchPoint
+	Events   []metric.Event
+	Checks   []metric.ServiceCheck
 }
 
 // Flush ends the current interval and returns what it produced.
@@ -92,6 +96,11 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 			for _, t := range res.taken {
 				res.byKind[t.meta.kind]++
 				pts, fwd = a.flushOne(pts, fwd, &t, stamp)
+				if t.hist != nil && t.hist.dist != nil {
+					m := t.meta
+					res.sketches = append(res.sketches, metric.SketchPoint{
+						Name: m.name, Tags: m.tags, Host: m.host, Timestamp: stamp.Timestamp, Sketch: t.hist.dist})
+				}
 			}
 			return nil
 		})
@@ -99,6 +108,9 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // flushOne cannot fail
 	out.Points = out.Points[:totalPoints]
 	out.Forward = out.Forward[:totalForward]
+	for i := range results {
+		out.Sketches = append(out.Sketches, results[i].sketches...)
+	}
 
 	out.Events, out.Checks = a.takeEvents()
 	for i := range results {
@@ -163,6 +175,7 @@ type groupFlush struct {
 	taken           []taken
 	points, forward int               // what taken will produce
 	byKind          [kindCount]uint64 // series flushed, by kind
+	sketches        []metric.SketchPoint
 }
 
 // flushOne appends one series' points and forwarded state.
@@ -174,7 +187,7 @@ func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken,
 	if a.localPoints(m.kind, m.forward) == 0 {
 		return pts, fwd
 	}
-	base := metric.Point{Name: m.name, Tags: m.tags, Host: m.host}
+	base := metric.Point{Name: m.name, Tags: m.tags, Host: m.host, Distribution: m.kind == metric.Distribution}
 	if m.kind.IsHistogram() {
 		return a.appendHistogramPoints(pts, m, t.hist, base, stamp), fwd
 	}
@@ -192,28 +205,30 @@ func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histo
 		var v float64
 		switch g {
 		case AggMin:
-			v = h.digest.Min()
+			v = h.min()
 		case AggMax:
-			v = h.digest.Max()
+			v = h.max()
 		case AggCount: // goes out like a counter (docs/output.md)
-			dst = append(dst, stamp.Rate(pt, h.digest.Count()))
+			dst = append(dst, stamp.Rate(pt, h.count()))
 			continue
 		case AggSum:
 			v = h.sum
 		case AggAvg:
-			v = h.sum / h.digest.Count()
+			v = h.avg()
 		case AggMedian:
-			v = h.digest.Quantile(0.5)
+			v = h.Quantile(0.5)
 		}
 		dst = append(dst, stamp.Gauge(pt, v))
 	}
+	dst, names = a.hostPercentiles.AppendPoints(dst, stamp, base, h, names)
 	if !m.forward {
-		dst, _ = a.percentiles.AppendPoints(dst, stamp, base, &h.digest, names)
+		dst, _ = a.percentiles.AppendPoints(dst, stamp, base, h, names)
 	}
 	return dst
 }
 
-// histogramNames returns name.<aggregate>… then, if asked, name.<percentile>…
+// histogramNames returns name.<aggregate>…, name.<host percentile>… then,
+// if asked, name.<percentile>…
 // back to back in one string, which appendHistogramPoints cuts up: one
 // allocation per series for all its point names, made when the series is.
 func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
@@ -221,6 +236,7 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 	for _, g := range a.aggregates {
 		size += len(name) + 1 + len(g.String())
 	}
+	size += a.hostPercentiles.NamesLen(name)
 	if withPercentiles {
 		size += a.percentiles.NamesLen(name)
 	}
@@ -231,6 +247,7 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 		b.WriteByte('.')
 		b.WriteString(g.String())
 	}
+	a.hostPercentiles.AppendNames(&b, name)
 	if withPercentiles {
 		a.percentiles.AppendNames(&b, name)
 	}
@@ -243,6 +260,8 @@ func forwardSeries(t *taken) metric.Series {
 	m := t.meta
 	fs := metric.Series{Key: m.key[:m.fleetLen], Name: m.name, Tags: m.tags, Kind: m.kind}
 	switch {
+	case m.kind == metric.Distribution:
+		fs.Dist = t.hist.dist
 	case m.kind.IsHistogram():
 		fs.Digest = &t.hist.digest
 	case m.kind == metric.Set:

@@ -90,7 +90,7 @@ type aggregatorStats struct {
 }
 
 // kindCount bounds the Kind values (KindInvalid included).
-const kindCount = int(metric.Set) + 1
+const kindCount = int(metric.KindMax) + 1
 
 func newAggregatorStats(reg *telemetry.Registry) aggregatorStats {
 	var st aggregatorStats

@@ -233,7 +233,7 @@ func (w *Writer) PushEvents(events []metric.Event, checks []metric.ServiceCheck)
 // bad sample from any source can't poison a series (a NaN would make a
 // counter NaN for the rest of the interval).
 func aggregatable(s *metric.Sample) bool {
-	if s.Kind <= metric.KindInvalid || s.Kind > metric.Set || len(s.Name) == 0 {
+	if s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax || len(s.Name) == 0 {
 		return false
 	}
 	return s.Kind == metric.Set || !(math.IsNaN(s.Value) || math.IsInf(s.Value, 0))

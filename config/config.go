@@ -45,6 +45,13 @@ type Config struct {
 	ExtendTags  []string              `yaml:"extend_tags"`
 	Percentiles []float64             `yaml:"percentiles"`
 	Aggregates  []aggregate.Aggregate `yaml:"aggregates"`
+	// HistogramAggregates is the Datadog Agent's name for Aggregates;
+	// Load moves it there (setting both is an error).
+	HistogramAggregates []aggregate.Aggregate `yaml:"histogram_aggregates"`
+	// HistogramPercentiles (the Datadog Agent's key) are flushed per host
+	// by every instance, at once, as name.<N>percentile; numbers or
+	// strings, as the Agent takes them.
+	HistogramPercentiles []AgentPercentile `yaml:"histogram_percentiles"`
 	// ForwardAddress is the global tier: base URLs that forward.ParseAddress
 	// accepts. Empty means this instance is the global (or standalone).
 	ForwardAddress      []string `yaml:"forward_address"`
@@ -92,6 +99,33 @@ type Config struct {
 	origins map[string]origin
 }
 
+// AgentPercentile is one of histogram_percentiles: a number in (0,1), given
+// as a YAML number or, as the Datadog Agent's datadog.yaml has them, a
+// string ("0.95").
+type AgentPercentile float64
+
+// UnmarshalYAML reads a number or a string holding one.
+func (p *AgentPercentile) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("want a number like 0.95")
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(n.Value), 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number like 0.95", n.Value)
+	}
+	*p = AgentPercentile(v)
+	return nil
+}
+
+// HostPercentiles returns HistogramPercentiles as numbers.
+func (c *Config) HostPercentiles() []float64 {
+	out := make([]float64, len(c.HistogramPercentiles))
+	for i, p := range c.HistogramPercentiles {
+		out[i] = float64(p)
+	}
+	return out
+}
+
 // ClientTLS is a TLS client's files: the authority that signs the
 // servers (the system's roots when empty), this client's certificate for
 // mTLS, and the name to verify the servers under (each member's host when
@@ -134,6 +168,14 @@ func (s SinkConfig) EventSelection() sinks.EventSelection {
 // empty if the key is not valid.
 func (c *Config) NamedPercentiles() metric.Percentiles {
 	ps, _ := metric.NewPercentiles(c.Percentiles)
+	return ps
+}
+
+// NamedHostPercentiles returns histogram_percentiles checked and named, for
+// the aggregator. Call it on a validated Config: it is empty if the key is
+// not valid.
+func (c *Config) NamedHostPercentiles() metric.Percentiles {
+	ps, _ := metric.NewPercentiles(c.HostPercentiles())
 	return ps
 }
 
@@ -191,6 +233,13 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 	d.veneur = nil
 	warnings := append(d.notices, d.applyEnv(root, environ)...)
 	cfg.applyRoleDefaults()
+	if _, agentKey := cfg.origins["histogram_aggregates"]; agentKey {
+		if _, ours := cfg.origins["aggregates"]; ours {
+			d.errs = append(d.errs, cfg.keyError("histogram_aggregates",
+				errors.New("the Datadog Agent's name for aggregates, which is set too: keep one of the two")))
+		}
+		cfg.Aggregates = cfg.HistogramAggregates
+	}
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
 			cfg.Hostname = h
@@ -328,6 +377,22 @@ func (c *Config) validate() []*KeyError {
 				bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
 			}
 		}
+	}
+	seen := make(map[string]float64, len(c.Percentiles))
+	for _, p := range c.Percentiles {
+		seen[metric.PercentileName(p)] = p
+	}
+	for i, p := range c.HistogramPercentiles {
+		key := fmt.Sprintf("histogram_percentiles[%d]", i)
+		if err := metric.CheckPercentile(float64(p)); err != nil {
+			bad(key, err)
+			continue
+		}
+		name := metric.PercentileName(float64(p))
+		if q, dup := seen[name]; dup {
+			badf(key, "%v and %v both name %q: a percentile is flushed per host (histogram_percentiles) or fleet-wide (percentiles), not both", q, p, name)
+		}
+		seen[name] = float64(p)
 	}
 	for i, g := range c.Aggregates {
 		if _, err := g.MarshalText(); err != nil {

@@ -141,8 +141,6 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"typo_key.bad.yaml":         {{"percentile", 1, "unknown key (did you mean percentiles?)"}},
 		"empty_item.bad.yaml":       {{"aggregates[1]", 3, "empty list item"}},
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
-		"socket_mode.bad.yaml":      {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
-		"socket_mode_wide.bad.yaml": {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
 		"listen_no_scheme.bad.yaml": {
 			{"statsd_listen_addresses[0]", 1, `"127.0.0.1:8125" needs a scheme: udp://127.0.0.1:8125`},
 			{"statsd_listen_addresses[1]", 1, `"/var/run/dsd.sock" needs a scheme: unixgram:///var/run/dsd.sock`},
@@ -154,6 +152,13 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 			{"forward_address[0]", 5, "port 99999 is out of range (0 to 65535)"},
 		},
 		"forward_password.bad.yaml": {{"forward_address[0]", 1, `forward address "http://xxxxx@global:8127": unexpected credentials`}},
+		"agent_aggregates_twice.bad.yaml": {{"histogram_aggregates", 2,
+			"the Datadog Agent's name for aggregates, which is set too: keep one of the two"}},
+		"agent_percentile_both.bad.yaml": {{"histogram_percentiles[0]", 2,
+			`0.95 and 0.95 both name "95percentile": a percentile is flushed per host (histogram_percentiles) or fleet-wide (percentiles), not both`}},
+		"agent_percentile_value.bad.yaml": {{"histogram_percentiles[0]", 1, `"abc" is not a number like 0.95`}},
+		"socket_mode.bad.yaml":            {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
+		"socket_mode_wide.bad.yaml":       {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
 		"structure.bad.yaml": {
 			{"extend_tags", 2, "want a list, not a mapping"},
 			{"num_readers", 4, "want an integer, not a list"},
@@ -793,5 +798,57 @@ func TestVeneurPEMTextIsRefusedUnquoted(t *testing.T) {
 	)
 	if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
 		t.Errorf("error quotes the key: %v", err)
+	}
+}
+
+// The Datadog Agent's keys, as its datadog.yaml writes them, reproduce its
+// histogram outputs: histogram_aggregates becomes aggregates, and
+// histogram_percentiles (strings or numbers) the per-host percentiles.
+func TestAgentHistogramKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte("histogram_aggregates: [max, median, avg, count]\nhistogram_percentiles: [\"0.95\", 0.99]\npercentiles: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []aggregate.Aggregate{aggregate.AggMax, aggregate.AggMedian, aggregate.AggAvg, aggregate.AggCount}
+	if !slices.Equal(cfg.Aggregates, want) || !slices.Equal(cfg.HostPercentiles(), []float64{0.95, 0.99}) {
+		t.Fatalf("aggregates %v host percentiles %v", cfg.Aggregates, cfg.HostPercentiles())
+	}
+	env := []string{"VENEUR_HISTOGRAM_PERCENTILES=0.9,0.95", "VENEUR_PERCENTILES=0.5"}
+	if cfg, _, err = Load("", env); err != nil || !slices.Equal(cfg.HostPercentiles(), []float64{0.9, 0.95}) {
+		t.Fatalf("from the environment: %v, %v", cfg.HostPercentiles(), err)
+	}
+}
+
+// The README's "Coming from the Datadog Agent" block is a valid config that
+// sets the Agent's histogram outputs and the v2 protobuf intake.
+func TestReadmeAgentBlock(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Coming from the Datadog Agent")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml block under Coming from the Datadog Agent")
+	}
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []aggregate.Aggregate{aggregate.AggMax, aggregate.AggMedian, aggregate.AggAvg, aggregate.AggCount}
+	if !slices.Equal(cfg.Aggregates, want) || !slices.Equal(cfg.HostPercentiles(), []float64{0.95}) || len(cfg.Percentiles) != 0 {
+		t.Fatalf("aggregates %v, host percentiles %v, percentiles %v", cfg.Aggregates, cfg.HostPercentiles(), cfg.Percentiles)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" || !strings.Contains(block, "api_version: v2") {
+		t.Fatalf("sinks %+v", cfg.MetricSinks)
 	}
 }

@@ -119,6 +119,7 @@ func New(cfg Config) *Flusher {
 	}
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
+		sketchSink, _ := s.(sinks.SketchSink)
 		sel := sinks.EventSelection{Events: true, ServiceChecks: true}
 		if es, ok := s.(sinks.EventSelector); ok {
 			sel = es.EventSelection()
@@ -127,6 +128,9 @@ func New(cfg Config) *Flusher {
 			// Events go out even when some series failed: one refused
 			// body must not cost the interval's events.
 			err := s.Flush(ctx, fl.Points)
+			if sketchSink != nil && len(fl.Sketches) > 0 {
+				err = errors.Join(err, sketchSink.FlushSketches(ctx, fl.Sketches))
+			}
 			events, checks := fl.Events, fl.Checks
 			if !sel.Events {
 				events = nil

@@ -6,8 +6,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"github.com/veneur-lite/veneur-lite/sketch"
 )
 
 // PercentileName returns the metric-name suffix of percentile p
@@ -84,6 +82,25 @@ func NewPercentiles(ps []float64) (Percentiles, error) {
 	return out, nil
 }
 
+// SharedName returns the name of a percentile that ps and other both
+// emit, if any: a series would flush it twice under one name.
+func (ps Percentiles) SharedName(other Percentiles) (string, bool) {
+	for _, s := range ps.suffixes {
+		for _, o := range other.suffixes {
+			if s == o {
+				return s[1:], true
+			}
+		}
+	}
+	return "", false
+}
+
+// Quantiler is the merged state a series' percentiles are read from: a
+// t-digest (sketch.Digest) or the Agent's sketch (agentsketch.Sketch).
+type Quantiler interface {
+	Quantile(q float64) float64
+}
+
 // Len is the number of percentiles: the points a digest flushes.
 func (ps Percentiles) Len() int { return len(ps.values) }
 
@@ -110,7 +127,7 @@ func (ps Percentiles) AppendNames(b *strings.Builder, name string) {
 // base (named as the series) renamed by cutting the next name off names,
 // which starts with AppendNames' output for base.Name. It returns the
 // points and the rest of names.
-func (ps Percentiles) AppendPoints(dst []Point, st Stamp, base Point, d *sketch.Digest, names string) ([]Point, string) {
+func (ps Percentiles) AppendPoints(dst []Point, st Stamp, base Point, d Quantiler, names string) ([]Point, string) {
 	for i, p := range ps.values {
 		n := len(base.Name) + len(ps.suffixes[i])
 		pt := base

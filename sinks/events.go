@@ -21,14 +21,29 @@ type EventSelector interface {
 	EventSelection() EventSelection
 }
 
-// SelectEvents returns s carrying sel, for the flusher. A sink that takes
-// both kinds, or that takes no events at all, is returned as it is.
+// SelectEvents returns s carrying sel, for the flusher, with the optional
+// interfaces s has (EventSink, SketchSink). A sink that takes both kinds,
+// or that takes no events at all, is returned as it is.
 func SelectEvents(s Sink, sel EventSelection) Sink {
 	es, ok := s.(EventSink)
 	if !ok || sel == (EventSelection{Events: true, ServiceChecks: true}) {
 		return s
 	}
-	return &selective{Sink: s, events: es, sel: sel}
+	sel2 := &selective{Sink: s, events: es, sel: sel}
+	if ss, ok := s.(SketchSink); ok {
+		return &selectiveSketches{selective: sel2, sketches: ss}
+	}
+	return sel2
+}
+
+// selectiveSketches is a selective sink that also ships sketches.
+type selectiveSketches struct {
+	*selective
+	sketches SketchSink
+}
+
+func (s *selectiveSketches) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	return s.sketches.FlushSketches(ctx, sketches)
 }
 
 type selective struct {

@@ -26,3 +26,12 @@ type Sink interface {
 type EventSink interface {
 	FlushEvents(ctx context.Context, events []metric.Event, checks []metric.ServiceCheck) error
 }
+
+// SketchSink is implemented by sinks that ship d series as the Datadog
+// Agent's sketches (the Datadog sink). Such a sink leaves out the points
+// marked metric.Point.Distribution: the sketch carries them. The flusher
+// finds it by type assertion and calls FlushSketches after Flush, from the
+// same goroutine, with the same context.
+type SketchSink interface {
+	FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error
+}

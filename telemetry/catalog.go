@@ -108,6 +108,8 @@ var Catalog = []Spec{
 	{"sink.service_checks_sent", KindCounter, []string{"sink"}, "Service checks delivered."},
 	{"sink.events_dropped", KindCounter, []string{"sink"}, "Events not delivered."},
 	{"sink.service_checks_dropped", KindCounter, []string{"sink"}, "Service checks not delivered."},
+	{"sink.sketches_sent", KindCounter, []string{"sink"}, "Distribution sketches delivered."},
+	{"sink.sketches_dropped", KindCounter, []string{"sink"}, "Distribution sketches not delivered within the interval."},
 	{"sink.labels_dropped", KindCounter, []string{"sink"}, "Labels dropped because two tags map to one label name."},
 	{"sink.sent_bytes", KindCounter, []string{"sink"}, "Compressed bytes sent, every attempt."},
 	{"sink.retries", KindCounter, []string{"sink"}, "Retried requests."},

@@ -12,6 +12,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // Decode parses one encoded batch, checking it against lim (zero fields
@@ -275,6 +276,15 @@ func (d *decoder) series(s *metric.Series, lim Limits, left int) error {
 		d.off += 8
 		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 			return fmt.Errorf("value %v: not finite: %w", s.Value, ErrMalformed)
+		}
+	case kind == metric.Distribution:
+		p, err := d.blob("distribution sketch", lim.MaxDigestBytes)
+		if err != nil {
+			return err
+		}
+		s.Dist = new(agentsketch.Sketch)
+		if err := s.Dist.DecodeBinary(p); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrMalformed)
 		}
 	case kind.IsHistogram():
 		p, err := d.blob("digest", lim.MaxDigestBytes)

@@ -25,6 +25,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -120,7 +121,7 @@ type stats struct {
 	futureBatches  *telemetry.Counter
 	mismatches     *telemetry.Counter
 	digestSamples  *telemetry.Counter
-	seriesFlushed  [metric.Set + 1]*telemetry.Counter // by kind
+	seriesFlushed  [metric.KindMax + 1]*telemetry.Counter // by kind
 	openWindows    *telemetry.Gauge
 }
 
@@ -161,7 +162,7 @@ func New(cfg Config) (*Windows, error) {
 		digestSamples:  reg.Counter("import.digest_samples"),
 		openWindows:    reg.Gauge("import.open_intervals"),
 	}
-	for k := metric.Counter; k <= metric.Set; k++ {
+	for k := metric.Counter; k <= metric.KindMax; k++ {
 		w.stats.seriesFlushed[k] = reg.Counter("flush.fleet_series", "kind:"+k.String())
 	}
 	return w, nil
@@ -243,8 +244,11 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 				continue
 			}
 			var n uint64
-			if s.Digest != nil {
+			switch {
+			case s.Digest != nil:
 				n = uint64(math.Round(s.Digest.Count()))
+			case s.Dist != nil:
+				n = uint64(s.Dist.Count())
 			}
 			if err := sh.merge(cur, s); err != nil {
 				rejected++
@@ -362,6 +366,8 @@ func (sh *shard) merge(cur, s *metric.Series) error {
 	}
 	cur = &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
+	case s.Kind == metric.Distribution:
+		cur.Dist = new(agentsketch.Sketch)
 	case s.Kind.IsHistogram():
 		cur.Digest = new(sketch.Digest)
 	case s.Kind == metric.Set:
@@ -381,9 +387,10 @@ func check(s *metric.Series) error {
 	switch {
 	case s.Key == "":
 		return fmt.Errorf("import series %q: no key", s.Name)
-	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.Set:
+	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax:
 		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
-	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
+	case s.Kind == metric.Histogram && s.Digest == nil, s.Kind == metric.Distribution && s.Dist == nil,
+		s.Kind == metric.Set && s.Set == nil:
 		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
 	case (s.Kind == metric.Counter || s.Kind == metric.Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
 		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
@@ -522,7 +529,7 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 	stamp := metric.Stamp{Timestamp: ts, Interval: span}
 	var names strings.Builder
 	for _, s := range all {
-		base := metric.Point{Name: s.Name, Tags: s.Tags}
+		base := metric.Point{Name: s.Name, Tags: s.Tags, Distribution: s.Kind == metric.Distribution}
 		if !s.Kind.IsHistogram() {
 			dst = append(dst, stamp.ScalarPoint(base, s.Kind, s.Value, s.Set))
 			continue
@@ -530,7 +537,11 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 		names.Reset()
 		names.Grow(w.percentiles.NamesLen(s.Name))
 		w.percentiles.AppendNames(&names, s.Name)
-		dst, _ = w.percentiles.AppendPoints(dst, stamp, base, s.Digest, names.String())
+		var merged metric.Quantiler = s.Digest
+		if s.Dist != nil {
+			merged = s.Dist
+		}
+		dst, _ = w.percentiles.AppendPoints(dst, stamp, base, merged, names.String())
 	}
 	return dst
 }

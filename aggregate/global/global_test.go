@@ -19,6 +19,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -532,6 +533,20 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	if n := reg.Counter("cardinality.samples_shed", "scope:global", "reason:max_series").Load(); n != 150 {
 		t.Errorf("shed %d series, want 150", n)
 	}
+}
+
+// A d series merges apart from an h series of the same name, and its fleet
+// percentiles are marked Distribution: a sink that ships the locals'
+// sketches (Datadog) leaves them out, every other sink flushes them.
+func TestDistributionFleetPercentilesAreMarked(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(0.5)})
+	glob.Import(t0, g, localFlush(t, "a", "x:1|d", "x:3|d", "x:100|h"))
+	glob.Import(t0, g, localFlush(t, "b", "x:2|d", "x:200|h"))
+	// The sketch's median: the value of the key holding 2.
+	dist := fleet("x.50percentile", agentsketch.Value(agentsketch.KeyOf(2)), at(g))
+	dist.Distribution = true
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleet("x.50percentile", 100, at(g)), dist})
 }
 
 // TestIntervalMismatchIsCountedAndLogged: batches aggregated over another

@@ -88,6 +88,7 @@ func (d *daemon) buildAggregation(reg *telemetry.Registry) error {
 		Hostname:         cfg.Hostname,
 		ExtendTags:       cfg.ExtendTags,
 		Percentiles:      percentiles,
+		HostPercentiles:  cfg.NamedHostPercentiles(),
 		Aggregates:       cfg.Aggregates,
 		MaxSeries:        cfg.MaxSeries,
 		MaxSeriesPerName: cfg.MaxSeriesPerName,
