@@ -261,3 +261,41 @@ func TestBinaryTopLiveInTmux(t *testing.T) {
 		t.Errorf("terminal mode before top %q (%v), after %q: want it restored", b, err, a)
 	}
 }
+
+// ownNonLoopbackIP returns an address of one of this machine's
+// interfaces that is not loopback, or skips: traffic to it stays on the
+// machine, and no other kind of address may be used.
+func ownNonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("cannot list this machine's addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no non-loopback IPv4 address to serve http_address on")
+	return ""
+}
+
+// veneur-lite top on the instance's own host works when http_address is
+// a non-loopback address of that host: the client then connects from
+// that address, which is this host's, not from loopback.
+func TestBinaryTopOnOwnNonLoopbackAddress(t *testing.T) {
+	ip := ownNonLoopbackIP(t)
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	p := startBinary(t, fmt.Sprintf("statsd_listen_addresses: [udp://%s]\nhttp_address: %s\ninterval: 1s\nimport_token: t0ken\n",
+		freePort(t, "udp"), httpAddr))
+	p.waitErrLine(t, 10*time.Second, "veneur-lite started")
+	code, stdout, stderr := runBinary(t, nil, "top", "-once", "-addr", httpAddr)
+	if code != 0 || !strings.HasPrefix(stdout, "veneur-lite top  "+httpAddr) {
+		t.Errorf("top -addr %s on the instance's host: exit %d, stdout %q, stderr %q", httpAddr, code, stdout, stderr)
+	}
+}
