@@ -105,6 +105,13 @@ func startBinaryEnv(t testing.TB, configYAML string, env ...string) *proc {
 	}
 	cmd := exec.Command(binary(t), "-f", path)
 	cmd.Env = append(os.Environ(), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, a veneur-lite process (the binary itself, or a
+// wrapper that execs it), and keeps its output lines for the waits.
+func startProc(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

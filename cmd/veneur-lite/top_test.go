@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -262,40 +263,38 @@ func TestBinaryTopLiveInTmux(t *testing.T) {
 	}
 }
 
-// ownNonLoopbackIP returns an address of one of this machine's
-// interfaces that is not loopback, or skips: traffic to it stays on the
-// machine, and no other kind of address may be used.
-func ownNonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skipf("cannot list this machine's addresses: %v", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this machine has no non-loopback IPv4 address to serve http_address on")
-	return ""
-}
-
 // veneur-lite top on the instance's own host works when http_address is
 // a non-loopback address of that host: the client then connects from
-// that address, which is this host's, not from loopback.
+// that address, which is this host's, not from loopback. The host is a
+// network namespace of the test's own, with a veth pair whose one end holds a
+// documentation address, so nothing leaves this machine.
 func TestBinaryTopOnOwnNonLoopbackAddress(t *testing.T) {
-	ip := ownNonLoopbackIP(t)
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", ip, err)
+	if os.Geteuid() != 0 {
+		t.Skip("making a network namespace needs root")
 	}
-	httpAddr := l.Addr().String()
-	l.Close()
-	p := startBinary(t, fmt.Sprintf("statsd_listen_addresses: [udp://%s]\nhttp_address: %s\ninterval: 1s\nimport_token: t0ken\n",
-		freePort(t, "udp"), httpAddr))
+	for _, tool := range []string{"unshare", "nsenter", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (util-linux, iproute2): %v", tool, err)
+		}
+	}
+	const ip = "198.51.100.7" // TEST-NET-2, on the namespace's veth only
+	httpAddr := ip + ":8127"
+	path := filepath.Join(t.TempDir(), "veneur.yaml")
+	config := "statsd_listen_addresses: [udp://127.0.0.1:8125]\nhttp_address: " + httpAddr + "\ninterval: 1s\nimport_token: t0ken\n"
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setup := "ip link set lo up && ip link add v0 type veth peer name v1 && ip addr add " + ip + "/24 dev v0 && ip link set v0 up && ip link set v1 up && exec \"$0\" \"$@\""
+	p := startProc(t, exec.Command("unshare", "--net", "sh", "-c", setup, binary(t), "-f", path))
 	p.waitErrLine(t, 10*time.Second, "veneur-lite started")
-	code, stdout, stderr := runBinary(t, nil, "top", "-once", "-addr", httpAddr)
-	if code != 0 || !strings.HasPrefix(stdout, "veneur-lite top  "+httpAddr) {
-		t.Errorf("top -addr %s on the instance's host: exit %d, stdout %q, stderr %q", httpAddr, code, stdout, stderr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	top := exec.CommandContext(ctx, "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", p.cmd.Process.Pid), binary(t), "top", "-once", "-addr", httpAddr)
+	var stdout, stderr strings.Builder
+	top.Stdout, top.Stderr = &stdout, &stderr
+	err := top.Run()
+	if err != nil || !strings.HasPrefix(stdout.String(), "veneur-lite top  "+httpAddr) {
+		t.Errorf("top -addr %s on the instance's host: %v, stdout %q, stderr %q", httpAddr, err, stdout.String(), stderr.String())
 	}
 }
