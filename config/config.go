@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
@@ -77,9 +77,9 @@ type Config struct {
 	// tcp:// client must present a certificate that authority signed, and
 	// so must an import without the token (mTLS). The files are reread
 	// when they change, and on SIGHUP.
-	TLSCertificate          string `yaml:"tls_certificate"`
-	TLSKey                  string `yaml:"tls_key"`
-	TLSAuthorityCertificate string `yaml:"tls_authority_certificate"`
+	TLSCertificate          string `yaml:"tls_certificate" config:"path"`
+	TLSKey                  string `yaml:"tls_key" config:"path"`
+	TLSAuthorityCertificate string `yaml:"tls_authority_certificate" config:"path"`
 	// TLS is the client side of forward_address (https:// members), as
 	// in Veneur.
 	TLS ClientTLS `yaml:"tls"`
@@ -96,7 +96,7 @@ type Config struct {
 	ImportJournalMaxBytes int64 `yaml:"import_journal_max_bytes"`
 	// EnableProfiling serves the /debug/ endpoints (pprof, series) on
 	// http_address to every client (true) or to none (false). Left out,
-	// they answer loopback clients only (DebugAccess).
+	// they answer clients on this host only (DebugAccess).
 	EnableProfiling bool         `yaml:"enable_profiling"`
 	MetricSinks     []SinkConfig `yaml:"metric_sinks"`
 
@@ -137,9 +137,9 @@ func (c *Config) HostPercentiles() []float64 {
 // mTLS, and the name to verify the servers under (each member's host when
 // empty).
 type ClientTLS struct {
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
+	CAFile     string `yaml:"ca_file" config:"path"`
+	CertFile   string `yaml:"cert_file" config:"path"`
+	KeyFile    string `yaml:"key_file" config:"path"`
 	ServerName string `yaml:"server_name"`
 }
 
@@ -154,7 +154,19 @@ type SinkConfig struct {
 	// Hygiene holds the sink's hygiene keys (max_name_length, max_tags,
 	// strip_tags, …), Veneur's, beside kind and name.
 	sinks.Hygiene `yaml:",inline"`
-	Config        yaml.Node `yaml:"config"`
+	// SendEvents and SendServiceChecks (default true) say whether the
+	// sink is handed events and service checks: false for a receiver
+	// without them (VictoriaMetrics' Datadog intake has no events
+	// endpoint, and discards service checks).
+	SendEvents        *bool     `yaml:"send_events"`
+	SendServiceChecks *bool     `yaml:"send_service_checks"`
+	Config            yaml.Node `yaml:"config"`
+}
+
+// EventSelection is which of events and service checks the sink is
+// handed.
+func (s SinkConfig) EventSelection() sinks.EventSelection {
+	return sinks.EventSelection{Events: s.SendEvents == nil || *s.SendEvents, ServiceChecks: s.SendServiceChecks == nil || *s.SendServiceChecks}
 }
 
 // NamedPercentiles returns the percentiles key checked and named, for the
@@ -215,7 +227,7 @@ func Load(path string, environ []string) (cfg Config, warnings []string, err err
 func load(path string, environ []string, osHostname func() (string, error)) (Config, []string, error) {
 	cfg := Default()
 	cfg.origins = map[string]origin{}
-	d := &decoder{origins: cfg.origins}
+	d := &decoder{origins: cfg.origins, veneur: &veneurFile{}}
 	root := reflect.ValueOf(&cfg).Elem()
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -228,8 +240,10 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 		}
 		d.src = origin{file: path}
 		d.decode(&doc, root, "", &doc)
+		d.veneur.apply(d, &cfg)
 	}
-	warnings := d.applyEnv(root, environ)
+	d.veneur = nil
+	warnings := append(d.notices, d.applyEnv(root, environ)...)
 	cfg.applyRoleDefaults()
 	if _, agentKey := cfg.origins["histogram_aggregates"]; agentKey {
 		if _, ours := cfg.origins["aggregates"]; ours {
@@ -360,8 +374,8 @@ func (c *Config) validate() []*KeyError {
 			bad(fmt.Sprintf("statsd_listen_addresses[%d]", i), err)
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddress); err != nil {
-		badf("http_address", "%q is not host:port", c.HTTPAddress)
+	if err := address.CheckHostPort(c.HTTPAddress); err != nil {
+		bad("http_address", err)
 	}
 	if c.Interval.D() < time.Second {
 		badf("interval", "%s is shorter than 1s", c.Interval.D())
@@ -427,12 +441,27 @@ func (c *Config) validate() []*KeyError {
 	if c.TCPIdleTimeout.D() <= 0 {
 		badf("tcp_idle_timeout", "%s is not positive", c.TCPIdleTimeout.D())
 	}
-	if (c.TLSCertificate == "") != (c.TLSKey == "") {
+	pem := false
+	for _, f := range []struct{ key, v string }{
+		{"tls_certificate", c.TLSCertificate}, {"tls_key", c.TLSKey}, {"tls_authority_certificate", c.TLSAuthorityCertificate},
+	} {
+		if strings.Contains(f.v, "-----BEGIN") {
+			// Veneur took the PEM text itself; reading it as a path would
+			// quote it, a private key included, in the error.
+			badf(f.key, "holds PEM text, as Veneur's %s did: veneur-lite takes the path of a PEM file; write it to one", f.key)
+			pem = true
+		}
+	}
+	switch {
+	case pem: // said above; the files are not read
+	case (c.TLSCertificate == "") != (c.TLSKey == ""):
 		badf("tls_certificate", "tls_certificate and tls_key go together")
-	} else if c.TLSAuthorityCertificate != "" && c.TLSCertificate == "" {
+	case c.TLSAuthorityCertificate != "" && c.TLSCertificate == "":
 		badf("tls_authority_certificate", "needs tls_certificate and tls_key: a server presents its own certificate")
-	} else if err := (tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate}).Validate(); err != nil {
-		bad("tls_certificate", err)
+	default:
+		if err := (tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate}).Validate(); err != nil {
+			bad("tls_certificate", err)
+		}
 	}
 	if !c.TLS.IsZero() {
 		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -444,7 +473,7 @@ func (c *Config) validate() []*KeyError {
 			if a, err := forward.ParseAddress(f); err == nil && a.Scheme != "https" {
 				// Ignoring tls would send in the clear what the operator
 				// meant to protect.
-				badf(fmt.Sprintf("forward_address[%d]", i), "%q is not https://, but tls is set", f)
+				badf(fmt.Sprintf("forward_address[%d]", i), "%s is not https://, but tls is set", address.Quote(f))
 			}
 		}
 	}
@@ -588,25 +617,29 @@ type ListenAddress struct {
 }
 
 // ParseListenAddress parses udp://host:port, tcp://host:port and
-// unixgram:///path.
+// unixgram:///path; unix:///path, as datadog-go writes it, is unixgram.
 func ParseListenAddress(s string) (ListenAddress, error) {
-	u, err := url.Parse(s)
+	scheme := "udp"
+	if strings.HasPrefix(s, "/") {
+		scheme = "unixgram"
+	}
+	u, err := address.ParseURL(s, scheme)
 	if err != nil {
-		return ListenAddress{}, fmt.Errorf("%q: %w", s, err)
+		return ListenAddress{}, err
 	}
 	switch u.Scheme {
 	case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
-		if _, _, err := net.SplitHostPort(u.Host); err != nil || u.Path != "" {
-			return ListenAddress{}, fmt.Errorf("%q: want %s://host:port", s, u.Scheme)
+		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" || u.Path != "" {
+			return ListenAddress{}, fmt.Errorf("%s: want %s://host:port", address.Quote(s), u.Scheme)
 		}
 		return ListenAddress{Network: u.Scheme, Address: u.Host}, nil
-	case "unixgram":
+	case "unixgram", "unix":
 		if u.Host != "" || u.Path == "" {
-			return ListenAddress{}, fmt.Errorf("%q: want unixgram:///absolute/path", s)
+			return ListenAddress{}, fmt.Errorf("%s: want %s:///absolute/path", address.Quote(s), u.Scheme)
 		}
 		return ListenAddress{Network: "unixgram", Address: u.Path}, nil
 	default:
-		return ListenAddress{}, fmt.Errorf("%q: scheme must be udp, tcp or unixgram", s)
+		return ListenAddress{}, fmt.Errorf("%s: scheme must be udp, tcp or unixgram", address.Quote(s))
 	}
 }
 

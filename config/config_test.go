@@ -12,6 +12,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/shards"
+	"github.com/veneur-lite/veneur-lite/internal/tlstest"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
 	"gopkg.in/yaml.v3"
 )
@@ -140,6 +141,17 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"typo_key.bad.yaml":         {{"percentile", 1, "unknown key (did you mean percentiles?)"}},
 		"empty_item.bad.yaml":       {{"aggregates[1]", 3, "empty list item"}},
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
+		"listen_no_scheme.bad.yaml": {
+			{"statsd_listen_addresses[0]", 1, `"127.0.0.1:8125" needs a scheme: udp://127.0.0.1:8125`},
+			{"statsd_listen_addresses[1]", 1, `"/var/run/dsd.sock" needs a scheme: unixgram:///var/run/dsd.sock`},
+		},
+		"bad_ports.bad.yaml": {
+			{"statsd_listen_addresses[0]", 3, "port 99999 is out of range (0 to 65535)"},
+			{"statsd_listen_addresses[1]", 4, "port 65536 is out of range (0 to 65535)"},
+			{"http_address", 1, `"127.0.0.1:99999": port 99999 is out of range (0 to 65535)`},
+			{"forward_address[0]", 5, "port 99999 is out of range (0 to 65535)"},
+		},
+		"forward_password.bad.yaml": {{"forward_address[0]", 1, `forward address "http://xxxxx@global:8127": unexpected credentials`}},
 		"agent_aggregates_twice.bad.yaml": {{"histogram_aggregates", 2,
 			"the Datadog Agent's name for aggregates, which is set too: keep one of the two"}},
 		"agent_percentile_both.bad.yaml": {{"histogram_percentiles[0]", 2,
@@ -169,6 +181,21 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 }
 
 // The error text is what -validate-config prints: file:line: key: reason.
+// Errors about addresses never carry url.Parse's wording nor a password.
+func TestAddressErrorsAreOurs(t *testing.T) {
+	for _, name := range []string{"listen_no_scheme.bad.yaml", "bad_forward.bad.yaml", "forward_password.bad.yaml"} {
+		_, _, err := Load(filepath.Join("testdata", name), nil)
+		if err == nil {
+			t.Fatalf("%s accepted", name)
+		}
+		for _, leak := range []string{"first path segment", "missing protocol scheme", "pw@"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%s: error %q contains %q", name, err, leak)
+			}
+		}
+	}
+}
+
 func TestKeyErrorText(t *testing.T) {
 	for _, c := range []struct {
 		err  KeyError
@@ -483,7 +510,11 @@ func TestParseListenAddress(t *testing.T) {
 			t.Errorf("ParseListenAddress(%q) = %+v (%s), %v; want %+v", in, got, got, err, want)
 		}
 	}
-	for _, in := range []string{"udp://127.0.0.1", "unixgram://host/tmp/x", "http://x:1", "tcp://:8126/path"} {
+	// datadog-go's unix:// is unixgram:// (docs/input.md).
+	if got, err := ParseListenAddress("unix:///tmp/dsd.sock"); err != nil || got != (ListenAddress{"unixgram", "/tmp/dsd.sock"}) {
+		t.Errorf("ParseListenAddress(unix:///tmp/dsd.sock) = %+v, %v; want unixgram", got, err)
+	}
+	for _, in := range []string{"udp://127.0.0.1", "unixgram://host/tmp/x", "http://x:1", "tcp://:8126/path", "udp://127.0.0.1:99999"} {
 		if _, err := ParseListenAddress(in); err == nil {
 			t.Errorf("ParseListenAddress(%q) accepted", in)
 		}
@@ -562,6 +593,211 @@ func TestSinkHygieneKeys(t *testing.T) {
 	var ke *KeyError
 	if !errors.As(err, &ke) || ke.Key != "metric_sinks[0].max_tags" {
 		t.Errorf("error %v, want one naming metric_sinks[0].max_tags", err)
+	}
+}
+
+// Relative TLS paths in the file are read from the file's directory, as
+// Prometheus reads them, whatever the working directory; in the
+// environment they stay relative to the working directory. A sink's own
+// tls block resolves the same way.
+func TestRelativeTLSPathsResolveAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "relative CA")
+	server := ca.Server("veneur")
+	client := ca.Client("local")
+	certs := filepath.Join(dir, "certs")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{
+		"ca.pem": ca.CertFile, "server.pem": server.CertFile, "server-key.pem": server.KeyFile,
+		"client.pem": client.CertFile, "client-key.pem": client.KeyFile,
+	} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(certs, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "veneur.yaml")
+	body := `tls_certificate: certs/server.pem
+tls_key: ./certs/server-key.pem
+tls_authority_certificate: certs/ca.pem
+forward_address: https://global:8127
+tls: {ca_file: certs/ca.pem, cert_file: certs/client.pem, key_file: certs/client-key.pem}
+metric_sinks:
+  - kind: prometheus_remote_write
+    config: {url: "https://vm:8428/api/v1/write", tls: {ca_file: certs/ca.pem}}
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil) // the working directory is the package's
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := func(name string) string { return filepath.Join(certs, name) }
+	for key, got := range map[string][2]string{
+		"tls_certificate":           {cfg.TLSCertificate, abs("server.pem")},
+		"tls_key":                   {cfg.TLSKey, abs("server-key.pem")},
+		"tls_authority_certificate": {cfg.TLSAuthorityCertificate, abs("ca.pem")},
+		"tls.ca_file":               {cfg.TLS.CAFile, abs("ca.pem")},
+		"tls.cert_file":             {cfg.TLS.CertFile, abs("client.pem")},
+		"tls.key_file":              {cfg.TLS.KeyFile, abs("client-key.pem")},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %q, want %q", key, got[0], got[1])
+		}
+	}
+	var sink struct {
+		URL string `yaml:"url"`
+		TLS struct {
+			CAFile string `yaml:"ca_file" config:"path"`
+		} `yaml:"tls"`
+	}
+	if err := cfg.DecodeSinkConfig(0, &sink); err != nil {
+		t.Fatal(err)
+	}
+	if sink.TLS.CAFile != abs("ca.pem") {
+		t.Errorf("metric_sinks[0].config.tls.ca_file = %q, want %q", sink.TLS.CAFile, abs("ca.pem"))
+	}
+
+	// From the environment, a relative path is the working directory's.
+	_, _, err = Load(path, []string{"VENEUR_TLS_AUTHORITY_CERTIFICATE=certs/ca.pem"})
+	if err == nil || !strings.Contains(err.Error(), "open certs/ca.pem: no such file") {
+		t.Errorf("a relative path from the environment: %v, want it read from the working directory (and missing there)", err)
+	}
+}
+
+// dropKeys writes src without the top-level keys named (and their
+// indented lines) to a file in a temporary directory.
+func dropKeys(t *testing.T, src string, keys ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	dropping := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '#' {
+			key, _, _ := strings.Cut(line, ":")
+			dropping = slices.Contains(keys, key)
+		}
+		if !dropping {
+			out = append(out, line)
+		}
+	}
+	path := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A Veneur config carries over: its keys with an equivalent are read as
+// that key with a one-line notice naming it, those that tune what
+// veneur-lite lacks (or turn it off) are ignored with a notice, and those
+// asking for what veneur-lite does not do are errors that say so and what
+// to do. The files hold the keys of Veneur's example_host.yaml and
+// example.yaml.
+func TestVeneurConfigCarriesOver(t *testing.T) {
+	host := filepath.Join("testdata", "veneur_host.yaml")
+	_, notices, err := Load(host, nil)
+	checkKeyErrors(t, "veneur_host.yaml", err, host,
+		wantKey{"debug", 7, "a Veneur key with no equivalent here: veneur-lite has no debug log level; remove it"},
+		wantKey{"stats_address", 15, "a Veneur key with no equivalent here: veneur-lite sends its own veneur.* metrics through its sinks"},
+		wantKey{"http_address", 21, `"" is not host:port`},
+	)
+	for _, want := range []string{
+		host + ":2: datadog_api_hostname: a Veneur key, read as metric_sinks[0].config.api_hostname (a datadog sink)",
+		host + ":3: datadog_api_key: a Veneur key, read as metric_sinks[0].config.api_key (a datadog sink)",
+		host + ":6: flush_max_per_body: a Veneur key, read as metric_sinks[0].config.flush_max_per_body (a datadog sink)",
+		host + ":16: tags: a Veneur key, read as extend_tags",
+		host + ":5: trace_max_length_bytes: a Veneur key, ignored: veneur-lite takes no traces (SSF spans)",
+		host + ":23: sentry_dsn: a Veneur key, ignored: veneur-lite reports errors to its log only",
+		host + ":27: aws_secret_access_key: a Veneur key, ignored: veneur-lite has no S3 archive",
+	} {
+		if !slices.Contains(notices, want) {
+			t.Errorf("notice %q missing from %q", want, notices)
+		}
+	}
+	for _, n := range notices {
+		if strings.Contains(n, "did you mean") || strings.Contains(n, "dd-key") {
+			t.Errorf("notice %q", n)
+		}
+	}
+
+	// Without the keys it refuses, the file runs as Veneur ran it.
+	cfg, notices, err := Load(dropKeys(t, host, "debug", "stats_address", "http_address"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notices) != 11 {
+		t.Errorf("%d notices, want one per Veneur key (11): %q", len(notices), notices)
+	}
+	if !slices.Equal(cfg.ExtendTags, []string{"env:staging", "team:infra"}) {
+		t.Errorf("extend_tags = %q", cfg.ExtendTags)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" {
+		t.Fatalf("metric_sinks = %+v, want one datadog sink", cfg.MetricSinks)
+	}
+	var dd struct {
+		APIKey          string `yaml:"api_key"`
+		APIHostname     string `yaml:"api_hostname"`
+		FlushMaxPerBody int    `yaml:"flush_max_per_body"`
+	}
+	if err := cfg.DecodeSinkConfig(0, &dd); err != nil {
+		t.Fatal(err)
+	}
+	if dd.APIKey != "dd-key-4d2a" || dd.APIHostname != "https://dd.example.test" || dd.FlushMaxPerBody != 5000 {
+		t.Errorf("datadog sink config = %+v", dd)
+	}
+
+	example := filepath.Join("testdata", "veneur_example.yaml")
+	_, notices, err = Load(example, nil)
+	checkKeyErrors(t, "veneur_example.yaml", err, example,
+		wantKey{"ssf_listen_addresses", 6, "a Veneur key with no equivalent here: veneur-lite takes no traces (SSF spans); remove it"},
+		wantKey{"stats_address", 13, "a Veneur key with no equivalent here"},
+		wantKey{"synchronize_with_interval", 53, "a Veneur key with no equivalent here: veneur-lite always flushes at multiples of interval; remove it"},
+		wantKey{"forward_use_grpc", 54, "a Veneur key with no equivalent here: veneur-lite forwards over HTTP only"},
+	)
+	for _, want := range []string{
+		example + ":49: key: a Veneur key, ignored: empty (it would be datadog.api_key)",
+		example + ":35: influx_consistency: a Veneur key, ignored: veneur-lite has no InfluxDB sink (prometheus_remote_write reaches InfluxDB and VictoriaMetrics)",
+		example + ":28: debug: a Veneur key, ignored: veneur-lite has no debug log level",
+	} {
+		if !slices.Contains(notices, want) {
+			t.Errorf("notice %q missing from %q", want, notices)
+		}
+	}
+	cfg, _, err = Load(dropKeys(t, example, "ssf_listen_addresses", "stats_address", "synchronize_with_interval", "forward_use_grpc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" || len(cfg.ExtendTags) != 1 {
+		t.Errorf("metric_sinks %+v, extend_tags %q", cfg.MetricSinks, cfg.ExtendTags)
+	}
+}
+
+// Veneur's tls_* keys took the PEM text; veneur-lite's take a path. The
+// text is refused without being quoted.
+func TestVeneurPEMTextIsRefusedUnquoted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "veneur.yaml")
+	body := "tls_certificate: |\n  -----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n" +
+		"tls_key: |\n  -----BEGIN EC PRIVATE KEY-----\n  c2VjcmV0\n  -----END EC PRIVATE KEY-----\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Load(path, nil)
+	checkKeyErrors(t, "pem", err, path,
+		wantKey{"tls_certificate", 1, "holds PEM text, as Veneur's tls_certificate did: veneur-lite takes the path of a PEM file"},
+		wantKey{"tls_key", 5, "holds PEM text"},
+	)
+	if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("error quotes the key: %v", err)
 	}
 }
 

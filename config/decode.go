@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -71,6 +72,17 @@ type decoder struct {
 	origins map[string]origin // key path → origin; nil records nothing
 	errs    []error
 	failed  map[string]bool // key paths in errs
+	// veneur takes the root keys of Stripe Veneur's config that are not
+	// veneur-lite's (nil: none are taken); notices are what it says about
+	// those it accepts.
+	veneur  *veneurFile
+	notices []string
+}
+
+// notice records a one-line notice about key k, located as errors are.
+func (d *decoder) notice(k *yaml.Node, msg string) {
+	o := d.at(k)
+	d.notices = append(d.notices, (&KeyError{Key: k.Value, File: o.file, Line: o.line, Env: o.env, Err: errors.New(msg)}).Error())
 }
 
 var (
@@ -194,12 +206,33 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string, pos *yaml.
 		}
 		seen[k.Value] = k.Line
 		index, ok := fields[k.Value]
+		if !ok && path == "" && d.veneur != nil && d.veneur.take(d, k, val) {
+			continue
+		}
 		if !ok {
 			d.fail(key, k, unknownKey(k.Value, names))
 			continue
 		}
-		d.decode(val, v.FieldByIndex(index), key, k)
+		field := v.FieldByIndex(index)
+		d.decode(val, field, key, k)
+		if isPath(v.Type().FieldByIndex(index)) && field.Kind() == reflect.String {
+			field.SetString(d.resolve(field.String()))
+		}
 	}
+}
+
+// isPath reports whether a field holds a file path: tagged config:"path".
+func isPath(f reflect.StructField) bool { return f.Tag.Get("config") == "path" }
+
+// resolve makes a relative path from the config file relative to the
+// file's directory, as Prometheus does, so that a config and the
+// certificates beside it work from any working directory. A path from the
+// environment stays relative to the working directory.
+func (d *decoder) resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || d.src.file == "" || d.src.env != "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(d.src.file), path)
 }
 
 // merge decodes the mapping (or list of mappings) of a merge key into v.

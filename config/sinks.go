@@ -35,6 +35,9 @@ var sinkKinds = []struct {
 type Sink struct {
 	Name    string
 	Hygiene sinks.Hygiene
+	// Events is which of events and service checks it is handed
+	// (send_events, send_service_checks).
+	Events sinks.EventSelection
 	// Config is the kind's decoded config block: a datadog.Config, a
 	// prometheus.Config, or struct{} for a console sink.
 	Config any
@@ -54,7 +57,9 @@ type SinkEnv struct {
 // no entry, it returns one console sink.
 func (c *Config) DecodeSinks() ([]Sink, error) {
 	if len(c.MetricSinks) == 0 {
-		return []Sink{consoleSink("console", c.Interval.D())}, nil
+		s := consoleSink("console", c.Interval.D())
+		s.Events = sinks.EventSelection{Events: true, ServiceChecks: true}
+		return []Sink{s}, nil
 	}
 	var out []Sink
 	var errs []error
@@ -71,7 +76,7 @@ func (c *Config) DecodeSinks() ([]Sink, error) {
 			errs = append(errs, err)
 			continue
 		}
-		s.Name, s.Hygiene = sc.SinkName(), sc.Hygiene
+		s.Name, s.Hygiene, s.Events = sc.SinkName(), sc.Hygiene, sc.EventSelection()
 		out = append(out, s)
 	}
 	if err := errors.Join(errs...); err != nil {

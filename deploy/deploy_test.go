@@ -8,8 +8,10 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -76,6 +78,9 @@ type kustomization struct {
 		NewName string `json:"newName,omitempty"`
 		NewTag  string `json:"newTag,omitempty"`
 	} `json:"images,omitempty"`
+	Patches []struct {
+		Path string `json:"path"`
+	} `json:"patches,omitempty"`
 }
 
 // document is one decoded YAML document of a manifest file.
@@ -1057,37 +1062,44 @@ func TestConfigMapsLoad(t *testing.T) {
 				t.Errorf("num_readers %d, num_workers %d: more than the %d cores of the CPU limit", cfg.NumReaders, cfg.NumWorkers, cores)
 			}
 
-			// Memory: the limit holds the series bound at ~1 KiB per
-			// series twice over (the live interval and what a flush builds
-			// from it), plus, on a local, the sketches held for the
-			// globals; GOMEMLIMIT sits just under the limit.
-			if cfg.MaxSeries <= 0 {
-				t.Fatalf("max_series %d: unbounded, the memory limit cannot be sized", cfg.MaxSeries)
-			}
-			need, why := int64(2*cfg.MaxSeries*bytesPerSeries), fmt.Sprintf("2 x max_series %d x 1 KiB", cfg.MaxSeries)
-			if w.local {
-				need += heldBytes
-				why += " + 64 MiB held for the globals"
-			}
-			limit := c.Resources.Limits[corev1.ResourceMemory]
-			if limit.Value() < need {
-				t.Errorf("memory limit %s < %d MiB = %s", limit.String(), need>>20, why)
-			}
-			gml, ok := lc.vars["GOMEMLIMIT"]
-			if !ok {
-				t.Fatal("no GOMEMLIMIT: the GC would let the heap grow to twice the live data, past the limit")
-			}
-			soft, err := parseGoMemLimit(gml)
-			if err != nil {
-				t.Fatalf("GOMEMLIMIT %q: %v", gml, err)
-			}
-			if r := float64(soft) / float64(limit.Value()); r < 0.8 || r > 0.95 {
-				t.Errorf("GOMEMLIMIT %s is %.0f%% of the memory limit %s, want 80-95%%", gml, 100*r, limit.String())
-			}
+			checkMemory(t, w, c, lc)
 		})
 	}
 	if len(intervals) == 2 && intervals[0] != intervals[1] {
 		t.Errorf("intervals %v: the locals' and the globals' must be equal", intervals)
+	}
+}
+
+// checkMemory checks w's memory against its config's series bound.
+func checkMemory(t *testing.T, w workload, c *corev1.Container, lc loadedConfig) {
+	t.Helper()
+	cfg := lc.cfg
+	// Memory: the limit holds the series bound at ~1 KiB per
+	// series twice over (the live interval and what a flush builds
+	// from it), plus, on a local, the sketches held for the
+	// globals; GOMEMLIMIT sits just under the limit.
+	if cfg.MaxSeries <= 0 {
+		t.Fatalf("max_series %d: unbounded, the memory limit cannot be sized", cfg.MaxSeries)
+	}
+	need, why := int64(2*cfg.MaxSeries*bytesPerSeries), fmt.Sprintf("2 x max_series %d x 1 KiB", cfg.MaxSeries)
+	if w.local {
+		need += heldBytes
+		why += " + 64 MiB held for the globals"
+	}
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	if limit.Value() < need {
+		t.Errorf("memory limit %s < %d MiB = %s", limit.String(), need>>20, why)
+	}
+	gml, ok := lc.vars["GOMEMLIMIT"]
+	if !ok {
+		t.Fatal("no GOMEMLIMIT: the GC would let the heap grow to twice the live data, past the limit")
+	}
+	soft, err := parseGoMemLimit(gml)
+	if err != nil {
+		t.Fatalf("GOMEMLIMIT %q: %v", gml, err)
+	}
+	if r := float64(soft) / float64(limit.Value()); r < 0.8 || r > 0.95 {
+		t.Errorf("GOMEMLIMIT %s is %.0f%% of the memory limit %s, want 80-95%%", gml, 100*r, limit.String())
 	}
 }
 
@@ -1439,6 +1451,294 @@ func TestGlobalJournalOnItsOwnVolume(t *testing.T) {
 		}
 		if sc := w.template.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsUser == nil || *sc.FSGroup != *sc.RunAsGroup {
 			t.Errorf("%s: fsGroup must be the pod's group, so that the journal volume is writable", w)
+		}
+	}
+}
+
+// largeOverlay is the kustomize overlay that sizes the globals for the
+// global defaults.
+const largeOverlay = "overlays/large"
+
+// patchStatefulSet applies a strategic-merge patch of a StatefulSet the
+// way kustomize does for the fields the overlay sets: containers by name,
+// their env entries by name, and the resources' requests and limits by
+// resource.
+func patchStatefulSet(t *testing.T, base, patch *appsv1.StatefulSet) *appsv1.StatefulSet {
+	t.Helper()
+	out := base.DeepCopy()
+	for _, pc := range patch.Spec.Template.Spec.Containers {
+		i := slices.IndexFunc(out.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == pc.Name })
+		if i < 0 {
+			t.Fatalf("patch: container %q is not in the base", pc.Name)
+		}
+		c := &out.Spec.Template.Spec.Containers[i]
+		for _, e := range pc.Env {
+			if j := slices.IndexFunc(c.Env, func(b corev1.EnvVar) bool { return b.Name == e.Name }); j >= 0 {
+				c.Env[j] = e
+			} else {
+				c.Env = append(c.Env, e)
+			}
+		}
+		for name, q := range pc.Resources.Requests {
+			c.Resources.Requests[name] = q
+		}
+		for name, q := range pc.Resources.Limits {
+			c.Resources.Limits[name] = q
+		}
+	}
+	return out
+}
+
+// The base sizes the globals for a small cluster; deploy/overlays/large
+// restores the global defaults of max_series with the memory they need.
+// Both pass the same sizing rules, and when kubectl is here its kustomize
+// builds the same StatefulSet as this test's patch.
+func TestLargeOverlay(t *testing.T) {
+	m := load(t)
+	dir := filepath.Join("..", "deploy", largeOverlay)
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k kustomization
+	if err := decodeStrict(data, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", largeOverlay, err)
+	}
+	if !slices.Equal(k.Resources, []string{"../../kubernetes"}) || len(k.Patches) == 0 {
+		t.Fatalf("%s: resources %v, patches %v: want the base and its patches", largeOverlay, k.Resources, k.Patches)
+	}
+	global := m.global(t)
+	base := m.statefulSet[global.name]
+	patched := base
+	for _, p := range k.Patches {
+		doc, err := os.ReadFile(filepath.Join(dir, p.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := decodeManifest(doc)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", largeOverlay, p.Path, err)
+		}
+		patch, ok := obj.(*appsv1.StatefulSet)
+		if !ok || patch.Name != base.Name || patch.Namespace != namespace {
+			t.Fatalf("%s/%s: want a patch of StatefulSet %s/%s", largeOverlay, p.Path, namespace, base.Name)
+		}
+		patched = patchStatefulSet(t, patched, patch)
+	}
+
+	small := loadConfig(t, m, global)
+	large := global
+	large.template = &patched.Spec.Template
+	lc := loadConfig(t, m, large)
+	if small.cfg.MaxSeries >= config.GlobalMaxSeries {
+		t.Errorf("base max_series %d: want the globals sized for a small cluster, under the default %d", small.cfg.MaxSeries, config.GlobalMaxSeries)
+	}
+	if lc.cfg.MaxSeries != config.GlobalMaxSeries || lc.cfg.MaxSeriesPerName != config.GlobalMaxSeriesPerName {
+		t.Errorf("%s: max_series %d, max_series_per_name %d; want the global defaults %d, %d", largeOverlay,
+			lc.cfg.MaxSeries, lc.cfg.MaxSeriesPerName, config.GlobalMaxSeries, config.GlobalMaxSeriesPerName)
+	}
+	checkMemory(t, large, large.container(t), lc)
+	req, baseReq := large.container(t).Resources.Requests, global.container(t).Resources.Requests
+	if req.Memory().Cmp(*baseReq.Memory()) <= 0 {
+		t.Errorf("%s: memory request %s is not above the base's %s", largeOverlay, req.Memory(), baseReq.Memory())
+	}
+
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Log("kubectl is not installed: the overlay is checked with this test's patch only")
+		return
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	for _, doc := range splitDocuments(out) {
+		obj, err := decodeManifest(doc)
+		if err != nil {
+			t.Fatalf("kubectl kustomize output: %v", err)
+		}
+		if ss, ok := obj.(*appsv1.StatefulSet); ok && ss.Name == base.Name {
+			got, want := ss.Spec.Template.Spec.Containers, patched.Spec.Template.Spec.Containers
+			// kustomize puts the added variables first; what the pod
+			// gets is the same set.
+			byName := func(env []corev1.EnvVar) map[string]corev1.EnvVar {
+				m := map[string]corev1.EnvVar{}
+				for _, e := range env {
+					m[e.Name] = e
+				}
+				return m
+			}
+			if len(got) != len(want) || !reflect.DeepEqual(byName(got[0].Env), byName(want[0].Env)) || !equalResources(got[0].Resources, want[0].Resources) {
+				t.Errorf("kubectl kustomize builds\n%+v\n%+v\nthis test's patch\n%+v\n%+v", got[0].Env, got[0].Resources, want[0].Env, want[0].Resources)
+			}
+			return
+		}
+	}
+	t.Errorf("kubectl kustomize %s: no StatefulSet %s", dir, base.Name)
+}
+
+func equalResources(a, b corev1.ResourceRequirements) bool {
+	same := func(x, y corev1.ResourceList) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for name, q := range x {
+			if o, ok := y[name]; !ok || q.Cmp(o) != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return same(a.Requests, b.Requests) && same(a.Limits, b.Limits)
+}
+
+// The ConfigMaps say what the /debug/ endpoints do with the access the
+// config gives them, and how to run veneur-lite top against a pod.
+func TestConfigMapsDescribeDebugAccess(t *testing.T) {
+	m := load(t)
+	for _, w := range workloads(t, m) {
+		lc := loadConfig(t, m, w)
+		_, data := configFile(t, m, w, dockerfile(t).configPath)
+		switch lc.cfg.DebugAccess() {
+		case config.AccessLoopback:
+			for _, want := range []string{"answer clients in", "this pod only", "kubectl -n veneur exec", "/veneur-lite top -addr 127.0.0.1:"} {
+				if !strings.Contains(data, want) {
+					t.Errorf("%s: the config's comments do not say %q", w, want)
+				}
+			}
+			if strings.Contains(data, "/debug/pprof/ is") && strings.Contains(data, "is off") {
+				t.Errorf("%s: the comments call /debug/ off, but it answers clients in the pod", w)
+			}
+		case config.AccessEveryone:
+			t.Errorf("%s: enable_profiling: true opens /debug/ to the pod network", w)
+		}
+	}
+}
+
+// Locals that forward over http:// send the import token in clear text:
+// the NetworkPolicy guarding the globals must exist and say that it is
+// the only guard.
+func TestNetworkPolicyIsNamedTheOnlyGuard(t *testing.T) {
+	m := load(t)
+	lc := loadConfig(t, m, m.local(t))
+	plain := slices.ContainsFunc(lc.cfg.ForwardAddress, func(f string) bool {
+		a, err := forward.ParseAddress(f)
+		return err == nil && a.Scheme != "https"
+	})
+	if !plain {
+		return
+	}
+	if len(m.netpols) == 0 {
+		t.Fatal("the locals forward over http:// and no NetworkPolicy guards the globals")
+	}
+	data, err := os.ReadFile(filepath.Join(manifestDir, "global-networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"clear text", "only guard", "https://"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("global-networkpolicy.yaml does not say %q", want)
+		}
+	}
+}
+
+// The image's build context leaves out what the build does not need
+// (.git, binaries, benchmark results) and keeps every file it does.
+func TestDockerignore(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", ".dockerignore"))
+	if err != nil {
+		t.Fatalf("no .dockerignore at the build context's root (the repository): %v", err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	ignored := func(rel string) bool {
+		out := false
+		for _, p := range patterns {
+			negate := strings.HasPrefix(p, "!")
+			p = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(p, "!"), "/"), "/")
+			if dockerignoreMatch(p, rel) {
+				out = !negate
+			}
+		}
+		return out
+	}
+	for _, must := range []string{".git", "bin", "bench/results", "cmd/veneur-lite/veneur-lite.test"} {
+		if !ignored(must) {
+			t.Errorf(".dockerignore keeps %s in the build context", must)
+		}
+	}
+	err = filepath.WalkDir("..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("..", p)
+		if d.IsDir() && (rel == ".git" || rel == "bin") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || (!strings.HasSuffix(rel, ".go") && rel != "go.mod" && rel != "go.sum") {
+			return nil
+		}
+		if ignored(filepath.ToSlash(rel)) {
+			t.Errorf(".dockerignore leaves out %s, which the build needs", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dockerignoreMatch reports whether pattern (Docker's .dockerignore
+// syntax: filepath.Match per path element, ** for any number of them)
+// matches rel or a directory above it.
+func dockerignoreMatch(pattern, rel string) bool {
+	pp := strings.Split(pattern, "/")
+	rp := strings.Split(rel, "/")
+	var match func(pp, rp []string) bool
+	match = func(pp, rp []string) bool {
+		if len(pp) == 0 {
+			return true // a directory above rel matched
+		}
+		if pp[0] == "**" {
+			for i := 0; i <= len(rp); i++ {
+				if match(pp[1:], rp[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(rp) == 0 {
+			return false
+		}
+		ok, _ := path.Match(pp[0], rp[0])
+		return ok && match(pp[1:], rp[1:])
+	}
+	return match(pp, rp)
+}
+
+// README's requirements name every package .ci/run installs.
+func TestREADMERequirementsNameCIPackages(t *testing.T) {
+	ci, err := os.ReadFile(filepath.Join("..", ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, req, _ := strings.Cut(string(readme), "## Requirements")
+	req, _, _ = strings.Cut(req, "\n## ")
+	pkgs := regexp.MustCompile(`need\+=\(([a-z0-9.+-]+)\)`).FindAllStringSubmatch(string(ci), -1)
+	if len(pkgs) == 0 {
+		t.Fatal(".ci/run installs no package this test can find (need+=(…))")
+	}
+	for _, p := range pkgs {
+		if !strings.Contains(req, "`"+p[1]+"`") {
+			t.Errorf("README.md's Requirements do not name `%s`, which .ci/run installs", p[1])
 		}
 	}
 }

@@ -127,6 +127,10 @@ func New(cfg Config) *Flusher {
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
 		sketchSink, _ := s.(sinks.SketchSink)
+		sel := sinks.EventSelection{Events: true, ServiceChecks: true}
+		if es, ok := s.(sinks.EventSelector); ok {
+			sel = es.EventSelection()
+		}
 		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
 			// Events go out even when some series failed: one refused
 			// body must not cost the interval's events.
@@ -134,8 +138,15 @@ func New(cfg Config) *Flusher {
 			if sketchSink != nil && len(fl.Sketches) > 0 {
 				err = errors.Join(err, sketchSink.FlushSketches(ctx, fl.Sketches))
 			}
-			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
-				err = errors.Join(err, eventSink.FlushEvents(ctx, fl.Events, fl.Checks))
+			events, checks := fl.Events, fl.Checks
+			if !sel.Events {
+				events = nil
+			}
+			if !sel.ServiceChecks {
+				checks = nil
+			}
+			if eventSink != nil && (len(events) > 0 || len(checks) > 0) {
+				err = errors.Join(err, eventSink.FlushEvents(ctx, events, checks))
 			}
 			return err
 		})

@@ -573,3 +573,61 @@ func TestPanickingSinkIsContained(t *testing.T) {
 		}
 	})
 }
+
+// selectingSink records what FlushEvents is handed.
+type selectingSink struct {
+	mu     sync.Mutex
+	calls  int
+	events int
+	checks int
+}
+
+func (s *selectingSink) Name() string                                    { return "selecting" }
+func (s *selectingSink) Flush(_ context.Context, _ []metric.Point) error { return nil }
+
+func (s *selectingSink) FlushEvents(_ context.Context, events []metric.Event, checks []metric.ServiceCheck) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	s.events += len(events)
+	s.checks += len(checks)
+	return nil
+}
+
+// eventfulAggregator flushes one event and one service check.
+type eventfulAggregator struct{ fakeAggregator }
+
+func (a *eventfulAggregator) Flush(now time.Time, iv time.Duration) aggregate.Flushed {
+	fl := a.fakeAggregator.Flush(now, iv)
+	fl.Checks = []metric.ServiceCheck{{Name: "c", Timestamp: now.Unix()}}
+	return fl
+}
+
+// A sink's send_events and send_service_checks decide what the flusher
+// hands it; with both off it is not asked at all.
+func TestEventSelection(t *testing.T) {
+	for _, c := range []struct {
+		sel                   sinks.EventSelection
+		calls, events, checks int
+	}{
+		{sinks.EventSelection{Events: true, ServiceChecks: true}, 1, 1, 1},
+		{sinks.EventSelection{Events: false, ServiceChecks: true}, 1, 0, 1},
+		{sinks.EventSelection{Events: true, ServiceChecks: false}, 1, 1, 0},
+		{sinks.EventSelection{}, 0, 0, 0},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			sink := &selectingSink{}
+			f := New(Config{Aggregator: &eventfulAggregator{}, Sinks: []sinks.Sink{sinks.SelectEvents(sink, c.sel)},
+				Interval: 10 * time.Second, Log: slog.New(slog.DiscardHandler)})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			f.Final(ctx)
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if sink.calls != c.calls || sink.events != c.events || sink.checks != c.checks {
+				t.Errorf("%+v: %d calls with %d events and %d checks, want %d, %d, %d",
+					c.sel, sink.calls, sink.events, sink.checks, c.calls, c.events, c.checks)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgryski/go-rendezvous"
+
+	"github.com/veneur-lite/veneur-lite/internal/address"
 )
 
 // Resolver looks up the global instances behind a forward address.
@@ -68,12 +69,12 @@ type Address struct {
 // forward addresses: the config package validates forward_address with it,
 // and New parses with it, so an address the config accepts is one New takes.
 func ParseAddress(s string) (Address, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
+	u, err := address.ParseURL(strings.TrimSpace(s), "http")
 	if err != nil {
-		return Address{}, fmt.Errorf("forward address %q: %w", s, err)
+		return Address{}, fmt.Errorf("forward address %w", err)
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("forward address %q: %s (want http(s)://host:port or srv://name)", s, why)
+		return fmt.Errorf("forward address %s: %s (want http(s)://host:port or srv://name)", address.Quote(s), why)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return Address{}, bad("unexpected credentials, query, fragment or opaque part")

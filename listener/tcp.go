@@ -35,8 +35,9 @@ type tcpListener struct {
 	// TCPMaxConnections were open.
 	refused *telemetry.Counter
 	// handshakeFailed counts TLS connections that did not complete a
-	// handshake (no or an untrusted client certificate, not TLS at all);
-	// panics counts connections a panic ended.
+	// handshake (no or an untrusted client certificate, not TLS at all) and,
+	// on a plain listener, TLS handshakes; panics counts connections a panic
+	// ended.
 	handshakeFailed *telemetry.Counter
 	panics          *telemetry.Counter
 	handshakeLog    logthrottle.Throttle
@@ -150,6 +151,9 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 				l.opts.Log.Warn("tcp TLS handshake failed", "address", l.Addr(), "remote", conn.RemoteAddr().String(),
 					"error", err, "suppressed_since_last", n)
 			}
+			if rh := (tls.RecordHeaderError{}); errors.As(err, &rh) && rh.Conn != nil {
+				answerPlainClient(rh.Conn)
+			}
 			return
 		}
 	}
@@ -161,6 +165,7 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 	push := l.opts.pusher()
 	filled := 0         // bytes of buf holding unparsed input
 	discarding := false // inside an overlong line, skipping to its newline
+	first := true       // no byte read yet
 	for {
 		if ctx.Err() == nil {
 			_ = conn.SetReadDeadline(time.Now().Add(l.opts.TCPIdleTimeout))
@@ -171,6 +176,17 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 			}
 		}
 		n, err := conn.Read(buf[filled:])
+		if first && n > 0 && l.opts.TLS == nil && looksLikeTLSHandshake(buf[:n]) {
+			// Not one line could come of it; closing at once tells a TLS
+			// client now, not when its handshake times out.
+			l.handshakeFailed.Inc()
+			if ok, n := l.handshakeLog.Allow(); ok {
+				l.opts.Log.Warn("tcp client sent a TLS handshake to a plain listener (set tls_certificate for TLS); connection closed",
+					"address", l.Addr(), "remote", conn.RemoteAddr().String(), "suppressed_since_last", n)
+			}
+			return
+		}
+		first = false
 		if n > 0 {
 			l.c.bytes.Add(uint64(n))
 			l.c.packets.Inc()
@@ -221,4 +237,39 @@ func (l deadlineListener) SetReadDeadline(t time.Time) error {
 		return tl.SetDeadline(t)
 	}
 	return nil
+}
+
+// plainClientNotice is what a TLS listener answers a client that sent
+// plain text: the lines are lost, and a client that reads the answer (as
+// veneur-emit does) can say why instead of reporting success.
+const plainClientNotice = "veneur-lite: this tcp:// listener requires TLS; the lines sent in plain text were dropped\n"
+
+// answerPlainClient writes plainClientNotice to a client whose first bytes
+// were not a TLS handshake, closes its side, and reads what the client
+// still sends for a moment (bounded in time and bytes): closing with
+// unread input would reset the connection and could discard the notice
+// before the client reads it.
+func answerPlainClient(conn net.Conn) {
+	_ = conn.SetDeadline(time.Now().Add(plainClientLinger))
+	if _, err := io.WriteString(conn, plainClientNotice); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.CopyN(io.Discard, conn, plainClientDrainBytes)
+}
+
+// The bounds of answerPlainClient's read: a client that keeps sending
+// after the notice is cut off (and reset) after them.
+const (
+	plainClientLinger     = time.Second
+	plainClientDrainBytes = 1 << 20
+)
+
+// looksLikeTLSHandshake reports whether a connection's first bytes are a
+// TLS handshake record (content type 22, version 3.x). No DogStatsD line
+// starts with that control character.
+func looksLikeTLSHandshake(b []byte) bool {
+	return len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 && b[2] <= 0x04
 }

@@ -97,6 +97,21 @@ func (v *veneurLite) stop(t *testing.T) {
 	}
 }
 
+// awaitHealthy waits until veneur-lite answers its health check on
+// httpAddr (plain HTTP).
+func awaitHealthy(t *testing.T, httpAddr string) {
+	t.Helper()
+	await.Until(t, 20*time.Second, func() (bool, string) {
+		resp, err := http.Get("http://" + httpAddr + "/healthcheck")
+		if err != nil {
+			return false, err.Error()
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %q", resp.StatusCode, body)
+	})
+}
+
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T, network string) string {
 	t.Helper()
@@ -120,15 +135,7 @@ func TestEndToEndVeneurLite(t *testing.T) {
 	v := startVeneurLite(t, fmt.Sprintf(
 		"statsd_listen_addresses: [udp://%s, tcp://%s, unixgram://%s]\nhttp_address: %s\ninterval: 1s\nhostname: box\n",
 		udp, tcp, sock, httpAddr))
-	await.Until(t, 20*time.Second, func() (bool, string) {
-		resp, err := http.Get("http://" + httpAddr + "/healthcheck")
-		if err != nil {
-			return false, err.Error()
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %q", resp.StatusCode, body)
-	})
+	awaitHealthy(t, httpAddr)
 
 	send := func(args ...string) {
 		t.Helper()

@@ -100,6 +100,30 @@ func (l *tagList) Set(s string) error {
 	return nil
 }
 
+// durationFlag is a time.Duration flag whose error says what a duration
+// looks like: the flag package's own says only "parse error", and "250"
+// (a number of milliseconds, to a timer's sender) is the usual slip.
+type durationFlag struct {
+	d       *time.Duration
+	example string // two valid values, for the error
+}
+
+func (f *durationFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "0s"
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration with a unit, such as %s", f.example)
+	}
+	*f.d = v
+	return nil
+}
+
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("veneur-emit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -111,7 +135,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.hostport, "hostport", "udp://127.0.0.1:8125", "`URL` of the server: udp://host:port, tcp://host:port (newline-terminated lines) or unixgram:///path; a bare host:port is UDP")
 	fs.StringVar(&o.mode, "mode", "", "Veneur's `mode`: metric, event or sc; when set, flags of the other kinds are refused (default: whatever the flags ask for)")
 	fs.BoolVar(&o.debug, "debug", false, "print the exact bytes sent to stderr")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up sending after this `duration`: connecting, writing and, over tcp, the server confirming by closing")
+	o.timeout = 5 * time.Second
+	fs.Var(&durationFlag{d: &o.timeout, example: "3s or 500ms"}, "timeout", "give up sending after this `duration`: connecting, writing and, over tcp, the server confirming by closing")
 	fs.BoolVar(&o.command, "command", false, "run the command given after the flags, stream its output, send its duration as a timer tagged exit_status:N and exit with its status")
 
 	fs.BoolVar(&o.tls.enabled, "tls", false, "use TLS over tcp:// (implied by any other -tls_* flag)")
@@ -123,7 +148,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.name, "name", "", "`name` of the metric, e.g. daemontools.service.starts")
 	fs.Float64Var(&o.count, "count", 0, "send a counter with this `value` (fractions are kept)")
 	fs.Float64Var(&o.gauge, "gauge", 0, "send a gauge with this `value`")
-	fs.DurationVar(&o.timing, "timing", 0, "send a timer of this `duration` (e.g. 250ms, 1.5s), in milliseconds")
+	fs.Var(&durationFlag{d: &o.timing, example: "250ms or 1.5s"}, "timing", "send a timer of this `duration` (e.g. 250ms, 1.5s), in milliseconds")
 	fs.Float64Var(&o.histogram, "histogram", 0, "send a histogram sample with this `value`")
 	fs.Float64Var(&o.distribution, "distribution", 0, "send a distribution sample with this `value`")
 	fs.StringVar(&o.set, "set", "", "send this `member` to a set (the server counts unique members)")

@@ -113,6 +113,8 @@ func TestRunRejects(t *testing.T) {
 		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"-name", "x", "-count", "one"}, `invalid value "one" for flag -count`},
 		{[]string{"-name", "x", "-timing", "250"}, `invalid value "250" for flag -timing`},
+		{[]string{"-name", "x", "-timing", "250"}, `for flag -timing: want a duration with a unit, such as 250ms or 1.5s`},
+		{[]string{"-name", "x", "-count", "1", "-timeout", "3"}, `for flag -timeout: want a duration with a unit, such as 3s or 500ms`},
 		{[]string{"-e_title", "t", "-e_time", "yesterday"}, `invalid value "yesterday" for flag -e_time`},
 		{[]string{}, "nothing to send"},
 		{[]string{"-name", "x"}, "a metric needs -name and a value"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -82,23 +84,26 @@ func (o tlsOptions) config() (*tls.Config, error) {
 // its side and waits for the server to close the connection: a server that
 // has read up to our end has every line, and a TLS server that refuses the
 // client's certificate says so only then (TLS 1.3 finishes the client's
-// handshake before the server has checked it).
+// handshake before the server has checked it). A DogStatsD server never
+// answers over TCP, so an answer means the lines were not taken: a TLS
+// listener (veneur-lite's says so in plain text) read them as a handshake.
 func send(dst destination, tlsCfg *tls.Config, payload []byte, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	dialer := &net.Dialer{Deadline: deadline}
-	var conn net.Conn
-	var err error
-	if tlsCfg != nil {
-		conn, err = (&tls.Dialer{NetDialer: dialer, Config: tlsCfg}).Dial(dst.network, dst.address)
-	} else {
-		conn, err = dialer.Dial(dst.network, dst.address)
-	}
+	conn, err := dialer.Dial(dst.network, dst.address)
 	if err != nil {
 		return explain(err, timeout)
 	}
 	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
 		return err
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(conn, withServerName(tlsCfg, dst.address))
+		if err := tc.Handshake(); err != nil {
+			return explainHandshake(err, timeout)
+		}
+		conn = tc
 	}
 	_, werr := conn.Write(payload)
 	if dst.network != "tcp" {
@@ -108,9 +113,12 @@ func send(dst destination, tlsCfg *tls.Config, payload []byte, timeout time.Dura
 		werr = conn.(interface{ CloseWrite() error }).CloseWrite()
 	}
 	// Read even after a failed write: a TLS server that refused us may
-	// have said why before it closed. io.Copy returns nil at EOF, when the
-	// server has read everything and closed.
-	_, rerr := io.Copy(io.Discard, conn)
+	// have said why before it closed. A nil error is EOF: the server has
+	// read everything and closed.
+	answer, rerr := readAnswer(conn)
+	if tlsCfg == nil && (len(answer) > 0 || errors.Is(rerr, syscall.ECONNRESET)) {
+		return plainRefused(answer, firstErr(werr, rerr))
+	}
 	if isRemoteAlert(rerr) || werr == nil {
 		if rerr != nil {
 			return explain(rerr, timeout)
@@ -118,6 +126,87 @@ func send(dst destination, tlsCfg *tls.Config, payload []byte, timeout time.Dura
 		return nil
 	}
 	return explain(werr, timeout)
+}
+
+// withServerName is cfg with the name to verify set to the host of
+// address when cfg leaves it empty, as tls.Dial does.
+func withServerName(cfg *tls.Config, address string) *tls.Config {
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	c := cfg.Clone()
+	c.ServerName = address
+	if host, _, err := net.SplitHostPort(address); err == nil {
+		c.ServerName = host
+	}
+	return c
+}
+
+// answerKept is how much of an unexpected answer readAnswer keeps to
+// quote.
+const answerKept = 200
+
+// readAnswer reads the connection to its end and returns the start of
+// whatever the server sent.
+func readAnswer(conn net.Conn) ([]byte, error) {
+	buf := make([]byte, answerKept)
+	kept := 0
+	for {
+		n, err := conn.Read(buf[kept:])
+		kept += n
+		if kept == len(buf) {
+			_, err = io.Copy(io.Discard, conn)
+			return buf, err
+		}
+		if errors.Is(err, io.EOF) {
+			return buf[:kept], nil
+		}
+		if err != nil {
+			return buf[:kept], err
+		}
+	}
+}
+
+// plainRefused explains an answer (or a reset) to plain lines: the
+// server did not take them as DogStatsD.
+func plainRefused(answer []byte, err error) error {
+	said := ""
+	if line, _, _ := bytes.Cut(answer, []byte("\n")); len(line) > 0 {
+		said = fmt.Sprintf(" (it said %q)", line)
+	}
+	if len(answer) > 0 {
+		return fmt.Errorf("the server answered instead of reading the lines%s, so they were not taken: the server speaks TLS? use -tls, with -tls_ca_file if a private CA signed its certificate", said)
+	}
+	return fmt.Errorf("the server reset the connection, so the lines may not have been read: the server speaks TLS? use -tls, with -tls_ca_file if a private CA signed its certificate: %w", err)
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// explainHandshake says what a failed TLS handshake means. A server that
+// closes, resets, answers in plain text or stays silent does not speak
+// TLS on that port; a refusal or an untrusted certificate is said as it
+// is.
+func explainHandshake(err error, timeout time.Duration) error {
+	const notTLS = "the server does not speak TLS on this port? leave out -tls (and the -tls_* flags) for a plain tcp:// listener"
+	var rh tls.RecordHeaderError
+	switch {
+	case isRemoteAlert(err):
+		return explain(err, timeout)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no TLS handshake answer within -timeout %s: %s", timeout, notTLS)
+	case errors.As(err, &rh):
+		return fmt.Errorf("the server answered the TLS handshake with %q, which is not TLS: %s", rh.RecordHeader[:], notTLS)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("the server closed the connection during the TLS handshake: %s (%w)", notTLS, err)
+	}
+	return fmt.Errorf("TLS handshake: %w", err)
 }
 
 // explain adds what an error means for the lines sent.

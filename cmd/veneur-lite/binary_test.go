@@ -105,6 +105,13 @@ func startBinaryEnv(t testing.TB, configYAML string, env ...string) *proc {
 	}
 	cmd := exec.Command(binary(t), "-f", path)
 	cmd.Env = append(os.Environ(), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, a veneur-lite process (the binary itself, or a
+// wrapper that execs it), and keeps its output lines for the waits.
+func startProc(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +363,7 @@ func TestBinaryValidateConfigRejectsWhatStartupRejects(t *testing.T) {
 			`4: percentiles[0]: "abc" is not a number`,
 		}},
 		{"forward-query", "forward_address: http://g:8127/?x=1\n", []string{
-			`1: forward_address[0]: forward address "http://g:8127/?x=1": unexpected credentials, query, fragment or opaque part (want http(s)://host:port or srv://name)`,
+			`1: forward_address[0]: forward address "http://g:8127/?x=xxxxx": unexpected credentials, query, fragment or opaque part (want http(s)://host:port or srv://name)`,
 		}},
 		{"forward-srv-port", "forward_address: srv://name:53\n", []string{
 			`1: forward_address[0]: forward address "srv://name:53": srv:// takes a bare DNS name (want http(s)://host:port or srv://name)`,
@@ -387,6 +394,33 @@ func TestBinaryValidateConfigRejectsWhatStartupRejects(t *testing.T) {
 			if code != 1 || stdout != "" || stderr != want.String() {
 				t.Errorf("%s %v: exit %d, stdout %q, stderr\n%s\nwant exit 1, stderr\n%s", c.name, args, code, stdout, stderr, want.String())
 			}
+		}
+	}
+}
+
+// Addresses: a missing scheme says which one to add (not url.Parse's
+// words), a port out of range is refused naming the key, and a password
+// in a URL is never echoed.
+func TestBinaryValidateConfigAddresses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "veneur.yaml")
+	body := "http_address: 127.0.0.1:99999\nstatsd_listen_addresses: [127.0.0.1:8125, udp://127.0.0.1:99999]\n" +
+		"forward_address: http://user:pw@global:8127\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, w := range []string{
+		`2: statsd_listen_addresses[0]: "127.0.0.1:8125" needs a scheme: udp://127.0.0.1:8125`,
+		`2: statsd_listen_addresses[1]: "udp://127.0.0.1:99999": port 99999 is out of range (0 to 65535)`,
+		`1: http_address: "127.0.0.1:99999": port 99999 is out of range (0 to 65535)`,
+		`3: forward_address[0]: forward address "http://xxxxx@global:8127": unexpected credentials, query, fragment or opaque part (want http(s)://host:port or srv://name)`,
+	} {
+		want.WriteString("veneur-lite: invalid config: " + path + ":" + w + "\n")
+	}
+	for _, args := range [][]string{{"-validate-config", "-f", path}, {"-f", path}} {
+		code, stdout, stderr := runBinary(t, nil, args...)
+		if code != 1 || stdout != "" || stderr != want.String() {
+			t.Errorf("%v: exit %d, stdout %q, stderr\n%s\nwant exit 1, stderr\n%s", args, code, stdout, stderr, want.String())
 		}
 	}
 }

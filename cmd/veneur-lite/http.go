@@ -113,7 +113,7 @@ func (h *httpServer) Run(ctx context.Context) error {
 // debugOnly serves h to the clients access allows, 403 to the others.
 func debugOnly(access config.Access, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if access == config.AccessLoopback && !isLoopbackClient(r.RemoteAddr) {
+		if access == config.AccessLoopback && !isLocalClient(r) {
 			http.Error(w, "the /debug/ endpoints answer clients on this host only (set enable_profiling: true to open them)", http.StatusForbidden)
 			return
 		}
@@ -121,14 +121,55 @@ func debugOnly(access config.Access, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// isLoopbackClient reports whether a request's remote address is loopback.
-func isLoopbackClient(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
+// isLocalClient reports whether a request comes from this host: from a
+// loopback address, or from one of the host's own addresses, which is
+// where a client on this host comes from when it dials a non-loopback
+// http_address (veneur-lite top run beside the instance).
+func isLocalClient(r *http.Request) bool {
+	ip, ok := addrIP(r.RemoteAddr)
+	if !ok {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if lip, ok := addrIP(local.String()); ok && lip == ip {
+			return true
+		}
+	}
+	return isOwnAddress(ip)
+}
+
+// addrIP is the IP of a host:port address, IPv4-mapped ones unmapped.
+func addrIP(hostport string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap().WithZone(""), true
+}
+
+// isOwnAddress reports whether ip is an address of one of this host's
+// interfaces. It asks the kernel each time: debug requests are rare, and
+// addresses change.
+func isOwnAddress(ip netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return false
 	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if own, ok := netip.AddrFromSlice(n.IP); ok && own.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // seriesHandler serves GET /debug/series?n=20&sort=series|samples|shed:

@@ -151,7 +151,7 @@ func serve(ctx context.Context, cfg config.Config, decoded []config.Sink, stdout
 		if err != nil {
 			return err
 		}
-		outputs = append(outputs, sinks.WithHygiene(s, sc.Hygiene, reg))
+		outputs = append(outputs, sinks.SelectEvents(sinks.WithHygiene(s, sc.Hygiene, reg), sc.Events))
 	}
 	d, err := newDaemon(cfg, outputs, reg, log)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -259,5 +260,41 @@ func TestBinaryTopLiveInTmux(t *testing.T) {
 	})
 	if b, err := os.ReadFile(before); err != nil || string(a) != string(b) {
 		t.Errorf("terminal mode before top %q (%v), after %q: want it restored", b, err, a)
+	}
+}
+
+// veneur-lite top on the instance's own host works when http_address is
+// a non-loopback address of that host: the client then connects from
+// that address, which is this host's, not from loopback. The host is a
+// network namespace of the test's own, with a veth pair whose one end holds a
+// documentation address, so nothing leaves this machine.
+func TestBinaryTopOnOwnNonLoopbackAddress(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a network namespace needs root")
+	}
+	for _, tool := range []string{"unshare", "nsenter", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (util-linux, iproute2): %v", tool, err)
+		}
+	}
+	const ip = "198.51.100.7" // TEST-NET-2, on the namespace's veth only
+	httpAddr := ip + ":8127"
+	path := filepath.Join(t.TempDir(), "veneur.yaml")
+	config := "statsd_listen_addresses: [udp://127.0.0.1:8125]\nhttp_address: " + httpAddr + "\ninterval: 1s\nimport_token: t0ken\n"
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setup := "ip link set lo up && ip link add v0 type veth peer name v1 && ip addr add " + ip + "/24 dev v0 && ip link set v0 up && ip link set v1 up && exec \"$0\" \"$@\""
+	p := startProc(t, exec.Command("unshare", "--net", "sh", "-c", setup, binary(t), "-f", path))
+	p.waitErrLine(t, 10*time.Second, "veneur-lite started")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	top := exec.CommandContext(ctx, "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", p.cmd.Process.Pid), binary(t), "top", "-once", "-addr", httpAddr)
+	var stdout, stderr strings.Builder
+	top.Stdout, top.Stderr = &stdout, &stderr
+	err := top.Run()
+	if err != nil || !strings.HasPrefix(stdout.String(), "veneur-lite top  "+httpAddr) {
+		t.Errorf("top -addr %s on the instance's host: %v, stdout %q, stderr %q", httpAddr, err, stdout.String(), stderr.String())
 	}
 }

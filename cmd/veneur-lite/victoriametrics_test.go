@@ -216,3 +216,64 @@ func checkHistogramPoints(t *testing.T, values func(name string) []float64, h, s
 		}
 	}
 }
+
+// A datadog sink into VictoriaMetrics with send_events and
+// send_service_checks off (as README.md advises) fails no interval when
+// clients send events and service checks, while a console sink beside it
+// still gets them and the series still reach VictoriaMetrics.
+func TestBinaryVictoriaMetricsWithoutEventsAndChecks(t *testing.T) {
+	vm := vmtest.Start(t)
+	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
+	p := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
+http_address: %s
+interval: 1s
+hostname: vm-events
+metric_sinks:
+  - kind: console
+  - kind: datadog
+    name: vm
+    send_events: false
+    send_service_checks: false
+    config: {api_key: unused, api_hostname: %s/datadog}
+`, udp, httpAddr, vm))
+	waitHealthy(t, httpAddr)
+	c, err := statsd.New(udp, statsd.WithoutTelemetry(), statsd.WithoutClientSideAggregation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SimpleEvent("deployed", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SimpleServiceCheck("vmev.db.up", statsd.Ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Incr("vmev.requests", nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine(t, `event title="deployed"`, 10*time.Second)
+	p.waitLine(t, "service_check name=vmev.db.up", 10*time.Second)
+	await.Until(t, 10*time.Second, func() (bool, string) {
+		got, err := vmExport(vm, "vmev.requests")
+		if err != nil {
+			return false, err.Error()
+		}
+		return sum(got["vmev.requests"].Values) == 1, fmt.Sprintf("%+v", got)
+	})
+	p.stop(t)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.errLines {
+		if strings.Contains(l, "flush failed") {
+			t.Errorf("an interval failed: %s", l)
+		}
+	}
+	for _, l := range p.lines {
+		if strings.HasPrefix(l, "veneur.sink.requests") && strings.Contains(l, "sink:vm") &&
+			(strings.Contains(l, "endpoint:events") || strings.Contains(l, "endpoint:check_run")) {
+			t.Errorf("the vm sink was sent events or checks: %s", l)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -177,7 +178,9 @@ func (c *Core) attempt(ctx context.Context, ep *Endpoint, body []byte) (again bo
 
 	resp, err := c.client.Do(req)
 	if err != nil {
-		// The error names the URL, password stripped, never a header.
+		// The error names the URL, its userinfo and query redacted, never
+		// a header.
+		err = address.RedactError(err)
 		cause := httpclient.ErrorCause(err)
 		c.errors[cause].Inc()
 		if cause == httpclient.CauseTLS {

@@ -108,7 +108,7 @@ type StatusError struct {
 func (e *StatusError) Error() string {
 	switch e.Code {
 	case http.StatusForbidden:
-		return fmt.Sprintf("%s refused /debug/series (403): it answers clients on its own host only; run veneur-lite top there, or set enable_profiling: true in its config", e.URL)
+		return fmt.Sprintf("%s refused /debug/series (403): it answers clients on its own host only, and this one is not on it; run veneur-lite top on that host (against any of its addresses), or set enable_profiling: true in its config", e.URL)
 	case http.StatusNotFound:
 		return fmt.Sprintf("%s has no /debug/series (404): enable_profiling is false there, or it is not a veneur-lite that serves it", e.URL)
 	}

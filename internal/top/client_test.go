@@ -121,7 +121,7 @@ func TestFetchErrors(t *testing.T) {
 		code       int
 	}{
 		{"down", closed, []string{closed + " unreachable: dial tcp " + closed + ": connect: connection refused"}, 0},
-		{"not loopback", answer(403, "the /debug/ endpoints answer clients on this host only\n"), []string{"refused /debug/series (403)", "run veneur-lite top there, or set enable_profiling: true"}, 403},
+		{"not loopback", answer(403, "the /debug/ endpoints answer clients on this host only\n"), []string{"refused /debug/series (403)", "and this one is not on it; run veneur-lite top on that host (against any of its addresses), or set enable_profiling: true"}, 403},
 		{"profiling off", answer(404, "404 page not found\n"), []string{"has no /debug/series (404): enable_profiling is false there"}, 404},
 		{"broken", answer(500, "internal error\nstack…"), []string{"answered 500 Internal Server Error: internal error"}, 500},
 		{"not JSON", answer(200, "<html>"), []string{"decode /debug/series from 127.0.0.1:"}, 0},

@@ -66,7 +66,7 @@ func TestMainOnceFails(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	for _, args := range [][]string{{"-once"}, {"-json"}} {
 		code, stdout, stderr := runMain(t, append(args, "-addr", addr)...)
-		want := "veneur-lite top: " + addr + " refused /debug/series (403): it answers clients on its own host only; run veneur-lite top there, or set enable_profiling: true in its config\n"
+		want := "veneur-lite top: " + addr + " refused /debug/series (403): it answers clients on its own host only, and this one is not on it; run veneur-lite top on that host (against any of its addresses), or set enable_profiling: true in its config\n"
 		if code != 1 || stdout != "" || stderr != want {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
 		}

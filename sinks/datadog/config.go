@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/veneur-lite/veneur-lite/internal/address"
 )
 
 // Defaults applied by SetDefaults.
@@ -110,19 +111,18 @@ func validateBaseURL(raw string) error {
 	if raw == "" {
 		return errors.New("must be set")
 	}
-	u, err := url.Parse(raw)
+	u, err := address.ParseURL(raw, "https")
 	if err != nil {
-		// url.Error quotes the input; the hostname is not a secret.
-		return fmt.Errorf("not a URL: %w", err)
+		return err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q is not an http(s) URL", u.Redacted())
+		return fmt.Errorf("%s is not an http(s) URL", address.Quote(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", u.Redacted())
+		return fmt.Errorf("%s has no host", address.Quote(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must be a base URL without query or fragment", u.Redacted())
+		return fmt.Errorf("%s must be a base URL without query or fragment", address.Quote(raw))
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func validateBaseURL(raw string) error {
 // with %v or %+v cannot leak it.
 func (c Config) String() string {
 	return fmt.Sprintf("{api_key:%s api_hostname:%s flush_max_per_body:%d api_version:%s compression:%s max_concurrency:%d timeout:%s}",
-		redact(c.APIKey), c.APIHostname, c.FlushMaxPerBody, c.APIVersion, c.Compression, c.MaxConcurrency, c.Timeout)
+		redact(c.APIKey), address.Redact(c.APIHostname), c.FlushMaxPerBody, c.APIVersion, c.Compression, c.MaxConcurrency, c.Timeout)
 }
 
 // GoString keeps %#v from printing the API key too.
@@ -141,7 +141,7 @@ func (c Config) GoString() string { return "datadog.Config" + c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("api_key", redact(c.APIKey)),
-		slog.String("api_hostname", c.APIHostname),
+		slog.String("api_hostname", address.Redact(c.APIHostname)),
 		slog.Int("flush_max_per_body", c.FlushMaxPerBody),
 		slog.String("api_version", c.APIVersion),
 		slog.String("compression", c.Compression),

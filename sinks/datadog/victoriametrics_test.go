@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,46 @@ func TestVictoriaMetrics(t *testing.T) {
 	})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("VictoriaMetrics holds:\n%+v\nwant:\n%+v", got, want)
+	}
+}
+
+// What VictoriaMetrics (1.79 in Debian) does with the rest of the Datadog
+// API, as README.md says: /api/v1/events is an unsupported path (an
+// error each interval with an event, hence send_events: false), and
+// /api/v1/check_run answers 202 but stores nothing (hence
+// send_service_checks: false: they would be sent for nothing).
+func TestVictoriaMetricsEventsAndChecks(t *testing.T) {
+	base := vmtest.Start(t)
+	s := newTestSink(t, base+"/datadog", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now().Unix()
+
+	err := s.FlushEvents(ctx, []metric.Event{{Title: "deployed", Text: "v2", Timestamp: now}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("an event to VictoriaMetrics: %v, want a 400 error (no events endpoint)", err)
+	}
+	checks := []metric.ServiceCheck{{Name: "vlcheck.db.up", Status: metric.CheckCritical, Timestamp: now, Hostname: "db-1", HostSet: true, Tags: []string{"env:prod"}}}
+	if err := s.FlushEvents(ctx, nil, checks); err != nil {
+		t.Errorf("a service check to VictoriaMetrics: %v, want it accepted", err)
+	}
+	if n := s.counter("sink.requests", "endpoint:check_run", "status_class:2xx"); n != 1 {
+		t.Errorf("check_run 2xx answers = %d, want 1", n)
+	}
+	// A series sent after the check is stored; the check is not.
+	if err := s.Flush(ctx, []metric.Point{{Name: "vlcheck.after", Value: 1, Timestamp: now}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []vmtest.Series
+	await.Until(t, 20*time.Second, func() (bool, string) {
+		got, err = vmtest.Export(base, `{__name__=~".+"}`)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.ContainsFunc(got, func(s vmtest.Series) bool { return s.Metric["__name__"] == "vlcheck.after" }),
+			fmt.Sprintf("%+v", got)
+	})
+	if len(got) != 1 {
+		t.Errorf("VictoriaMetrics stored %+v; want only vlcheck.after (nothing of the service check)", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 
 	"golang.org/x/net/http/httpguts"
@@ -66,11 +67,11 @@ type BasicAuth struct {
 type TLSConfig struct {
 	// CAFile holds the PEM certificates that verify the server; empty
 	// means the system roots.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" config:"path"`
 	// CertFile and KeyFile are the client certificate and key, for
 	// receivers that require mTLS. Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file" config:"path"`
+	KeyFile  string `yaml:"key_file" config:"path"`
 	// ServerName overrides the name the server's certificate is checked
 	// against (and sent in SNI).
 	ServerName string `yaml:"server_name"`
@@ -144,7 +145,7 @@ func (c Config) Validate() error {
 		if u != nil && u.Scheme != "https" {
 			// Ignoring it would send in the clear what the operator
 			// meant to protect.
-			errs = append(errs, fmt.Errorf("tls: set, but url %q is not https", u.Redacted()))
+			errs = append(errs, fmt.Errorf("tls: set, but url %s is not https", address.Quote(c.URL)))
 		}
 		if (t.CertFile == "") == (t.KeyFile == "") {
 			if err := t.files().Validate(); err != nil {
@@ -159,27 +160,21 @@ func validateURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("must be set")
 	}
-	u, err := url.Parse(raw)
+	u, err := address.ParseURL(raw, "http")
 	if err != nil {
-		// url.Error quotes the input, credentials included if it holds
-		// any: keep only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("not a valid URL: %w", err)
+		return nil, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q is not an http(s) URL", u.Redacted())
+		return nil, fmt.Errorf("%s is not an http(s) URL", address.Quote(raw))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("%q has no host", u.Redacted())
+		return nil, fmt.Errorf("%s has no host", address.Quote(raw))
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("%q carries credentials: use basic_auth", u.Redacted())
+		return nil, fmt.Errorf("%s carries credentials: use basic_auth", address.Quote(raw))
 	}
 	if u.Fragment != "" {
-		return nil, fmt.Errorf("%q has a fragment", u.Redacted())
+		return nil, fmt.Errorf("%s has a fragment", address.Quote(raw))
 	}
 	return u, nil
 }
@@ -211,7 +206,7 @@ func (c Config) secrets() []string {
 // printing a Config with %v or %+v cannot leak them.
 func (c Config) String() string {
 	return fmt.Sprintf("{url:%s headers:%v basic_auth:%s flush_max_per_body:%d max_concurrency:%d timeout:%s tls:%s}",
-		c.URL, c.headerNames(), c.basicAuthString(), c.FlushMaxPerBody, c.MaxConcurrency, c.Timeout, c.tlsString())
+		address.Redact(c.URL), c.headerNames(), c.basicAuthString(), c.FlushMaxPerBody, c.MaxConcurrency, c.Timeout, c.tlsString())
 }
 
 // GoString keeps %#v from printing secrets too.
@@ -220,7 +215,7 @@ func (c Config) GoString() string { return "prometheus.Config" + c.String() }
 // LogValue makes slog print c with secrets redacted.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("url", c.URL),
+		slog.String("url", address.Redact(c.URL)),
 		slog.Any("headers", c.headerNames()),
 		slog.String("basic_auth", c.basicAuthString()),
 		slog.Int("flush_max_per_body", c.FlushMaxPerBody),

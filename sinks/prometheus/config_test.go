@@ -73,10 +73,12 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"timeout: 1s", "url: must be set"},
 		{"url: ftp://x/w", `url: "ftp://x/w" is not an http(s) URL`},
-		{"url: prom:9090/api/v1/write", `is not an http(s) URL`},
+		{"url: prom:9090/api/v1/write", `url: "prom:9090/api/v1/write" needs a scheme: http://prom:9090/api/v1/write`},
+		{"url: http://prom:99999/api/v1/write", `url: "http://prom:99999/api/v1/write": port 99999 is out of range`},
+		{"url: 'http://prom:9090/api/v1/write?token=secret1'\ntls: {ca_file: c}", `tls: set, but url "http://prom:9090/api/v1/write?token=xxxxx" is not https`},
 		{"url: 'http:///w'", `url: "http:///w" has no host`},
-		{"url: 'http://x%zz'", "url: not a valid URL: invalid URL escape"},
-		{"url: 'https://u:secretpw@x/w'", `url: "https://u:xxxxx@x/w" carries credentials: use basic_auth`},
+		{"url: 'http://x%zz'", `url: "http://x%zz" is not a valid URL: invalid URL escape`},
+		{"url: 'https://u:secretpw@x/w'", `url: "https://xxxxx@x/w" carries credentials: use basic_auth`},
 		{"url: 'http://x/w#f'", "has a fragment"},
 		{"url: http://x\nflush_max_per_body: 0", "flush_max_per_body: must be positive, got 0"},
 		{"url: http://x\nmax_concurrency: -1", "max_concurrency: must be positive, got -1"},
@@ -112,7 +114,7 @@ func TestConfigValidate(t *testing.T) {
 // stay out.
 func TestConfigRedacted(t *testing.T) {
 	c := Config{
-		URL:       "https://prom/api/v1/write",
+		URL:       "https://prom/api/v1/write?token=" + testToken,
 		Headers:   map[string]string{"Authorization": testToken},
 		BasicAuth: &BasicAuth{Username: "user", Password: testPassword},
 		TLS:       &TLSConfig{CAFile: "/ca.pem"},

@@ -30,12 +30,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 
 	"github.com/golang/snappy"
 
+	"github.com/veneur-lite/veneur-lite/internal/address"
 	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
@@ -81,7 +81,6 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("sink", name)
-	u, _ := url.Parse(cfg.URL) // Validate parsed it
 	var dialTLS httpclient.DialFunc
 	if t := cfg.TLS; t != nil {
 		// Rotated files are picked up by the next connection's handshake.
@@ -121,9 +120,9 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	header.Set("Content-Encoding", "snappy")
 	header.Set("Content-Type", "application/x-protobuf")
 	header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	// One endpoint: no endpoint tag. Messages name it by its URL, any
-	// password redacted.
-	s.write = s.core.Endpoint("", u.Redacted(), cfg.URL, header)
+	// One endpoint: no endpoint tag. Messages name it by its URL, its
+	// userinfo and query redacted.
+	s.write = s.core.Endpoint("", address.Redact(cfg.URL), cfg.URL, header)
 	s.bufs.New = func() any { return new(bodyBuf) }
 
 	tag := "sink:" + name
