@@ -347,10 +347,15 @@ func (d *Digest) MergeRun(r Run) {
 			d.foldRuns()
 			need++
 		}
-		if d.n+need > cap(d.cs) {
-			// Room for a few runs like this one, up to runBufferLen:
-			// a series of small runs stays small.
-			room := max(need, min(runBufferLen, 4*need+d.n))
+		// Room for runBufferRatio times the centroids, at least
+		// runBufferLen, but for no more than four runs like this one
+		// beyond that: a series of small runs stays small. The room
+		// left after a fold shrinks as the centroids grow, so it is
+		// renewed once it falls below half of that, not only when this
+		// run does not fit (else a global series of ~800 centroids
+		// settled with room for two host digests per fold).
+		room := max(need, min(max(runBufferLen, runBufferRatio*d.n), 4*need+runBufferRatio*d.n))
+		if free := cap(d.cs) - d.n; free < need || 2*free < room {
 			cs := make([]Centroid, d.n, d.n+room)
 			copy(cs, d.cs[:d.n])
 			d.cs = cs
@@ -375,11 +380,22 @@ func (d *Digest) MergeRun(r Run) {
 	}
 }
 
-// runBufferLen bounds the room MergeRun gives the runs it buffers beyond a
-// digest's centroids (but it always takes one run): a fold then takes
-// three or four 500-sample host digests (~145 centroids each) at once, for
-// up to 8 KiB more per series at a global while it merges.
-const runBufferLen = 512
+// MergeRun gives the runs it buffers room for runBufferRatio times a
+// digest's centroids, and at least runBufferLen (but it always takes one
+// run). A fold reads and rewrites the centroids and compresses once per
+// buffer, so that its cost per incoming centroid is about
+// (1+runBufferRatio)/runBufferRatio compressing steps plus the pairwise
+// levels, log2 of the runs per fold. A global series merging 500-sample
+// host digests (~145 centroids each) into ~880 centroids folds about 12
+// of them at once; with a fixed 512 it folded 3–4, and the rewrite of the
+// centroids was most of the cost (sketch/RESULTS.md). The price is memory
+// while it merges: up to 2 × 880 × 16 B = 28 KiB of buffered runs per
+// series beside its 14 KiB of centroids. A ratio of 4 measured no cheaper
+// (the pairwise levels grow as the rewrites shrink).
+const (
+	runBufferLen   = 512
+	runBufferRatio = 2
+)
 
 // foldRuns merges the runs MergeRun buffered into the centroids: the
 // buffered runs pairwise, without compression, level by level into
