@@ -3,6 +3,7 @@ module github.com/veneur-lite/veneur-lite
 go 1.26.8
 
 require (
+	github.com/DataDog/agent-payload/v5 v5.0.215
 	github.com/DataDog/datadog-go/v5 v5.9.1
 	github.com/axiomhq/hyperloglog v0.3.0
 	github.com/caio/go-tdigest/v4 v4.1.0
@@ -35,6 +36,7 @@ require (
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect

@@ -24,7 +24,7 @@ func TestPercentileRankError(t *testing.T) {
 	percentiles := []float64{0.5, 0.9, 0.99}
 
 	for _, forwarding := range []bool{false, true} {
-		a := newTestAggregator(t, Config{Shards: 2, Percentiles: percentiles})
+		a := newTestAggregator(t, Config{Shards: 2, Percentiles: metric.MustPercentiles(percentiles...)})
 		tags := []byte("svc:api,veneurlocalonly") // percentiles flushed here
 		if forwarding {
 			tags = []byte("svc:api")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -19,8 +19,7 @@ import (
 // Config is what New needs. The config package fills it from the file.
 type Config struct {
 	// Shards is the number of independently locked parts the series are
-	// spread over, rounded up to a power of two; zero means DefaultShards.
-	// Many more shards than cores keep readers off each other's locks.
+	// spread over (package internal/shards); zero means shards.Default.
 	Shards int
 	// Workers bounds the goroutines a flush uses (num_workers); zero means
 	// GOMAXPROCS.
@@ -33,10 +32,13 @@ type Config struct {
 	// Veneur, so "env:prod" overrides a client's "env:dev"; and it is part
 	// of the series' identity, so lines that flush alike are one series.
 	ExtendTags []string
-	// Percentiles are flushed for veneurlocalonly histogram series as
-	// name.<metric.PercentileName(p)>; each must be in (0,1). The global
-	// tier computes the others' (package aggregate/global).
-	Percentiles []float64
+	// Percentiles are flushed for veneurlocalonly histogram series. The
+	// global tier computes the others' (package aggregate/global).
+	Percentiles metric.Percentiles
+	// HostPercentiles (histogram_percentiles, the Datadog Agent's key) are
+	// flushed for every histogram series by this instance, with its host,
+	// at once; none may share a name with Percentiles.
+	HostPercentiles metric.Percentiles
 	// Aggregates are flushed for histogram series as name.<aggregate>.
 	Aggregates []Aggregate
 	// MaxSeries and MaxSeriesPerName bound the series of an interval, in
@@ -53,14 +55,6 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// DefaultShards is the shard count when Config.Shards is zero: enough that
-// two readers pushing at once rarely want the same lock, few enough that a
-// batch of a few hundred samples takes each lock it needs once.
-const DefaultShards = 256
-
-// MaxShards bounds Config.Shards: more shards than this only cost memory.
-const MaxShards = 1 << 12
-
 // Aggregator accumulates samples into per-interval series. All methods are
 // safe for concurrent use; concurrent Flush calls run one after the other.
 type Aggregator struct {
@@ -72,9 +66,11 @@ type Aggregator struct {
 	hostname    string
 	extendTags  []string // sorted, deduplicated
 	extendKeys  []string // the key of each extend tag, for replacing
-	percentiles []float64
-	pctSuffixes []string    // "." + metric.PercentileName(p), parallel to percentiles
-	aggregates  []Aggregate // configured, deduplicated, in flush order
+	percentiles metric.Percentiles
+	// hostPercentiles are HostPercentiles, flushed by every instance for
+	// its own series.
+	hostPercentiles metric.Percentiles
+	aggregates      []Aggregate // configured, deduplicated, in flush order
 
 	// shared serves Push, for callers without a Writer of their own: the
 	// flusher's self-metrics (and tests). Its new series are never shed.
@@ -111,14 +107,10 @@ func New(cfg Config) (*Aggregator, error) {
 		a.workers = runtime.GOMAXPROCS(0)
 	}
 
-	n := cfg.Shards
-	if n <= 0 {
-		n = DefaultShards
+	n, err := shards.Count(cfg.Shards)
+	if err != nil {
+		return nil, err
 	}
-	if n > MaxShards {
-		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, MaxShards)
-	}
-	n = 1 << bits.Len(uint(n-1)) // next power of two
 	a.shards = make([]shard, n)
 	a.shardMask = uint64(n - 1)
 	a.limit = cardinality.New(cardinality.Config{
@@ -134,19 +126,13 @@ func New(cfg Config) (*Aggregator, error) {
 		a.shards[i].interval = 1 // seen = 0 is before the first interval
 	}
 
-	seenPct := make(map[string]bool, len(cfg.Percentiles))
-	for _, p := range cfg.Percentiles {
-		if err := metric.CheckPercentile(p); err != nil {
-			return nil, err
-		}
-		suffix := "." + metric.PercentileName(p)
-		if seenPct[suffix] {
-			return nil, fmt.Errorf("percentile %v: listed twice", p)
-		}
-		seenPct[suffix] = true
-		a.percentiles = append(a.percentiles, p)
-		a.pctSuffixes = append(a.pctSuffixes, suffix)
+	a.percentiles = cfg.Percentiles
+	if name, shared := cfg.HostPercentiles.SharedName(cfg.Percentiles); shared {
+		// One name, per host and fleet-wide: two series a dashboard could
+		// not tell apart.
+		return nil, fmt.Errorf("host percentile %s is also flushed by percentiles", name)
 	}
+	a.hostPercentiles = cfg.HostPercentiles
 
 	var aggMask Aggregate
 	for _, g := range cfg.Aggregates {
@@ -185,8 +171,8 @@ func (a *Aggregator) Push(samples []metric.Sample) {
 	a.shared.Push(samples)
 }
 
-// forwards reports whether a series' state goes to the global tier (SPEC
-// §3): histograms and sets unless veneurlocalonly, counters and gauges
+// forwards reports whether a series' state goes to the global tier
+// (docs/output.md, "Local and global"): histograms and sets unless veneurlocalonly, counters and gauges
 // only when veneurglobalonly.
 func (a *Aggregator) forwards(k metric.Kind, sc scope) bool {
 	switch {
@@ -202,9 +188,9 @@ func (a *Aggregator) localPoints(k metric.Kind, forward bool) int {
 	switch {
 	case k.IsHistogram():
 		if forward { // the global computes percentiles from merged digests
-			return len(a.aggregates)
+			return len(a.aggregates) + a.hostPercentiles.Len()
 		}
-		return len(a.aggregates) + len(a.percentiles)
+		return len(a.aggregates) + a.hostPercentiles.Len() + a.percentiles.Len()
 	case forward:
 		return 0
 	default:

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/pointtest"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -30,7 +32,7 @@ func parseTestLine(t testing.TB, line string) metric.Sample {
 	nameValue, rest, _ := strings.Cut(line, "|")
 	name, value, _ := strings.Cut(nameValue, ":")
 	fields := strings.Split(rest, "|")
-	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Histogram, "d": metric.Histogram, "s": metric.Set}
+	kinds := map[string]metric.Kind{"c": metric.Counter, "g": metric.Gauge, "h": metric.Histogram, "ms": metric.Histogram, "d": metric.Distribution, "s": metric.Set}
 	s := metric.Sample{Name: []byte(name), Kind: kinds[fields[0]], Rate: 1}
 	if s.Kind == metric.KindInvalid {
 		t.Fatalf("test line %q: unknown type", line)
@@ -96,7 +98,7 @@ func rate(name string, value float64, interval time.Duration, tags ...string) me
 func TestFlushByKind(t *testing.T) {
 	a := newTestAggregator(t, Config{
 		Shards:      4,
-		Percentiles: []float64{0.5},
+		Percentiles: metric.MustPercentiles(0.5),
 		Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggSum, AggAvg, AggMedian},
 	})
 	a.Push(parseTestLines(t,
@@ -208,20 +210,53 @@ func TestTagCanonicalization(t *testing.T) {
 }
 
 // TestHistogramTimerDistributionAreOneSeries: h, ms and d flush under the
-// same names, so they are one series (SPEC §3), not three that collide at
+// same names, so they are one series (docs/output.md), not three that collide at
 // the intake; a counter of the same name stays its own.
-func TestHistogramTimerDistributionAreOneSeries(t *testing.T) {
+// h and ms are one series; d is its own, as in the Datadog Agent: its
+// points are marked for the sinks that ship its sketch instead, and its
+// sketch (this host's, with the host) has every sample with its weight.
+func TestDistributionIsItsOwnSeries(t *testing.T) {
 	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}})
-	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:1|h", "x:1|c"))
+	a.Push(parseTestLines(t, "x:1|h", "x:1|ms", "x:1|d", "x:3|d|@0.5|#a:b", "x:1|h", "x:1|c"))
 	got := a.Flush(testNow, time.Second)
+	dist := func(p metric.Point) metric.Point { p.Distribution = true; return p }
 	assertPoints(t, got.Points, []metric.Point{
-		rate("x.count", 4, time.Second),
+		rate("x.count", 3, time.Second),
+		dist(rate("x.count", 1, time.Second)),
+		dist(rate("x.count", 2, time.Second, "a:b")),
 		rate("x", 1, time.Second),
 	})
+	slices.SortFunc(got.Sketches, func(a, b metric.SketchPoint) int { return cmp.Compare(len(a.Tags), len(b.Tags)) })
+	if len(got.Sketches) != 2 {
+		t.Fatalf("%d sketches, want 2", len(got.Sketches))
+	}
+	for i, want := range []struct {
+		tags  []string
+		count int64
+		sum   float64
+	}{{nil, 1, 1}, {[]string{"a:b"}, 2, 6}} {
+		sp := got.Sketches[i]
+		if sp.Name != "x" || sp.Host != testHost || !slices.Equal(sp.Tags, want.tags) || sp.Timestamp != testNow.Unix() ||
+			sp.Sketch.Count() != want.count || sp.Sketch.Sum() != want.sum {
+			t.Errorf("sketch %d: %+v count %d sum %v, want tags %v count %d sum %v", i, sp, sp.Sketch.Count(), sp.Sketch.Sum(), want.tags, want.count, want.sum)
+		}
+	}
+	kinds := map[metric.Kind]int{}
+	for _, f := range got.Forward {
+		kinds[f.Kind]++
+		// A d series forwards its Agent sketch (the one it shipped), an h
+		// series its digest.
+		if (f.Kind == metric.Distribution) != (f.Dist != nil) || (f.Kind == metric.Histogram) != (f.Digest != nil) {
+			t.Errorf("forwarded %v with digest %v, sketch %v", f.Kind, f.Digest != nil, f.Dist != nil)
+		}
+	}
+	if kinds[metric.Histogram] != 1 || kinds[metric.Distribution] != 2 {
+		t.Errorf("forwarded kinds %v, want 1 histogram and 2 distributions", kinds)
+	}
 }
 
 // TestScoping: what each kind and magic tag flushes here and what goes to
-// the global tier (SPEC §3); the root of the tier takes the forwarded
+// the global tier (docs/output.md); the root of the tier takes the forwarded
 // state itself (package aggregate/global), so every instance splits alike.
 func TestScoping(t *testing.T) {
 	cases := []struct {
@@ -237,14 +272,14 @@ func TestScoping(t *testing.T) {
 		{"h:1|h|#t:1", []string{"h.count", "h.max", "h.median", "h.min"}, []string{"histogram|h|region:x,t:1"}},
 		{"h:1|h|#t:1,veneurlocalonly", []string{"h.count", "h.max", "h.median", "h.min", "h.50percentile"}, nil},
 		{"t:1|ms|#t:1,veneurglobalonly", []string{"t.count", "t.max", "t.median", "t.min"}, []string{"histogram|t|region:x,t:1"}},
-		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"histogram|d|region:x,t:1"}},
+		{"d:1|d|#t:1", []string{"d.count", "d.max", "d.median", "d.min"}, []string{"distribution|d|region:x,t:1"}},
 		{"s:m|s|#t:1", nil, []string{"set|s|region:x,t:1"}},
 		{"s:m|s|#t:1,veneurlocalonly", []string{"s"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {
 			a := newTestAggregator(t, Config{
-				Percentiles: []float64{0.5},
+				Percentiles: metric.MustPercentiles(0.5),
 				Aggregates:  []Aggregate{AggMin, AggMax, AggCount, AggMedian},
 				ExtendTags:  []string{"region:x"},
 			})
@@ -313,7 +348,7 @@ func TestForwardedState(t *testing.T) {
 }
 
 func TestEmptySeriesAreNotFlushed(t *testing.T) {
-	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: []float64{0.99}})
+	a := newTestAggregator(t, Config{Aggregates: []Aggregate{AggCount}, Percentiles: metric.MustPercentiles(0.99)})
 	a.Push(parseTestLines(t, "a:1|c", "b:1|g", "c:1|h", "d:x|s"))
 	if got := a.Flush(testNow, time.Second); len(got.Points) != 3 || len(got.Forward) != 2 {
 		t.Fatalf("first interval: %d points and %d forwarded, want 3 and 2:\n%s", len(got.Points), len(got.Forward), pointtest.Format(got.Points))
@@ -417,7 +452,7 @@ func TestBadSamplesAreDropped(t *testing.T) {
 		{Name: []byte("x"), Value: math.NaN(), Rate: 1, Kind: metric.Counter},
 		{Name: []byte("x"), Value: math.Inf(1), Rate: 1, Kind: metric.Gauge},
 		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.KindInvalid},
-		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.Set + 1},
+		{Name: []byte("x"), Value: 1, Rate: 1, Kind: metric.KindMax + 1},
 		{Name: nil, Value: 1, Rate: 1, Kind: metric.Counter},
 		{Name: []byte("x"), Value: 1, Rate: 0, Kind: metric.Counter}, // invalid rate counts as 1
 	})
@@ -453,10 +488,6 @@ func TestNewValidates(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"percentile zero", Config{Percentiles: []float64{0}}, "percentile 0"},
-		{"percentile one", Config{Percentiles: []float64{1}}, "percentile 1"},
-		{"percentile NaN", Config{Percentiles: []float64{math.NaN()}}, "percentile NaN"},
-		{"percentile twice", Config{Percentiles: []float64{0.5, 0.9, 0.5}}, "percentile 0.5: listed twice"},
 		{"bad aggregate", Config{Aggregates: []Aggregate{AggMin | AggMax}}, "aggregate 3"},
 		{"too many shards", Config{Shards: 1 << 20}, "shards"},
 	} {
@@ -464,7 +495,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: New error = %v, want one containing %q", tc.name, err, tc.wantErr)
 		}
 	}
-	for _, tc := range []struct{ shards, want int }{{0, DefaultShards}, {-3, DefaultShards}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
+	for _, tc := range []struct{ shards, want int }{{0, shards.Default}, {-3, shards.Default}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {64, 64}} {
 		a, err := New(Config{Shards: tc.shards})
 		if err != nil || len(a.shards) != tc.want {
 			t.Errorf("Shards %d: got %d shards (%v), want %d", tc.shards, len(a.shards), err, tc.want)
@@ -597,19 +628,24 @@ func TestHashCollisionsKeepSeriesApart(t *testing.T) {
 	a := newTestAggregator(t, Config{})
 	w := a.NewWriter()
 	samples := parseTestLines(t, "x:1|c", "y:2|c", "x:3|c|#t", "x:4|c", "y:1|g")
-	var order []int32
-	byKey := map[string]*cached{}
+	// File every series in the Writer as if its canonical key hashed to
+	// 42: one shard, one hash chain.
+	w.table.reserve(len(samples))
 	for i := range samples {
-		id := w.res.resolve(samples[i].Kind, samples[i].Name, samples[i].Tags)
-		c := byKey[id.key]
-		if c == nil {
-			c = &cached{hash: 42, slot: noSlot, meta: a.newMeta(id)}
-			byKey[id.key] = c
+		s := &samples[i]
+		raw := appendRawKey(nil, s)
+		rawHash := maphash.Bytes(a.seed, raw)
+		if w.table.find(rawHash, raw) >= 0 {
+			continue
 		}
-		w.entries = append(w.entries, pushEntry{c: c, sample: int32(i), weight: 1})
-		order = append(order, int32(i))
+		id := w.res.resolve(s.Kind, s.Name, s.Tags)
+		w.cold = append(w.cold, coldSeries{hash: 42, rawHash: rawHash, meta: a.newMeta(id)})
+		w.table.insert(rawHash, raw, tableEntry{slot: noSlot, shard: uint32(42 & a.shardMask), ref: int32(len(w.cold) - 1)})
 	}
-	w.pushShard(&a.shards[0], samples, order)
+	w.Push(samples)
+	if got := len(a.shards[42&a.shardMask].index); got != 1 {
+		t.Fatalf("the series sit under %d hashes, want 1 (the test's collision)", got)
+	}
 	assertPoints(t, a.Flush(testNow, time.Second).Points, []metric.Point{
 		rate("x", 5, time.Second),
 		rate("y", 2, time.Second),
@@ -706,5 +742,55 @@ func TestRecycledPointsAreRefilled(t *testing.T) {
 	third := a.Flush(time.Unix(102, 0), time.Second).Points
 	if len(third) != cap(second)+1 || &third[0] == array {
 		t.Fatalf("third flush: %d points in the spare too small for them", len(third))
+	}
+}
+
+// agentPercentile is the Datadog Agent's histogram percentile (its
+// pkg/metrics histogram.go): the value at which the cumulative weight first
+// exceeds (P·count-1)/100, integer division, P in whole percent.
+func agentPercentile(sorted []float64, pct int) float64 {
+	target := (pct*len(sorted) - 1) / 100
+	return sorted[target]
+}
+
+// The Agent's histogram profile (histogram_aggregates: [max, median, avg,
+// count], histogram_percentiles: [0.95]): every value with this host, at
+// once, with the Agent's names and types, equal to what the Agent computes;
+// the series still forwards its digest for the fleet percentiles.
+func TestAgentHistogramProfile(t *testing.T) {
+	a := newTestAggregator(t, Config{
+		Aggregates:      []Aggregate{AggMax, AggMedian, AggAvg, AggCount},
+		HostPercentiles: metric.MustPercentiles(0.95),
+		Percentiles:     metric.MustPercentiles(0.5),
+	})
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 20, 64} {
+		values := make([]float64, n)
+		lines := make([]string, n)
+		sum := 0.0
+		for i := range values {
+			values[i] = float64(rng.IntN(1000)) / 8
+			sum += values[i]
+			lines[i] = fmt.Sprintf("lat:%v|h|#env:prod", values[i])
+		}
+		a.Push(parseTestLines(t, lines...))
+		got := a.Flush(testNow, 10*time.Second)
+		slices.Sort(values)
+		assertPoints(t, got.Points, []metric.Point{
+			gauge("lat.max", values[n-1], "env:prod"),
+			gauge("lat.median", agentPercentile(values, 50), "env:prod"),
+			gauge("lat.avg", sum/float64(n), "env:prod"),
+			rate("lat.count", float64(n)/10, 10*time.Second, "env:prod"),
+			gauge("lat.95percentile", agentPercentile(values, 95), "env:prod"),
+		})
+		if len(got.Forward) != 1 || got.Forward[0].Digest.Count() != float64(n) {
+			t.Fatalf("n=%d: forwarded %+v", n, got.Forward)
+		}
+	}
+}
+
+func TestHostPercentileAlsoFleetIsRefused(t *testing.T) {
+	if _, err := New(Config{Percentiles: metric.MustPercentiles(0.95), HostPercentiles: metric.MustPercentiles(0.95)}); err == nil {
+		t.Fatal("0.95 per host and fleet-wide: two series of one name, accepted")
 	}
 }

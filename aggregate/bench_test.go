@@ -63,7 +63,7 @@ func BenchmarkPush(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func BenchmarkPushInterval(b *testing.B) {
 		{"mixed", []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Config{Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func BenchmarkPushInterval(b *testing.B) {
 // cost of shard lock contention.
 func BenchmarkPushParallel(b *testing.B) {
 	shards, _ := strconv.Atoi(os.Getenv("BENCH_SHARDS")) // exploring the shard count; 0: the default
-	a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: []float64{0.5, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+	a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func BenchmarkFlush(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/series=%d", bc.name, series), func(b *testing.B) {
 			a, err := New(Config{
 				Hostname: "bench-host", ExtendTags: []string{"region:us-east-1"},
-				Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount},
+				Percentiles: metric.MustPercentiles(0.5, 0.75, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount},
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -225,7 +225,7 @@ func BenchmarkHistogramInterval(b *testing.B) {
 	shards, _ := strconv.Atoi(os.Getenv("BENCH_SHARDS")) // exploring the shard count; 0: the default
 	for _, batchSize := range []int{20, 640} {
 		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) {
-			a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: []float64{0.5, 0.75, 0.99}, Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+			a, err := New(Config{Shards: shards, Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.75, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -260,5 +260,106 @@ func BenchmarkHistogramInterval(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(pushed), "cpu-ns/sample")
 			}
 		})
+	}
+}
+
+// BenchmarkLiveSeriesMemory reports the heap per live series of 10⁵
+// histogram (h) or distribution (d: t-digest and Agent sketch) series with
+// 20 lognormal samples each in the interval, names and tags included.
+//
+//	go test ./aggregate -run '^$' -bench LiveSeriesMemory -benchtime 1x
+func BenchmarkLiveSeriesMemory(b *testing.B) {
+	const series = 100_000
+	for _, kind := range []metric.Kind{metric.Histogram, metric.Distribution} {
+		b.Run(kind.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			samples := make([]metric.Sample, 0, 20*series)
+			for i := range series {
+				name := fmt.Appendf(nil, "app.latency.m%d", i%50)
+				tags := fmt.Appendf(nil, "service:svc-%d,env:production", i/50)
+				for range 20 {
+					samples = append(samples, metric.Sample{Name: name, Tags: tags, Value: math.Exp(3 + rng.NormFloat64()), Rate: 1, Kind: kind})
+				}
+			}
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				a, err := New(Config{Hostname: "bench-host", Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				w := a.NewWriter()
+				for off := 0; off < len(samples); off += 1000 {
+					w.Push(samples[off:min(off+1000, len(samples))])
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/series, "B/series")
+				runtime.KeepAlive(a)
+				runtime.KeepAlive(w)
+			}
+		})
+	}
+}
+
+// BenchmarkPushSeries is the steady-state cost of a sample when the
+// series outgrow the caches: the mixed kinds over 1,000 or 100,000 series
+// (three tags in client order), in random order, pushed in batches of one
+// datagram (20) or of one UDP read (640, 32 datagrams). Each batch's
+// name and tag bytes lie together in one buffer, as in a read buffer, so
+// that the figure is the lookups' and the updates' and not the samples'.
+//
+//	go test ./aggregate -run '^$' -bench PushSeries -benchmem -count 6
+func BenchmarkPushSeries(b *testing.B) {
+	kinds := []metric.Kind{metric.Counter, metric.Counter, metric.Counter, metric.Gauge, metric.Gauge, metric.Histogram, metric.Histogram, metric.Set}
+	for _, series := range []int{1000, 100_000} {
+		const poolSamples = 1 << 18
+		rng := rand.New(rand.NewPCG(3, uint64(series)))
+		samples := make([]metric.Sample, poolSamples)
+		buf := make([]byte, 0, poolSamples*72)
+		for i := range samples {
+			id := rng.IntN(series)
+			kind := kinds[id%len(kinds)]
+			at := len(buf)
+			buf = fmt.Appendf(buf, "app.requests.m%d", id%1000)
+			nameEnd := len(buf)
+			buf = fmt.Appendf(buf, "service:svc-%d,env:production,az:us-east-1%c", id/1000, 'a'+byte(id%3))
+			samples[i] = metric.Sample{
+				Name: buf[at:nameEnd:nameEnd], Tags: buf[nameEnd:len(buf):len(buf)],
+				Value: math.Exp(3 + rng.NormFloat64()), Rate: 1, Kind: kind,
+			}
+			if kind == metric.Set {
+				at := len(buf)
+				buf = fmt.Appendf(buf, "user-%d", rng.IntN(5000))
+				samples[i].SetMember = buf[at:len(buf):len(buf)]
+			}
+		}
+		for _, batchSize := range []int{20, 640} {
+			b.Run(fmt.Sprintf("series=%d/batch=%d", series, batchSize), func(b *testing.B) {
+				a, err := New(Config{Hostname: "bench-host", Percentiles: metric.MustPercentiles(0.5, 0.99), Aggregates: []Aggregate{AggMin, AggMax, AggCount}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				w := a.NewWriter()
+				for off := 0; off < poolSamples; off += batchSize { // create the series: measure the steady state
+					w.Push(samples[off:min(off+batchSize, poolSamples)])
+				}
+				b.ReportAllocs()
+				pushed, off := 0, 0
+				cpu := cputime.Process()
+				for b.Loop() {
+					if off+batchSize > poolSamples {
+						off = 0
+					}
+					w.Push(samples[off : off+batchSize])
+					off += batchSize
+					pushed += batchSize
+				}
+				cpu = cputime.Process() - cpu
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(pushed), "ns/sample")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(pushed), "cpu-ns/sample")
+			})
+		}
 	}
 }

@@ -1,19 +1,16 @@
 // Package aggregate turns batches of parsed samples into per-interval
-// series: the local intervals of every instance.
-//
-// Data path:
+// series, the local intervals of every instance, and flushes each interval
+// as points for the sinks and as mergeable state (metric.Series) for the
+// global tier (package aggregate/global, through forward on a local).
 //
 //	listener ──Push([]Sample)──▶ shard[hash(series) & mask] ──Flush──▶ []metric.Point ─▶ sinks
 //	                                                         └────────▶ []metric.Series ─▶ forward, or the root's own aggregate/global
 //
-// A series is name + kind + sorted tags (+ host, + the scope set by the
-// veneurlocalonly/veneurglobalonly magic tags), encoded as one canonical key.
-// Push builds the keys and hashes them outside any lock, buckets the batch by
-// shard and takes each shard's lock once per batch. Flush swaps every shard's
-// map for a fresh one under the lock and does the expensive work (percentiles,
-// encoding) outside it, so ingestion never waits for a flush.
-//
-// What goes to the global tier (histogram digests and sets, counters and
-// gauges tagged veneurglobalonly) leaves as metric.Series; the global
-// tier's merging and its intervals are package aggregate/global's.
+// A series is name, kind and sorted tags (and host, and the scope the
+// veneurlocalonly/veneurglobalonly tags set), one canonical key. Push
+// hashes the keys outside any lock and takes each shard's lock once per
+// batch. A series keeps its slot across intervals; Flush copies each
+// shard's live series out under its lock and computes the points outside
+// it, so ingestion never waits for a flush. What is flushed, and where:
+// docs/output.md.
 package aggregate

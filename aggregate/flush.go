@@ -18,12 +18,16 @@ type Flushed struct {
 	// done with Points, Aggregator.Recycle may take the array back.
 	Points []metric.Point
 	// Forward is the mergeable state of the series that go to the global
-	// tier (SPEC §3): histogram digests and sets not marked
+	// tier (docs/output.md): histogram digests and sets not marked
 	// veneurlocalonly, counters and gauges marked veneurglobalonly. The
 	// receiver owns the digests and sketches.
 	Forward []metric.Series
-	Events  []metric.Event
-	Checks  []metric.ServiceCheck
+	// Sketches are the d series' Datadog Agent sketches, one per series
+	// with this instance's host, for sinks that ship sketches
+	// (sinks.SketchSink); their points above are marked Distribution.
+	Sketches []metric.SketchPoint
+	Events   []metric.Event
+	Checks   []metric.ServiceCheck
 }
 
 // Flush ends the current interval and returns what it produced.
@@ -40,10 +44,7 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 
-	job := flushJob{timestamp: now.Unix(), interval: interval, seconds: interval.Seconds()}
-	if job.seconds <= 0 {
-		job.seconds = 1
-	}
+	stamp := metric.Stamp{Timestamp: now.Unix(), Interval: interval}
 	// Shards are taken and turned into points in groups, one goroutine per
 	// group; each group's output is counted first, so the whole output is
 	// allocated once and each group fills its own window of it.
@@ -94,7 +95,12 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 		g.Go(func() error {
 			for _, t := range res.taken {
 				res.byKind[t.meta.kind]++
-				pts, fwd = a.flushOne(pts, fwd, &t, job)
+				pts, fwd = a.flushOne(pts, fwd, &t, stamp)
+				if t.hist != nil && t.hist.dist != nil {
+					m := t.meta
+					res.sketches = append(res.sketches, metric.SketchPoint{
+						Name: m.name, Tags: m.tags, Host: m.host, Timestamp: stamp.Timestamp, Sketch: t.hist.dist})
+				}
 			}
 			return nil
 		})
@@ -102,6 +108,9 @@ func (a *Aggregator) Flush(now time.Time, interval time.Duration) Flushed {
 	_ = g.Wait() // flushOne cannot fail
 	out.Points = out.Points[:totalPoints]
 	out.Forward = out.Forward[:totalForward]
+	for i := range results {
+		out.Sketches = append(out.Sketches, results[i].sketches...)
+	}
 
 	out.Events, out.Checks = a.takeEvents()
 	for i := range results {
@@ -161,22 +170,16 @@ func (a *Aggregator) Recycle(points []metric.Point) {
 	a.spare.Store(&points)
 }
 
-// flushJob is what every group's flush shares.
-type flushJob struct {
-	timestamp int64
-	interval  time.Duration
-	seconds   float64 // interval in seconds, > 0
-}
-
 // groupFlush is one group of shards' output.
 type groupFlush struct {
 	taken           []taken
 	points, forward int               // what taken will produce
 	byKind          [kindCount]uint64 // series flushed, by kind
+	sketches        []metric.SketchPoint
 }
 
 // flushOne appends one series' points and forwarded state.
-func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken, job flushJob) ([]metric.Point, []metric.Series) {
+func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken, stamp metric.Stamp) ([]metric.Point, []metric.Series) {
 	m := t.meta
 	if m.forward {
 		fwd = append(fwd, forwardSeries(t))
@@ -184,66 +187,48 @@ func (a *Aggregator) flushOne(pts []metric.Point, fwd []metric.Series, t *taken,
 	if a.localPoints(m.kind, m.forward) == 0 {
 		return pts, fwd
 	}
-	base := metric.Point{Tags: m.tags, Host: m.host, Type: metric.GaugePoint, Timestamp: job.timestamp}
-	switch m.kind {
-	case metric.Counter:
-		pt := base
-		pt.Name, pt.Type, pt.Value, pt.Interval = m.name, metric.RatePoint, t.value/job.seconds, job.interval
-		pts = append(pts, pt)
-	case metric.Gauge:
-		pt := base
-		pt.Name, pt.Value = m.name, t.value
-		pts = append(pts, pt)
-	case metric.Set:
-		pt := base
-		pt.Name, pt.Value = m.name, float64(t.set.Estimate())
-		pts = append(pts, pt)
-	default:
-		pts = a.appendHistogramPoints(pts, m, t.hist, base, job)
+	base := metric.Point{Name: m.name, Tags: m.tags, Host: m.host, Distribution: m.kind == metric.Distribution}
+	if m.kind.IsHistogram() {
+		return a.appendHistogramPoints(pts, m, t.hist, base, stamp), fwd
 	}
-	return pts, fwd
+	return append(pts, stamp.ScalarPoint(base, m.kind, t.value, t.set)), fwd
 }
 
 // appendHistogramPoints appends a histogram's aggregates and, unless its
 // digest is forwarded, its percentiles.
-func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histogram, base metric.Point, job flushJob) []metric.Point {
+func (a *Aggregator) appendHistogramPoints(dst []metric.Point, m *meta, h *histogram, base metric.Point, stamp metric.Stamp) []metric.Point {
 	names := m.names
-	next := func(suffixLen int) string { // the next name cut from names
-		n := len(m.name) + suffixLen
-		name := names[:n]
-		names = names[n:]
-		return name
-	}
 	for _, g := range a.aggregates {
+		n := len(m.name) + 1 + len(g.String())
 		pt := base
-		pt.Name = next(1 + len(g.String()))
+		pt.Name, names = names[:n], names[n:]
+		var v float64
 		switch g {
 		case AggMin:
-			pt.Value = h.digest.Min()
+			v = h.min()
 		case AggMax:
-			pt.Value = h.digest.Max()
-		case AggCount: // goes out like a counter (SPEC §3)
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, h.digest.Count()/job.seconds, job.interval
+			v = h.max()
+		case AggCount: // goes out like a counter (docs/output.md)
+			dst = append(dst, stamp.Rate(pt, h.count()))
+			continue
 		case AggSum:
-			pt.Value = h.sum
+			v = h.sum
 		case AggAvg:
-			pt.Value = h.sum / h.digest.Count()
+			v = h.avg()
 		case AggMedian:
-			pt.Value = h.digest.Quantile(0.5)
+			v = h.Quantile(0.5)
 		}
-		dst = append(dst, pt)
+		dst = append(dst, stamp.Gauge(pt, v))
 	}
+	dst, names = a.hostPercentiles.AppendPoints(dst, stamp, base, h, names)
 	if !m.forward {
-		for i, p := range a.percentiles {
-			pt := base
-			pt.Name, pt.Value = next(len(a.pctSuffixes[i])), h.digest.Quantile(p)
-			dst = append(dst, pt)
-		}
+		dst, _ = a.percentiles.AppendPoints(dst, stamp, base, h, names)
 	}
 	return dst
 }
 
-// histogramNames returns name.<aggregate>… then, if asked, name.<percentile>…
+// histogramNames returns name.<aggregate>…, name.<host percentile>… then,
+// if asked, name.<percentile>…
 // back to back in one string, which appendHistogramPoints cuts up: one
 // allocation per series for all its point names, made when the series is.
 func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
@@ -251,10 +236,9 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 	for _, g := range a.aggregates {
 		size += len(name) + 1 + len(g.String())
 	}
+	size += a.hostPercentiles.NamesLen(name)
 	if withPercentiles {
-		for _, suffix := range a.pctSuffixes {
-			size += len(name) + len(suffix)
-		}
+		size += a.percentiles.NamesLen(name)
 	}
 	var b strings.Builder
 	b.Grow(size)
@@ -263,11 +247,9 @@ func (a *Aggregator) histogramNames(name string, withPercentiles bool) string {
 		b.WriteByte('.')
 		b.WriteString(g.String())
 	}
+	a.hostPercentiles.AppendNames(&b, name)
 	if withPercentiles {
-		for _, suffix := range a.pctSuffixes {
-			b.WriteString(name)
-			b.WriteString(suffix)
-		}
+		a.percentiles.AppendNames(&b, name)
 	}
 	return b.String()
 }
@@ -278,6 +260,8 @@ func forwardSeries(t *taken) metric.Series {
 	m := t.meta
 	fs := metric.Series{Key: m.key[:m.fleetLen], Name: m.name, Tags: m.tags, Kind: m.kind}
 	switch {
+	case m.kind == metric.Distribution:
+		fs.Dist = t.hist.dist
 	case m.kind.IsHistogram():
 		fs.Digest = &t.hist.digest
 	case m.kind == metric.Set:

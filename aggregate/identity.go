@@ -18,7 +18,7 @@ const (
 	scopeGlobalOnly
 )
 
-// Magic and special tags (SPEC §2, §3).
+// Magic and special tags (docs/input.md, "Tags"; docs/output.md, "Magic tags").
 const (
 	localOnlyTag     = "veneurlocalonly"
 	globalOnlyTag    = "veneurglobalonly"

@@ -14,7 +14,8 @@ import (
 // of aggregates folds into one mask, checked once per flushed series.
 type Aggregate uint8
 
-// The histogram aggregates of SPEC §1, in the order they are flushed.
+// The histogram aggregates of the aggregates key (docs/configuration.md),
+// in the order they are flushed.
 const (
 	AggMin Aggregate = 1 << iota
 	AggMax
@@ -89,7 +90,7 @@ type aggregatorStats struct {
 }
 
 // kindCount bounds the Kind values (KindInvalid included).
-const kindCount = int(metric.Set) + 1
+const kindCount = int(metric.KindMax) + 1
 
 func newAggregatorStats(reg *telemetry.Registry) aggregatorStats {
 	var st aggregatorStats

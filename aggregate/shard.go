@@ -10,6 +10,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // shard is one lock and the series behind it. Series live across
@@ -72,10 +73,52 @@ type meta struct {
 // histogram is the state of a histogram series in one interval. The
 // digest keeps min, max and the weighted count exactly beside its
 // centroids, and answers a series of few distinct values exactly; only
-// larger series' percentiles are estimates.
+// larger series' percentiles are estimates. A d series has the Agent's
+// sketch instead (dist, and an unused digest): what its outputs come
+// from, what sinks that take sketches ship and what it forwards.
 type histogram struct {
 	sum    float64 // weighted by 1/rate
 	digest sketch.Digest
+	dist   *agentsketch.Sketch
+}
+
+// The histogram outputs, from whichever state the series keeps.
+
+func (h *histogram) min() float64 {
+	if h.dist != nil {
+		return h.dist.Min()
+	}
+	return h.digest.Min()
+}
+
+func (h *histogram) max() float64 {
+	if h.dist != nil {
+		return h.dist.Max()
+	}
+	return h.digest.Max()
+}
+
+// count is the weighted count (a d series': 1/rate truncated, as the Agent).
+func (h *histogram) count() float64 {
+	if h.dist != nil {
+		return float64(h.dist.Count())
+	}
+	return h.digest.Count()
+}
+
+func (h *histogram) avg() float64 {
+	if h.dist != nil {
+		return h.dist.Avg()
+	}
+	return h.sum / h.digest.Count()
+}
+
+// Quantile makes a histogram the metric.Quantiler its percentiles read.
+func (h *histogram) Quantile(q float64) float64 {
+	if h.dist != nil {
+		return h.dist.Quantile(q)
+	}
+	return h.digest.Quantile(q)
 }
 
 // noSlot ends a chain and marks a Writer's unresolved cache entry.
@@ -171,13 +214,21 @@ func (sh *shard) addSample(i int32, s *metric.Sample, weight float64, iv *cardin
 		h := m.hist
 		if h == nil {
 			h = new(histogram)
-			// As many samples as last interval are likely: the digest
-			// grows once, not step by step.
-			h.digest.Grow(int(last))
+			if sl.kind == metric.Distribution {
+				h.dist = new(agentsketch.Sketch)
+			} else {
+				// As many samples as last interval are likely: the
+				// digest grows once, not step by step.
+				h.digest.Grow(int(last))
+			}
 			m.hist = h
 		}
 		h.sum += s.Value * weight
-		h.digest.Add(s.Value, weight)
+		if h.dist != nil {
+			h.dist.Insert(s.Value, weight)
+		} else {
+			h.digest.Add(s.Value, weight)
+		}
 	}
 }
 

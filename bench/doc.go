@@ -1,5 +1,4 @@
-// Package bench measures how much DogStatsD traffic veneur-lite absorbs, and
-// ships the load generator that produces it.
+// Package bench measures how much DogStatsD traffic veneur-lite absorbs.
 //
 // What is measured (figures and the commands that produced them are in
 // RESULTS.md):
@@ -26,12 +25,6 @@
 //     global's CPU-s per digest merged and checks it against a per-interval
 //     CPU budget (README.md; figures in results/IMPORT.md).
 //
-// The load generator (Config, Run, and the loadgen command in cmd/loadgen)
-// sends with the real datadog-go v5 client, or in raw mode writes prebuilt,
-// packed datagrams straight to a UDP socket: the cheapest sender possible,
-// so that on a small machine the receiver, not the sender, is what runs out
-// of CPU. Everything it generates comes from a seeded RNG, so two runs with
-// the same Config send the same bytes. It only ever sends to 127.0.0.1 and
-// always stops after a bounded duration and count: it is a benchmark tool,
-// not a way to flood a network.
+// The load generator the benchmarks and cmd/loadgen send with is package
+// bench/loadgen.
 package bench

@@ -26,6 +26,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/forward"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks"
@@ -44,6 +45,13 @@ type Config struct {
 	ExtendTags  []string              `yaml:"extend_tags"`
 	Percentiles []float64             `yaml:"percentiles"`
 	Aggregates  []aggregate.Aggregate `yaml:"aggregates"`
+	// HistogramAggregates is the Datadog Agent's name for Aggregates;
+	// Load moves it there (setting both is an error).
+	HistogramAggregates []aggregate.Aggregate `yaml:"histogram_aggregates"`
+	// HistogramPercentiles (the Datadog Agent's key) are flushed per host
+	// by every instance, at once, as name.<N>percentile; numbers or
+	// strings, as the Agent takes them.
+	HistogramPercentiles []AgentPercentile `yaml:"histogram_percentiles"`
 	// ForwardAddress is the global tier: base URLs that forward.ParseAddress
 	// accepts. Empty means this instance is the global (or standalone).
 	ForwardAddress      []string `yaml:"forward_address"`
@@ -57,7 +65,8 @@ type Config struct {
 	// written in octal ("0722", the Datadog Agent's: anyone may send).
 	UnixSocketMode FileMode `yaml:"unix_socket_mode"`
 	// MaxSeries bounds the live series of an interval and
-	// MaxSeriesPerName those of one metric name (SPEC §7): past them new
+	// MaxSeriesPerName those of one metric name (docs/configuration.md):
+	// past them new
 	// series are shed and counted, while the series already live keep
 	// aggregating. 0 means no bound. Left out, they depend on the role
 	// (RoleDefaults): a local holds one host's series, the root of the
@@ -79,6 +88,13 @@ type Config struct {
 	// requires it of an import (with a client certificate as the other
 	// way in), a local sends it with every forward. It is never logged.
 	ImportToken string `yaml:"import_token"`
+	// ImportJournalDir turns on the import journal (docs/output.md,
+	// Durability): a batch is acknowledged only once it is on disk there,
+	// and a restart replays what was not flushed. Empty: off.
+	ImportJournalDir string `yaml:"import_journal_dir"`
+	// ImportJournalMaxBytes bounds the journal; past it imports get 503
+	// and the locals hold them. 0 means no bound.
+	ImportJournalMaxBytes int64 `yaml:"import_journal_max_bytes"`
 	// EnableProfiling serves the /debug/ endpoints (pprof, series) on
 	// http_address to every client (true) or to none (false). Left out,
 	// they answer loopback clients only (DebugAccess).
@@ -88,6 +104,33 @@ type Config struct {
 	// origins records where Load found each key's value, so that
 	// Validate's errors can point at it.
 	origins map[string]origin
+}
+
+// AgentPercentile is one of histogram_percentiles: a number in (0,1), given
+// as a YAML number or, as the Datadog Agent's datadog.yaml has them, a
+// string ("0.95").
+type AgentPercentile float64
+
+// UnmarshalYAML reads a number or a string holding one.
+func (p *AgentPercentile) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("want a number like 0.95")
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(n.Value), 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number like 0.95", n.Value)
+	}
+	*p = AgentPercentile(v)
+	return nil
+}
+
+// HostPercentiles returns HistogramPercentiles as numbers.
+func (c *Config) HostPercentiles() []float64 {
+	out := make([]float64, len(c.HistogramPercentiles))
+	for i, p := range c.HistogramPercentiles {
+		out[i] = float64(p)
+	}
+	return out
 }
 
 // ClientTLS is a TLS client's files: the authority that signs the
@@ -109,23 +152,26 @@ func (t ClientTLS) IsZero() bool { return t == ClientTLS{} }
 type SinkConfig struct {
 	Kind string `yaml:"kind"`
 	Name string `yaml:"name"`
-	// The sink's hygiene, with Veneur's keys (sinks.Hygiene): points with
-	// a longer name, a longer tag or more tags are dropped and counted;
-	// strip_tags takes tags out by key (or "prefix*"), add_tags adds some.
-	MaxNameLength int       `yaml:"max_name_length"`
-	MaxTagLength  int       `yaml:"max_tag_length"`
-	MaxTags       int       `yaml:"max_tags"`
-	StripTags     []string  `yaml:"strip_tags"`
-	AddTags       []string  `yaml:"add_tags"`
+	// Hygiene holds the sink's hygiene keys (max_name_length, max_tags,
+	// strip_tags, …), Veneur's, beside kind and name.
+	sinks.Hygiene `yaml:",inline"`
 	Config        yaml.Node `yaml:"config"`
 }
 
-// Hygiene returns the sink's hygiene settings.
-func (s SinkConfig) Hygiene() sinks.Hygiene {
-	return sinks.Hygiene{
-		MaxNameLength: s.MaxNameLength, MaxTagLength: s.MaxTagLength, MaxTags: s.MaxTags,
-		StripTags: s.StripTags, AddTags: s.AddTags,
-	}
+// NamedPercentiles returns the percentiles key checked and named, for the
+// aggregator and the global tier. Call it on a validated Config: it is
+// empty if the key is not valid.
+func (c *Config) NamedPercentiles() metric.Percentiles {
+	ps, _ := metric.NewPercentiles(c.Percentiles)
+	return ps
+}
+
+// NamedHostPercentiles returns histogram_percentiles checked and named, for
+// the aggregator. Call it on a validated Config: it is empty if the key is
+// not valid.
+func (c *Config) NamedHostPercentiles() metric.Percentiles {
+	ps, _ := metric.NewPercentiles(c.HostPercentiles())
+	return ps
 }
 
 // Default returns the built-in configuration used when no file is given.
@@ -139,7 +185,7 @@ func Default() Config {
 		Percentiles:           []float64{0.5, 0.75, 0.99},
 		Aggregates:            []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount},
 		NumReaders:            runtime.NumCPU(),
-		NumWorkers:            min(runtime.NumCPU(), aggregate.MaxShards),
+		NumWorkers:            min(runtime.NumCPU(), shards.Max),
 		ReadBufferSizeBytes:   2 << 20,
 		MetricMaxLength:       4096,
 		FlushOnShutdown:       true,
@@ -147,8 +193,14 @@ func Default() Config {
 		UnixSocketMode:        0o722,
 		MaxSeries:             GlobalMaxSeries, // the root's: no forward_address
 		MaxSeriesPerName:      GlobalMaxSeriesPerName,
+		ImportJournalMaxBytes: DefaultImportJournalMaxBytes,
 	}
 }
+
+// DefaultImportJournalMaxBytes is the memory bound of a global's windows
+// at the default max_series (~1 KiB a series): the compressed batches of
+// the open windows hold less than their merged state does at that size.
+const DefaultImportJournalMaxBytes = GlobalMaxSeries << 10
 
 // Load reads the file at path (none when path is empty) over the defaults,
 // applies the VENEUR_* variables of environ on top, replaces an empty
@@ -180,6 +232,13 @@ func load(path string, environ []string, osHostname func() (string, error)) (Con
 	}
 	warnings := d.applyEnv(root, environ)
 	cfg.applyRoleDefaults()
+	if _, agentKey := cfg.origins["histogram_aggregates"]; agentKey {
+		if _, ours := cfg.origins["aggregates"]; ours {
+			d.errs = append(d.errs, cfg.keyError("histogram_aggregates",
+				errors.New("the Datadog Agent's name for aggregates, which is set too: keep one of the two")))
+		}
+		cfg.Aggregates = cfg.HistogramAggregates
+	}
 	if cfg.Hostname == "" { // as in Veneur: empty means the OS hostname
 		if h, err := osHostname(); err == nil {
 			cfg.Hostname = h
@@ -311,18 +370,28 @@ func (c *Config) validate() []*KeyError {
 	if c.Hostname == "" {
 		badf("hostname", "empty, and the OS hostname could not be read")
 	}
-	seen := map[string]float64{}
-	for i, p := range c.Percentiles {
-		key := fmt.Sprintf("percentiles[%d]", i)
-		if err := metric.CheckPercentile(p); err != nil {
+	if _, err := metric.NewPercentiles(c.Percentiles); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() { // errors.Join's
+			if pe := (*metric.PercentileError)(nil); errors.As(e, &pe) {
+				bad(fmt.Sprintf("percentiles[%d]", pe.Index), pe.Err)
+			}
+		}
+	}
+	seen := make(map[string]float64, len(c.Percentiles))
+	for _, p := range c.Percentiles {
+		seen[metric.PercentileName(p)] = p
+	}
+	for i, p := range c.HistogramPercentiles {
+		key := fmt.Sprintf("histogram_percentiles[%d]", i)
+		if err := metric.CheckPercentile(float64(p)); err != nil {
 			bad(key, err)
 			continue
 		}
-		name := metric.PercentileName(p)
+		name := metric.PercentileName(float64(p))
 		if q, dup := seen[name]; dup {
-			badf(key, "%v and %v both name %q", q, p, name)
+			badf(key, "%v and %v both name %q: a percentile is flushed per host (histogram_percentiles) or fleet-wide (percentiles), not both", q, p, name)
 		}
-		seen[name] = p
+		seen[name] = float64(p)
 	}
 	for i, g := range c.Aggregates {
 		if _, err := g.MarshalText(); err != nil {
@@ -339,8 +408,8 @@ func (c *Config) validate() []*KeyError {
 	}
 	if c.NumWorkers < 1 {
 		badf("num_workers", "%d is less than 1", c.NumWorkers)
-	} else if c.NumWorkers > aggregate.MaxShards {
-		badf("num_workers", "%d is more than %d", c.NumWorkers, aggregate.MaxShards)
+	} else if c.NumWorkers > shards.Max {
+		badf("num_workers", "%d is more than %d", c.NumWorkers, shards.Max)
 	}
 	if c.ReadBufferSizeBytes < 0 {
 		badf("read_buffer_size_bytes", "%d is negative", c.ReadBufferSizeBytes)
@@ -378,6 +447,9 @@ func (c *Config) validate() []*KeyError {
 	if c.MaxSeriesPerName < 0 {
 		badf("max_series_per_name", "%d is negative (0 means no bound)", c.MaxSeriesPerName)
 	}
+	if c.ImportJournalMaxBytes < 0 {
+		badf("import_journal_max_bytes", "%d is negative (0 means no bound)", c.ImportJournalMaxBytes)
+	}
 	if c.UnixSocketMode&^0o777 != 0 {
 		badf("unix_socket_mode", "%s has bits beyond 0777", c.UnixSocketMode)
 	}
@@ -397,8 +469,8 @@ func (c *Config) validate() []*KeyError {
 				badf(fmt.Sprintf("%s.add_tags[%d]", key, j), "%q is not a tag", tag)
 			}
 		}
-		if !slices.Contains(SinkKinds, s.Kind) {
-			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(SinkKinds, ", "))
+		if kinds := sinkKindNames(); !slices.Contains(kinds, s.Kind) {
+			badf(key+".kind", "%q is not one of %s", s.Kind, strings.Join(kinds, ", "))
 		}
 		name := s.SinkName()
 		if names[name] {
@@ -461,9 +533,6 @@ func IsLoopback(hostport string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
-
-// SinkKinds are the values metric_sinks[].kind accepts.
-var SinkKinds = []string{"console", "datadog", "prometheus_remote_write"}
 
 // SinkName is the sink's name, defaulting to its kind.
 func (s SinkConfig) SinkName() string {

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
+	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"gopkg.in/yaml.v3"
 )
 
 // keyErrors lists the *KeyErrors joined in err, and fails the test on any
@@ -137,8 +140,13 @@ func TestLoadBadFilesNameTheKey(t *testing.T) {
 		"typo_key.bad.yaml":         {{"percentile", 1, "unknown key (did you mean percentiles?)"}},
 		"empty_item.bad.yaml":       {{"aggregates[1]", 3, "empty list item"}},
 		"dup_key.bad.yaml":          {{"interval", 3, "set twice (first on line 1)"}},
-		"socket_mode.bad.yaml":      {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
-		"socket_mode_wide.bad.yaml": {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
+		"agent_aggregates_twice.bad.yaml": {{"histogram_aggregates", 2,
+			"the Datadog Agent's name for aggregates, which is set too: keep one of the two"}},
+		"agent_percentile_both.bad.yaml": {{"histogram_percentiles[0]", 2,
+			`0.95 and 0.95 both name "95percentile": a percentile is flushed per host (histogram_percentiles) or fleet-wide (percentiles), not both`}},
+		"agent_percentile_value.bad.yaml": {{"histogram_percentiles[0]", 1, `"abc" is not a number like 0.95`}},
+		"socket_mode.bad.yaml":            {{"unix_socket_mode", 1, `"0999" is not an octal mode`}},
+		"socket_mode_wide.bad.yaml":       {{"unix_socket_mode", 1, `"01777" has bits beyond 0777`}},
 		"structure.bad.yaml": {
 			{"extend_tags", 2, "want a list, not a mapping"},
 			{"num_readers", 4, "want an integer, not a list"},
@@ -219,6 +227,51 @@ metric_sinks:
 	checkKeyErrors(t, "SinkConfigError", cfg.SinkConfigError(1, errors.Join(errors.New("api_key: must be set"), errors.New("timeout: must be positive"))), path,
 		wantKey{"metric_sinks[1].config", 6, "api_key: must be set"},
 		wantKey{"metric_sinks[1].config", 6, "timeout: must be positive"})
+}
+
+// DecodeSinks decodes every sink's block with its kind's defaults, reports
+// each bad block, and gives one console sink when none is configured.
+func TestDecodeSinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sinks.yaml")
+	body := `metric_sinks:
+  - kind: console
+    max_tags: 3
+  - kind: datadog
+    name: dd
+    config: {api_key: k}
+  - kind: prometheus_remote_write
+    config: {url: "http://127.0.0.1:9090/api/v1/write"}
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := cfg.DecodeSinks()
+	if err != nil || len(decoded) != 3 {
+		t.Fatalf("DecodeSinks = %d sinks, %v; want 3", len(decoded), err)
+	}
+	if s := decoded[0]; s.Name != "console" || s.Hygiene.MaxTags != 3 || s.Config != struct{}{} {
+		t.Errorf("console sink = %+v", s)
+	}
+	if dd, ok := decoded[1].Config.(datadog.Config); decoded[1].Name != "dd" || !ok || dd.APIKey != "k" || dd.FlushMaxPerBody != 25000 {
+		t.Errorf("datadog sink %q: config %+v, want api_key k and the default flush_max_per_body", decoded[1].Name, decoded[1].Config)
+	}
+	if decoded[2].Name != "prometheus_remote_write" {
+		t.Errorf("prometheus sink named %q, want its kind", decoded[2].Name)
+	}
+
+	cfg.MetricSinks[1].Config = yaml.Node{}
+	checkKeyErrors(t, "DecodeSinks", func() error { _, err := cfg.DecodeSinks(); return err }(), path,
+		wantKey{"metric_sinks[1].config", 6, "api_key: must be set"})
+
+	def := Default()
+	none, err := def.DecodeSinks()
+	if err != nil || len(none) != 1 || none[0].Name != "console" {
+		t.Errorf("no metric_sinks: DecodeSinks = %+v, %v; want one console sink", none, err)
+	}
 }
 
 // A list key takes a single string as a comma-separated list, in the file
@@ -401,7 +454,7 @@ func TestUnixSocketMode(t *testing.T) {
 	checkKeyErrors(t, "Validate", c.Validate(), "", wantKey{"unix_socket_mode", 0, "04755 has bits beyond 0777"})
 }
 
-// The built-in defaults are SPEC §1's table, and valid.
+// The built-in defaults are docs/configuration.md's, and valid.
 func TestDefaultsAreTheSpec(t *testing.T) {
 	d := Default()
 	host, _ := os.Hostname()
@@ -409,7 +462,7 @@ func TestDefaultsAreTheSpec(t *testing.T) {
 		d.Interval.D() != 10*time.Second || d.Hostname != host || len(d.ExtendTags) != 0 ||
 		!slices.Equal(d.Percentiles, []float64{0.5, 0.75, 0.99}) ||
 		!slices.Equal(d.Aggregates, []aggregate.Aggregate{aggregate.AggMin, aggregate.AggMax, aggregate.AggCount}) ||
-		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), aggregate.MaxShards) ||
+		len(d.ForwardAddress) != 0 || d.NumReaders != runtime.NumCPU() || d.NumWorkers != min(runtime.NumCPU(), shards.Max) ||
 		d.ReadBufferSizeBytes < 2<<20 || d.MetricMaxLength != 4096 || !d.FlushOnShutdown || len(d.MetricSinks) != 0 {
 		t.Errorf("defaults %+v", d)
 	}
@@ -497,7 +550,7 @@ func TestSinkHygieneKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := cfg.MetricSinks[0].Hygiene()
+	h := cfg.MetricSinks[0].Hygiene
 	if h.MaxNameLength != 200 || h.MaxTagLength != 100 || h.MaxTags != 50 ||
 		!slices.Equal(h.StripTags, []string{"pod", "dd.*"}) || !slices.Equal(h.AddTags, []string{"env:prod"}) {
 		t.Errorf("hygiene %+v", h)
@@ -509,5 +562,57 @@ func TestSinkHygieneKeys(t *testing.T) {
 	var ke *KeyError
 	if !errors.As(err, &ke) || ke.Key != "metric_sinks[0].max_tags" {
 		t.Errorf("error %v, want one naming metric_sinks[0].max_tags", err)
+	}
+}
+
+// The Datadog Agent's keys, as its datadog.yaml writes them, reproduce its
+// histogram outputs: histogram_aggregates becomes aggregates, and
+// histogram_percentiles (strings or numbers) the per-host percentiles.
+func TestAgentHistogramKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte("histogram_aggregates: [max, median, avg, count]\nhistogram_percentiles: [\"0.95\", 0.99]\npercentiles: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []aggregate.Aggregate{aggregate.AggMax, aggregate.AggMedian, aggregate.AggAvg, aggregate.AggCount}
+	if !slices.Equal(cfg.Aggregates, want) || !slices.Equal(cfg.HostPercentiles(), []float64{0.95, 0.99}) {
+		t.Fatalf("aggregates %v host percentiles %v", cfg.Aggregates, cfg.HostPercentiles())
+	}
+	env := []string{"VENEUR_HISTOGRAM_PERCENTILES=0.9,0.95", "VENEUR_PERCENTILES=0.5"}
+	if cfg, _, err = Load("", env); err != nil || !slices.Equal(cfg.HostPercentiles(), []float64{0.9, 0.95}) {
+		t.Fatalf("from the environment: %v, %v", cfg.HostPercentiles(), err)
+	}
+}
+
+// The README's "Coming from the Datadog Agent" block is a valid config that
+// sets the Agent's histogram outputs and the v2 protobuf intake.
+func TestReadmeAgentBlock(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Coming from the Datadog Agent")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml block under Coming from the Datadog Agent")
+	}
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []aggregate.Aggregate{aggregate.AggMax, aggregate.AggMedian, aggregate.AggAvg, aggregate.AggCount}
+	if !slices.Equal(cfg.Aggregates, want) || !slices.Equal(cfg.HostPercentiles(), []float64{0.95}) || len(cfg.Percentiles) != 0 {
+		t.Fatalf("aggregates %v, host percentiles %v, percentiles %v", cfg.Aggregates, cfg.HostPercentiles(), cfg.Percentiles)
+	}
+	if len(cfg.MetricSinks) != 1 || cfg.MetricSinks[0].Kind != "datadog" || !strings.Contains(block, "api_version: v2") {
+		t.Fatalf("sinks %+v", cfg.MetricSinks)
 	}
 }

@@ -32,7 +32,6 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
-	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 )
 
 const (
@@ -48,7 +47,8 @@ const (
 	// heldBytes is what a local holds for the global tier while it is
 	// unreachable (forward.Config.MaxHeldBytes' default).
 	heldBytes = 64 << 20
-	// shutdownSeconds is the SPEC's bound on a graceful stop.
+	// shutdownSeconds bounds a graceful stop (docs/configuration.md,
+	// flush_on_shutdown).
 	shutdownSeconds = 10
 )
 
@@ -944,32 +944,13 @@ func loadConfig(t *testing.T, m *manifests, w workload) loadedConfig {
 	if err != nil {
 		t.Fatalf("%s: config.Load: %v", w, err)
 	}
-	for i, s := range cfg.MetricSinks {
-		var err error
-		switch s.Kind {
-		case "datadog":
-			var c datadog.Config
-			c.SetDefaults()
-			if err = cfg.DecodeSinkConfig(i, &c); err == nil {
-				err = cfg.SinkConfigError(i, c.Validate())
-			}
-			if c.APIKey != vars["DD_API_KEY"] {
-				t.Errorf("%s: sink %s: api_key is not the Secret's value", w, s.SinkName())
-			}
-		case "prometheus_remote_write":
-			var c prometheus.Config
-			c.SetDefaults()
-			if err = cfg.DecodeSinkConfig(i, &c); err == nil {
-				err = cfg.SinkConfigError(i, c.Validate())
-			}
-		case "console":
-			var none struct{}
-			err = cfg.DecodeSinkConfig(i, &none)
-		default:
-			err = fmt.Errorf("sink kind %q is not one this test decodes", s.Kind)
-		}
-		if err != nil {
-			t.Errorf("%s: metric_sinks[%d]: %v", w, i, err)
+	decoded, err := cfg.DecodeSinks()
+	if err != nil {
+		t.Errorf("%s: %v", w, err)
+	}
+	for _, s := range decoded {
+		if c, ok := s.Config.(datadog.Config); ok && c.APIKey != vars["DD_API_KEY"] {
+			t.Errorf("%s: sink %s: api_key is not the Secret's value", w, s.Name)
 		}
 	}
 	return loadedConfig{cfg: cfg, vars: vars}
@@ -1412,5 +1393,52 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 		configFile(t, m, w, img.configPath) // fails when nothing is mounted there
+	}
+}
+
+// TestGlobalJournalOnItsOwnVolume: the root of the tier journals its
+// imports (import_journal_dir) on a volume of its own, from the
+// StatefulSet's volumeClaimTemplates, writable by the pod's user and large
+// enough for import_journal_max_bytes; the locals journal nothing.
+func TestGlobalJournalOnItsOwnVolume(t *testing.T) {
+	m := load(t)
+	for _, w := range workloads(t, m) {
+		cfg := loadConfig(t, m, w).cfg
+		if w.local {
+			if cfg.ImportJournalDir != "" {
+				t.Errorf("%s: import_journal_dir %q on a local", w, cfg.ImportJournalDir)
+			}
+			continue
+		}
+		if cfg.ImportJournalDir == "" {
+			t.Fatalf("%s: import_journal_dir empty: a global killed without warning would lose what it acknowledged", w)
+		}
+		ss := m.statefulSet[w.name]
+		c := w.container(t)
+		var mount *corev1.VolumeMount
+		for i, vm := range c.VolumeMounts {
+			if vm.MountPath == cfg.ImportJournalDir {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		if mount == nil || mount.ReadOnly {
+			t.Fatalf("%s: no writable volume mounted at import_journal_dir %s", w, cfg.ImportJournalDir)
+		}
+		var claim *corev1.PersistentVolumeClaim
+		for i, pvc := range ss.Spec.VolumeClaimTemplates {
+			if pvc.Name == mount.Name {
+				claim = &ss.Spec.VolumeClaimTemplates[i]
+			}
+		}
+		if claim == nil {
+			t.Fatalf("%s: volume %q is not one of the volumeClaimTemplates: the journal must be the pod's own and outlive it", w, mount.Name)
+		}
+		storage := claim.Spec.Resources.Requests[corev1.ResourceStorage]
+		if cfg.ImportJournalMaxBytes == 0 || storage.Value() < cfg.ImportJournalMaxBytes {
+			t.Errorf("%s: journal volume of %s for import_journal_max_bytes %d", w, storage.String(), cfg.ImportJournalMaxBytes)
+		}
+		if sc := w.template.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsUser == nil || *sc.FSGroup != *sc.RunAsGroup {
+			t.Errorf("%s: fsGroup must be the pod's group, so that the journal volume is writable", w)
+		}
 	}
 }

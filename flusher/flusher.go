@@ -50,6 +50,13 @@ type Fleet interface {
 	Flush(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series)
 }
 
+// Settler is a Fleet that keeps what it flushed (in a journal) until every
+// output is done with it, or has given up: FlushSettle is Flush returning
+// also what to call then (nil when nothing was flushed).
+type Settler interface {
+	FlushSettle(now time.Time, interval time.Duration) (points []metric.Point, forward []metric.Series, settled func())
+}
+
 // Forwarder ships the series aggregation marked global. Forward must return
 // by ctx's deadline; what it could not deliver is its own to keep or drop.
 // Hold takes an interval's series while a Forward is still running, to be
@@ -119,10 +126,14 @@ func New(cfg Config) *Flusher {
 	}
 	for _, s := range cfg.Sinks {
 		eventSink, _ := s.(sinks.EventSink)
+		sketchSink, _ := s.(sinks.SketchSink)
 		f.addOutput("sink:"+s.Name(), func(ctx context.Context, fl *aggregate.Flushed, _ time.Time) error {
 			// Events go out even when some series failed: one refused
 			// body must not cost the interval's events.
 			err := s.Flush(ctx, fl.Points)
+			if sketchSink != nil && len(fl.Sketches) > 0 {
+				err = errors.Join(err, sketchSink.FlushSketches(ctx, fl.Sketches))
+			}
 			if eventSink != nil && (len(fl.Events) > 0 || len(fl.Checks) > 0) {
 				err = errors.Join(err, eventSink.FlushEvents(ctx, fl.Events, fl.Checks))
 			}
@@ -245,6 +256,7 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 		r.ReportLiveSeries()
 	}
 	flushed := f.cfg.Aggregator.Flush(now, f.cfg.Interval)
+	var settled func()
 	if fl := f.cfg.Fleet; fl != nil {
 		if f.cfg.Forwarder == nil {
 			// The root of the tier is its own global: its digests and
@@ -252,20 +264,29 @@ func (f *Flusher) flush(ctx context.Context, now, intervalStart, deadline time.T
 			fl.Import(intervalStart, f.cfg.Interval, flushed.Forward)
 			flushed.Forward = nil
 		}
-		points, forward := fl.Flush(now, f.cfg.Interval)
+		var points []metric.Point
+		var forward []metric.Series
+		if s, ok := fl.(Settler); ok {
+			points, forward, settled = s.FlushSettle(now, f.cfg.Interval)
+		} else {
+			points, forward = fl.Flush(now, f.cfg.Interval)
+		}
 		flushed.Points = append(flushed.Points, points...)
 		// The merged state goes first: of a gauge, the forwarder keeps the
 		// later value, and this instance's own was set an interval later.
 		flushed.Forward = append(forward, flushed.Forward...)
 	}
 	f.pointsFlushed.Add(uint64(len(flushed.Points)))
-	// The last output to finish hands the points back; an output that
-	// skips the interval never sees them.
+	// The last output to finish hands the points back, and settles the
+	// fleet's windows; an output that skips the interval never sees them.
 	var running atomic.Int32
 	running.Add(1) // the loop's own hold, released after it
 	release := func() {
 		if running.Add(-1) == 0 {
 			f.cfg.Aggregator.Recycle(flushed.Points)
+			if settled != nil {
+				settled()
+			}
 		}
 	}
 	defer release()

@@ -475,7 +475,7 @@ func TestRootMergesOwnAndImportedDigests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fleet, err := global.New(global.Config{Interval: g, Percentiles: []float64{0.5, 0.99}})
+		fleet, err := global.New(global.Config{Interval: g, Percentiles: metric.MustPercentiles(0.5, 0.99)})
 		if err != nil {
 			t.Fatal(err)
 		}

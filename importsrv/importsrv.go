@@ -4,7 +4,7 @@
 //	local ──POST /import (zstd or gzip, Idempotency-Key)──▶ Handler
 //	        method, media type, encoding, key ─▶ read body (bounded, decompressed bounded)
 //	        ─▶ dedup: merged already? 200 · in progress? 409
-//	        ─▶ wire.Decode (whole batch validated) ─▶ Importer.Import ─▶ key done ─▶ 200
+//	        ─▶ wire.Decode (whole batch validated) ─▶ [Journal.Append, durable] ─▶ merge ─▶ key done ─▶ 200
 //
 // A batch is merged exactly once however often its sender retries it: the
 // handler remembers idempotency keys (bounded in number and in time),
@@ -12,11 +12,14 @@
 // key another request is merging right now, and records a key as merged
 // only once the merge is done. A batch is decoded and validated completely
 // before anything is merged, so a bad one is rejected whole, with a 4xx and
-// a short reason, and counted by cause.
+// a short reason, and counted by cause. With a Journal, a batch is on disk
+// before it is merged and acknowledged, and Replay merges what the journal
+// kept when the process starts again (docs/output.md, Durability).
 package importsrv
 
 import (
 	"bytes"
+	"container/list"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -26,14 +29,17 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/veneur-lite/veneur-lite/aggregate/global"
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
+	"github.com/veneur-lite/veneur-lite/journal"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"github.com/veneur-lite/veneur-lite/wire"
@@ -109,6 +115,23 @@ type Config struct {
 	Now func() time.Time
 	// Auth decides who may import; the zero value lets everyone in.
 	Auth Auth
+	// Journal, if set, makes every batch durable before it is
+	// acknowledged: appended, as received, to the journal of the window it
+	// merges into. Importer must then lease windows (Leaser).
+	Journal Journal
+}
+
+// Journal keeps acknowledged batches until their window is flushed;
+// *journal.Journal is one. Append returns once rec is durable;
+// journal.ErrFull means it is not, for lack of room.
+type Journal interface {
+	Append(window time.Time, rec *journal.Record) error
+}
+
+// Leaser is an Importer that holds the window a batch merges into open
+// while the batch is journaled; *global.Windows is one.
+type Leaser interface {
+	Acquire(intervalStart time.Time, interval time.Duration) *global.Lease
 }
 
 // Auth is who may import. A sender is authenticated by the shared Token
@@ -155,10 +178,11 @@ func (a *Auth) check(r *http.Request) (cause, error) {
 
 // Handler serves POST /import. It is safe for concurrent use.
 type Handler struct {
-	slots chan struct{} // admission: one token per batch being processed
-	cfg   Config
-	keys  *dedup
-	stats handlerStats
+	slots  chan struct{} // admission: one token per batch being processed
+	cfg    Config
+	leaser Leaser // with a Journal
+	keys   *dedup
+	stats  handlerStats
 	// bufs holds decoded-body buffers for reuse: wire.Decode copies what
 	// it keeps, so a buffer is free again once the batch is decoded.
 	bufs sync.Pool
@@ -168,8 +192,7 @@ type Handler struct {
 	zstd     *zstd.Decoder
 	// Rejections are logged at most once per logEvery; the rest are
 	// counted and reported with the next log line.
-	lastLog    atomic.Int64 // unix nanoseconds
-	suppressed atomic.Uint64
+	refusals logthrottle.Throttle
 }
 
 // logEvery throttles logs about bad batches: a misbehaving sender retries
@@ -205,12 +228,21 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var leaser Leaser
+	if cfg.Journal != nil {
+		var ok bool
+		if leaser, ok = cfg.Importer.(Leaser); !ok {
+			panic(fmt.Sprintf("importsrv: a Journal needs an Importer that leases windows, not %T", cfg.Importer))
+		}
+	}
 	return &Handler{
+		leaser:   leaser,
 		slots:    make(chan struct{}, cfg.MaxConcurrent),
 		cfg:      cfg,
 		keys:     newDedup(cfg.DedupWindow, cfg.DedupMaxKeys),
 		stats:    newHandlerStats(cfg.Stats),
 		decoders: sync.Pool{New: func() any { return new(wire.Decoder) }},
+		refusals: logthrottle.Throttle{Every: logEvery, Now: cfg.Now},
 	}
 }
 
@@ -237,26 +269,58 @@ const (
 	causeUnauthenticated // no token and no verified client certificate
 	causeForbidden       // a wrong token, or imports refused to everyone
 	causePanic           // the merge panicked; the batch is not acknowledged
+	causeJournalFull     // the journal is at import_journal_max_bytes
+	causeJournal         // the journal could not make the batch durable
 	causeCount
 )
 
 var causeNames = [causeCount]string{
-	"method", "content_type", "encoding", "key", "body_too_large", "decoded_too_large",
-	"read", "decompress", "checksum", "magic", "version", "limit", "malformed", "busy",
-	"read_timeout", "unauthenticated", "forbidden", "panic",
+	causeMethod:          "method",
+	causeContentType:     "content_type",
+	causeEncoding:        "encoding",
+	causeKey:             "key",
+	causeBodyTooLarge:    "body_too_large",
+	causeDecodedTooLarge: "decoded_too_large",
+	causeRead:            "read",
+	causeDecompress:      "decompress",
+	causeChecksum:        "checksum",
+	causeMagic:           "magic",
+	causeVersion:         "version",
+	causeLimit:           "limit",
+	causeMalformed:       "malformed",
+	causeBusy:            "busy",
+	causeReadTimeout:     "read_timeout",
+	causeUnauthenticated: "unauthenticated",
+	causeForbidden:       "forbidden",
+	causePanic:           "panic",
+	causeJournalFull:     "journal_full",
+	causeJournal:         "journal",
 }
 
 // causeStatus is the HTTP status of each cause.
 var causeStatus = [causeCount]int{
-	http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType, http.StatusUnsupportedMediaType,
-	http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
-	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
-	http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest,
-	http.StatusServiceUnavailable,
+	causeMethod:          http.StatusMethodNotAllowed,
+	causeContentType:     http.StatusUnsupportedMediaType,
+	causeEncoding:        http.StatusUnsupportedMediaType,
+	causeKey:             http.StatusBadRequest,
+	causeBodyTooLarge:    http.StatusRequestEntityTooLarge,
+	causeDecodedTooLarge: http.StatusRequestEntityTooLarge,
+	causeRead:            http.StatusBadRequest,
+	causeDecompress:      http.StatusBadRequest,
+	causeChecksum:        http.StatusBadRequest,
+	causeMagic:           http.StatusBadRequest,
+	causeVersion:         http.StatusBadRequest,
+	causeLimit:           http.StatusBadRequest,
+	causeMalformed:       http.StatusBadRequest,
+	causeBusy:            http.StatusServiceUnavailable,
 	// The sender was too slow, the batch was fine: it may try again.
-	http.StatusRequestTimeout,
-	http.StatusUnauthorized, http.StatusForbidden,
-	http.StatusInternalServerError,
+	causeReadTimeout:     http.StatusRequestTimeout,
+	causeUnauthenticated: http.StatusUnauthorized,
+	causeForbidden:       http.StatusForbidden,
+	causePanic:           http.StatusInternalServerError,
+	// Nothing was merged: 503 is the answer a sender holds and resends on.
+	causeJournalFull: http.StatusServiceUnavailable,
+	causeJournal:     http.StatusServiceUnavailable,
 }
 
 type handlerStats struct {
@@ -307,46 +371,15 @@ func (h *Handler) admit(r *http.Request) bool {
 	}
 }
 
-// ServeHTTP handles one forwarded batch.
+// ServeHTTP handles one forwarded batch: it checks the request, takes a
+// processing slot, reads the body, claims the idempotency key and merges
+// the batch (journaling it first when a journal is configured).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if c, err := h.cfg.Auth.check(r); err != nil {
-		if c == causeUnauthenticated {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="veneur-lite import"`)
-		}
+	enc, key, c, err := h.checkRequest(w, r)
+	if err != nil {
 		h.refuse(w, r, c, err)
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, r, causeMethod, fmt.Errorf("method %s: only POST", r.Method))
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != wire.ContentType {
-		h.refuse(w, r, causeContentType, fmt.Errorf("content type %q: want %s", r.Header.Get("Content-Type"), wire.ContentType))
-		return
-	}
-	var enc encoding
-	switch name := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); name {
-	case "", "identity":
-		enc = encIdentity
-	case "zstd":
-		enc = encZstd
-	case "gzip":
-		enc = encGzip
-	default:
-		h.refuse(w, r, causeEncoding, fmt.Errorf("content encoding %q: want zstd, gzip or identity", name))
-		return
-	}
-	key := r.Header.Get(wire.HeaderIdempotencyKey)
-	if err := checkKey(key); err != nil {
-		h.refuse(w, r, causeKey, err)
-		return
-	}
-	if r.ContentLength > h.cfg.MaxBodyBytes {
-		h.refuse(w, r, causeBodyTooLarge, fmt.Errorf("body of %d bytes: at most %d", r.ContentLength, h.cfg.MaxBodyBytes))
-		return
-	}
-
 	if !h.admit(r) {
 		w.Header().Set("Retry-After", "1")
 		h.refuse(w, r, causeBusy, fmt.Errorf("%d batches already being imported", cap(h.slots)))
@@ -359,9 +392,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The body is read before the key is looked up, so that a sender is
 	// never cut off mid-request: it would retry what may be a success.
-	buf := h.getBuffer(r.ContentLength, enc)
-	defer h.putBuffer(buf)
-	if c, err := h.readBody(w, r, enc, buf); err != nil {
+	raw := h.getBuffer(r.ContentLength)
+	defer h.putBuffer(raw)
+	decoded := h.getBuffer(0)
+	defer h.putBuffer(decoded)
+	batch, c, err := h.readBody(w, r, enc, raw, decoded)
+	if err != nil {
 		h.refuse(w, r, c, err)
 		return
 	}
@@ -379,51 +415,153 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "batch with this idempotency key is being merged; retry", http.StatusConflict)
 		return
 	}
-	merged := false
-	defer func() {
-		if !merged { // a failed decode, or a panicking importer
-			h.keys.abort(claim)
+	if c, err := h.decodeAndMerge(claim, key, enc, raw.Bytes(), batch); err != nil {
+		if c == causeJournalFull {
+			w.Header().Set("Retry-After", strconv.Itoa(journalFullRetrySeconds))
 		}
-	}()
-
-	began := time.Now()
-	dec := h.decoders.Get().(*wire.Decoder)
-	defer h.decoders.Put(dec)
-	batch, err := dec.Decode(buf.Bytes(), h.cfg.Limits)
-	if err != nil {
-		h.refuse(w, r, decodeCause(err), err)
+		h.refuse(w, r, c, err)
 		return
 	}
-	decoded := time.Now()
-	panicked := h.importBatch(batch)
-	// Even a merge that panicked part way may have merged some of the
-	// batch: the key is recorded, so that the sender's resend is not
-	// merged a second time.
-	h.keys.complete(claim, h.cfg.Now())
-	merged = true
-	if panicked != nil {
-		h.refuse(w, r, causePanic, panicked)
-		return
-	}
-
-	h.stats.batches.Inc()
-	h.stats.series.Add(uint64(len(batch.Series)))
-	h.stats.decodeTime.ObserveDuration(decoded.Sub(began))
-	h.stats.mergeTime.Since(decoded)
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-// importBatch merges a decoded batch, containing a panic: one bad batch
-// must not take the endpoint, or the process, down.
-func (h *Handler) importBatch(batch *wire.Batch) (err error) {
+// journalFullRetrySeconds is the Retry-After of a full journal: room comes
+// back when a window is flushed, once an interval.
+const journalFullRetrySeconds = 5
+
+// checkRequest checks what the headers say, before anything is read:
+// who sends, the method, the media type, the encoding, the key and the
+// declared length.
+func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request) (journal.Encoding, string, cause, error) {
+	if c, err := h.cfg.Auth.check(r); err != nil {
+		if c == causeUnauthenticated {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="veneur-lite import"`)
+		}
+		return 0, "", c, err
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return 0, "", causeMethod, fmt.Errorf("method %s: only POST", r.Method)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != wire.ContentType {
+		return 0, "", causeContentType, fmt.Errorf("content type %q: want %s", r.Header.Get("Content-Type"), wire.ContentType)
+	}
+	var enc journal.Encoding
+	switch name := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); name {
+	case "", "identity":
+		enc = journal.Identity
+	case "zstd":
+		enc = journal.Zstd
+	case "gzip":
+		enc = journal.Gzip
+	default:
+		return 0, "", causeEncoding, fmt.Errorf("content encoding %q: want zstd, gzip or identity", name)
+	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if err := checkKey(key); err != nil {
+		return 0, "", causeKey, err
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return 0, "", causeBodyTooLarge, fmt.Errorf("body of %d bytes: at most %d", r.ContentLength, h.cfg.MaxBodyBytes)
+	}
+	return enc, key, 0, nil
+}
+
+// decodeAndMerge decodes the batch and merges it under the claimed key:
+// the key is recorded as merged once it is (a resend is then acknowledged
+// without merging), and dropped if nothing was (a resend is merged).
+func (h *Handler) decodeAndMerge(claim *list.Element, key string, enc journal.Encoding, raw, decoded []byte) (cause, error) {
+	began := time.Now()
+	dec := h.decoders.Get().(*wire.Decoder)
+	defer h.decoders.Put(dec)
+	batch, err := dec.Decode(decoded, h.cfg.Limits)
+	if err != nil {
+		h.keys.abort(claim)
+		return decodeCause(err), err
+	}
+	decodedAt := time.Now()
+	var panicked error
+	if h.cfg.Journal != nil {
+		var c cause
+		if c, panicked, err = h.journalAndMerge(batch, key, enc, raw); err != nil {
+			h.keys.abort(claim)
+			return c, err
+		}
+	} else {
+		panicked = h.importBatch(batch, h.cfg.Importer.Import)
+	}
+	// Even a merge that panicked part way may have merged some of the
+	// batch: the key is recorded, so that the sender's resend is not
+	// merged a second time.
+	h.keys.complete(claim, h.cfg.Now())
+	if panicked != nil {
+		return causePanic, panicked
+	}
+	h.stats.batches.Inc()
+	h.stats.series.Add(uint64(len(batch.Series)))
+	h.stats.decodeTime.ObserveDuration(decodedAt.Sub(began))
+	h.stats.mergeTime.Since(decodedAt)
+	return 0, nil
+}
+
+// journalAndMerge appends the batch, as received, to the journal of the
+// window it merges into, and merges it once the record is durable. The
+// window is leased throughout, so its flush (and the journal's forgetting
+// of it) cannot come in between. An error means nothing was merged.
+func (h *Handler) journalAndMerge(batch *wire.Batch, key string, enc journal.Encoding, raw []byte) (c cause, panicked, err error) {
+	lease := h.leaser.Acquire(batch.IntervalStart, batch.Interval)
+	defer lease.Release()
+	rec := journal.Record{
+		Key: key, IntervalStart: batch.IntervalStart, Interval: batch.Interval,
+		Received: h.cfg.Now(), Encoding: enc, Body: raw,
+	}
+	if err := h.cfg.Journal.Append(lease.Window(), &rec); err != nil {
+		if errors.Is(err, journal.ErrFull) {
+			return causeJournalFull, nil, fmt.Errorf("%w: retry once a window is flushed", err)
+		}
+		return causeJournal, nil, err
+	}
+	return 0, h.importBatch(batch, func(_ time.Time, _ time.Duration, series []metric.Series) { lease.Import(series) }), nil
+}
+
+// Replay merges a batch the journal kept (journal.Open's replay function):
+// decoded and merged as a live import is, its key recorded as merged, so
+// that a sender's resend after the restart is acknowledged as a duplicate.
+// It writes nothing to the journal. Call it before serving.
+func (h *Handler) Replay(_ time.Time, rec *journal.Record) error {
+	buf := h.getBuffer(0)
+	defer h.putBuffer(buf)
+	decoded, _, err := h.decompress(rec.Encoding, rec.Body, buf)
+	if err != nil {
+		return err
+	}
+	state, claim := h.keys.begin(rec.Key, rec.Received)
+	if state != keyNew {
+		return nil // the journal holds a key once; nothing to do twice
+	}
+	dec := h.decoders.Get().(*wire.Decoder)
+	defer h.decoders.Put(dec)
+	batch, err := dec.Decode(decoded, h.cfg.Limits)
+	if err != nil {
+		h.keys.abort(claim)
+		return err
+	}
+	panicked := h.importBatch(batch, h.cfg.Importer.Import)
+	h.keys.complete(claim, rec.Received)
+	return panicked
+}
+
+// importBatch merges a decoded batch with merge, containing a panic: one
+// bad batch must not take the endpoint, or the process, down.
+func (h *Handler) importBatch(batch *wire.Batch, merge func(start time.Time, interval time.Duration, series []metric.Series)) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("merge of %d series panicked (part of it may be merged): %v", len(batch.Series), p)
 			h.cfg.Log.Error("import merge panicked", "error", err, "source", batch.Source, "stack", string(debug.Stack()))
 		}
 	}()
-	h.cfg.Importer.Import(batch.IntervalStart, batch.Interval, batch.Series)
+	merge(batch.IntervalStart, batch.Interval, batch.Series)
 	return nil
 }
 
@@ -444,15 +582,6 @@ func checkKey(key string) error {
 	return nil
 }
 
-// encoding is how a body is compressed.
-type encoding uint8
-
-const (
-	encIdentity encoding = iota
-	encZstd              // what veneur-lite locals send
-	encGzip              // older locals
-)
-
 // decoder decompresses zstd bodies; DecodeAll may be called concurrently.
 // Its memory bound is set per handler by zstdDecoder.
 func (h *Handler) zstdDecoder() *zstd.Decoder {
@@ -466,53 +595,56 @@ func (h *Handler) zstdDecoder() *zstd.Decoder {
 	return h.zstd
 }
 
-// readBody reads the whole body into buf, decompressing it, within both
-// size bounds.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, enc encoding, buf *bytes.Buffer) (cause, error) {
+// readBody reads the body as sent into raw, within MaxBodyBytes, and
+// returns the batch it holds (decompress).
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, enc journal.Encoding, raw, decoded *bytes.Buffer) ([]byte, cause, error) {
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
-	defer func() { h.stats.bytesBody.Add(uint64(body.n)) }()
-	if enc == encZstd {
-		// zstd decodes a whole frame at once: the compressed body is read
-		// first (bounded by MaxBodyBytes), and the decoder refuses to
-		// produce more than MaxDecodedBytes.
-		compressed := h.getBuffer(r.ContentLength, encIdentity)
-		defer h.putBuffer(compressed)
-		if _, err := compressed.ReadFrom(body); err != nil {
-			return readCause(err, causeRead), fmt.Errorf("read body: %w", err)
-		}
-		out, err := h.zstdDecoder().DecodeAll(compressed.Bytes(), buf.AvailableBuffer())
+	_, err := raw.ReadFrom(body)
+	h.stats.bytesBody.Add(uint64(body.n))
+	if err != nil {
+		return nil, readCause(err, causeRead), fmt.Errorf("read body: %w", err)
+	}
+	return h.decompress(enc, raw.Bytes(), decoded)
+}
+
+// decompress decodes a body as sent, within MaxDecodedBytes, into dst, and
+// returns the batch: in dst, or raw itself when it is not compressed.
+func (h *Handler) decompress(enc journal.Encoding, raw []byte, dst *bytes.Buffer) ([]byte, cause, error) {
+	switch enc {
+	case journal.Zstd:
+		// The decoder refuses to produce more than MaxDecodedBytes.
+		out, err := h.zstdDecoder().DecodeAll(raw, dst.AvailableBuffer())
 		h.stats.bytesDecoded.Add(uint64(len(out)))
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || len(out) > int(h.cfg.MaxDecodedBytes) {
-			return causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
+			return nil, causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
 		}
 		if err != nil {
-			return causeDecompress, fmt.Errorf("decompress: %w", err)
+			return nil, causeDecompress, fmt.Errorf("decompress: %w", err)
 		}
-		buf.Write(out) // in place when out is buf's own spare room
-		return 0, nil
-	}
-	var src io.Reader = body
-	if enc == encGzip {
-		zr, err := gzip.NewReader(body)
+		dst.Write(out) // in place when out is dst's own spare room
+		return dst.Bytes(), 0, nil
+	case journal.Gzip:
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
-			return readCause(err, causeDecompress), fmt.Errorf("decompress: %w", err)
+			return nil, causeDecompress, fmt.Errorf("decompress: %w", err)
 		}
-		src = zr
-	}
-	// One byte more than allowed tells "exactly at the bound" from "beyond".
-	n, err := buf.ReadFrom(io.LimitReader(src, h.cfg.MaxDecodedBytes+1))
-	h.stats.bytesDecoded.Add(uint64(n))
-	if err != nil {
-		c := causeRead
-		if enc == encGzip {
-			c = causeDecompress
+		// One byte more than allowed tells "exactly at the bound" from "beyond".
+		n, err := dst.ReadFrom(io.LimitReader(zr, h.cfg.MaxDecodedBytes+1))
+		h.stats.bytesDecoded.Add(uint64(n))
+		if err != nil {
+			return nil, causeDecompress, fmt.Errorf("read body: %w", err)
 		}
-		return readCause(err, c), fmt.Errorf("read body: %w", err)
+	default:
+		if int64(len(raw)) > h.cfg.MaxDecodedBytes {
+			return nil, causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
+		}
+		h.stats.bytesDecoded.Add(uint64(len(raw)))
+		return raw, 0, nil
 	}
-	if n > h.cfg.MaxDecodedBytes {
-		return causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
+	if int64(dst.Len()) > h.cfg.MaxDecodedBytes {
+		return nil, causeDecodedTooLarge, fmt.Errorf("batch beyond %d bytes decoded", h.cfg.MaxDecodedBytes)
 	}
-	return 0, nil
+	return dst.Bytes(), 0, nil
 }
 
 // readCause tells a body over the size bound and a body that did not
@@ -549,16 +681,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, c cause, err er
 	h.stats.errors[c].Inc()
 	http.Error(w, err.Error(), causeStatus[c])
 
-	now := h.cfg.Now().UnixNano()
-	last := h.lastLog.Load()
-	if now-last < int64(logEvery) || !h.lastLog.CompareAndSwap(last, now) {
-		h.suppressed.Add(1)
+	ok, suppressed := h.refusals.Allow()
+	if !ok {
 		return
 	}
 	h.cfg.Log.Warn("import request refused",
 		"cause", causeNames[c], "status", causeStatus[c], "error", err,
 		"remote", r.RemoteAddr, "key", truncate(r.Header.Get(wire.HeaderIdempotencyKey), MaxKeyBytes),
-		"suppressed_since_last", h.suppressed.Swap(0))
+		"suppressed_since_last", suppressed)
 }
 
 func truncate(s string, n int) string {
@@ -568,13 +698,13 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (h *Handler) getBuffer(contentLength int64, enc encoding) *bytes.Buffer {
+func (h *Handler) getBuffer(contentLength int64) *bytes.Buffer {
 	buf, _ := h.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
 	}
-	// An uncompressed body's size is known: read it without regrowing.
-	if enc == encIdentity && contentLength > 0 && contentLength <= h.cfg.MaxDecodedBytes {
+	// A body's size is known: read it without regrowing.
+	if contentLength > 0 && contentLength <= h.cfg.MaxBodyBytes {
 		buf.Grow(int(contentLength) + 1) // +1: ReadFrom wants room to see EOF
 	}
 	return buf

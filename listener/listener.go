@@ -3,8 +3,11 @@ package listener
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -53,10 +56,24 @@ type Options struct {
 // Listener is a bound socket set that reads until its context ends.
 type Listener interface {
 	// Run reads and pushes until ctx is done, then drains what the kernel
-	// already holds (bounded by drainTimeout), pushes it and returns.
+	// already holds (bounded by drainTimeout), pushes it, releases the
+	// sockets as Close does and returns.
 	Run(ctx context.Context) error
+	// Close releases the sockets (and a unixgram socket's file) of a
+	// listener that is not running: one that will never Run, when a later
+	// part of the startup failed. After Run it does nothing.
+	Close() error
 	// Addr is the bound address (useful with port 0).
 	Addr() string
+}
+
+// closeConn closes c; a conn already closed is no error, so that Close
+// may follow Run.
+func closeConn(c io.Closer) error {
+	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // Drain bounds: after shutdown starts, a reader keeps reading while data is

@@ -315,7 +315,7 @@ func (p *Parser) parseMetric(line []byte, b *metric.Batch, f *failure) bool {
 		case 'h':
 			kind = metric.Histogram
 		case 'd':
-			kind = metric.Histogram
+			kind = metric.Distribution
 		case 's':
 			kind = metric.Set
 		case 'm':

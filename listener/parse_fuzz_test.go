@@ -118,7 +118,7 @@ func FuzzParse(f *testing.F) {
 }
 
 var kindCodes = map[metric.Kind]string{
-	metric.Counter: "c", metric.Gauge: "g", metric.Histogram: "h", metric.Set: "s",
+	metric.Counter: "c", metric.Gauge: "g", metric.Histogram: "h", metric.Set: "s", metric.Distribution: "d",
 }
 
 func checkSample(t *testing.T, s metric.Sample) {

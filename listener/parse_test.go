@@ -80,7 +80,7 @@ func TestParseMetricLines(t *testing.T) {
 	f("x:1|g", ofKind(metric.Gauge, "x", "", 1))
 	f("x:1|h", ofKind(metric.Histogram, "x", "", 1))
 	f("x:1|ms", ofKind(metric.Histogram, "x", "", 1))
-	f("x:1|d", ofKind(metric.Histogram, "x", "", 1))
+	f("x:1|d", ofKind(metric.Distribution, "x", "", 1))
 	f("x:abc|s", set("x", "", "abc"))
 
 	// Values.
@@ -152,7 +152,7 @@ func TestParseMetricLines(t *testing.T) {
 	// Line shapes datadog-go v5 emits.
 	f("page.views:1|c|#env:prod|c:ci-abc123", counter("page.views", "env:prod", 1))
 	f("req.latency:12.5|ms|@0.5|#route:/a,env:prod", withRate(ofKind(metric.Histogram, "req.latency", "route:/a,env:prod", 12.5), 0.5))
-	f("x:1:2:3|d|#a", ofKind(metric.Histogram, "x", "a", 1), ofKind(metric.Histogram, "x", "a", 2), ofKind(metric.Histogram, "x", "a", 3))
+	f("x:1:2:3|d|#a", ofKind(metric.Distribution, "x", "a", 1), ofKind(metric.Distribution, "x", "a", 2), ofKind(metric.Distribution, "x", "a", 3))
 	f("myapp.db.query:0.003512|ms|#env:prod,service:api|c:ci-0123456789abcdef|e:it-false,cn-api,pu-1234",
 		ofKind(metric.Histogram, "myapp.db.query", "env:prod,service:api", 0.003512))
 	f("myapp.queue.depth:42|g|#env:prod,queue:emails|T1700000000", ofKind(metric.Gauge, "myapp.queue.depth", "env:prod,queue:emails", 42))

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
@@ -38,7 +39,7 @@ type tcpListener struct {
 	// panics counts connections a panic ended.
 	handshakeFailed *telemetry.Counter
 	panics          *telemetry.Counter
-	handshakeLog    logThrottle
+	handshakeLog    logthrottle.Throttle
 }
 
 // tlsHandshakeTimeout bounds a client's handshake, which holds a
@@ -66,12 +67,14 @@ func newTCP(network, address string, opts Options) (*tcpListener, error) {
 
 func (l *tcpListener) Addr() string { return l.ln.Addr().String() }
 
+func (l *tcpListener) Close() error { return closeConn(l.ln) }
+
 // Run accepts until ctx ends, then keeps accepting connections already
 // queued in the backlog (they may hold data sent before the shutdown) until
 // none arrives for drainQuiet, and lets every open connection drain what it
 // already has before returning.
 func (l *tcpListener) Run(ctx context.Context) error {
-	defer l.ln.Close()
+	defer l.Close()
 	d := newDrainer(ctx, deadlineListener{l.ln})
 	defer d.stop()
 	var wg sync.WaitGroup
@@ -80,7 +83,7 @@ func (l *tcpListener) Run(ctx context.Context) error {
 	// is accepted and closed rather than left in the backlog, so that its
 	// client learns at once instead of writing into a socket nobody reads.
 	slots := make(chan struct{}, l.opts.TCPMaxConnections)
-	var refusalLog, acceptErrLog logThrottle
+	var refusalLog, acceptErrLog logthrottle.Throttle
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -89,7 +92,7 @@ func (l *tcpListener) Run(ctx context.Context) error {
 			}
 			// EMFILE and friends: wait a little instead of spinning.
 			l.c.errors.Inc()
-			if ok, n := acceptErrLog.allow(); ok {
+			if ok, n := acceptErrLog.Allow(); ok {
 				l.opts.Log.Warn("tcp accept failed", "address", l.Addr(), "error", err, "suppressed_since_last", n)
 			}
 			select {
@@ -105,7 +108,7 @@ func (l *tcpListener) Run(ctx context.Context) error {
 		default:
 			conn.Close()
 			l.refused.Inc()
-			if ok, n := refusalLog.allow(); ok {
+			if ok, n := refusalLog.Allow(); ok {
 				l.opts.Log.Warn("tcp connection refused: too many open", "address", l.Addr(),
 					"max_connections", l.opts.TCPMaxConnections, "refused_total", l.refused.Load(),
 					"suppressed_since_last", n)
@@ -143,7 +146,7 @@ func (l *tcpListener) serve(ctx context.Context, conn net.Conn) {
 		cancel()
 		if err != nil {
 			l.handshakeFailed.Inc()
-			if ok, n := l.handshakeLog.allow(); ok {
+			if ok, n := l.handshakeLog.Allow(); ok {
 				l.opts.Log.Warn("tcp TLS handshake failed", "address", l.Addr(), "remote", conn.RemoteAddr().String(),
 					"error", err, "suppressed_since_last", n)
 			}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sync/errgroup"
@@ -33,7 +34,7 @@ type udpListener struct {
 	opts  Options
 	c     counters
 	// readErrLog throttles the read-failure warning of all readers.
-	readErrLog logThrottle
+	readErrLog logthrottle.Throttle
 }
 
 func newUDP(network, address string, opts Options) (*udpListener, error) {
@@ -53,7 +54,7 @@ func newUDP(network, address string, opts Options) (*udpListener, error) {
 		switch {
 		case err == nil:
 		case errors.Is(err, errPortShared):
-			l.closeAll()
+			_ = l.Close()
 			if attempt < attempts {
 				continue
 			}
@@ -95,13 +96,13 @@ func bindUDP(network, address string, opts Options) (*udpListener, error) {
 		}
 		pc, err := lc.ListenPacket(context.Background(), network, addr)
 		if err != nil {
-			l.closeAll()
+			_ = l.Close()
 			return nil, fmt.Errorf("listen udp %s: %w", address, err)
 		}
 		l.conns = append(l.conns, pc)
 		if opts.ReadBufferBytes > 0 {
 			if err := pc.(*net.UDPConn).SetReadBuffer(opts.ReadBufferBytes); err != nil {
-				l.closeAll()
+				_ = l.Close()
 				return nil, fmt.Errorf("set SO_RCVBUF on udp %s: %w", address, err)
 			}
 		}
@@ -125,16 +126,18 @@ func socketReadBuffer(pc net.PacketConn) int {
 	return size
 }
 
-func (l *udpListener) closeAll() {
+func (l *udpListener) Close() error {
+	var errs []error
 	for _, c := range l.conns {
-		c.Close()
+		errs = append(errs, closeConn(c))
 	}
+	return errors.Join(errs...)
 }
 
 func (l *udpListener) Addr() string { return l.conns[0].LocalAddr().String() }
 
 func (l *udpListener) Run(ctx context.Context) error {
-	defer l.closeAll()
+	defer l.Close()
 	g := new(errgroup.Group)
 	for _, pc := range l.conns {
 		g.Go(func() error { return l.read(ctx, pc) })
@@ -178,7 +181,7 @@ func (l *udpListener) read(ctx context.Context, pc net.PacketConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			if ok, n := l.readErrLog.allow(); ok {
+			if ok, n := l.readErrLog.Allow(); ok {
 				l.opts.Log.Warn("udp read failed", "address", l.Addr(), "error", err,
 					"suppressed_since_last", n)
 			}

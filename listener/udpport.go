@@ -110,14 +110,43 @@ func socketInode(c net.PacketConn) (uint64, error) {
 
 // udpSocket is one row of /proc/net/udp or udp6.
 type udpSocket struct {
-	addr  netip.Addr // v4-mapped IPv6 addresses unmapped
-	port  uint16
-	inode uint64
+	addr    netip.Addr // v4-mapped IPv6 addresses unmapped
+	port    uint16
+	inode   uint64
+	rxQueue int64 // bytes waiting to be read
+}
+
+// Backlog returns the bytes waiting in the receive queues of the UDP
+// sockets bound to port, as /proc/net/udp and udp6 show them: what the
+// readers have yet to take. A test awaits zero before it stops a listener,
+// so that what the kernel queued is counted rather than lost.
+func Backlog(port int) (int64, error) {
+	var queued int64
+	read := 0
+	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		socks, err := readUDPTable(table)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // udp6 without IPv6
+		}
+		if err != nil {
+			return 0, err
+		}
+		read++
+		for _, s := range socks {
+			if int(s.port) == port {
+				queued += s.rxQueue
+			}
+		}
+	}
+	if read == 0 {
+		return 0, errors.New("no /proc/net/udp to read the receive queues from")
+	}
+	return queued, nil
 }
 
 // readUDPTable parses /proc/net/udp or /proc/net/udp6: after a header
 // line, one socket per line, whose second field is the local address as
-// HEX:PORT and tenth field the inode.
+// HEX:PORT, fifth the queues as TX:RX in hex, and tenth the inode.
 func readUDPTable(path string) ([]udpSocket, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -138,10 +167,12 @@ func readUDPTable(path string) ([]udpSocket, error) {
 		addr, ok := parseProcAddr(hexAddr)
 		port, err1 := strconv.ParseUint(hexPort, 16, 16)
 		inode, err2 := strconv.ParseUint(f[9], 10, 64)
-		if !ok || err1 != nil || err2 != nil {
+		_, hexRx, _ := strings.Cut(f[4], ":")
+		rx, err3 := strconv.ParseInt(hexRx, 16, 64)
+		if !ok || err1 != nil || err2 != nil || err3 != nil {
 			continue
 		}
-		socks = append(socks, udpSocket{addr: addr.Unmap(), port: uint16(port), inode: inode})
+		socks = append(socks, udpSocket{addr: addr.Unmap(), port: uint16(port), inode: inode, rxQueue: rx})
 	}
 	return socks, nil
 }

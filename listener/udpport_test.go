@@ -33,7 +33,7 @@ func TestUDPSecondListenerOnServedPortRefused(t *testing.T) {
 		for _, readers := range []int{1, 3} {
 			l, err := New("udp", addr, Options{Parser: NewParser(0, nil), Pusher: p, NumReaders: readers})
 			if err == nil {
-				l.(*udpListener).closeAll()
+				_ = l.Close()
 				t.Fatalf("second listener on %s (%d readers) started beside %s", addr, readers, first.Addr())
 			}
 			msg := err.Error()

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -24,7 +26,8 @@ type unixgramListener struct {
 	opts Options
 	c    counters
 	// readErrLog throttles the read-failure warning of all readers.
-	readErrLog logThrottle
+	readErrLog logthrottle.Throttle
+	closed     atomic.Bool
 }
 
 func newUnixgram(path string, opts Options) (*unixgramListener, error) {
@@ -103,13 +106,25 @@ func bindUnixgram(path string, mode fs.FileMode) (*net.UnixConn, error) {
 
 func (l *unixgramListener) Addr() string { return l.path }
 
-// Run reads until ctx ends, then closes the socket and removes its file
-// (a datagram conn, unlike a stream listener, does not unlink on close).
+// Close closes the socket and removes its file (a datagram conn, unlike a
+// stream listener, does not unlink on close), once: a later file at the
+// path is not this listener's.
+func (l *unixgramListener) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	err := closeConn(l.conn)
+	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("remove unixgram socket file: %w", rerr))
+	}
+	return err
+}
+
+// Run reads until ctx ends, then closes the socket and removes its file.
 func (l *unixgramListener) Run(ctx context.Context) error {
 	defer func() {
-		l.conn.Close()
-		if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			l.opts.Log.Warn("remove unixgram socket file", "path", l.path, "error", err)
+		if err := l.Close(); err != nil {
+			l.opts.Log.Warn("close unixgram socket", "path", l.path, "error", err)
 		}
 	}()
 	rc, err := l.conn.SyscallConn()
@@ -180,7 +195,7 @@ func (l *unixgramListener) read(ctx context.Context, rc syscall.RawConn) error {
 				return rerr
 			}
 			l.c.errors.Inc()
-			if ok, n := l.readErrLog.allow(); ok {
+			if ok, n := l.readErrLog.Allow(); ok {
 				l.opts.Log.Warn("unixgram read failed", "path", l.path, "error", err,
 					"suppressed_since_last", n)
 			}

@@ -1,23 +1,32 @@
 package metric
 
-import "time"
+import (
+	"time"
+
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
+)
 
 // Kind is the DogStatsD metric type of a sample or series.
 type Kind uint8
 
-// The metric kinds of a series. DogStatsD's histogram (h), timer (ms) and
-// distribution (d) are one kind: they are aggregated alike and flush under
-// the same names, so "x:1|h", "x:1|ms" and "x:1|d" feed one series rather
-// than three that would collide at the intake.
+// The metric kinds of a series. DogStatsD's histogram (h) and timer (ms)
+// are one kind: they are aggregated alike and flush under the same names,
+// so "x:1|h" and "x:1|ms" feed one series. A distribution (d) is a kind of
+// its own, as in the Datadog Agent (its time sampler keeps distributions
+// in a sketch map apart from every other type): "x:1|d" and "x:1|h" are two
+// series, and a d series also keeps the Agent's sketch (docs/input.md).
 const (
 	KindInvalid Kind = iota
 	Counter
 	Gauge
 	Histogram
 	Set
+	Distribution
+	// KindMax is the largest valid Kind.
+	KindMax = Distribution
 )
 
-var kindNames = [...]string{"invalid", "counter", "gauge", "histogram", "set"}
+var kindNames = [...]string{"invalid", "counter", "gauge", "histogram", "set", "distribution"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -26,8 +35,10 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// IsHistogram reports whether samples of kind k feed a t-digest.
-func (k Kind) IsHistogram() bool { return k == Histogram }
+// IsHistogram reports whether series of kind k flush the histogram
+// outputs (aggregates, percentiles): h and ms (a t-digest) and d (the
+// Agent's sketch).
+func (k Kind) IsHistogram() bool { return k == Histogram || k == Distribution }
 
 // Sample is one parsed DogStatsD value. It is the unit the listener hands to
 // the aggregator, in batches.
@@ -135,4 +146,19 @@ type Point struct {
 	Value     float64
 	Timestamp int64         // unix seconds of the end of the interval
 	Interval  time.Duration // for RatePoint: the interval the rate is over
+	// Distribution marks a point computed from a d series (its
+	// aggregates, or its fleet percentiles): a sink that ships the
+	// series' sketch instead (the Datadog sink) leaves it out, so that a
+	// d sample reaches Datadog once.
+	Distribution bool
+}
+
+// SketchPoint is one d series' Datadog Agent sketch over one interval,
+// flushed by the instance that received its samples (docs/output.md).
+type SketchPoint struct {
+	Name      string
+	Tags      []string // as Point.Tags
+	Host      string
+	Timestamp int64 // unix seconds of the end of the interval
+	Sketch    *agentsketch.Sketch
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // Series is the mergeable state of one series over one interval: what a
@@ -23,7 +24,8 @@ type Series struct {
 	Kind Kind
 	// Value is a Counter's weighted sum or a Gauge's last value.
 	Value  float64
-	Digest *sketch.Digest      // histogram kinds
+	Digest *sketch.Digest      // Histogram
+	Dist   *agentsketch.Sketch // Distribution: the Agent's sketch
 	Set    *hyperloglog.Sketch // Set, at sketch.SetPrecision
 }
 
@@ -41,6 +43,13 @@ func (s *Series) Merge(src *Series) error {
 		s.Value += src.Value
 	case s.Kind == Gauge:
 		s.Value = src.Value
+	case s.Kind == Distribution:
+		switch {
+		case s.Dist == nil:
+			s.Dist = src.Dist
+		case src.Dist != nil:
+			s.Dist.Merge(src.Dist)
+		}
 	case s.Kind.IsHistogram():
 		switch {
 		case s.Digest == nil:

@@ -58,8 +58,15 @@ func WithHygiene(s Sink, h Hygiene, reg *telemetry.Registry) Sink {
 	for r := range numDropReasons {
 		f.dropped[r] = reg.Counter("sink.points_dropped", "sink:"+s.Name(), "reason:"+dropReasonNames[r])
 	}
-	if es, ok := s.(EventSink); ok {
+	es, hasEvents := s.(EventSink)
+	ss, hasSketches := s.(SketchSink)
+	switch {
+	case hasEvents && hasSketches:
+		return &hygienicEventsSketches{hygienicEvents{hygienic: f, events: es}, ss}
+	case hasEvents:
 		return &hygienicEvents{hygienic: f, events: es}
+	case hasSketches:
+		return &hygienicSketches{hygienic: f, sketches: ss}
 	}
 	return f
 }
@@ -81,6 +88,63 @@ func (f *hygienicEvents) FlushEvents(ctx context.Context, events []metric.Event,
 	return f.events.FlushEvents(ctx, events, checks)
 }
 
+// hygienicSketches is a hygienic sink that also takes sketches.
+type hygienicSketches struct {
+	*hygienic
+	sketches SketchSink
+}
+
+func (f *hygienicSketches) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	return f.flushSketches(ctx, f.sketches, sketches)
+}
+
+// hygienicEventsSketches takes both (the Datadog sink).
+type hygienicEventsSketches struct {
+	hygienicEvents
+	sketches SketchSink
+}
+
+func (f *hygienicEventsSketches) FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error {
+	return f.flushSketches(ctx, f.sketches, sketches)
+}
+
+// flushSketches applies the hygiene to sketches as to points: tags
+// rewritten, the ones over a limit dropped and counted.
+func (f *hygienic) flushSketches(ctx context.Context, to SketchSink, sketches []metric.SketchPoint) error {
+	kept := make([]metric.SketchPoint, 0, len(sketches))
+	var arena []string
+	var dropped [numDropReasons]uint64
+	for _, sp := range sketches {
+		arena, sp.Tags = f.retag(arena, sp.Tags)
+		if reason := f.check(&metric.Point{Name: sp.Name, Tags: sp.Tags}); reason >= 0 {
+			dropped[reason]++
+			continue
+		}
+		kept = append(kept, sp)
+	}
+	f.countDropped(dropped)
+	return to.FlushSketches(ctx, kept)
+}
+
+// retag returns tags rewritten by strip_tags and add_tags, carved from
+// arena, or tags itself when there are none.
+func (f *hygienic) retag(arena, tags []string) ([]string, []string) {
+	if len(f.h.StripTags) == 0 && len(f.h.AddTags) == 0 {
+		return arena, tags
+	}
+	start := len(arena)
+	arena = f.rewrite(arena, tags)
+	return arena, arena[start:len(arena):len(arena)]
+}
+
+func (f *hygienic) countDropped(dropped [numDropReasons]uint64) {
+	for r, n := range dropped {
+		if n > 0 {
+			f.dropped[r].Add(n)
+		}
+	}
+}
+
 // Flush applies the hygiene to a copy of points (other sinks get the same
 // slice) and hands the kept ones on.
 func (f *hygienic) Flush(ctx context.Context, points []metric.Point) error {
@@ -88,11 +152,7 @@ func (f *hygienic) Flush(ctx context.Context, points []metric.Point) error {
 	var arena []string // every rewritten tag list, carved from one array
 	var dropped [numDropReasons]uint64
 	for _, p := range points {
-		if len(f.h.StripTags) > 0 || len(f.h.AddTags) > 0 {
-			start := len(arena)
-			arena = f.rewrite(arena, p.Tags)
-			p.Tags = arena[start:len(arena):len(arena)]
-		}
+		arena, p.Tags = f.retag(arena, p.Tags)
 		switch reason := f.check(&p); reason {
 		case -1:
 			kept = append(kept, p)
@@ -100,11 +160,7 @@ func (f *hygienic) Flush(ctx context.Context, points []metric.Point) error {
 			dropped[reason]++
 		}
 	}
-	for r, n := range dropped {
-		if n > 0 {
-			f.dropped[r].Add(n)
-		}
-	}
+	f.countDropped(dropped)
 	return f.Sink.Flush(ctx, kept)
 }
 

@@ -61,3 +61,36 @@ func TestHygiene(t *testing.T) {
 		t.Error("an event sink stays one")
 	}
 }
+
+type recordSketchSink struct {
+	recordSink
+	sketches []metric.SketchPoint
+}
+
+func (r *recordSketchSink) FlushSketches(_ context.Context, s []metric.SketchPoint) error {
+	r.sketches = s
+	return nil
+}
+
+// Sketches get the same hygiene as points, and a sketch sink stays one.
+func TestHygieneOfSketches(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	rec := &recordSketchSink{}
+	s := WithHygiene(rec, Hygiene{MaxTags: 2, StripTags: []string{"pod"}, AddTags: []string{"env:prod"}}, reg)
+	ss, ok := s.(SketchSink)
+	if !ok {
+		t.Fatal("a sketch sink lost its FlushSketches to the hygiene")
+	}
+	if err := ss.FlushSketches(context.Background(), []metric.SketchPoint{
+		{Name: "ok", Tags: []string{"env:dev", "pod:a", "svc:x"}},
+		{Name: "many", Tags: []string{"a", "b"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.sketches) != 1 || !slices.Equal(rec.sketches[0].Tags, []string{"env:prod", "svc:x"}) {
+		t.Fatalf("kept %+v", rec.sketches)
+	}
+	if n := reg.Counter("sink.points_dropped", "sink:rec", "reason:too_many_tags").Load(); n != 1 {
+		t.Errorf("dropped %d, want 1", n)
+	}
+}

@@ -1,8 +1,8 @@
 // Package sinks defines where flushed metrics go (Sink, EventSink) and the
 // hygiene a metric_sinks entry applies in front of its sink (WithHygiene).
 // Each kind lives in its own package below this one (sinks/console,
-// sinks/datadog, sinks/prometheus) and is wired explicitly in
-// cmd/veneur-lite.
+// sinks/datadog, sinks/prometheus); package config lists the kinds and
+// builds them.
 package sinks
 
 import (
@@ -25,4 +25,13 @@ type Sink interface {
 // service checks. The flusher finds it by type assertion.
 type EventSink interface {
 	FlushEvents(ctx context.Context, events []metric.Event, checks []metric.ServiceCheck) error
+}
+
+// SketchSink is implemented by sinks that ship d series as the Datadog
+// Agent's sketches (the Datadog sink). Such a sink leaves out the points
+// marked metric.Point.Distribution: the sketch carries them. The flusher
+// finds it by type assertion and calls FlushSketches after Flush, from the
+// same goroutine, with the same context.
+type SketchSink interface {
+	FlushSketches(ctx context.Context, sketches []metric.SketchPoint) error
 }

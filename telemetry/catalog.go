@@ -99,6 +99,12 @@ var Catalog = []Spec{
 	{"import.future_batches", KindCounter, nil, "Batches for an interval not begun, merged into the current one."},
 	{"import.interval_mismatch", KindCounter, nil, "Batches aggregated over another interval than this instance's, merged anyway."},
 	{"import.open_intervals", KindGauge, nil, "Fleet windows open (normally 1 or 2; at most 3)."},
+	{"import.journal_syncs", KindCounter, nil, "Import journal fdatasyncs, one per group of batches that arrived together."},
+	{"import.journal_written_bytes", KindCounter, nil, "Bytes appended to the import journal."},
+	{"import.journal_bytes", KindGauge, nil, "Bytes the import journal holds: the batches of the windows not yet flushed."},
+	{"import.journal_sync_duration_seconds", KindHistogram, nil, "Time to write and sync each group of journaled batches, in seconds."},
+	{"import.journal_replayed_records", KindCounter, nil, "Batches replayed from the import journal at start."},
+	{"import.journal_corrupt_records", KindCounter, nil, "Journal segments whose replay stopped at a torn or corrupt record."},
 
 	// Sinks.
 	{"sink.points_dropped", KindCounter, []string{"sink", "reason"}, "Points dropped by the sink's max_name_length, max_tag_length or max_tags."},
@@ -108,6 +114,8 @@ var Catalog = []Spec{
 	{"sink.service_checks_sent", KindCounter, []string{"sink"}, "Service checks delivered."},
 	{"sink.events_dropped", KindCounter, []string{"sink"}, "Events not delivered."},
 	{"sink.service_checks_dropped", KindCounter, []string{"sink"}, "Service checks not delivered."},
+	{"sink.sketches_sent", KindCounter, []string{"sink"}, "Distribution sketches delivered."},
+	{"sink.sketches_dropped", KindCounter, []string{"sink"}, "Distribution sketches not delivered within the interval."},
 	{"sink.labels_dropped", KindCounter, []string{"sink"}, "Labels dropped because two tags map to one label name."},
 	{"sink.sent_bytes", KindCounter, []string{"sink"}, "Compressed bytes sent, every attempt."},
 	{"sink.retries", KindCounter, []string{"sink"}, "Retried requests."},

@@ -12,6 +12,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // Decode parses one encoded batch, checking it against lim (zero fields
@@ -175,19 +176,11 @@ func (d *decoder) uvarint(what string) (uint64, error) {
 		return 0, fmt.Errorf("%s: truncated uvarint: %w", what, ErrMalformed)
 	case n < 0:
 		return 0, fmt.Errorf("%s: uvarint overflows 64 bits: %w", what, ErrMalformed)
-	case n != uvarintLen(v):
+	case n > 1 && d.buf[d.off+n-1] == 0: // a final zero group adds nothing: a shorter form exists
 		return 0, fmt.Errorf("%s: uvarint not minimally encoded: %w", what, ErrMalformed)
 	}
 	d.off += n
 	return v, nil
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
 }
 
 // bytes reads a uvarint-length-prefixed field of at most limit bytes. The
@@ -283,6 +276,15 @@ func (d *decoder) series(s *metric.Series, lim Limits, left int) error {
 		d.off += 8
 		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 			return fmt.Errorf("value %v: not finite: %w", s.Value, ErrMalformed)
+		}
+	case kind == metric.Distribution:
+		p, err := d.blob("distribution sketch", lim.MaxDigestBytes)
+		if err != nil {
+			return err
+		}
+		s.Dist = new(agentsketch.Sketch)
+		if err := s.Dist.DecodeBinary(p); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrMalformed)
 		}
 	case kind.IsHistogram():
 		p, err := d.blob("digest", lim.MaxDigestBytes)

@@ -77,6 +77,14 @@ func appendSeries(dst []byte, s *metric.Series) ([]byte, error) {
 			return dst, fmt.Errorf("value %v: not finite", s.Value)
 		}
 		return binary.BigEndian.AppendUint64(dst, math.Float64bits(s.Value)), nil
+	case s.Kind == metric.Distribution:
+		if s.Dist == nil {
+			return dst, errors.New("distribution without its sketch")
+		}
+		lenAt := len(dst)
+		dst = s.Dist.AppendBinary(append(dst, 0, 0, 0, 0)) // length, patched below
+		binary.BigEndian.PutUint32(dst[lenAt:], uint32(len(dst)-lenAt-4))
+		return dst, nil
 	case s.Kind.IsHistogram():
 		if s.Digest == nil {
 			return dst, errors.New("histogram without a digest")

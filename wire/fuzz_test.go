@@ -86,6 +86,8 @@ func decodedSize(t *testing.T, b *Batch) (payload, centroidBytes int) {
 		case s.Digest != nil:
 			payload += len(s.Digest.AppendBinary(nil))
 			centroidBytes += 16 * len(s.Digest.Centroids()) // a float64 mean and weight
+		case s.Dist != nil:
+			payload += len(s.Dist.AppendBinary(nil))
 		case s.Set != nil:
 			p, err := s.Set.MarshalBinary()
 			if err != nil {

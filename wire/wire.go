@@ -4,8 +4,8 @@
 // import endpoint for one of its intervals. FORMAT.md documents it byte by
 // byte.
 //
-//	local:  []metric.Series ─AppendEncode─▶ bytes ─(gzip, POST)─▶
-//	global: bytes ─Decode(Limits)─▶ Batch ─▶ Aggregator.Import
+//	local:  []metric.Series ─AppendEncode─▶ bytes ─(zstd, POST)─▶
+//	global: bytes ─Decode(Limits)─▶ Batch ─▶ global.Windows.Import
 //
 // Digests and sketches travel in their libraries' own serialization (the
 // t-digest in github.com/caio/go-tdigest's, which package sketch writes
@@ -158,6 +158,9 @@ const (
 	kindTimer        byte = 4
 	kindDistribution byte = 5
 	kindSet          byte = 6
+	// kindDistributionSeries is a d series since it became a kind of its
+	// own (a t-digest, as histograms); 5 stays what older locals wrote.
+	kindDistributionSeries byte = 7
 )
 
 func wireKind(k metric.Kind) (byte, bool) {
@@ -170,6 +173,8 @@ func wireKind(k metric.Kind) (byte, bool) {
 		return kindHistogram, true
 	case metric.Set:
 		return kindSet, true
+	case metric.Distribution:
+		return kindDistributionSeries, true
 	}
 	return 0, false
 }
@@ -186,6 +191,8 @@ func aggregateKind(b byte) (metric.Kind, bool) {
 		return metric.Histogram, true
 	case kindSet:
 		return metric.Set, true
+	case kindDistributionSeries:
+		return metric.Distribution, true
 	}
 	return metric.KindInvalid, false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/aggregate/global"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden payloads in testdata/")
@@ -50,6 +51,12 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 	counter.Value = 12.5
 	gauge := series(metric.Gauge, "pool.size")
 	gauge.Value = -4
+	// A d series since it is a kind of its own: kind 7, the Agent's sketch.
+	distribution := series(metric.Distribution, "req.latency", "env:prod")
+	distribution.Dist = new(agentsketch.Sketch)
+	for _, v := range []float64{1, 2, 2, 3, 250, -0.5, 0} {
+		distribution.Dist.Insert(v, 2)
+	}
 
 	start := testStart
 	return map[string]*Batch{
@@ -57,6 +64,8 @@ func goldenBatches(t testing.TB) map[string]*Batch {
 		"scalars.bin":    {IntervalStart: start, Interval: 10 * time.Second, Source: "host-a", Series: []metric.Series{counter, gauge}},
 		"histograms.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-b", Series: []metric.Series{hist, timer, dist}},
 		"sets.bin":       {IntervalStart: start, Interval: 2 * time.Second, Source: "host-c", Series: []metric.Series{small, dense}},
+		"distributions.bin": {IntervalStart: start, Interval: 10 * time.Second, Source: "host-d",
+			Series: []metric.Series{distribution, dist}},
 	}
 }
 
@@ -281,6 +290,8 @@ func TestDecodeRejects(t *testing.T) {
 			binary.BigEndian.PutUint64(r.b[5:], math.MaxUint64)
 			return r.sealed()
 		}(), Limits{}, ErrMalformed, "negative"},
+		{"distribution sketch malformed", newRaw(1).byte(kindDistributionSeries).str("d").uvarint(0).blob(append(append([]byte{1}, make([]byte, 32)...), 0)).sealed(), Limits{}, ErrMalformed, "agent sketch"},
+		{"distribution sketch too large", newRaw(1).byte(kindDistributionSeries).str("d").uvarint(0).blob(make([]byte, 64)).sealed(), Limits{MaxDigestBytes: 63}, ErrLimit, "distribution sketch of"},
 		{"digest length beyond bytes", newRaw(1).byte(kindTimer).str("t").uvarint(0).u32(1 << 30).bytes(make([]byte, 16)...).sealed(), Limits{MaxDigestBytes: math.MaxInt32}, ErrMalformed, "only"},
 		{"oversize digest", newRaw(1).byte(kindTimer).str("t").uvarint(0).blob(digest).sealed(), Limits{MaxDigestBytes: len(digest) - 1}, ErrLimit, "digest of"},
 		{"digest encoding", newRaw(1).byte(kindTimer).str("t").uvarint(0).blob(mutDigest(func(p []byte) []byte { p[3] = 3; return p })).sealed(), Limits{}, ErrMalformed, "encoding 3"},
@@ -539,7 +550,7 @@ func TestKeysAgreeWithAggregator(t *testing.T) {
 			t.Errorf("series %d: decoded %q %q %q, forwarded %q %q %q", i, s.Key, s.Name, s.Tags, fwd[i].Key, fwd[i].Name, fwd[i].Tags)
 		}
 	}
-	fleet, err := global.New(global.Config{Interval: 10 * time.Second, Percentiles: []float64{0.5}, Now: func() time.Time { return testStart.Add(11 * time.Second) }})
+	fleet, err := global.New(global.Config{Interval: 10 * time.Second, Percentiles: metric.MustPercentiles(0.5), Now: func() time.Time { return testStart.Add(11 * time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,39 +1,10 @@
-// Package global is the aggregation of a global instance: it merges the
-// series that locals forward (and, on the root of the tier, the instance's
-// own) into global intervals, and flushes each interval one interval after
-// the locals finished it, as fleet-wide points without a host — or, on a
-// middle tier that forwards onward, as merged state.
-//
-//	importsrv ──Import(start, []metric.Series)──▶ window[start] ──Flush, one interval later──▶ []metric.Point (no host)
-//	flusher: the root's own Forward ──Import──┘                                          └──▶ []metric.Series (middle tier)
-//
-// It is its own part, apart from package aggregate's local intervals: the
-// flusher hands it what the local aggregator forwards and asks it for the
-// intervals that are due.
-//
-// Interval bookkeeping. With G the global interval, a local aggregates
-// [T, T+G), flushes at T+G and forwards during [T+G, T+2G) a batch that
-// carries T. Import merges it into the window (global interval) containing
-// T, and Flush at T+2G flushes that window: results lag one interval, and
-// one fleet interval is never split across two flushes, whichever local is
-// slow within its interval. Windows are opened on demand and at most
-// maxOpenWindows are open:
-//
-//	flushed ... │ oldest open = horizon │ horizon+G │ (current)
-//	late batch ─┘──▶ redirected here        future batch ──▶ capped at the current one
-//
-// The horizon is the start of the oldest window still open. A batch older
-// than that (held by a local through an outage, or a retry that arrived
-// after its window was flushed) merges into the horizon's window, so it is
-// flushed at the next flush rather than lost or flushed alone. A batch for
-// an interval beyond the one the wall clock is in (clock skew) merges into
-// the current one.
-//
-// Concurrency. Import finds its window under Windows.mu and read-locks the
-// window before letting go of it; Flush detaches due windows under
-// Windows.mu, then write-locks each, which waits for the imports still
-// merging into it. Within a window, series are spread over shards with
-// their own locks, so concurrent batches merge in parallel.
+// Package global is the aggregation of the root of the tier (and of a
+// middle tier): Import merges the series locals forward, and the root's
+// own, into the fleet window of the interval they were aggregated in;
+// Flush takes each window one interval after it ends and returns
+// fleet-wide points without a host, or on a middle tier the merged series
+// for the next tier up. The window bookkeeping (late and future batches,
+// windows flushed together): docs/global-tier.md.
 package global
 
 import (
@@ -41,8 +12,8 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math"
-	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +21,11 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/veneur-lite/veneur-lite/internal/cardinality"
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
+	"github.com/veneur-lite/veneur-lite/internal/shards"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -61,14 +35,13 @@ type Config struct {
 	// interval Flush is called with (and, before the first Flush, the
 	// batch's own interval).
 	Interval time.Duration
-	// Percentiles are flushed for every merged digest, as
-	// name.<metric.PercentileName(p)>.
-	Percentiles []float64
+	// Percentiles are flushed for every merged digest.
+	Percentiles metric.Percentiles
 	// Forwarding is true on a middle tier (forward_address set): Flush
 	// returns the merged series for the next tier up instead of points.
 	Forwarding bool
 	// Shards spreads each window's series over independently locked maps
-	// (rounded up to a power of two); zero means defaultShards.
+	// (package internal/shards); zero means shards.Default.
 	Shards int
 	// MaxSeries and MaxSeriesPerName bound the series of a window, in all
 	// and per metric name (package internal/cardinality); zero means no
@@ -91,16 +64,10 @@ type Config struct {
 // flush runs late. Past the bound a batch joins the nearest later window.
 const maxOpenWindows = 3
 
-// defaultInterval is the SPEC default interval, used only when neither
-// Config.Interval, a Flush nor the batch says otherwise.
+// defaultInterval is the interval key's default (docs/configuration.md),
+// used only when neither Config.Interval, a Flush nor the batch says
+// otherwise.
 const defaultInterval = 10 * time.Second
-
-// maxShards bounds Config.Shards: more only cost memory.
-const maxShards = 1 << 12
-
-// defaultShards lets concurrent imports merge side by side: many more
-// shards than cores, so two batches rarely want the same lock.
-const defaultShards = 256
 
 // Windows merges forwarded series into global intervals. All methods are
 // safe for concurrent use.
@@ -112,8 +79,7 @@ type Windows struct {
 	learned  time.Duration // Flush's interval, when Config.Interval is zero
 	drain    bool          // the next Flush takes every open window
 
-	percentiles []float64
-	pctSuffixes []string
+	percentiles metric.Percentiles
 	forwarding  bool
 	now         func() time.Time
 	seed        maphash.Seed
@@ -123,10 +89,9 @@ type Windows struct {
 
 	limit *cardinality.Limiter
 	log   *slog.Logger
-	// lastMismatchLog and mismatchesUnlogged throttle the log of batches
-	// whose interval is not this instance's; w.mu guards them.
-	lastMismatchLog    time.Time
-	mismatchesUnlogged uint64
+	// mismatchLog throttles the log of batches whose interval is not this
+	// instance's.
+	mismatchLog logthrottle.Throttle
 	// known holds, per shard, the keys of the last flushed window: series
 	// the tier already holds, which the limits always let through. It is
 	// replaced whole at each flush and only read otherwise.
@@ -156,42 +121,33 @@ type stats struct {
 	futureBatches  *telemetry.Counter
 	mismatches     *telemetry.Counter
 	digestSamples  *telemetry.Counter
-	seriesFlushed  [metric.Set + 1]*telemetry.Counter // by kind
+	seriesFlushed  [metric.KindMax + 1]*telemetry.Counter // by kind
 	openWindows    *telemetry.Gauge
 }
 
 // New validates cfg and returns empty Windows.
 func New(cfg Config) (*Windows, error) {
-	n := cfg.Shards
-	if n <= 0 {
-		n = defaultShards
+	n, err := shards.Count(cfg.Shards)
+	if err != nil {
+		return nil, err
 	}
-	if n > maxShards {
-		return nil, fmt.Errorf("shards %d: at most %d", cfg.Shards, maxShards)
-	}
-	n = 1 << bits.Len(uint(n-1)) // next power of two
 	w := &Windows{
-		interval:   max(cfg.Interval, 0),
-		forwarding: cfg.Forwarding,
-		now:        cfg.Now,
-		seed:       maphash.MakeSeed(),
-		nShards:    n,
-		shardMask:  uint64(n - 1),
+		interval:    max(cfg.Interval, 0),
+		percentiles: cfg.Percentiles,
+		forwarding:  cfg.Forwarding,
+		now:         cfg.Now,
+		seed:        maphash.MakeSeed(),
+		nShards:     n,
+		shardMask:   uint64(n - 1),
 	}
 	if w.now == nil {
 		w.now = time.Now
-	}
-	for _, p := range cfg.Percentiles {
-		if err := metric.CheckPercentile(p); err != nil {
-			return nil, err
-		}
-		w.percentiles = append(w.percentiles, p)
-		w.pctSuffixes = append(w.pctSuffixes, "."+metric.PercentileName(p))
 	}
 	w.log = cfg.Log
 	if w.log == nil {
 		w.log = slog.Default()
 	}
+	w.mismatchLog = logthrottle.Throttle{Every: mismatchLogEvery, Now: w.now}
 	w.limit = cardinality.New(cardinality.Config{
 		MaxSeries: cfg.MaxSeries, MaxSeriesPerName: cfg.MaxSeriesPerName,
 		Scope: "global", Stats: cfg.Stats, Log: cfg.Log,
@@ -206,7 +162,7 @@ func New(cfg Config) (*Windows, error) {
 		digestSamples:  reg.Counter("import.digest_samples"),
 		openWindows:    reg.Gauge("import.open_intervals"),
 	}
-	for k := metric.Counter; k <= metric.Set; k++ {
+	for k := metric.Counter; k <= metric.KindMax; k++ {
 		w.stats.seriesFlushed[k] = reg.Counter("flush.fleet_series", "kind:"+k.String())
 	}
 	return w, nil
@@ -227,20 +183,21 @@ func (w *Windows) length(batch time.Duration) time.Duration {
 
 // Import merges series that a local aggregated in [intervalStart,
 // intervalStart+interval) into the window containing intervalStart, to be
-// flushed one interval later (see the bookkeeping above). It returns once
-// the series are merged.
+// flushed one interval later (docs/global-tier.md, "Fleet windows"). It
+// returns once the series are merged.
 //
 // Series merge by Key (metric.Series.Merge): digests and sketches merge,
 // counters add up, and of gauges the last to arrive wins. Every series
 // must carry its Key (metric.SeriesKey), as the wire decoder and a local's
 // flush build it.
 //
-// Import takes ownership of series: of its elements, their strings and tag
-// slices, and their digests and sketches, which it may keep (the digest
-// of a series new to the window becomes the window's) or consume. The
-// caller must not use or change any of them after the call, nor pass one
-// digest or sketch twice; wire.Decode's batches fit. Tags are read-only to
-// Import too: it never changes a tag slice.
+// Import takes ownership of series: of its elements, whose strings and
+// tag slices it may keep, and of their digests and sketches, which it
+// merges into the window's own (a series new to the window gets a copy:
+// the import endpoint reuses a decoded batch's memory) and may change
+// while doing so. The caller must not use or change any of them after
+// the call, nor pass one digest or sketch twice; wire.Decode's batches
+// fit. Tags are read-only to Import too: it never changes a tag slice.
 //
 // A series that cannot merge (no key, an unknown kind, a missing or
 // non-finite payload, a sketch the library refuses) is skipped and
@@ -252,7 +209,35 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 	}
 	win := w.acquire(intervalStart, interval)
 	defer win.rw.RUnlock()
+	w.merge(win, series)
+}
 
+// Lease is an open window held for one batch: Flush cannot take it until
+// Release. It lets the import endpoint journal a batch under the window it
+// will merge into, and know no flush of that window began in between.
+type Lease struct {
+	w   *Windows
+	win *window
+}
+
+// Acquire returns a lease on the window a batch that a local aggregated in
+// [intervalStart, intervalStart+interval) merges into (as Import chooses
+// it). Release it promptly: the window's flush waits for it.
+func (w *Windows) Acquire(intervalStart time.Time, interval time.Duration) *Lease {
+	return &Lease{w: w, win: w.acquire(intervalStart, interval)}
+}
+
+// Window returns the start of the leased window.
+func (l *Lease) Window() time.Time { return l.win.start }
+
+// Import merges series into the leased window, as Windows.Import does.
+func (l *Lease) Import(series []metric.Series) { l.w.merge(l.win, series) }
+
+// Release lets the window be flushed.
+func (l *Lease) Release() { l.win.rw.RUnlock() }
+
+// merge merges series into win, which the caller holds read-locked.
+func (w *Windows) merge(win *window, series []metric.Series) {
 	// Group the batch by shard, so that each shard is locked once: refs
 	// holds shard<<32 | index, sorted. Shards are at most maxShards and a
 	// batch is far below 2^32 series.
@@ -287,8 +272,11 @@ func (w *Windows) Import(intervalStart time.Time, interval time.Duration, series
 				continue
 			}
 			var n uint64
-			if s.Digest != nil {
+			switch {
+			case s.Digest != nil:
 				n = uint64(math.Round(s.Digest.Count()))
+			case s.Dist != nil:
+				n = uint64(s.Dist.Count())
 			}
 			if err := sh.merge(cur, s); err != nil {
 				rejected++
@@ -329,7 +317,7 @@ func (w *Windows) acquire(start time.Time, interval time.Duration) *window {
 	g := w.length(interval)
 	now := w.now()
 	if interval > 0 && interval != g {
-		w.intervalMismatch(interval, g, now)
+		w.intervalMismatch(interval, g)
 	}
 	current := now.Truncate(g)
 	if w.horizon.IsZero() {
@@ -359,17 +347,15 @@ const mismatchLogEvery = time.Minute
 // intervalMismatch counts and logs (throttled) a batch aggregated over an
 // interval other than this instance's g. It still merges, into the window
 // its start falls in, which is right for counts, sums and percentiles, but
-// not for rates: see docs/output.md. w.mu must be held.
-func (w *Windows) intervalMismatch(batch, g time.Duration, now time.Time) {
+// not for rates: see docs/output.md.
+func (w *Windows) intervalMismatch(batch, g time.Duration) {
 	w.stats.mismatches.Inc()
-	w.mismatchesUnlogged++
-	if now.Sub(w.lastMismatchLog) < mismatchLogEvery {
+	ok, held := w.mismatchLog.Allow()
+	if !ok {
 		return
 	}
 	w.log.Warn("imported a batch aggregated over another interval than this instance's: give the locals the same interval as the global tier",
-		"batch_interval", batch.String(), "interval", g.String(), "batches_since_last_log", w.mismatchesUnlogged)
-	w.lastMismatchLog = now
-	w.mismatchesUnlogged = 0
+		"batch_interval", batch.String(), "interval", g.String(), "batches_since_last_log", held+1)
 }
 
 // window finds or opens the window starting at s; w.mu must be held.
@@ -408,6 +394,8 @@ func (sh *shard) merge(cur, s *metric.Series) error {
 	}
 	cur = &metric.Series{Key: s.Key, Name: s.Name, Tags: s.Tags, Kind: s.Kind}
 	switch {
+	case s.Kind == metric.Distribution:
+		cur.Dist = new(agentsketch.Sketch)
 	case s.Kind.IsHistogram():
 		cur.Digest = new(sketch.Digest)
 	case s.Kind == metric.Set:
@@ -427,9 +415,10 @@ func check(s *metric.Series) error {
 	switch {
 	case s.Key == "":
 		return fmt.Errorf("import series %q: no key", s.Name)
-	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.Set:
+	case s.Name == "" || s.Kind <= metric.KindInvalid || s.Kind > metric.KindMax:
 		return fmt.Errorf("import series %q: invalid kind %v or empty name", s.Name, s.Kind)
-	case s.Kind.IsHistogram() && s.Digest == nil, s.Kind == metric.Set && s.Set == nil:
+	case s.Kind == metric.Histogram && s.Digest == nil, s.Kind == metric.Distribution && s.Dist == nil,
+		s.Kind == metric.Set && s.Set == nil:
 		return fmt.Errorf("import series %q: %v without its sketch", s.Name, s.Kind)
 	case (s.Kind == metric.Counter || s.Kind == metric.Gauge) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)):
 		return fmt.Errorf("import series %q: value %v", s.Name, s.Value)
@@ -454,6 +443,14 @@ func (w *Windows) Drain() {
 // series for the next tier, which the caller owns. interval is the flush
 // interval. Flush calls do not overlap (the flusher makes one at a time).
 func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series) {
+	points, series, _ := w.FlushWindows(now, interval)
+	return points, series
+}
+
+// FlushWindows is Flush that also returns the starts of the windows it
+// took, oldest first, so that their journal can be forgotten once every
+// output is done with them.
+func (w *Windows) FlushWindows(now time.Time, interval time.Duration) ([]metric.Point, []metric.Series, []time.Time) {
 	w.mu.Lock()
 	if w.interval == 0 && interval > 0 {
 		w.learned = interval
@@ -484,7 +481,11 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 	w.stats.openWindows.Set(float64(len(open)))
 	w.mu.Unlock()
 	if len(due) == 0 {
-		return nil, nil
+		return nil, nil, nil
+	}
+	starts := make([]time.Time, len(due))
+	for i, win := range due {
+		starts[i] = win.start
 	}
 
 	for _, win := range due {
@@ -530,9 +531,9 @@ func (w *Windows) Flush(now time.Time, interval time.Duration) ([]metric.Point, 
 		for i, s := range all {
 			forward[i] = *s
 		}
-		return nil, forward
+		return nil, forward, starts
 	}
-	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil
+	return w.points(all, coveredStamp(due[len(due)-1].start, g, now), span), nil, starts
 }
 
 // coveredStamp is the timestamp of fleet points whose windows end with the
@@ -559,35 +560,28 @@ func (w *Windows) points(all []*metric.Series, ts int64, span time.Duration) []m
 	n := 0
 	for _, s := range all {
 		if s.Kind.IsHistogram() {
-			n += len(w.percentiles)
+			n += w.percentiles.Len()
 		} else {
 			n++
 		}
 	}
 	dst := make([]metric.Point, 0, n)
-	seconds := span.Seconds()
+	stamp := metric.Stamp{Timestamp: ts, Interval: span}
+	var names strings.Builder
 	for _, s := range all {
-		base := metric.Point{Name: s.Name, Tags: s.Tags, Type: metric.GaugePoint, Timestamp: ts}
-		switch s.Kind {
-		case metric.Counter:
-			pt := base
-			pt.Type, pt.Value, pt.Interval = metric.RatePoint, s.Value/seconds, span
-			dst = append(dst, pt)
-		case metric.Gauge:
-			pt := base
-			pt.Value = s.Value
-			dst = append(dst, pt)
-		case metric.Set:
-			pt := base
-			pt.Value = float64(s.Set.Estimate())
-			dst = append(dst, pt)
-		default:
-			for i, p := range w.percentiles {
-				pt := base
-				pt.Name, pt.Value = s.Name+w.pctSuffixes[i], s.Digest.Quantile(p)
-				dst = append(dst, pt)
-			}
+		base := metric.Point{Name: s.Name, Tags: s.Tags, Distribution: s.Kind == metric.Distribution}
+		if !s.Kind.IsHistogram() {
+			dst = append(dst, stamp.ScalarPoint(base, s.Kind, s.Value, s.Set))
+			continue
 		}
+		names.Reset()
+		names.Grow(w.percentiles.NamesLen(s.Name))
+		w.percentiles.AppendNames(&names, s.Name)
+		var merged metric.Quantiler = s.Digest
+		if s.Dist != nil {
+			merged = s.Dist
+		}
+		dst, _ = w.percentiles.AppendPoints(dst, stamp, base, merged, names.String())
 	}
 	return dst
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sketch"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
@@ -196,7 +197,7 @@ func TestOpenIntervalsAreBounded(t *testing.T) {
 // forwarded.
 func TestImportedOutput(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	glob := newGlobal(t, clock, Config{Percentiles: []float64{0.5, 0.99}})
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(0.5, 0.99)})
 	glob.Flush(at(g), g)
 	glob.Import(t0, g, localFlush(t, "a",
 		"lat:1|ms|#env:dev,svc:api", "lat:2|ms|#env:dev,svc:api", "lat:3|ms|#env:dev,svc:api",
@@ -230,7 +231,7 @@ func TestMergedPercentiles(t *testing.T) {
 	percentiles := []float64{0.5, 0.9, 0.99}
 	reg := telemetry.NewRegistry()
 	clock := newClock(at(g + time.Second))
-	glob := newGlobal(t, clock, Config{Percentiles: percentiles, Stats: reg})
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(percentiles...), Stats: reg})
 	glob.Flush(at(g), g)
 
 	var all []float64
@@ -301,7 +302,7 @@ func TestMergedSetUnion(t *testing.T) {
 // state for the next tier instead of points.
 func TestChainedTierForwardsImportedState(t *testing.T) {
 	clock := newClock(at(g + time.Second))
-	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: []float64{0.5}})
+	mid := newGlobal(t, clock, Config{Forwarding: true, Percentiles: metric.MustPercentiles(0.5)})
 	mid.Flush(at(g), g)
 	mid.Import(t0, g, localFlush(t, "a", "lat:1|ms", "lat:2|ms", "users:x|s", "jobs:3|c|#veneurglobalonly", "temp:1|g|#veneurglobalonly"))
 	mid.Import(t0, g, localFlush(t, "b", "lat:3|ms", "users:y|s", "jobs:4|c|#veneurglobalonly", "temp:9|g|#veneurglobalonly"))
@@ -532,6 +533,20 @@ func TestCardinalityLimitAtTheGlobal(t *testing.T) {
 	if n := reg.Counter("cardinality.samples_shed", "scope:global", "reason:max_series").Load(); n != 150 {
 		t.Errorf("shed %d series, want 150", n)
 	}
+}
+
+// A d series merges apart from an h series of the same name, and its fleet
+// percentiles are marked Distribution: a sink that ships the locals'
+// sketches (Datadog) leaves them out, every other sink flushes them.
+func TestDistributionFleetPercentilesAreMarked(t *testing.T) {
+	clock := newClock(at(g + time.Second))
+	glob := newGlobal(t, clock, Config{Percentiles: metric.MustPercentiles(0.5)})
+	glob.Import(t0, g, localFlush(t, "a", "x:1|d", "x:3|d", "x:100|h"))
+	glob.Import(t0, g, localFlush(t, "b", "x:2|d", "x:200|h"))
+	// The sketch's median: the value of the key holding 2.
+	dist := fleet("x.50percentile", agentsketch.Value(agentsketch.KeyOf(2)), at(g))
+	dist.Distribution = true
+	assertPoints(t, flushPoints(glob, at(2*g)), []metric.Point{fleet("x.50percentile", 100, at(g)), dist})
 }
 
 // TestIntervalMismatchIsCountedAndLogged: batches aggregated over another

@@ -183,7 +183,11 @@ func comparePoints(t *testing.T, got, want []metric.Point, interval time.Duratio
 			if tags == nil {
 				tags = []string{}
 			}
-			out = append(out, fmt.Sprintf("%s %s %s host=%s tags=%v", p.Name, p.Type, roundish(v), p.Host, tags))
+			line := fmt.Sprintf("%s %s %s host=%s tags=%v", p.Name, p.Type, roundish(v), p.Host, tags)
+			if p.Distribution {
+				line += " (of a d series)"
+			}
+			out = append(out, line)
 		}
 		return out
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/veneur-lite/veneur-lite/forward"
 	"github.com/veneur-lite/veneur-lite/importsrv"
 	"github.com/veneur-lite/veneur-lite/internal/tlsconfig"
+	"github.com/veneur-lite/veneur-lite/journal"
 	"github.com/veneur-lite/veneur-lite/listener"
 	"github.com/veneur-lite/veneur-lite/sinks"
 	"github.com/veneur-lite/veneur-lite/telemetry"
@@ -33,72 +34,123 @@ type daemon struct {
 	http      *httpServer
 	flusher   *flusher.Flusher
 	forwarder *forward.Forwarder // nil unless forward_address is set
-	reloaders []*tlsconfig.Reloader
+	journal   *journal.Journal   // nil unless import_journal_dir is set
+	// flushFleet is what the flusher flushes: fleet, or with a journal
+	// fleet forgetting what every output is done with.
+	flushFleet flusher.Fleet
+	reloaders  []*tlsconfig.Reloader
 }
 
 // newDaemon binds every socket (so a port in use fails at start, not later)
-// and wires listeners → aggregator → flusher → sinks.
+// and wires listeners → aggregator → flusher → sinks. cfg is validated
+// (config.Load), so it fails only on what a config cannot know: a port in
+// use, a socket path taken.
 func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry, log *slog.Logger) (*daemon, error) {
-	// cfg is validated (config.Load), so constructors fail here only on
-	// what a config cannot know: a port in use, a socket path taken.
-	agg, err := aggregate.New(aggregate.Config{
+	d := &daemon{cfg: cfg, log: log}
+	if err := d.build(outputs, reg); err != nil {
+		d.release()
+		return nil, err
+	}
+	return d, nil
+}
+
+// build makes the components in the order they depend on each other.
+func (d *daemon) build(outputs []sinks.Sink, reg *telemetry.Registry) error {
+	if err := d.buildAggregation(reg); err != nil {
+		return err
+	}
+	// The TLS files are reread when they change and on SIGHUP (Reload);
+	// config.Load has checked that they load.
+	var serverTLS *tlsconfig.Reloader
+	if c := d.cfg; c.TLSCertificate != "" {
+		var err error
+		serverTLS, err = d.reloader(tlsconfig.Files{Cert: c.TLSCertificate, Key: c.TLSKey, CA: c.TLSAuthorityCertificate})
+		if err != nil {
+			return fmt.Errorf("tls_certificate: %w", err)
+		}
+	}
+	if err := d.buildForwarder(reg); err != nil {
+		return err
+	}
+	if err := d.bindListeners(reg, serverTLS); err != nil {
+		return err
+	}
+	if err := d.bindHTTP(reg, serverTLS); err != nil {
+		return err
+	}
+	d.buildFlusher(outputs, reg)
+	return nil
+}
+
+// buildAggregation makes the local aggregator and the global windows; the
+// percentiles are named once for both.
+func (d *daemon) buildAggregation(reg *telemetry.Registry) error {
+	cfg := d.cfg
+	percentiles := cfg.NamedPercentiles()
+	var err error
+	d.agg, err = aggregate.New(aggregate.Config{
 		Workers:          cfg.NumWorkers,
 		Hostname:         cfg.Hostname,
 		ExtendTags:       cfg.ExtendTags,
-		Percentiles:      cfg.Percentiles,
+		Percentiles:      percentiles,
+		HostPercentiles:  cfg.NamedHostPercentiles(),
 		Aggregates:       cfg.Aggregates,
 		MaxSeries:        cfg.MaxSeries,
 		MaxSeriesPerName: cfg.MaxSeriesPerName,
 		Stats:            reg,
-		Log:              log.With("component", "aggregate"),
+		Log:              d.log.With("component", "aggregate"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build aggregator: %w", err)
+		return fmt.Errorf("build aggregator: %w", err)
 	}
-	fleet, err := global.New(global.Config{
+	d.fleet, err = global.New(global.Config{
 		Interval:         cfg.Interval.D(),
-		Percentiles:      cfg.Percentiles,
+		Percentiles:      percentiles,
 		Forwarding:       len(cfg.ForwardAddress) > 0,
 		MaxSeries:        cfg.MaxSeries,
 		MaxSeriesPerName: cfg.MaxSeriesPerName,
 		Stats:            reg,
-		Log:              log.With("component", "global"),
+		Log:              d.log.With("component", "global"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build global aggregation: %w", err)
+		return fmt.Errorf("build global aggregation: %w", err)
 	}
+	return nil
+}
 
-	d := &daemon{cfg: cfg, log: log, agg: agg, fleet: fleet}
-	// The TLS files are reread when they change and on SIGHUP (Reload);
-	// config.Load has checked that they load.
-	var serverTLS *tlsconfig.Reloader
-	if cfg.TLSCertificate != "" {
-		serverTLS, err = d.reloader(tlsconfig.Files{Cert: cfg.TLSCertificate, Key: cfg.TLSKey, CA: cfg.TLSAuthorityCertificate})
-		if err != nil {
-			return nil, fmt.Errorf("tls_certificate: %w", err)
-		}
+// buildForwarder makes the client of forward_address, if it is set.
+func (d *daemon) buildForwarder(reg *telemetry.Registry) error {
+	cfg := d.cfg
+	if len(cfg.ForwardAddress) == 0 {
+		return nil
 	}
-	if len(cfg.ForwardAddress) > 0 {
-		fwd := forward.Config{
-			Addresses: cfg.ForwardAddress,
-			Source:    cfg.Hostname,
-			Interval:  cfg.Interval.D(),
-			Token:     cfg.ImportToken,
-			Stats:     reg,
-			Log:       log.With("component", "forward"),
-		}
-		if !cfg.TLS.IsZero() {
-			client, err := d.reloader(tlsconfig.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, CA: cfg.TLS.CAFile})
-			if err != nil {
-				return nil, fmt.Errorf("tls: %w", err)
-			}
-			fwd.DialTLS = client.DialTLS(cfg.TLS.ServerName, nil)
-		}
-		d.forwarder, err = forward.New(fwd)
-		if err != nil {
-			return nil, fmt.Errorf("forward_address: %w", err)
-		}
+	fwd := forward.Config{
+		Addresses: cfg.ForwardAddress,
+		Source:    cfg.Hostname,
+		Interval:  cfg.Interval.D(),
+		Token:     cfg.ImportToken,
+		Stats:     reg,
+		Log:       d.log.With("component", "forward"),
 	}
+	if !cfg.TLS.IsZero() {
+		client, err := d.reloader(tlsconfig.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, CA: cfg.TLS.CAFile})
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		fwd.DialTLS = client.DialTLS(cfg.TLS.ServerName, nil)
+	}
+	var err error
+	d.forwarder, err = forward.New(fwd)
+	if err != nil {
+		return fmt.Errorf("forward_address: %w", err)
+	}
+	return nil
+}
+
+// bindListeners binds every statsd_listen_addresses entry; tcp:// ones
+// speak TLS when serverTLS is set.
+func (d *daemon) bindListeners(reg *telemetry.Registry, serverTLS *tlsconfig.Reloader) error {
+	cfg, agg := d.cfg, d.agg
 	parser := listener.NewParser(cfg.MetricMaxLength, reg)
 	for _, la := range cfg.StatsdListenAddresses {
 		opts := listener.Options{
@@ -110,29 +162,26 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 			TCPIdleTimeout:  cfg.TCPIdleTimeout.D(),
 			SocketMode:      cfg.UnixSocketMode.Mode(),
 			Stats:           reg,
-			Log:             log,
+			Log:             d.log,
 		}
 		if serverTLS != nil {
 			opts.TLS = serverTLS.ServerConfig(tlsconfig.RequireClientCert)
 		}
 		l, err := listener.New(la.Network, la.Address, opts)
 		if err != nil {
-			d.release()
-			return nil, err
+			return err
 		}
 		d.listeners = append(d.listeners, l)
 	}
-	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: agg.Stats}
-	if serverTLS != nil {
-		// Health checks come without a client certificate; imports must
-		// bring one or the token (importsrv.Auth).
-		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
-	}
-	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
-	if err != nil {
-		d.release()
-		return nil, err
-	}
+	return nil
+}
+
+// bindHTTP binds http_address and mounts the import endpoint on it; with
+// import_journal_dir, the journal is replayed first, before the port is
+// bound, so that no import reaches this instance before its windows hold
+// what it acknowledged before.
+func (d *daemon) bindHTTP(reg *telemetry.Registry, serverTLS *tlsconfig.Reloader) error {
+	cfg, log := d.cfg, d.log
 	// Every instance accepts imports: a middle tier of a chained global tier
 	// has forward_address set just like a local. On an address others can
 	// reach, only authenticated senders may import.
@@ -145,25 +194,56 @@ func newDaemon(cfg config.Config, outputs []sinks.Sink, reg *telemetry.Registry,
 		log.Warn("imports are refused to everyone: http_address is not a loopback address and neither import_token nor tls_authority_certificate is set",
 			"http_address", cfg.HTTPAddress)
 	}
-	d.http.mux.Handle(importsrv.Path, importsrv.New(importsrv.Config{
-		Importer: fleet,
+	icfg := importsrv.Config{
+		Importer: d.fleet,
 		Auth:     auth,
 		Stats:    reg,
 		Log:      log.With("component", "import"),
-	}))
+	}
+	var ref journalRef
+	if cfg.ImportJournalDir != "" {
+		icfg.Journal = &ref
+	}
+	imports := importsrv.New(icfg)
+	d.flushFleet = d.fleet
+	if cfg.ImportJournalDir != "" {
+		var err error
+		d.journal, err = openJournal(cfg.ImportJournalDir, cfg.ImportJournalMaxBytes, imports, &ref, reg, log.With("component", "journal"))
+		if err != nil {
+			return err
+		}
+		d.flushFleet = &journaledFleet{Windows: d.fleet, journal: d.journal, log: log.With("component", "journal")}
+	}
+	httpOpts := httpOptions{Debug: cfg.DebugAccess(), Stats: d.agg.Stats}
+	if serverTLS != nil {
+		// Health checks come without a client certificate; imports must
+		// bring one or the token (importsrv.Auth).
+		httpOpts.TLS = serverTLS.ServerConfig(tlsconfig.VerifyClientCertIfGiven)
+	}
+	var err error
+	d.http, err = newHTTPServer(cfg.HTTPAddress, reg, log, httpOpts)
+	if err != nil {
+		return err
+	}
+	d.http.mux.Handle(importsrv.Path, imports)
+	return nil
+}
+
+// buildFlusher makes the flusher that ends each interval and hands it to
+// the sinks and the forwarder.
+func (d *daemon) buildFlusher(outputs []sinks.Sink, reg *telemetry.Registry) {
 	fcfg := flusher.Config{
-		Aggregator: agg,
-		Fleet:      fleet,
+		Aggregator: d.agg,
+		Fleet:      d.flushFleet,
 		Sinks:      outputs,
-		Interval:   cfg.Interval.D(),
+		Interval:   d.cfg.Interval.D(),
 		Stats:      reg,
-		Log:        log,
+		Log:        d.log,
 	}
 	if d.forwarder != nil { // never a typed nil in the interface
 		fcfg.Forwarder = d.forwarder
 	}
 	d.flusher = flusher.New(fcfg)
-	return d, nil
 }
 
 // reloader loads TLS files and keeps them for Reload (SIGHUP); a later
@@ -195,15 +275,18 @@ func (d *daemon) Reload() {
 	d.log.Info("SIGHUP received: TLS files reloaded", "sets", len(d.reloaders))
 }
 
-// release closes listeners that will never run.
+// release closes the sockets of a daemon that will never run.
 func (d *daemon) release() {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
 	for _, l := range d.listeners {
-		_ = l.Run(ctx)
+		if err := l.Close(); err != nil {
+			d.log.Warn("close listener", "address", l.Addr(), "error", err)
+		}
 	}
 	if d.http != nil {
 		d.http.ln.Close()
+	}
+	if d.journal != nil {
+		_ = d.journal.Close()
 	}
 }
 
@@ -299,6 +382,10 @@ func (d *daemon) Run(ctx context.Context) error {
 		wctx, cancel := context.WithDeadline(context.Background(), deadline)
 		d.flusher.Wait(wctx)
 		cancel()
+		if d.journal != nil {
+			// What was not flushed stays in it, for the next start.
+			_ = d.journal.Close()
+		}
 		return errors.Join(ingestErr, httpErr)
 	}
 	// Imports stop first, so that the final flush includes every batch a
@@ -310,6 +397,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	fctx, cancel := context.WithDeadline(context.Background(), deadline)
 	d.flusher.Final(fctx)
 	cancel()
+	if d.journal != nil {
+		if err := d.journal.Close(); err != nil {
+			d.log.Error("import journal: close", "error", err)
+		}
+	}
 	d.log.Info("veneur-lite stopped", "shutdown_seconds", time.Since(shutdownStart).Seconds())
 	return errors.Join(ingestErr, httpErr)
 }

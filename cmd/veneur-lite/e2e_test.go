@@ -76,12 +76,19 @@ func wantDatadogGo() []metric.Point {
 		pt("req.latency.min", gauge, 1, host),
 		pt("req.latency.max", gauge, 100, host),
 		pt("req.latency.count", rate, 100, host),
-		pt("payload.min", gauge, 1, "other-box"),
-		pt("payload.max", gauge, 100, "other-box"),
-		pt("payload.count", rate, 100, "other-box"),
+		dist(pt("payload.min", gauge, 1, "other-box")),
+		dist(pt("payload.max", gauge, 100, "other-box")),
+		dist(pt("payload.count", rate, 100, "other-box")),
 		pt("users", gauge, 40, ""), // fleet-wide: the root of the tier merges sets
 		pt("queue.depth", gauge, -4, host),
 	}
+}
+
+// dist marks a point of a d series (which the Datadog sink ships as a
+// sketch instead).
+func dist(p metric.Point) metric.Point {
+	p.Distribution = true
+	return p
 }
 
 // splitPercentiles separates percentile points (checked loosely: t-digest

@@ -149,6 +149,19 @@ func waitJustAfterSecond() {
 	time.Sleep(now.Truncate(time.Second).Add(time.Second + 50*time.Millisecond).Sub(now)) // aligning to the clock, not synchronizing
 }
 
+// stopTogether stops the locals at once, just after a global tick, so all
+// their final batches reach the global within one of its intervals.
+func stopTogether(t *testing.T, locals []*instance) {
+	t.Helper()
+	waitJustAfterSecond()
+	var wg sync.WaitGroup
+	for _, l := range locals {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.stop(t) }()
+	}
+	wg.Wait()
+}
+
 // One global and three locals, each local receiving a different
 // distribution of the same timer through the real datadog-go client.
 func TestGlobalTierFleetPercentiles(t *testing.T) {
@@ -203,15 +216,7 @@ func TestGlobalTierFleetPercentiles(t *testing.T) {
 	}
 	slices.Sort(union)
 
-	// Stop the locals together, just after a global tick, so all three
-	// batches reach the global within one of its intervals.
-	waitJustAfterSecond()
-	var wg sync.WaitGroup
-	for _, l := range locals {
-		wg.Add(1)
-		go func() { defer wg.Done(); l.stop(t) }()
-	}
-	wg.Wait()
+	stopTogether(t, locals)
 
 	for i, l := range locals {
 		host := fmt.Sprintf("local-%d", i)
@@ -384,9 +389,11 @@ func TestGlobalOutageLosesNothing(t *testing.T) {
 	if got := importedSamples(global); got != float64(sent) {
 		t.Errorf("global merged %v samples, want %d", got, sent)
 	}
-	if lines := global.metricLines("outage.latency.99percentile"); len(lines) == 0 {
-		t.Error("global flushed no percentile for the held-over data")
-	}
+	// The merged window is flushed at the global's next flush, after the
+	// import that completed it.
+	global.waitFor(t, "a percentile of the held-over data", 5*time.Second, func() bool {
+		return len(global.metricLines("outage.latency.99percentile")) > 0
+	})
 }
 
 // Three globals behind one forward_address list: every series is flushed

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,17 +22,15 @@ import (
 	"github.com/veneur-lite/veneur-lite/config"
 	"github.com/veneur-lite/veneur-lite/internal/top"
 	"github.com/veneur-lite/veneur-lite/sinks"
-	"github.com/veneur-lite/veneur-lite/sinks/console"
-	"github.com/veneur-lite/veneur-lite/sinks/datadog"
-	"github.com/veneur-lite/veneur-lite/sinks/prometheus"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// shutdownBudget is how long a graceful stop may take, from signal to exit
-// (SPEC: exit within 10 s).
+// shutdownBudget is how long a graceful stop may take, from signal to exit,
+// so that the process is gone within 10 s (docs/configuration.md,
+// flush_on_shutdown).
 const shutdownBudget = 9 * time.Second
 
 func main() {
@@ -79,7 +76,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// -validate-config and startup take the same path up to serving: what
 	// one rejects, the other does.
-	cfg, newSinks, warnings, err := loadConfig(*configPath, environ)
+	cfg, decoded, warnings, err := loadConfig(*configPath, environ)
 	for _, w := range warnings {
 		if *validate {
 			fmt.Fprintf(stderr, "veneur-lite: warning: %s\n", w)
@@ -97,7 +94,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		fmt.Fprintln(stdout, "config ok")
 		return 0
 	}
-	if err := serve(ctx, cfg, newSinks, stdout, log, hup); err != nil {
+	if err := serve(ctx, cfg, decoded, stdout, log, hup); err != nil {
 		log.Error("veneur-lite stopped", "error", err)
 		return 1
 	}
@@ -130,33 +127,31 @@ func flatten(err error) []error {
 }
 
 // loadConfig loads and validates the whole configuration, sink config
-// blocks included, and returns it with a constructor for each sink.
-func loadConfig(path string, environ []string) (config.Config, []newSink, []string, error) {
+// blocks included.
+func loadConfig(path string, environ []string) (config.Config, []config.Sink, []string, error) {
 	cfg, warnings, err := config.Load(path, environ)
 	if err != nil {
 		return config.Config{}, nil, warnings, err
 	}
-	newSinks, err := decodeSinks(&cfg)
+	decoded, err := cfg.DecodeSinks()
 	if err != nil {
 		return config.Config{}, nil, warnings, err
 	}
-	return cfg, newSinks, warnings, nil
+	return cfg, decoded, warnings, nil
 }
 
 // serve builds the daemon from cfg and runs it until ctx ends; hup
 // delivers SIGHUP, which reloads the TLS files.
-func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io.Writer, log *slog.Logger, hup <-chan os.Signal) error {
+func serve(ctx context.Context, cfg config.Config, decoded []config.Sink, stdout io.Writer, log *slog.Logger, hup <-chan os.Signal) error {
 	reg := telemetry.NewRegistry()
-	outputs := make([]sinks.Sink, 0, len(newSinks))
-	for i, n := range newSinks {
-		s, err := n(stdout, reg, log)
+	env := config.SinkEnv{Stdout: stdout, Stats: reg, Log: log}
+	outputs := make([]sinks.Sink, 0, len(decoded))
+	for _, sc := range decoded {
+		s, err := sc.New(env)
 		if err != nil {
 			return err
 		}
-		if i < len(cfg.MetricSinks) {
-			s = sinks.WithHygiene(s, cfg.MetricSinks[i].Hygiene(), reg)
-		}
-		outputs = append(outputs, s)
+		outputs = append(outputs, sinks.WithHygiene(s, sc.Hygiene, reg))
 	}
 	d, err := newDaemon(cfg, outputs, reg, log)
 	if err != nil {
@@ -164,69 +159,4 @@ func serve(ctx context.Context, cfg config.Config, newSinks []newSink, stdout io
 	}
 	go reloadOnHUP(ctx, hup, d)
 	return d.Run(ctx)
-}
-
-// newSink constructs one configured sink. Its config is already decoded
-// and validated.
-type newSink func(stdout io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error)
-
-// decodeSinks decodes and validates each metric_sinks entry's config
-// block, and returns the sinks' constructors: a console sink when none is
-// configured.
-func decodeSinks(cfg *config.Config) ([]newSink, error) {
-	if len(cfg.MetricSinks) == 0 {
-		return []newSink{func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-			return console.NewConsole("console", stdout, cfg.Interval.D()), nil
-		}}, nil
-	}
-	var out []newSink
-	var errs []error
-	for i, sc := range cfg.MetricSinks {
-		name := sc.SinkName()
-		switch sc.Kind {
-		case "console":
-			var none struct{}
-			if err := cfg.DecodeSinkConfig(i, &none); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, func(stdout io.Writer, _ *telemetry.Registry, _ *slog.Logger) (sinks.Sink, error) {
-				return console.NewConsole(name, stdout, cfg.Interval.D()), nil
-			})
-		case "datadog":
-			var c datadog.Config
-			c.SetDefaults() // before decoding, so an explicit zero is not replaced
-			if err := cfg.DecodeSinkConfig(i, &c); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := c.Validate(); err != nil {
-				errs = append(errs, cfg.SinkConfigError(i, err))
-				continue
-			}
-			out = append(out, func(_ io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
-				return datadog.New(name, c, reg, log)
-			})
-		case "prometheus_remote_write":
-			var c prometheus.Config
-			c.SetDefaults()
-			if err := cfg.DecodeSinkConfig(i, &c); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := c.Validate(); err != nil {
-				errs = append(errs, cfg.SinkConfigError(i, err))
-				continue
-			}
-			out = append(out, func(_ io.Writer, reg *telemetry.Registry, log *slog.Logger) (sinks.Sink, error) {
-				return prometheus.New(name, c, reg, log)
-			})
-		default: // config.Validate has rejected it
-			errs = append(errs, fmt.Errorf("metric_sinks[%d].kind: unknown sink kind %q", i, sc.Kind))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
 }

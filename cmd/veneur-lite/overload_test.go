@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/aggregate"
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/listener"
 )
 
 // TestBinaryOverload floods the built binary's UDP port with more than one
@@ -152,7 +152,7 @@ func debugSeries(t *testing.T, httpAddr string) aggregate.SeriesStats {
 }
 
 // udpQueued is the receive queue, in bytes, of the UDP sockets bound to
-// addr's port (/proc/net/udp: "local_address tx_queue:rx_queue", in hex).
+// addr's port.
 func udpQueued(t *testing.T, addr string) int64 {
 	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
@@ -163,23 +163,9 @@ func udpQueued(t *testing.T, addr string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, err := os.ReadFile("/proc/net/udp")
+	queued, err := listener.Backlog(p)
 	if err != nil {
 		t.Fatal(err)
-	}
-	suffix := fmt.Sprintf(":%04X", p)
-	var queued int64
-	for _, line := range strings.Split(string(table), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 5 || !strings.HasSuffix(f[1], suffix) {
-			continue
-		}
-		_, rx, _ := strings.Cut(f[4], ":")
-		n, err := strconv.ParseInt(rx, 16, 64)
-		if err != nil {
-			t.Fatalf("/proc/net/udp queue %q: %v", f[4], err)
-		}
-		queued += n
 	}
 	return queued
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +19,7 @@ func TestBinaryHangingSinkStopsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("several intervals")
 	}
-	release := make(chan struct{})
-	intake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // hang until the test ends or the client gives up
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer intake.Close()
-	defer close(release)
+	intake, _ := hangingIntake(t)
 
 	udp, httpAddr := freePort(t, "udp"), freePort(t, "tcp")
 	p := startBinary(t, fmt.Sprintf(`statsd_listen_addresses: [udp://%s]
@@ -41,7 +31,7 @@ metric_sinks:
   - kind: datadog
     name: hanging
     config: {api_key: k, api_hostname: %s}
-`, udp, httpAddr, intake.URL))
+`, udp, httpAddr, intake))
 	waitHealthy(t, httpAddr)
 	conn, err := net.Dial("udp", udp)
 	if err != nil {

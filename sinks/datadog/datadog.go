@@ -5,8 +5,11 @@
 // Data path of one flush:
 //
 //	[]metric.Point ─ runs of FlushMaxPerBody ─▶ ≤ MaxConcurrency goroutines, each:
-//	    hand-written JSON ─▶ zlib/gzip body, cut again at the documented size limits
+//	    hand-written JSON (v1) or MetricPayload protobuf (v2) ─▶ zlib/gzip body,
+//	    cut again at the documented size limits
 //	    ─▶ POST /api/v1/series (or /api/v2/series), retried within the flush deadline
+//	[]metric.SketchPoint (d series) ─▶ SketchPayload protobuf, the same way
+//	    ─▶ POST /api/beta/sketches
 //
 // Events go one per POST to /api/v1/events and service checks in arrays to
 // /api/v1/check_run, uncompressed.
@@ -43,8 +46,9 @@ import (
 )
 
 var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.EventSink = (*Sink)(nil)
+	_ sinks.Sink       = (*Sink)(nil)
+	_ sinks.EventSink  = (*Sink)(nil)
+	_ sinks.SketchSink = (*Sink)(nil)
 )
 
 // Sink delivers to one Datadog API endpoint. Its methods are safe for
@@ -54,10 +58,13 @@ type Sink struct {
 	cfg  Config
 	core *httpsink.Core
 	lim  limits
-	// appendSeries encodes one point in the configured API version.
-	appendSeries func([]byte, *metric.Point, *fieldCache) []byte
+	// appendSeries encodes one point in the configured API version;
+	// a body is seriesPrefix, the points (comma-separated in JSON, back
+	// to back in protobuf), seriesSuffix.
+	appendSeries               func([]byte, *metric.Point, *fieldCache) []byte
+	seriesPrefix, seriesSuffix []byte
 
-	series, events, checks *httpsink.Endpoint
+	series, events, checks, sketches *httpsink.Endpoint
 
 	bodies      sync.Pool // *body with the configured compression
 	plainBodies sync.Pool // *body sent uncompressed (check_run)
@@ -70,6 +77,8 @@ type metrics struct {
 	seriesSent, seriesDropped *telemetry.Counter
 	eventsSent, eventsDropped *telemetry.Counter
 	checksSent, checksDropped *telemetry.Counter
+	sketchesSent              *telemetry.Counter
+	sketchesDropped           *telemetry.Counter
 }
 
 const (
@@ -106,6 +115,7 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 		seriesURL = base + "/api/v2/series"
 	} else {
 		s.lim, s.appendSeries = v1Limits, appendSeriesV1
+		s.seriesPrefix, s.seriesSuffix = []byte(seriesPrefix), []byte(seriesSuffix)
 	}
 	s.lim.maxItems = cfg.FlushMaxPerBody
 	// Events and checks go uncompressed: their APIs document no
@@ -115,7 +125,14 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 	if cfg.Compression != "" {
 		compressed.Set("Content-Encoding", cfg.Compression)
 	}
-	s.series = s.core.Endpoint("series", "series", seriesURL, compressed)
+	protobuf := compressed.Clone()
+	protobuf.Set("Content-Type", protobufContentType)
+	if cfg.APIVersion == "v2" {
+		s.series = s.core.Endpoint("series", "series", seriesURL, protobuf)
+	} else {
+		s.series = s.core.Endpoint("series", "series", seriesURL, compressed)
+	}
+	s.sketches = s.core.Endpoint("sketches", "sketches", base+"/api/beta/sketches", protobuf)
 	s.events = s.core.Endpoint("events", "events", base+"/api/v1/events", plain)
 	s.checks = s.core.Endpoint("check_run", "check_run", base+"/api/v1/check_run", plain)
 	s.bodies.New = func() any { return newBody(cfg.Compression) }
@@ -123,12 +140,14 @@ func New(name string, cfg Config, reg *telemetry.Registry, log *slog.Logger) (*S
 
 	tag := "sink:" + name
 	s.m = metrics{
-		seriesSent:    reg.Counter("sink.series_sent", tag),
-		seriesDropped: reg.Counter("sink.series_dropped", tag),
-		eventsSent:    reg.Counter("sink.events_sent", tag),
-		eventsDropped: reg.Counter("sink.events_dropped", tag),
-		checksSent:    reg.Counter("sink.service_checks_sent", tag),
-		checksDropped: reg.Counter("sink.service_checks_dropped", tag),
+		seriesSent:      reg.Counter("sink.series_sent", tag),
+		seriesDropped:   reg.Counter("sink.series_dropped", tag),
+		eventsSent:      reg.Counter("sink.events_sent", tag),
+		eventsDropped:   reg.Counter("sink.events_dropped", tag),
+		checksSent:      reg.Counter("sink.service_checks_sent", tag),
+		checksDropped:   reg.Counter("sink.service_checks_dropped", tag),
+		sketchesSent:    reg.Counter("sink.sketches_sent", tag),
+		sketchesDropped: reg.Counter("sink.sketches_dropped", tag),
 	}
 	return s, nil
 }
@@ -150,23 +169,29 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 		return nil
 	}
 	out := s.core.Flush(ctx, "series", len(points), s.lim.maxItems, func(lo, hi int, out *httpsink.Outcome) {
-		s.encodeSeries(points[lo:hi], out, func(b *body) bool {
-			defer s.putBody(b)
-			if err := ctx.Err(); err != nil {
-				// Out of time: what remains is dropped, not queued.
-				out.Fail(b.items, fmt.Errorf("post series: %w", err))
-				return false
-			}
-			if err := s.core.Post(ctx, s.series, b.buf.Bytes()); err != nil {
-				out.Fail(b.items, err)
-				return ctx.Err() == nil
-			}
-			s.m.seriesSent.Add(uint64(b.items))
-			return true
-		})
+		s.encodeSeries(points[lo:hi], out, s.poster(ctx, s.series, "series", s.m.seriesSent, out))
 	})
 	s.m.seriesDropped.Add(uint64(out.Dropped()))
 	return out.Err("series", len(points))
+}
+
+// poster returns a chunker's emit for one run: it posts each body to ep
+// and counts its items as sent, or fails them in out; once ctx has ended
+// it stops the run (what remains is dropped, not queued).
+func (s *Sink) poster(ctx context.Context, ep *httpsink.Endpoint, what string, sent *telemetry.Counter, out *httpsink.Outcome) func(*body) bool {
+	return func(b *body) bool {
+		defer s.putBody(b)
+		if err := ctx.Err(); err != nil {
+			out.Fail(b.items, fmt.Errorf("post %s: %w", what, err))
+			return false
+		}
+		if err := s.core.Post(ctx, ep, b.buf.Bytes()); err != nil {
+			out.Fail(b.items, err)
+			return ctx.Err() == nil
+		}
+		sent.Add(uint64(b.items))
+		return true
+	}
 }
 
 // encodeSeries encodes points into bodies within the limits and hands each
@@ -174,12 +199,13 @@ func (s *Sink) Flush(ctx context.Context, points []metric.Point) error {
 // that remain when emit stops the encoding, are recorded in out.
 func (s *Sink) encodeSeries(points []metric.Point, out *httpsink.Outcome, emit func(*body) bool) {
 	c := chunker{
-		prefix: []byte(seriesPrefix),
-		suffix: []byte(seriesSuffix),
-		lim:    s.lim,
-		get:    s.getBody,
-		put:    s.putBody,
-		emit:   emit,
+		prefix:      s.seriesPrefix,
+		suffix:      s.seriesSuffix,
+		noSeparator: s.seriesPrefix == nil,
+		lim:         s.lim,
+		get:         s.getBody,
+		put:         s.putBody,
+		emit:        emit,
 	}
 	var (
 		item  []byte
@@ -187,6 +213,9 @@ func (s *Sink) encodeSeries(points []metric.Point, out *httpsink.Outcome, emit f
 	)
 	for i := range points {
 		p := &points[i]
+		if p.Distribution { // FlushSketches ships the series' sketch
+			continue
+		}
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 			s.core.CountError(httpclient.CauseEncode, 1)
 			out.Fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))

@@ -2,6 +2,7 @@ package datadog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/DataDog/agent-payload/v5/gogen"
 	"github.com/klauspost/compress/zlib"
 
 	"github.com/klauspost/compress/gzip"
@@ -19,12 +21,6 @@ import (
 // The series encoders write JSON by hand with strconv.Append*: a flush can
 // hold hundreds of thousands of points, and BenchmarkEncodeSeries shows
 // reflection-based encoding/json several times slower for the same bytes.
-
-// Datadog's v2 series type enum.
-const (
-	v2TypeRate  = 2
-	v2TypeGauge = 3
-)
 
 var errNonFinite = errors.New("value is NaN or infinite, which JSON cannot carry")
 
@@ -57,35 +53,62 @@ func appendSeriesV1(dst []byte, p *metric.Point, c *fieldCache) []byte {
 	return append(dst, '}')
 }
 
-// appendSeriesV2 appends p as one element of the v2 "series" array, where
-// the host is a resource and the type a number. Tags are always present,
-// for the reason given at appendSeriesV1; a fleet-wide series has no host
-// resource.
+// appendSeriesV2 appends p as one MetricPayload field-1 entry (one
+// MetricSeries) in protobuf, with the Datadog Agent's own message types
+// (agent-payload gogen), as the Agent posts /api/v2/series: the host as a
+// "host" resource (none for a fleet-wide series), the type as RATE with
+// its interval or GAUGE, one point with its timestamp. A body is these
+// entries back to back, which is a MetricPayload.
 func appendSeriesV2(dst []byte, p *metric.Point, c *fieldCache) []byte {
-	dst = append(dst, `{"metric":`...)
-	dst = appendString(dst, p.Name)
+	if c == nil {
+		c = new(fieldCache)
+	}
+	m := &c.pb
+	m.point = gogen.MetricPayload_MetricPoint{Value: p.Value, Timestamp: p.Timestamp}
+	m.points[0] = &m.point
+	m.series = gogen.MetricPayload_MetricSeries{Metric: p.Name, Tags: p.Tags, Points: m.points[:], Type: gogen.MetricPayload_GAUGE}
 	if p.Type == metric.RatePoint {
-		dst = append(dst, `,"type":`...)
-		dst = strconv.AppendInt(dst, v2TypeRate, 10)
-		dst = append(dst, `,"interval":`...)
-		dst = strconv.AppendInt(dst, intervalSeconds(p.Interval), 10)
-	} else {
-		dst = append(dst, `,"type":`...)
-		dst = strconv.AppendInt(dst, v2TypeGauge, 10)
+		m.series.Type, m.series.Interval = gogen.MetricPayload_RATE, intervalSeconds(p.Interval)
 	}
-	dst = append(dst, `,"points":[{"timestamp":`...)
-	dst = strconv.AppendInt(dst, p.Timestamp, 10)
-	dst = append(dst, `,"value":`...)
-	dst = appendFloat(dst, p.Value)
-	dst = append(dst, `}]`...)
 	if p.Host != "" {
-		dst = append(dst, `,"resources":[{"name":`...)
-		dst = c.appendHost(dst, p.Host)
-		dst = append(dst, `,"type":"host"}]`...)
+		m.resource = gogen.MetricPayload_Resource{Type: "host", Name: p.Host}
+		m.resources[0] = &m.resource
+		m.series.Resources = m.resources[:]
 	}
-	dst = append(dst, `,"tags":`...)
-	dst = c.appendTags(dst, p.Tags)
-	return append(dst, '}')
+	return appendField(dst, metricPayloadSeriesField, &m.series)
+}
+
+// sizedMessage is a gogen protobuf message.
+type sizedMessage interface {
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// appendField appends m as an embedded message under key: its
+// length-prefixed encoding, written in place.
+func appendField(dst []byte, key byte, m sizedMessage) []byte {
+	size := m.Size()
+	dst = append(dst, key)
+	dst = binary.AppendUvarint(dst, uint64(size))
+	at := len(dst)
+	dst = append(dst, make([]byte, size)...)
+	// MarshalToSizedBuffer cannot fail for a message its own Size measured.
+	_, _ = m.MarshalToSizedBuffer(dst[at:])
+	return dst
+}
+
+// metricPayloadSeriesField is the key of MetricPayload's field 1
+// (repeated MetricSeries), wire type 2.
+const metricPayloadSeriesField = 1<<3 | 2
+
+// seriesProto holds one series' protobuf messages, reused from one point
+// to the next.
+type seriesProto struct {
+	series    gogen.MetricPayload_MetricSeries
+	point     gogen.MetricPayload_MetricPoint
+	points    [1]*gogen.MetricPayload_MetricPoint
+	resource  gogen.MetricPayload_Resource
+	resources [1]*gogen.MetricPayload_Resource
 }
 
 // fieldCache keeps the JSON of the last point's host and tags. The points
@@ -95,6 +118,7 @@ func appendSeriesV2(dst []byte, p *metric.Point, c *fieldCache) []byte {
 // histogram aggregates, that is most of the encoding. A nil cache encodes
 // every time.
 type fieldCache struct {
+	pb       seriesProto // v2's messages
 	tags     []string
 	tagsJSON []byte
 	host     string
@@ -392,9 +416,12 @@ func (b *body) close(suffix []byte) error {
 // hands each finished body to emit, which takes ownership of it.
 type chunker struct {
 	prefix, suffix []byte
-	lim            limits
-	get            func() *body
-	put            func(*body)
+	// noSeparator writes items back to back (protobuf repeated fields)
+	// instead of comma-separated (a JSON array).
+	noSeparator bool
+	lim         limits
+	get         func() *body
+	put         func(*body)
 	// emit sends or releases b; false stops the chunker (the flush is
 	// out of time).
 	emit    func(b *body) bool
@@ -422,7 +449,7 @@ func (c *chunker) add(item []byte) (bool, error) {
 			}
 		}
 		sep := 0
-		if c.cur.items > 0 {
+		if c.cur.items > 0 && !c.noSeparator {
 			sep = 1
 		}
 		ok, err := c.cur.fits(len(item)+sep, len(c.suffix), c.lim)

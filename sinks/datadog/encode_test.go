@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/DataDog/agent-payload/v5/gogen"
 
 	"github.com/veneur-lite/veneur-lite/metric"
 )
@@ -22,8 +25,6 @@ func TestAppendSeriesExact(t *testing.T) {
 	}{
 		{appendSeriesV1, rate, `{"metric":"a.b","points":[[1700000000,2.5]],"type":"rate","interval":10,"host":"h1","tags":["x:1","y"]}`},
 		{appendSeriesV1, gauge, `{"metric":"g","points":[[1700000000,-3]],"type":"gauge","interval":0,"host":"","tags":[]}`},
-		{appendSeriesV2, rate, `{"metric":"a.b","type":2,"interval":10,"points":[{"timestamp":1700000000,"value":2.5}],"resources":[{"name":"h1","type":"host"}],"tags":["x:1","y"]}`},
-		{appendSeriesV2, gauge, `{"metric":"g","type":3,"points":[{"timestamp":1700000000,"value":-3}],"tags":[]}`},
 	} {
 		if got := string(tc.f(nil, &tc.p, nil)); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
@@ -31,6 +32,28 @@ func TestAppendSeriesExact(t *testing.T) {
 		if got := string(tc.f(nil, &tc.p, new(fieldCache))); got != tc.want {
 			t.Errorf("with a cache: got  %s\nwant %s", got, tc.want)
 		}
+	}
+}
+
+// v2 is the Agent's MetricPayload protobuf: read back with its own types.
+func TestAppendSeriesV2Protobuf(t *testing.T) {
+	rate := metric.Point{Name: "a.b", Tags: []string{"x:1", "y"}, Host: "h1", Type: metric.RatePoint, Value: 2.5, Timestamp: 1700000000, Interval: 10 * time.Second}
+	gauge := metric.Point{Name: "g", Value: -3, Timestamp: 1700000000}
+	var c fieldCache
+	body := appendSeriesV2(nil, &rate, &c)
+	body = appendSeriesV2(body, &gauge, &c)
+	var p gogen.MetricPayload
+	if err := p.Unmarshal(body); err != nil {
+		t.Fatal(err)
+	}
+	want := []*gogen.MetricPayload_MetricSeries{
+		{Metric: "a.b", Tags: []string{"x:1", "y"}, Type: gogen.MetricPayload_RATE, Interval: 10,
+			Resources: []*gogen.MetricPayload_Resource{{Type: "host", Name: "h1"}},
+			Points:    []*gogen.MetricPayload_MetricPoint{{Value: 2.5, Timestamp: 1700000000}}},
+		{Metric: "g", Type: gogen.MetricPayload_GAUGE, Points: []*gogen.MetricPayload_MetricPoint{{Value: -3, Timestamp: 1700000000}}},
+	}
+	if !reflect.DeepEqual(p.Series, want) {
+		t.Fatalf("decoded\n%v\nwant\n%v", p.Series, want)
 	}
 }
 

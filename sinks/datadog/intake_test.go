@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/DataDog/agent-payload/v5/gogen"
 )
 
 // testKey looks like a real API key so that a leak would be found by a
@@ -57,8 +59,8 @@ type gotCheck struct {
 	Tags      []string `json:"tags"`
 }
 
-// The documented v1 and v2 series payloads. Pointers tell an absent field
-// from a zero one.
+// The documented v1 series payload. Pointers tell an absent field from a
+// zero one.
 type v1Payload struct {
 	Series []struct {
 		Metric   string          `json:"metric"`
@@ -67,23 +69,6 @@ type v1Payload struct {
 		Interval *int64          `json:"interval"`
 		Host     *string         `json:"host"`
 		Tags     []string        `json:"tags"`
-	} `json:"series"`
-}
-
-type v2Payload struct {
-	Series []struct {
-		Metric   string `json:"metric"`
-		Type     *int   `json:"type"`
-		Interval *int64 `json:"interval"`
-		Points   []struct {
-			Timestamp *int64   `json:"timestamp"`
-			Value     *float64 `json:"value"`
-		} `json:"points"`
-		Resources []struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
-		} `json:"resources"`
-		Tags []string `json:"tags"`
 	} `json:"series"`
 }
 
@@ -109,8 +94,11 @@ type intake struct {
 	bodies   []bodyStat
 	events   []gotEvent
 	checks   []gotCheck
-	requests map[string]int // path → requests received
-	attempts map[[32]byte]int
+	sketches []gogen.SketchPayload_Sketch
+	// sketchBodies counts the sketches of each accepted sketch body.
+	sketchBodies []int
+	requests     map[string]int // path → requests received
+	attempts     map[[32]byte]int
 }
 
 // newIntake starts a strict intake for series of the given API version and
@@ -152,12 +140,16 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.reject(w, "DD-API-KEY header is %q", got)
 		return
 	}
-	if got := r.Header.Get("Content-Type"); got != "application/json" {
-		in.reject(w, "Content-Type %q", got)
+	wantType := "application/json"
+	if r.URL.Path == "/api/beta/sketches" || r.URL.Path == "/api/v2/series" {
+		wantType = "application/x-protobuf"
+	}
+	if got := r.Header.Get("Content-Type"); got != wantType {
+		in.reject(w, "%s: Content-Type %q, want %q", r.URL.Path, got, wantType)
 		return
 	}
 	wantEncoding := ""
-	if strings.HasSuffix(r.URL.Path, "/series") {
+	if strings.HasSuffix(r.URL.Path, "/series") || r.URL.Path == "/api/beta/sketches" {
 		wantEncoding = in.encoding
 	}
 	if got := r.Header.Get("Content-Encoding"); got != wantEncoding {
@@ -199,6 +191,20 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				in.seen[seriesKey(s)]++
 				in.series = append(in.series, s)
 			}
+		}
+	case "/api/beta/sketches":
+		if len(wire) > 5<<19 || len(raw) > 4<<20 {
+			in.reject(w, "sketch body of %d bytes (%d uncompressed) over the Agent's limits", len(wire), len(raw))
+			return
+		}
+		got, err := decodeSketches(raw)
+		if err != nil {
+			in.reject(w, "sketches: %v", err)
+			return
+		}
+		accept = func() {
+			in.sketchBodies = append(in.sketchBodies, len(got))
+			in.sketches = append(in.sketches, got...)
 		}
 	case "/api/v1/events":
 		var e gotEvent
@@ -292,41 +298,40 @@ func strictDecode(raw []byte, v any) error {
 func (in *intake) decodeSeries(raw []byte) ([]gotSeries, error) {
 	var out []gotSeries
 	if in.version == "v2" {
-		var p v2Payload
-		if err := strictDecode(raw, &p); err != nil {
+		// Decoded with the Agent's own types; rejected as Datadog would: an
+		// unknown or unspecified type, a resource without type or name, a
+		// point without timestamp, a series with other than one point.
+		var p gogen.MetricPayload
+		if err := p.Unmarshal(raw); err != nil {
 			return nil, err
 		}
-		if p.Series == nil {
-			return nil, errors.New("no series array")
+		if len(p.Series) == 0 {
+			return nil, errors.New("no series")
 		}
 		for _, s := range p.Series {
-			g := gotSeries{Metric: s.Metric, Tags: s.Tags}
-			if s.Metric == "" || s.Type == nil || len(s.Points) != 1 ||
-				s.Points[0].Timestamp == nil || s.Points[0].Value == nil {
+			g := gotSeries{Metric: s.Metric, Tags: s.Tags, Interval: s.Interval}
+			if g.Tags == nil {
+				g.Tags = []string{} // protobuf does not tell absent from empty
+			}
+			if s.Metric == "" || len(s.Points) != 1 || s.Points[0] == nil || s.Points[0].Timestamp == 0 {
 				return nil, fmt.Errorf("incomplete v2 series %+v", s)
 			}
-			g.TS, g.Value = *s.Points[0].Timestamp, *s.Points[0].Value
-			switch *s.Type {
-			case 1:
+			g.TS, g.Value = s.Points[0].Timestamp, s.Points[0].Value
+			switch s.Type {
+			case gogen.MetricPayload_COUNT:
 				g.Type = "count"
-			case 2:
+			case gogen.MetricPayload_RATE:
 				g.Type = "rate"
-			case 3:
+			case gogen.MetricPayload_GAUGE:
 				g.Type = "gauge"
 			default:
-				return nil, fmt.Errorf("%s: v2 type %d", s.Metric, *s.Type)
-			}
-			if s.Interval != nil {
-				g.Interval = *s.Interval
+				return nil, fmt.Errorf("%s: v2 type %v", s.Metric, s.Type)
 			}
 			for _, r := range s.Resources {
-				if r.Type != "host" || r.Name == "" || g.HasHost {
+				if r == nil || r.Type != "host" || r.Name == "" || g.HasHost {
 					return nil, fmt.Errorf("%s: resource %+v", s.Metric, r)
 				}
 				g.Host, g.HasHost = r.Name, true
-			}
-			if s.Resources != nil && len(s.Resources) == 0 {
-				return nil, fmt.Errorf("%s: empty resources array", s.Metric)
 			}
 			out = append(out, g)
 		}
@@ -392,4 +397,46 @@ func (in *intake) snapshot() (series []gotSeries, bodies []bodyStat, requests ma
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return slices.Clone(in.series), slices.Clone(in.bodies), maps.Clone(in.requests)
+}
+
+// decodeSketches decodes a SketchPayload with the Agent's own types and
+// rejects what the sketch intake would not make sense of: a sketch without
+// metric or dogsketch, a dogsketch without timestamp or count, keys and
+// counts of different lengths, unsorted keys, zero counts, counts that do
+// not add up to cnt, min > max.
+func decodeSketches(raw []byte) ([]gogen.SketchPayload_Sketch, error) {
+	var p gogen.SketchPayload
+	if err := p.Unmarshal(raw); err != nil {
+		return nil, err
+	}
+	if len(p.Sketches) == 0 {
+		return nil, errors.New("no sketches")
+	}
+	for _, sk := range p.Sketches {
+		if sk.Metric == "" || len(sk.Dogsketches) == 0 || len(sk.Distributions) > 0 {
+			return nil, fmt.Errorf("sketch %q: %d dogsketches, %d distributions", sk.Metric, len(sk.Dogsketches), len(sk.Distributions))
+		}
+		for _, d := range sk.Dogsketches {
+			if d.Ts <= 0 || d.Cnt <= 0 || len(d.K) != len(d.N) || len(d.K) == 0 || d.Min > d.Max {
+				return nil, fmt.Errorf("sketch %q: dogsketch %+v", sk.Metric, d)
+			}
+			var total int64
+			for i, n := range d.N {
+				if n == 0 || (i > 0 && d.K[i] < d.K[i-1]) {
+					return nil, fmt.Errorf("sketch %q: bin %d (k=%d n=%d) zero or out of order", sk.Metric, i, d.K[i], n)
+				}
+				total += int64(n)
+			}
+			if total != d.Cnt {
+				return nil, fmt.Errorf("sketch %q: bins count %d, cnt %d", sk.Metric, total, d.Cnt)
+			}
+		}
+	}
+	return p.Sketches, nil
+}
+
+func (in *intake) gotSketches() (sketches []gogen.SketchPayload_Sketch, bodies []int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.sketches), slices.Clone(in.sketchBodies)
 }

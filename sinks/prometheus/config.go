@@ -62,7 +62,7 @@ type BasicAuth struct {
 }
 
 // TLSConfig is the client side of TLS, with the keys Veneur uses for its
-// forwarding client (SPEC §7).
+// forwarding client (docs/configuration.md, tls).
 type TLSConfig struct {
 	// CAFile holds the PEM certificates that verify the server; empty
 	// means the system roots.

@@ -30,7 +30,7 @@ type Run struct {
 	Offered float64   `json:"offered_per_s"`
 	Start   time.Time `json:"start"`
 
-	// What the sender did (bench.Result).
+	// What the sender did (loadgen.Result).
 	Sent          int64   `json:"sent"`
 	SentCountable int64   `json:"sent_countable"`
 	Datagrams     int64   `json:"sent_datagrams"`

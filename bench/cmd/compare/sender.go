@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/veneur-lite/veneur-lite/bench"
 	"github.com/veneur-lite/veneur-lite/bench/internal/proc"
+	"github.com/veneur-lite/veneur-lite/bench/loadgen"
 )
 
 // The sender runs in a process of its own (this binary with -sender-child)
@@ -26,22 +26,22 @@ import (
 
 // senderSetup is the first request: the traffic to build.
 type senderSetup struct {
-	Gen     bench.Config `json:"gen"`
-	Packets int          `json:"packets"`
+	Gen     loadgen.Config `json:"gen"`
+	Packets int            `json:"packets"`
 }
 
 // poolInfo describes the datagrams the sender built.
 type poolInfo struct {
-	Packets        int                   `json:"packets"`
-	Lines          int64                 `json:"lines"`
-	ByType         [bench.NumTypes]int64 `json:"by_type"`
-	Series         int                   `json:"series"` // distinct name, type and tags
-	MinLines       int                   `json:"min_lines_per_packet"`
-	MaxLines       int                   `json:"max_lines_per_packet"`
-	MeanBytes      float64               `json:"mean_bytes_per_packet"`
-	CountableShare float64               `json:"countable_share"`
-	BuildSeconds   float64               `json:"build_seconds"`
-	Error          string                `json:"error,omitempty"`
+	Packets        int                     `json:"packets"`
+	Lines          int64                   `json:"lines"`
+	ByType         [loadgen.NumTypes]int64 `json:"by_type"`
+	Series         int                     `json:"series"` // distinct name, type and tags
+	MinLines       int                     `json:"min_lines_per_packet"`
+	MaxLines       int                     `json:"max_lines_per_packet"`
+	MeanBytes      float64                 `json:"mean_bytes_per_packet"`
+	CountableShare float64                 `json:"countable_share"`
+	BuildSeconds   float64                 `json:"build_seconds"`
+	Error          string                  `json:"error,omitempty"`
 }
 
 // sendRequest is one run.
@@ -52,8 +52,8 @@ type sendRequest struct {
 }
 
 type sendReply struct {
-	Result bench.Result `json:"result"`
-	Error  string       `json:"error,omitempty"`
+	Result loadgen.Result `json:"result"`
+	Error  string         `json:"error,omitempty"`
 }
 
 // maxSenderRequests bounds the child's request loop; a sweep makes a few
@@ -69,7 +69,7 @@ func runSenderChild(r io.Reader, w io.Writer) error {
 		return fmt.Errorf("sender: read setup: %w", err)
 	}
 	start := time.Now()
-	pool, err := bench.BuildPackets(setup.Gen, setup.Packets)
+	pool, err := loadgen.BuildPackets(setup.Gen, setup.Packets)
 	if err != nil {
 		_ = enc.Encode(poolInfo{Error: err.Error()})
 		return fmt.Errorf("sender: %w", err)
@@ -89,7 +89,7 @@ func runSenderChild(r io.Reader, w io.Writer) error {
 		}
 		cfg := setup.Gen
 		cfg.Addr, cfg.Rate, cfg.Duration, cfg.MaxMetrics = req.Addr, req.Rate, req.Duration, 0
-		res, err := bench.SendPackets(cfg, pool)
+		res, err := loadgen.SendPackets(cfg, pool)
 		reply := sendReply{Result: res}
 		if err != nil {
 			reply.Error = err.Error()
@@ -103,7 +103,7 @@ func runSenderChild(r io.Reader, w io.Writer) error {
 
 // describePool counts what the pool holds. A series is a line without its
 // value: "name:value|type|#tags" → "name|type|#tags".
-func describePool(pool []bench.Packet) poolInfo {
+func describePool(pool []loadgen.Packet) poolInfo {
 	info := poolInfo{Packets: len(pool), MinLines: int(^uint(0) >> 1)}
 	series := map[string]struct{}{}
 	var size int
@@ -133,7 +133,7 @@ func describePool(pool []bench.Packet) poolInfo {
 	}
 	var countable int64
 	for t, n := range info.ByType {
-		if bench.MetricType(t).Countable() {
+		if loadgen.MetricType(t).Countable() {
 			countable += n
 		}
 	}
@@ -156,7 +156,7 @@ type sender struct {
 }
 
 // startSender starts exe -sender-child and has it build gen's datagrams.
-func startSender(exe string, gen bench.Config, packets int) (*sender, error) {
+func startSender(exe string, gen loadgen.Config, packets int) (*sender, error) {
 	cmd := exec.Command(exe, "-sender-child")
 	// The child must not outlive the harness: it would keep sending.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -220,9 +220,9 @@ func (s *sender) reply(timeout time.Duration, v any) error {
 }
 
 // send has the child send to addr at rate for d, and returns what it sent.
-func (s *sender) send(ctx context.Context, addr string, rate float64, d time.Duration) (bench.Result, error) {
+func (s *sender) send(ctx context.Context, addr string, rate float64, d time.Duration) (loadgen.Result, error) {
 	if err := s.enc.Encode(sendRequest{Addr: addr, Rate: rate, Duration: d}); err != nil {
-		return bench.Result{}, fmt.Errorf("sender: write request: %w", err)
+		return loadgen.Result{}, fmt.Errorf("sender: write request: %w", err)
 	}
 	var rep sendReply
 	// The child stops by itself after d; ctx ending (an interrupt) kills it.
@@ -231,12 +231,12 @@ func (s *sender) send(ctx context.Context, addr string, rate float64, d time.Dur
 	select {
 	case err := <-errc:
 		if err != nil {
-			return bench.Result{}, err
+			return loadgen.Result{}, err
 		}
 	case <-ctx.Done():
 		s.kill()
 		// The child is gone, so the reply fails at once, saying how.
-		return bench.Result{}, errors.Join(ctx.Err(), <-errc)
+		return loadgen.Result{}, errors.Join(ctx.Err(), <-errc)
 	}
 	if rep.Error != "" {
 		return rep.Result, fmt.Errorf("sender: %s", rep.Error)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/bench/internal/stats"
 
-	"github.com/veneur-lite/veneur-lite/bench"
+	"github.com/veneur-lite/veneur-lite/bench/loadgen"
 )
 
 // load is one traffic shape of the sweep.
@@ -20,7 +20,7 @@ type load struct {
 	About string `json:"about"`
 	// Gen is the generator's configuration; Addr, Rate and Duration are
 	// set per run.
-	Gen bench.Config `json:"gen"`
+	Gen loadgen.Config `json:"gen"`
 	// Packets is how many distinct datagrams the sender builds and cycles
 	// through: enough lines that every series of the load recurs.
 	Packets int `json:"pool_packets"`
@@ -64,7 +64,7 @@ func defaultLoads(quick bool) []load {
 		{
 			Name:     "packed-counters",
 			About:    "counters only, ~1,432-byte datagrams, 1,000 series",
-			Gen:      bench.Config{Seed: 1, Mix: bench.Mix{bench.Count: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3},
+			Gen:      loadgen.Config{Seed: 1, Mix: loadgen.Mix{loadgen.Count: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3},
 			Packets:  2048,
 			Interval: time.Second,
 			Rates:    packed,
@@ -72,7 +72,7 @@ func defaultLoads(quick bool) []load {
 		{
 			Name:     "packed-mix",
 			About:    "c:1,ms:1,g:1,s:1, ~1,432-byte datagrams, 1,000 series; loss counted on c and ms",
-			Gen:      bench.Config{Seed: 2, Mix: bench.Mix{bench.Count: 1, bench.Timing: 1, bench.Gauge: 1, bench.Set: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3},
+			Gen:      loadgen.Config{Seed: 2, Mix: loadgen.Mix{loadgen.Count: 1, loadgen.Timing: 1, loadgen.Gauge: 1, loadgen.Set: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3},
 			Packets:  2048,
 			Interval: time.Second,
 			Rates:    packed,
@@ -82,7 +82,7 @@ func defaultLoads(quick bool) []load {
 			// holds exactly one (the sweep checks).
 			Name:           "one-per-datagram",
 			About:          "counters, one metric per datagram, 1,000 series",
-			Gen:            bench.Config{Seed: 3, Mix: bench.Mix{bench.Count: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3, PacketSize: 128},
+			Gen:            loadgen.Config{Seed: 3, Mix: loadgen.Mix{loadgen.Count: 1}, Names: 8, TagValues: 5, TagsPerMetric: 3, PacketSize: 128},
 			Packets:        8192,
 			Interval:       time.Second,
 			OnePerDatagram: true,
@@ -93,7 +93,7 @@ func defaultLoads(quick bool) []load {
 			// 100,000 series: ~98 % of them appear, each interval.
 			Name:     "100k-series",
 			About:    "the generator's default mix (c, g, ms, h, d, s), packed, 100,000 series",
-			Gen:      bench.Config{Seed: 4, Mix: bench.DefaultMix, Names: 1000, TagValues: 10, TagsPerMetric: 2},
+			Gen:      loadgen.Config{Seed: 4, Mix: loadgen.DefaultMix, Names: 1000, TagValues: 10, TagsPerMetric: 2},
 			Packets:  16384,
 			Interval: 10 * time.Second,
 			Rates:    packed,

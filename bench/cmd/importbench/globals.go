@@ -31,7 +31,11 @@ func (g *global) URL() string { return "http://" + g.httpAddr }
 // the addresses, the interval and the hostname. The one sink is the
 // console, whose lines go to a pipe the harness drains and discards: the
 // cheapest output there is, so that what is measured is the import.
-func globalConfig(udpAddr, httpAddr string, interval time.Duration, index int) string {
+func globalConfig(udpAddr, httpAddr string, interval time.Duration, index int, journalDir string) string {
+	journal := ""
+	if journalDir != "" {
+		journal = "import_journal_dir: " + journalDir + "\n"
+	}
 	return fmt.Sprintf(`# written by bench/cmd/importbench
 statsd_listen_addresses: [udp://%s]
 http_address: %s
@@ -40,16 +44,16 @@ hostname: bench-global-%d
 num_readers: 1
 metric_sinks:
   - kind: console
-`, udpAddr, httpAddr, interval, index)
+`, udpAddr, httpAddr, interval, index) + journal
 }
 
 // startGlobals starts n globals, each from a config written into dir, and
 // waits until every one answers /healthcheck. On an error none is left
 // running.
-func startGlobals(ctx context.Context, binary, dir string, n int, interval time.Duration) ([]*global, error) {
+func startGlobals(ctx context.Context, binary, dir string, n int, interval time.Duration, journal bool) ([]*global, error) {
 	var gs []*global
 	for i := range n {
-		g, err := startGlobal(ctx, binary, dir, i, interval)
+		g, err := startGlobal(ctx, binary, dir, i, interval, journal)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("global %d: %w", i, err), stopGlobals(gs, nil))
 		}
@@ -58,7 +62,7 @@ func startGlobals(ctx context.Context, binary, dir string, n int, interval time.
 	return gs, nil
 }
 
-func startGlobal(ctx context.Context, binary, dir string, index int, interval time.Duration) (*global, error) {
+func startGlobal(ctx context.Context, binary, dir string, index int, interval time.Duration, journal bool) (*global, error) {
 	udpPort, err := proc.FreePort("udp")
 	if err != nil {
 		return nil, err
@@ -69,7 +73,13 @@ func startGlobal(ctx context.Context, binary, dir string, index int, interval ti
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	path := filepath.Join(dir, fmt.Sprintf("global-%d.yaml", index))
-	cfg := globalConfig(fmt.Sprintf("127.0.0.1:%d", udpPort), httpAddr, interval, index)
+	journalDir := ""
+	if journal {
+		if journalDir, err = os.MkdirTemp(dir, fmt.Sprintf("journal-%d-", index)); err != nil {
+			return nil, err
+		}
+	}
+	cfg := globalConfig(fmt.Sprintf("127.0.0.1:%d", udpPort), httpAddr, interval, index, journalDir)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
@@ -123,11 +133,16 @@ const (
 	// metricDuplicates is import.duplicates: batches whose key had been
 	// merged already; a replay with fresh keys has none.
 	metricDuplicates = "veneur_import_duplicates_total"
+	// metricJournalSyncs and metricJournalBytes are the import journal's
+	// fdatasyncs and bytes appended (-journal; absent without a journal).
+	metricJournalSyncs = "veneur_import_journal_syncs_total"
+	metricJournalBytes = "veneur_import_journal_written_bytes_total"
 )
 
 // counters are a global's import counters at one moment.
 type counters struct {
 	Series, Merged, Batches, Duplicates float64
+	JournalSyncs, JournalBytes          float64
 }
 
 // scrapeClient reads /metrics; a global busy merging answers it between
@@ -166,6 +181,11 @@ func (g *global) scrape(ctx context.Context) (counters, error) {
 			return counters{}, fmt.Errorf("scrape global %d: no single counter %s in /metrics (import families: %v)", g.index, name, names)
 		}
 		*dst = f.GetMetric()[0].GetCounter().GetValue()
+	}
+	for name, dst := range map[string]*float64{metricJournalSyncs: &c.JournalSyncs, metricJournalBytes: &c.JournalBytes} {
+		if f := fams[name]; f != nil && len(f.GetMetric()) == 1 {
+			*dst = f.GetMetric()[0].GetCounter().GetValue()
+		}
 	}
 	return c, nil
 }

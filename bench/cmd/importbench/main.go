@@ -85,6 +85,7 @@ type options struct {
 	timeout     time.Duration
 	profile     string
 	inTurn      bool
+	journal     bool
 }
 
 // budget is what one global may spend per interval, in CPU-s.
@@ -111,6 +112,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noNetns, "no-netns", false, "run in the current network namespace instead of a private one")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "bound on the whole command")
 	fs.StringVar(&o.profile, "profile", "", "after the sweep, replay the largest N once more (not in the results) while taking a CPU profile of global 0 from its /debug/pprof/profile into this file")
+	fs.BoolVar(&o.journal, "journal", false, "run the globals with an import journal (import_journal_dir in a fresh directory per run): compare with a run without, interleaved")
 	fs.BoolVar(&o.inTurn, "in-turn", false, "replay to one global at a time, each getting its share from every local before the next: "+
 		"on a machine with fewer cores than the tier, each global then shares the cores with the sender only, as it would have cores of its own")
 	if err := fs.Parse(args); err != nil {

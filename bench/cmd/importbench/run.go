@@ -14,9 +14,14 @@ import (
 
 // Run is one replay: N locals' interval to fresh globals.
 type Run struct {
-	Locals int       `json:"locals"`
-	Rep    int       `json:"rep"`
-	Start  time.Time `json:"start"`
+	Locals  int       `json:"locals"`
+	Rep     int       `json:"rep"`
+	Start   time.Time `json:"start"`
+	Journal bool      `json:"journal"`
+	// JournalSyncs and JournalBytes are the globals' journal fdatasyncs
+	// and bytes appended over the replay (-journal).
+	JournalSyncs int64 `json:"journal_syncs"`
+	JournalBytes int64 `json:"journal_written_bytes"`
 
 	// Posted is the digests in the batches the replay posted; Merged the
 	// increase of the globals' import.series over the replay. A run whose
@@ -97,7 +102,7 @@ type harness struct {
 
 // runOne replays n locals to fresh globals and measures them.
 func (h *harness) runOne(ctx context.Context, n, rep int) Run {
-	r := Run{Locals: n, Rep: rep, Start: time.Now().UTC()}
+	r := Run{Locals: n, Rep: rep, Start: time.Now().UTC(), Journal: h.opts.journal}
 	if err := h.measure(ctx, &r); err != nil {
 		r.Err = err.Error()
 	}
@@ -109,7 +114,7 @@ func (h *harness) runOne(ctx context.Context, n, rep int) Run {
 const awaitTimeout = 30 * time.Second
 
 func (h *harness) measure(ctx context.Context, r *Run) (err error) {
-	gs, err := startGlobals(ctx, h.opts.veneur, h.tmp, h.opts.globals, h.opts.interval)
+	gs, err := startGlobals(ctx, h.opts.veneur, h.tmp, h.opts.globals, h.opts.interval, h.opts.journal)
 	if err != nil {
 		return err
 	}
@@ -223,6 +228,8 @@ func (h *harness) measure(ctx context.Context, r *Run) (err error) {
 		gr.WindowMerged = int64(after[i].Merged - before[i].Merged)
 		gr.Batches = int64(after[i].Batches - before[i].Batches)
 		gr.Duplicates = int64(after[i].Duplicates - before[i].Duplicates)
+		r.JournalSyncs += int64(after[i].JournalSyncs - before[i].JournalSyncs)
+		r.JournalBytes += int64(after[i].JournalBytes - before[i].JournalBytes)
 		gr.CPUSeconds = cpu1[i].sched - cpu0[i].sched
 		gr.StatCPUSeconds = cpu1[i].stat - cpu0[i].stat
 		if gr.Merged > 0 {

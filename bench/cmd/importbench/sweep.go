@@ -51,7 +51,7 @@ func logRun(log *slog.Logger, r *Run) {
 		log.Warn("run failed", "locals", r.Locals, "rep", r.Rep, "error", r.Err)
 		return
 	}
-	log.Info("run", "locals", r.Locals, "rep", r.Rep, "digests", r.Merged,
+	log.Info("run", "locals", r.Locals, "rep", r.Rep, "journal", r.Journal, "journal_syncs", r.JournalSyncs, "journal_bytes", r.JournalBytes, "digests", r.Merged,
 		"global_cpu_s", fmt.Sprintf("%.3f", r.GlobalCPU), "cpu_us_per_digest", fmt.Sprintf("%.2f", r.CPUPerDigestMicros),
 		"digests_per_s_per_core", fmtCount(r.DigestsPerCoreSecond), "max_budget_pct", fmt.Sprintf("%.1f", 100*r.BudgetShare),
 		"sender_cpu_s", fmt.Sprintf("%.2f", r.SenderCPU), "wall_s", fmt.Sprintf("%.2f", r.ReplaySeconds),

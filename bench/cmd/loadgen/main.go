@@ -20,7 +20,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/veneur-lite/veneur-lite/bench"
+	"github.com/veneur-lite/veneur-lite/bench/loadgen"
 )
 
 func main() {
@@ -30,9 +30,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg bench.Config
-	mode := fs.String("mode", string(bench.ModeRaw), "raw (prebuilt packed datagrams) or datadog-go (the real client)")
-	mix := fs.String("mix", bench.DefaultMix.String(), "relative weight per type: c, g, h, ms, d, s")
+	var cfg loadgen.Config
+	mode := fs.String("mode", string(loadgen.ModeRaw), "raw (prebuilt packed datagrams) or datadog-go (the real client)")
+	mix := fs.String("mix", loadgen.DefaultMix.String(), "relative weight per type: c, g, h, ms, d, s")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8125", "DogStatsD UDP address; only 127.0.0.1 is accepted")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "RNG seed: the same flags send the same traffic")
 	fs.IntVar(&cfg.Names, "names", 100, "distinct metric names, shared among the types of -mix")
@@ -41,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PacketSize, "packet-size", 1432, "bytes per datagram at most")
 	fs.IntVar(&cfg.Sockets, "sockets", 32, "UDP sockets (source ports) to rotate over, like that many applications")
 	fs.Float64Var(&cfg.Rate, "rate", 100_000, "target metrics per second; 0 = as fast as possible")
-	fs.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("how long to send (default 1s, at most %v)", bench.MaxDuration))
+	fs.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("how long to send (default 1s, at most %v)", loadgen.MaxDuration))
 	fs.Int64Var(&cfg.MaxMetrics, "max-metrics", 0, "stop after this many metrics (default rate × duration)")
 	fs.BoolVar(&cfg.ClientAggregation, "client-aggregation", false, "datadog-go mode: keep the client's aggregation on")
 	if err := fs.Parse(args); err != nil {
@@ -51,17 +51,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg.Mode = bench.Mode(*mode)
+	cfg.Mode = loadgen.Mode(*mode)
 	if cfg.TagsPerMetric == 0 { // in the Config, 0 means "the default"
-		cfg.TagsPerMetric = bench.NoTags
+		cfg.TagsPerMetric = loadgen.NoTags
 	}
 	var err error
-	if cfg.Mix, err = bench.ParseMix(*mix); err != nil {
+	if cfg.Mix, err = loadgen.ParseMix(*mix); err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return 2
 	}
 
-	res, err := bench.Run(cfg)
+	res, err := loadgen.Run(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return 1
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "by type:")
 	for t, n := range res.ByType {
 		if n > 0 {
-			fmt.Fprintf(stdout, " %s=%d", bench.MetricType(t), n)
+			fmt.Fprintf(stdout, " %s=%d", loadgen.MetricType(t), n)
 		}
 	}
 	fmt.Fprintf(stdout, "\ncountable (counter sums + histogram counts): %d\n", res.Countable())

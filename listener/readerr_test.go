@@ -10,56 +10,10 @@ import (
 	"time"
 
 	"github.com/veneur-lite/veneur-lite/internal/await"
+	"github.com/veneur-lite/veneur-lite/internal/logthrottle"
 	"github.com/veneur-lite/veneur-lite/telemetry"
 	"golang.org/x/sys/unix"
 )
-
-func TestLogThrottle(t *testing.T) {
-	now := time.Unix(1700000000, 0)
-	th := logThrottle{now: func() time.Time { return now }}
-	step := func(d time.Duration, wantOK bool, wantSuppressed uint64) {
-		t.Helper()
-		now = now.Add(d)
-		if ok, n := th.allow(); ok != wantOK || n != wantSuppressed {
-			t.Errorf("at +%v: allow() = %v, %d; want %v, %d", d, ok, n, wantOK, wantSuppressed)
-		}
-	}
-	step(0, true, 0) // the first line always goes out
-	step(0, false, 0)
-	step(time.Second, false, 0)
-	step(logEvery-2*time.Second, false, 0) // 1ns short of logEvery
-	step(time.Second, true, 3)             // reports the three held back
-	step(logEvery-1, false, 0)
-	step(1, true, 1)
-	step(time.Hour, true, 0)
-}
-
-// The readers of one listener share a throttle: of many concurrent
-// failures within a period one is logged and the others are counted, none
-// lost. Run with -race.
-func TestLogThrottleConcurrent(t *testing.T) {
-	var th logThrottle
-	var mu sync.Mutex
-	allowed, reported := 0, uint64(0)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 1000 {
-				if ok, n := th.allow(); ok {
-					mu.Lock()
-					allowed++
-					reported += n
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if allowed != 1 || reported != 0 || th.suppressed.Load() != 8*1000-1 {
-		t.Errorf("allowed %d (reporting %d), suppressed %d; want 1 line and %d held back",
-			allowed, reported, th.suppressed.Load(), 8*1000-1)
-	}
-}
 
 // recordingHandler counts the log records by message.
 type recordingHandler struct {
@@ -126,7 +80,7 @@ func TestUDPReadErrorsThrottled(t *testing.T) {
 		})
 	}
 	if got := h.count("udp read failed"); got != 1 {
-		t.Errorf("logged %d read failures in %d, want 1 per %v", got, failures, logEvery)
+		t.Errorf("logged %d read failures in %d, want 1 per %v", got, failures, logthrottle.DefaultEvery)
 	}
 
 	conn, err := net.Dial("udp", l.Addr())

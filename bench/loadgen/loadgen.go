@@ -1,4 +1,11 @@
-package bench
+// Package loadgen generates DogStatsD load for the benchmarks: with the
+// real datadog-go v5 client, or in raw mode as prebuilt, packed datagrams
+// written straight to UDP sockets, the cheapest sender possible, so that
+// on a small machine the receiver, not the sender, runs out of CPU.
+// Everything comes from a seeded RNG: two runs of one Config send the same
+// bytes. It sends only to loopback and always stops within a bounded
+// duration and count (MaxDuration, MaxMetricsPerRun).
+package loadgen
 
 import (
 	"errors"
@@ -141,10 +148,10 @@ const (
 	setMembers       = 10_000 // distinct set members the generator draws from
 )
 
-// rawPoolPackets is how many distinct datagrams raw mode prebuilds and then
+// RawPoolPackets is how many distinct datagrams raw mode prebuilds and then
 // cycles through: ~3 MB at 1432 bytes, enough lines (~40,000) that the
 // receiver sees the configured cardinality rather than a few hot series.
-const rawPoolPackets = 2048
+const RawPoolPackets = 2048
 
 // maxPoolPackets bounds BuildPackets to about 100 MB of datagrams.
 const maxPoolPackets = 1 << 16
@@ -353,7 +360,7 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Mode == ModeClient {
 		return runClient(cfg)
 	}
-	pool, err := BuildPackets(cfg, rawPoolPackets)
+	pool, err := BuildPackets(cfg, RawPoolPackets)
 	if err != nil {
 		return Result{}, err
 	}

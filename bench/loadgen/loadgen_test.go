@@ -1,4 +1,4 @@
-package bench
+package loadgen
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 // kindOf maps the generator's types to the parser's kinds.
 var kindOf = [NumTypes]metric.Kind{
 	Count: metric.Counter, Gauge: metric.Gauge, Histogram: metric.Histogram,
-	Timing: metric.Histogram, Distribution: metric.Histogram, Set: metric.Set,
+	Timing: metric.Histogram, Distribution: metric.Distribution, Set: metric.Set,
 }
 
 // Every generated line is valid DogStatsD that our parser accepts, the
@@ -43,8 +43,8 @@ func TestBuildPackets(t *testing.T) {
 		if len(batch.Samples) != int(pk.Lines) || bytes.Count(pk.Data, []byte("\n")) != int(pk.Lines) {
 			t.Fatalf("packet %d: %d samples, %d newlines, Lines = %d", i, len(batch.Samples), bytes.Count(pk.Data, []byte("\n")), pk.Lines)
 		}
-		// h, ms and d all parse as histograms: compare per kind.
-		var byKind, want [metric.Set + 1]int32
+		// h and ms both parse as histograms: compare per kind.
+		var byKind, want [metric.KindMax + 1]int32
 		for ty, n := range pk.ByType {
 			want[kindOf[ty]] += n
 		}
@@ -297,7 +297,7 @@ func TestClientSender(t *testing.T) {
 			}
 		}
 	}
-	sent := map[metric.Kind]int64{} // h, ms and d all parse as histograms
+	sent := map[metric.Kind]int64{} // h and ms both parse as histograms
 	for ty, n := range res.ByType {
 		sent[kindOf[ty]] += n
 	}

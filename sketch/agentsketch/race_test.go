@@ -1,0 +1,5 @@
+//go:build race
+
+package agentsketch
+
+const raceEnabled = true
