@@ -562,3 +562,36 @@ func TestMergeRunBuffers(t *testing.T) {
 		t.Errorf("exact runs then a sample: exact %v count %v q0 %v q1 %v, %d centroids", d.Exact(), d.Count(), d.Quantile(0), d.Quantile(1), len(d.Centroids()))
 	}
 }
+
+// TestCapWindow pins the shortcut merge takes: inside capWindow the
+// middle cap is the limit, exactly as the full scale limit would give, and
+// the window is not needlessly narrow.
+func TestCapWindow(t *testing.T) {
+	for _, total := range []float64{1, 100, 500, 4000, 5000, 1e4, 123457, 1e6, 5e8, 1e12} {
+		capWeight := max(middleShare*total, middleMinWeight)
+		lo, hi := capWindow(total, capWeight)
+		const steps = 200000
+		inside := 0
+		for i := range steps + 1 {
+			cum := total * float64(i) / steps
+			if cum < lo || cum > hi {
+				continue
+			}
+			inside++
+			if l := scaleLimit(cum, total); l < capWeight {
+				t.Fatalf("total %v: cum %v in the window [%v, %v], but the scale limit %v < cap %v", total, cum, lo, hi, l, capWeight)
+			}
+		}
+		for _, cum := range []float64{lo - total*1e-6, hi + total*1e-6} {
+			if lo <= hi && cum >= 0 && cum <= total {
+				if l := scaleLimit(cum, total); l >= capWeight {
+					t.Errorf("total %v: cum %v just outside the window [%v, %v] has scale limit %v >= cap %v: window too narrow", total, cum, lo, hi, l, capWeight)
+				}
+			}
+		}
+		if total >= 1e4 && !(lo < 0.005*total && hi > 0.95*total) {
+			t.Errorf("total %v: window [%v, %v] of the total, want about [0.004, 0.958]", total, lo/total, hi/total)
+		}
+		t.Logf("total %v: window [%.5f, %.5f] of the total, %d of %d grid points", total, lo/total, hi/total, inside, steps+1)
+	}
+}
