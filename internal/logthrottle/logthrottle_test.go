@@ -47,8 +47,11 @@ func TestLogThrottleConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if allowed != 1 || reported != 0 || th.Suppressed() != 8*1000-1 {
-		t.Errorf("allowed %d (reporting %d), suppressed %d; want 1 line and %d held back",
+	// A call that loses the race to the first line may be counted before
+	// that line takes the count, and then the line reports it: either way
+	// every call is the line, reported by it, or still held back.
+	if allowed != 1 || reported+th.Suppressed() != 8*1000-1 {
+		t.Errorf("allowed %d (reporting %d), suppressed %d; want 1 line and %d held back or reported",
 			allowed, reported, th.Suppressed(), 8*1000-1)
 	}
 }
