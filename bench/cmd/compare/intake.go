@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/DataDog/agent-payload/v5/gogen"
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/errgroup"
 )
@@ -43,9 +44,10 @@ type intake struct {
 	unexpected []string       // requests no sink should make, for the run's error
 }
 
-// rawBody is one POST /api/v1/series as it came off the wire.
+// rawBody is one POST of series or sketches as it came off the wire.
 type rawBody struct {
 	encoding string // Content-Encoding
+	sketches bool   // a SketchPayload (/api/beta/sketches), not v1 JSON series
 	data     []byte
 }
 
@@ -73,9 +75,11 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/api/v1/series":
+	case r.Method == http.MethodPost && (r.URL.Path == "/api/v1/series" || r.URL.Path == "/api/beta/sketches"):
+		// d series go out as the Agent's sketches; their counts are
+		// countable like a histogram's .count.
 		in.mu.Lock()
-		in.bodies = append(in.bodies, rawBody{encoding: r.Header.Get("Content-Encoding"), data: data})
+		in.bodies = append(in.bodies, rawBody{encoding: r.Header.Get("Content-Encoding"), sketches: r.URL.Path == "/api/beta/sketches", data: data})
 		in.mu.Unlock()
 	case r.Method == http.MethodPost && (r.URL.Path == "/api/v1/events" || r.URL.Path == "/api/v1/check_run"):
 		in.mu.Lock()
@@ -147,6 +151,9 @@ func decodeBodies(bodies []rawBody) (sinkTotals, error) {
 	for _, b := range bodies {
 		d := xxhash.New()
 		_, _ = d.WriteString(b.encoding + "\x00")
+		if b.sketches {
+			_, _ = d.WriteString("sketches\x00")
+		}
 		_, _ = d.Write(b.data)
 		h := d.Sum64()
 		if seen[h] {
@@ -193,6 +200,9 @@ func (t *sinkTotals) addBody(b rawBody) error {
 	if err != nil {
 		return err
 	}
+	if b.sketches {
+		return t.addSketches(raw)
+	}
 	var payload struct {
 		Series []v1Series `json:"series"`
 	}
@@ -220,6 +230,30 @@ func (t *sinkTotals) addBody(b rawBody) error {
 		default: // gauges: not countable
 			continue
 		}
+		switch {
+		case strings.HasPrefix(s.Metric, loadPrefix):
+			t.Countable += count
+			t.PerSeries[s.Metric+"|"+strings.Join(s.Tags, ",")] += count
+		case strings.HasPrefix(s.Metric, selfPrefix):
+			t.Self[s.Metric] += count
+		}
+	}
+	return nil
+}
+
+// addSketches counts a SketchPayload: each Dogsketch's cnt is the samples
+// of one d series in one interval.
+func (t *sinkTotals) addSketches(raw []byte) error {
+	var payload gogen.SketchPayload
+	if err := payload.Unmarshal(raw); err != nil {
+		return fmt.Errorf("decode SketchPayload: %w", err)
+	}
+	for _, s := range payload.Sketches {
+		var count float64
+		for _, d := range s.Dogsketches {
+			count += float64(d.Cnt)
+		}
+		t.Points += len(s.Dogsketches)
 		switch {
 		case strings.HasPrefix(s.Metric, loadPrefix):
 			t.Countable += count

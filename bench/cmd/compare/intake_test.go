@@ -12,6 +12,7 @@ import (
 
 	"github.com/veneur-lite/veneur-lite/metric"
 	"github.com/veneur-lite/veneur-lite/sinks/datadog"
+	"github.com/veneur-lite/veneur-lite/sketch/agentsketch"
 )
 
 // The intake counts what veneur-lite's real datadog sink sends: rate
@@ -64,6 +65,18 @@ func TestIntakeCountsWhatTheDatadogSinkSends(t *testing.T) {
 			)
 			wantPer["loadgen.timer.0.count|a:b,c:d"] = 3
 			want += 3
+			// d series go out as sketches: each counts its samples.
+			var sketches []metric.SketchPoint
+			for i := range 9 {
+				var sk agentsketch.Sketch
+				for v := range i + 1 {
+					sk.Insert(float64(v+1), 1)
+				}
+				name := fmt.Sprintf("loadgen.distribution.%d", i)
+				sketches = append(sketches, metric.SketchPoint{Name: name, Tags: []string{"k:v"}, Host: "h", Timestamp: 1700000000, Sketch: &sk})
+				wantPer[name+"|k:v"] += float64(i + 1)
+				want += float64(i + 1)
+			}
 			// Twice, as two intervals would: a point of the second is
 			// stamped an interval later (the same bodies again would be a
 			// retry, which counts once).
@@ -71,7 +84,13 @@ func TestIntakeCountsWhatTheDatadogSinkSends(t *testing.T) {
 				for j := range points {
 					points[j].Timestamp += int64(i) * int64(interval.Seconds())
 				}
+				for j := range sketches {
+					sketches[j].Timestamp += int64(i) * int64(interval.Seconds())
+				}
 				if err := sink.Flush(context.Background(), points); err != nil {
+					t.Fatal(err)
+				}
+				if err := sink.FlushSketches(context.Background(), sketches); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -83,8 +102,8 @@ func TestIntakeCountsWhatTheDatadogSinkSends(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Countable != 2*want || got.Points != 2*len(points) || got.Duplicates != 0 {
-				t.Errorf("countable %v points %d duplicates %d, want %v, %d, 0", got.Countable, got.Points, got.Duplicates, 2*want, 2*len(points))
+			if got.Countable != 2*want || got.Points != 2*(len(points)+len(sketches)) || got.Duplicates != 0 {
+				t.Errorf("countable %v points %d duplicates %d, want %v, %d, 0", got.Countable, got.Points, got.Duplicates, 2*want, 2*(len(points)+len(sketches)))
 			}
 			if len(got.PerSeries) != len(wantPer) {
 				t.Errorf("%d series, want %d: %v", len(got.PerSeries), len(wantPer), got.PerSeries)
@@ -131,7 +150,7 @@ func TestIntakeCountsARepeatedBodyOnce(t *testing.T) {
 	}
 }
 
-// Anything but the v1 intake's paths is refused and reported, so that a
+// Anything but the v1 intake's and the sketch intake's paths is refused and reported, so that a
 // misconfigured sink fails the run instead of reading as total loss.
 func TestIntakeReportsUnexpectedRequests(t *testing.T) {
 	in, err := newIntake()
