@@ -59,29 +59,19 @@ func checkPortNotShared(conns []net.PacketConn) error {
 	}
 	addr := la.AddrPort().Addr()
 	port := uint16(la.Port)
-	read := 0
-	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		socks, err := readUDPTable(table)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // udp6 without IPv6
-		}
-		if err != nil {
-			return err
-		}
-		read++
-		for _, s := range socks {
-			if s.port != port || s.inode == 0 || ours[s.inode] || !addrsOverlap(addr, s.addr) {
-				continue
-			}
-			holder := "another process"
-			if pid, cmd, ok := socketHolder(s.inode); ok {
-				holder = fmt.Sprintf("pid %d (%s)", pid, cmd)
-			}
-			return fmt.Errorf("port %d is already served by %s on %s: %w", port, holder, netip.AddrPortFrom(s.addr, port), errPortShared)
-		}
+	socks, err := readUDPTables()
+	if err != nil {
+		return err
 	}
-	if read == 0 {
-		return errors.New("no /proc/net/udp to list the sockets on the port")
+	for _, s := range socks {
+		if s.port != port || s.inode == 0 || ours[s.inode] || !addrsOverlap(addr, s.addr) {
+			continue
+		}
+		holder := "another process"
+		if pid, cmd, ok := socketHolder(s.inode); ok {
+			holder = fmt.Sprintf("pid %d (%s)", pid, cmd)
+		}
+		return fmt.Errorf("port %d is already served by %s on %s: %w", port, holder, netip.AddrPortFrom(s.addr, port), errPortShared)
 	}
 	return nil
 }
@@ -121,27 +111,39 @@ type udpSocket struct {
 // readers have yet to take. A test awaits zero before it stops a listener,
 // so that what the kernel queued is counted rather than lost.
 func Backlog(port int) (int64, error) {
+	socks, err := readUDPTables()
+	if err != nil {
+		return 0, err
+	}
 	var queued int64
+	for _, s := range socks {
+		if int(s.port) == port {
+			queued += s.rxQueue
+		}
+	}
+	return queued, nil
+}
+
+// readUDPTables reads the IPv4 and IPv6 socket tables; a missing udp6 is
+// a host without IPv6, but neither table is no /proc to read.
+func readUDPTables() ([]udpSocket, error) {
+	var all []udpSocket
 	read := 0
 	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
 		socks, err := readUDPTable(table)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // udp6 without IPv6
+			continue
 		}
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		read++
-		for _, s := range socks {
-			if int(s.port) == port {
-				queued += s.rxQueue
-			}
-		}
+		all = append(all, socks...)
 	}
 	if read == 0 {
-		return 0, errors.New("no /proc/net/udp to read the receive queues from")
+		return nil, errors.New("no /proc/net/udp to list the UDP sockets")
 	}
-	return queued, nil
+	return all, nil
 }
 
 // readUDPTable parses /proc/net/udp or /proc/net/udp6: after a header

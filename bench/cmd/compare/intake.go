@@ -230,13 +230,7 @@ func (t *sinkTotals) addBody(b rawBody) error {
 		default: // gauges: not countable
 			continue
 		}
-		switch {
-		case strings.HasPrefix(s.Metric, loadPrefix):
-			t.Countable += count
-			t.PerSeries[s.Metric+"|"+strings.Join(s.Tags, ",")] += count
-		case strings.HasPrefix(s.Metric, selfPrefix):
-			t.Self[s.Metric] += count
-		}
+		t.count(s.Metric, s.Tags, count)
 	}
 	return nil
 }
@@ -254,15 +248,21 @@ func (t *sinkTotals) addSketches(raw []byte) error {
 			count += float64(d.Cnt)
 		}
 		t.Points += len(s.Dogsketches)
-		switch {
-		case strings.HasPrefix(s.Metric, loadPrefix):
-			t.Countable += count
-			t.PerSeries[s.Metric+"|"+strings.Join(s.Tags, ",")] += count
-		case strings.HasPrefix(s.Metric, selfPrefix):
-			t.Self[s.Metric] += count
-		}
+		t.count(s.Metric, s.Tags, count)
 	}
 	return nil
+}
+
+// count adds the countable lines of one series: the load's, in all and
+// per series, or the process's own, by name.
+func (t *sinkTotals) count(name string, tags []string, n float64) {
+	switch {
+	case strings.HasPrefix(name, loadPrefix):
+		t.Countable += n
+		t.PerSeries[name+"|"+strings.Join(tags, ",")] += n
+	case strings.HasPrefix(name, selfPrefix):
+		t.Self[name] += n
+	}
 }
 
 func decompress(encoding string, data []byte) ([]byte, error) {
