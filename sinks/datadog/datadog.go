@@ -211,34 +211,52 @@ func (s *Sink) encodeSeries(points []metric.Point, out *httpsink.Outcome, emit f
 		item  []byte
 		cache fieldCache
 	)
-	for i := range points {
+	s.feed(&c, out, "series", "series", len(points), func(i int) ([]byte, string, error) {
 		p := &points[i]
 		if p.Distribution { // FlushSketches ships the series' sketch
-			continue
+			return nil, "", nil
 		}
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-			s.core.CountError(httpclient.CauseEncode, 1)
-			out.Fail(1, fmt.Errorf("encode series %q: %w", p.Name, errNonFinite))
-			continue
+			return nil, p.Name, errNonFinite
 		}
 		item = s.appendSeries(item[:0], p, &cache)
+		return item, p.Name, nil
+	})
+}
+
+// feed adds the n items encode makes to c, then flushes it, and records in
+// out every item that does not reach c's emit: one that cannot be encoded
+// or fits in no body fails alone (cause encode); once emit stops c, the
+// items not yet added fail with the body it refused (emit recorded that
+// body's); what c discarded after a write error fails last. encode returns
+// a nil item and no error for an item this sink leaves out. one and many
+// name an item and the items in the errors.
+func (s *Sink) feed(c *chunker, out *httpsink.Outcome, one, many string, n int, encode func(i int) (item []byte, name string, err error)) {
+	for i := range n {
+		item, name, err := encode(i)
+		if err != nil {
+			s.core.CountError(httpclient.CauseEncode, 1)
+			out.Fail(1, fmt.Errorf("encode %s %q: %w", one, name, err))
+			continue
+		}
+		if item == nil {
+			continue
+		}
 		ok, err := c.add(item)
 		if err != nil {
 			s.core.CountError(httpclient.CauseEncode, 1)
-			out.Fail(1, fmt.Errorf("encode series %q (%d bytes): %w", p.Name, len(item), err))
+			out.Fail(1, fmt.Errorf("encode %s %q (%d bytes): %w", one, name, len(item), err))
 			continue
 		}
 		if !ok {
-			// emit already accounted for the body it refused; the points
-			// not yet encoded are dropped with it.
-			out.Fail(len(points)-i, nil)
+			out.Fail(n-i, nil)
 			break
 		}
 	}
 	c.flush()
 	if c.err != nil {
 		s.core.CountError(httpclient.CauseEncode, 1)
-		out.Fail(c.lost, fmt.Errorf("encode series: %w", c.err))
+		out.Fail(c.lost, fmt.Errorf("encode %s: %w", many, c.err))
 	}
 }
 
@@ -296,24 +314,10 @@ func (s *Sink) FlushEvents(ctx context.Context, events []metric.Event, checks []
 		return true
 	}
 	var item []byte
-	for i := range checks {
+	s.feed(&c, &checkOut, "service check", "service checks", len(checks), func(i int) ([]byte, string, error) {
 		item = appendCheck(item[:0], &checks[i], now)
-		ok, err := c.add(item)
-		if err != nil {
-			s.core.CountError(httpclient.CauseEncode, 1)
-			checkOut.Fail(1, fmt.Errorf("encode service check %q: %w", checks[i].Name, err))
-			continue
-		}
-		if !ok {
-			checkOut.Fail(len(checks)-i, nil)
-			break
-		}
-	}
-	c.flush()
-	if c.err != nil {
-		s.core.CountError(httpclient.CauseEncode, 1)
-		checkOut.Fail(c.lost, fmt.Errorf("encode service checks: %w", c.err))
-	}
+		return item, checks[i].Name, nil
+	})
 	_ = g.Wait()
 	s.m.eventsDropped.Add(uint64(evOut.Dropped()))
 	s.m.checksDropped.Add(uint64(checkOut.Dropped()))

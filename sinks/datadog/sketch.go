@@ -2,11 +2,9 @@ package datadog
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/DataDog/agent-payload/v5/gogen"
 
-	"github.com/veneur-lite/veneur-lite/internal/httpclient"
 	"github.com/veneur-lite/veneur-lite/internal/httpsink"
 	"github.com/veneur-lite/veneur-lite/metric"
 )
@@ -41,23 +39,9 @@ func (s *Sink) FlushSketches(ctx context.Context, sketches []metric.SketchPoint)
 		c := chunker{noSeparator: true, lim: lim, get: s.getBody, put: s.putBody,
 			emit: s.poster(ctx, s.sketches, "sketches", s.m.sketchesSent, out)}
 		var enc sketchEncoder
-		for i := range run {
-			ok, err := c.add(enc.appendSketch(enc.buf[:0], &run[i]))
-			if err != nil {
-				s.core.CountError(httpclient.CauseEncode, 1)
-				out.Fail(1, fmt.Errorf("encode sketch %q: %w", run[i].Name, err))
-				continue
-			}
-			if !ok {
-				out.Fail(len(run)-i, nil)
-				break
-			}
-		}
-		c.flush()
-		if c.err != nil {
-			s.core.CountError(httpclient.CauseEncode, 1)
-			out.Fail(c.lost, fmt.Errorf("encode sketches: %w", c.err))
-		}
+		s.feed(&c, out, "sketch", "sketches", len(run), func(i int) ([]byte, string, error) {
+			return enc.appendSketch(enc.buf[:0], &run[i]), run[i].Name, nil
+		})
 	})
 	s.m.sketchesDropped.Add(uint64(out.Dropped()))
 	return out.Err("sketches", len(sketches))
